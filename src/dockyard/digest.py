@@ -1,0 +1,52 @@
+"""Content digests (``algorithm:hex``), validated before they are ever used in a path."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+__all__ = ["CANONICAL_ALGORITHM", "Digest", "InvalidDigest", "UnsupportedAlgorithm"]
+
+CANONICAL_ALGORITHM = "sha256"
+
+# Hex lengths of the algorithms a registry accepts; anything else is refused outright.
+_HEX_LENGTHS = {"sha256": 64, "sha512": 128}
+_GRAMMAR = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
+
+
+class InvalidDigest(ValueError):
+    """The string is not a well-formed digest."""
+
+
+class UnsupportedAlgorithm(InvalidDigest):
+    """The digest names an algorithm this registry does not implement."""
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """A validated digest such as ``sha256:e3b0…``."""
+
+    algorithm: str
+    hex: str
+
+    @classmethod
+    def parse(cls, text: str) -> Digest:
+        """Parse and validate ``text``; raise :class:`InvalidDigest` if it is not usable."""
+        if not _GRAMMAR.fullmatch(text):
+            raise InvalidDigest(f"invalid digest {text[:200]!r}")
+        algorithm, _, hexpart = text.partition(":")
+        length = _HEX_LENGTHS.get(algorithm)
+        if length is None:
+            raise UnsupportedAlgorithm(f"unsupported digest algorithm {algorithm!r}")
+        if len(hexpart) != length or not all(c in "0123456789abcdef" for c in hexpart):
+            raise InvalidDigest(f"invalid {algorithm} digest {text[:200]!r}")
+        return cls(algorithm, hexpart)
+
+    @classmethod
+    def of(cls, data: bytes, algorithm: str = CANONICAL_ALGORITHM) -> Digest:
+        """The digest of ``data`` (for small payloads such as manifests)."""
+        return cls(algorithm, hashlib.new(algorithm, data).hexdigest())
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.hex}"
