@@ -1,0 +1,1 @@
+"""Storage drivers: bytes and paths only."""

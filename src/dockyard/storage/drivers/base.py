@@ -1,0 +1,196 @@
+"""The storage driver contract: opaque paths and bytes, nothing registry-specific.
+
+Paths are absolute, ``/``-separated, and match :data:`PATH_PATTERN`; drivers
+assume callers went through :class:`CheckedDriver`, which enforces that once
+for every driver (as distribution's ``base.Base`` does).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "PATH_PATTERN",
+    "CheckedDriver",
+    "FileInfo",
+    "FileWriter",
+    "InvalidOffset",
+    "InvalidPath",
+    "PathNotFound",
+    "StorageDriver",
+    "StorageError",
+]
+
+PATH_PATTERN = re.compile(r"(?:/[A-Za-z0-9._-]+)+")
+
+
+class StorageError(Exception):
+    """A driver operation failed (the backend is broken or unreachable)."""
+
+    def __init__(self, message: str, driver: str = "") -> None:
+        super().__init__(f"{driver}: {message}" if driver else message)
+        self.driver = driver
+
+
+class PathNotFound(StorageError):
+    """Nothing exists at ``path``."""
+
+    def __init__(self, path: str, driver: str = "") -> None:
+        super().__init__(f"path not found: {path}", driver)
+        self.path = path
+
+
+class InvalidPath(StorageError):
+    """``path`` is not an acceptable storage path."""
+
+    def __init__(self, path: str, driver: str = "") -> None:
+        super().__init__(f"invalid path: {path[:300]!r}", driver)
+        self.path = path
+
+
+class InvalidOffset(StorageError):
+    """A writer was asked to start beyond the end of the file."""
+
+    def __init__(self, path: str, offset: int, driver: str = "") -> None:
+        super().__init__(f"invalid offset {offset} for {path}", driver)
+        self.path = path
+        self.offset = offset
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """What ``stat`` knows about a path."""
+
+    path: str
+    size: int
+    mod_time: float
+    is_dir: bool
+
+
+class FileWriter(Protocol):
+    """A stream of bytes into one file, made durable by :meth:`commit`."""
+
+    @property
+    def size(self) -> int:
+        """Bytes in the file so far, including the offset the writer started at."""
+        ...
+
+    async def write(self, data: bytes) -> None:
+        """Append ``data``; the caller must not mutate it afterwards."""
+        ...
+
+    async def commit(self) -> None:
+        """Make everything written durable and visible to readers."""
+        ...
+
+    async def cancel(self) -> None:
+        """Abandon the file and remove it."""
+        ...
+
+    async def close(self) -> None:
+        """Release resources; what was written stays (resumable)."""
+        ...
+
+
+@runtime_checkable
+class StorageDriver(Protocol):
+    """Bytes at paths. Every method may raise :class:`StorageError`."""
+
+    name: str
+
+    async def get_content(self, path: str) -> bytes:
+        """The whole file (small files only: links, states, manifests)."""
+        ...
+
+    async def put_content(self, path: str, data: bytes) -> None:
+        """Write a whole file atomically: readers see the old or the new bytes."""
+        ...
+
+    def reader(self, path: str, offset: int = 0) -> AsyncIterator[bytes]:
+        """Stream the file from ``offset`` in chunks, without holding it in memory."""
+        ...
+
+    async def writer(self, path: str, offset: int = 0) -> FileWriter:
+        """Write from ``offset`` on, discarding anything after it (0 starts afresh)."""
+        ...
+
+    async def stat(self, path: str) -> FileInfo: ...
+
+    async def list(self, path: str) -> list[str]:
+        """Full paths of the direct children of the directory ``path``."""
+        ...
+
+    async def move(self, source: str, dest: str) -> None:
+        """Move a file, replacing ``dest`` atomically where the backend can."""
+        ...
+
+    async def delete(self, path: str) -> None:
+        """Remove a file or a whole directory tree."""
+        ...
+
+    async def redirect_url(self, path: str, method: str) -> str | None:
+        """A URL the client may fetch directly, or None to serve through the registry."""
+        ...
+
+    def walk(self, path: str) -> AsyncIterator[FileInfo]:
+        """Every file and directory below ``path``, depth first."""
+        ...
+
+    def local_path(self, path: str) -> str | None:
+        """An OS path for zero-copy sends, where the driver has one."""
+        ...
+
+
+def check_path(path: str, driver: str) -> str:
+    """Reject anything but clean absolute paths (no ``.``/``..``/empty components)."""
+    if not PATH_PATTERN.fullmatch(path) or any(p in {".", ".."} for p in path.split("/")):
+        raise InvalidPath(path, driver)
+    return path
+
+
+class CheckedDriver:
+    """Wraps any driver once: every path is checked before the driver sees it."""
+
+    def __init__(self, inner: StorageDriver) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    async def get_content(self, path: str) -> bytes:
+        return await self.inner.get_content(check_path(path, self.name))
+
+    async def put_content(self, path: str, data: bytes) -> None:
+        await self.inner.put_content(check_path(path, self.name), data)
+
+    def reader(self, path: str, offset: int = 0) -> AsyncIterator[bytes]:
+        if offset < 0:
+            raise InvalidOffset(path, offset, self.name)
+        return self.inner.reader(check_path(path, self.name), offset)
+
+    async def writer(self, path: str, offset: int = 0) -> FileWriter:
+        if offset < 0:
+            raise InvalidOffset(path, offset, self.name)
+        return await self.inner.writer(check_path(path, self.name), offset)
+
+    async def stat(self, path: str) -> FileInfo:
+        return await self.inner.stat(check_path(path, self.name))
+
+    async def list(self, path: str) -> list[str]:
+        return await self.inner.list(check_path(path, self.name))
+
+    async def move(self, source: str, dest: str) -> None:
+        await self.inner.move(check_path(source, self.name), check_path(dest, self.name))
+
+    async def delete(self, path: str) -> None:
+        await self.inner.delete(check_path(path, self.name))
+
+    async def redirect_url(self, path: str, method: str) -> str | None:
+        return await self.inner.redirect_url(check_path(path, self.name), method)
+
+    def walk(self, path: str) -> AsyncIterator[FileInfo]:
+        return self.inner.walk(check_path(path, self.name))
+
+    def local_path(self, path: str) -> str | None:
+        return self.inner.local_path(check_path(path, self.name))

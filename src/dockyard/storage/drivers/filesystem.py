@@ -1,0 +1,231 @@
+"""Filesystem driver: a directory tree, every blocking call off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import shutil
+import stat as statmod
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, BinaryIO, TypeVar
+
+from dockyard.storage.drivers.base import (
+    FileInfo,
+    InvalidOffset,
+    PathNotFound,
+    StorageError,
+)
+
+__all__ = ["FilesystemDriver"]
+
+T = TypeVar("T")
+READ_CHUNK = 1 << 20
+_NOT_FOUND = {errno.ENOENT, errno.ENOTDIR}
+
+
+class FilesystemDriver:
+    """Stores each path as a file below ``root`` (``rootdirectory`` in config.yml)."""
+
+    name = "filesystem"
+
+    def __init__(self, root: str, max_threads: int = 32) -> None:
+        self.root = os.path.abspath(root)
+        self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="fs")
+
+    @classmethod
+    def from_parameters(cls, params: Mapping[str, Any]) -> FilesystemDriver:
+        root = str(params.get("rootdirectory") or "/var/lib/registry")
+        return cls(root, int(params.get("maxthreads") or 32))
+
+    def _os(self, path: str) -> str:
+        return os.path.join(self.root, path.lstrip("/"))
+
+    async def _run(self, path: str, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        except OSError as exc:
+            raise self._map(path, exc) from exc
+
+    def _map(self, path: str, exc: OSError) -> StorageError:
+        if exc.errno in _NOT_FOUND:
+            return PathNotFound(path, self.name)
+        return StorageError(f"{exc.strerror or exc} ({path})", self.name)
+
+    async def get_content(self, path: str) -> bytes:
+        def read() -> bytes:
+            with open(self._os(path), "rb") as f:
+                return f.read()
+
+        return await self._run(path, read)
+
+    async def put_content(self, path: str, data: bytes) -> None:
+        await self._run(path, _atomic_write, self._os(path), data)
+
+    async def reader(self, path: str, offset: int = 0) -> AsyncIterator[bytes]:
+        f: BinaryIO = await self._run(path, open, self._os(path), "rb")
+        try:
+            size = await self._run(path, lambda: os.fstat(f.fileno()).st_size)
+            if offset > size:
+                raise InvalidOffset(path, offset, self.name)
+            f.seek(offset)
+            while chunk := await self._run(path, f.read, READ_CHUNK):
+                yield chunk
+        finally:
+            f.close()
+
+    async def writer(self, path: str, offset: int = 0) -> _FileWriter:
+        target = self._os(path)
+
+        def open_at() -> BinaryIO:
+            if offset == 0:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                return open(target, "wb")
+            f = open(target, "r+b")  # noqa: SIM115 - handed to the writer, closed there
+            if os.fstat(f.fileno()).st_size < offset:
+                f.close()
+                raise InvalidOffset(path, offset, self.name)
+            f.truncate(offset)
+            f.seek(offset)
+            return f
+
+        f = await self._run(path, open_at)
+        return _FileWriter(self, path, f, offset)
+
+    async def stat(self, path: str) -> FileInfo:
+        st = await self._run(path, os.stat, self._os(path))
+        is_dir = statmod.S_ISDIR(st.st_mode)
+        return FileInfo(path, 0 if is_dir else st.st_size, st.st_mtime, is_dir)
+
+    async def list(self, path: str) -> list[str]:
+        base = path.rstrip("/")
+
+        def scan() -> list[str]:
+            with os.scandir(self._os(path)) as it:
+                return [f"{base}/{e.name}" for e in it if not e.name.startswith(".tmp-")]
+
+        return await self._run(path, scan)
+
+    async def move(self, source: str, dest: str) -> None:
+        def move() -> None:
+            target = self._os(dest)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(self._os(source), target)
+
+        await self._run(source, move)
+
+    async def delete(self, path: str) -> None:
+        def delete() -> None:
+            target = self._os(path)
+            if os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target)
+            else:
+                os.unlink(target)
+
+        await self._run(path, delete)
+
+    async def redirect_url(self, path: str, method: str) -> str | None:
+        return None
+
+    async def walk(self, path: str) -> AsyncIterator[FileInfo]:
+        base = path.rstrip("/")
+
+        def scan(directory: str) -> list[FileInfo]:
+            out = []
+            with os.scandir(self._os(directory)) as it:
+                for e in it:
+                    if e.name.startswith(".tmp-"):
+                        continue
+                    st = e.stat()
+                    is_dir = e.is_dir()
+                    out.append(
+                        FileInfo(f"{directory}/{e.name}", 0 if is_dir else st.st_size,
+                                 st.st_mtime, is_dir)
+                    )
+            return sorted(out, key=lambda i: i.path)
+
+        stack = [base]
+        while stack:
+            directory = stack.pop()
+            entries = await self._run(directory, scan, directory)
+            for info in entries:
+                yield info
+            stack.extend(i.path for i in reversed(entries) if i.is_dir)
+
+    def local_path(self, path: str) -> str | None:
+        return self._os(path)
+
+
+def _atomic_write(target: str, data: bytes) -> None:
+    """Temp file in the same directory, fsync, rename: readers never see a torn file."""
+    directory = os.path.dirname(target)
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class _FileWriter:
+    """Writes behind: each ``write`` is handed to a thread while the caller reads on.
+
+    At most one write is in flight, so memory stays bounded by two chunks.
+    """
+
+    def __init__(self, driver: FilesystemDriver, path: str, f: BinaryIO, offset: int) -> None:
+        self._driver = driver
+        self._path = path
+        self._file = f
+        self._size = offset
+        self._pending: asyncio.Future[int] | None = None
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    async def _settle(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            try:
+                await pending
+            except OSError as exc:
+                raise self._driver._map(self._path, exc) from exc
+
+    async def write(self, data: bytes) -> None:
+        await self._settle()
+        loop = asyncio.get_running_loop()
+        self._pending = loop.run_in_executor(self._driver._pool, self._file.write, data)
+        self._size += len(data)
+
+    async def commit(self) -> None:
+        await self._settle()
+
+        def sync() -> None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
+        await self._driver._run(self._path, sync)
+
+    async def cancel(self) -> None:
+        await self.close()
+        with contextlib.suppress(PathNotFound):
+            await self._driver.delete(self._path)
+
+    async def close(self) -> None:
+        if self._file.closed:
+            return
+        try:
+            await self._settle()
+        finally:
+            await self._driver._run(self._path, self._file.close)
+
