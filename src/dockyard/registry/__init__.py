@@ -1,0 +1,1 @@
+"""The registry services: namespaces, repositories and their policies."""

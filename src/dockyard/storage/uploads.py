@@ -1,0 +1,270 @@
+"""Resumable blob uploads under ``_uploads/<uuid>``, stateless between requests.
+
+Each request resumes from storage alone: ``startedat`` proves the upload exists,
+``data`` holds the bytes, and ``hashstates/<alg>/<offset>`` holds the running
+SHA-256 and SHA-512 state after every acknowledged chunk, so finishing an upload
+never re-reads its data. A request that dies mid-chunk leaves bytes past the last
+acknowledged offset; the next request (which names that offset in its signed
+state token) cuts them off and goes on from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from dockyard.digest import CANONICAL_ALGORITHM, Digest
+from dockyard.hashstate import SUPPORTED_ALGORITHMS, InvalidHashState, ResumableHash
+from dockyard.registry.errors import (
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    RangeInvalid,
+    SizeInvalid,
+)
+from dockyard.registry.types import BlobDescriptor, UploadStatus
+from dockyard.storage import paths
+from dockyard.storage.blobs import BlobStore, LinkedBlobStore
+from dockyard.storage.drivers.base import PathNotFound, StorageDriver
+
+__all__ = ["UPLOAD_ID_PATTERN", "UploadStore"]
+
+UPLOAD_ID_PATTERN = re.compile(r"[A-Za-z0-9_=-]{1,128}")
+# Chunks are gathered to this size before hashing/writing, to amortise thread hops.
+_BATCH = 1 << 20
+# Below this, hashing inline is cheaper than a hop to a worker thread.
+_INLINE = 64 << 10
+
+
+class _Hashes:
+    """The running digests of one upload, updated off the event loop."""
+
+    def __init__(self, hashes: dict[str, ResumableHash]) -> None:
+        self.by_algorithm = hashes
+        self._pending: asyncio.Future[None] | None = None
+
+    def _update(self, data: bytes) -> None:
+        for h in self.by_algorithm.values():
+            h.update(data)
+
+    async def update(self, data: bytes) -> None:
+        """Hash ``data``; overlaps with the caller's next read (one batch in flight)."""
+        await self.settle()
+        if len(data) <= _INLINE:
+            self._update(data)
+        else:
+            self._pending = asyncio.get_running_loop().run_in_executor(None, self._update, data)
+
+    async def settle(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await pending
+
+    def hexdigest(self, algorithm: str) -> str:
+        return self.by_algorithm[algorithm].hexdigest()
+
+
+class UploadStore:
+    """The uploads of one repository."""
+
+    def __init__(self, driver: StorageDriver, repository: str, layers: LinkedBlobStore) -> None:
+        self.driver = driver
+        self.repository = repository
+        self.layers = layers
+        self.blobs: BlobStore = layers.blobs
+
+    def _path(self, upload_id: str, fn: str) -> str:
+        if not UPLOAD_ID_PATTERN.fullmatch(upload_id):
+            raise BlobUploadUnknown(upload_id[:100])
+        base = paths.upload_path(self.repository, upload_id)
+        return f"{base}/{fn}" if fn else base
+
+    async def create(self) -> UploadStatus:
+        upload_id = str(uuid.uuid4())
+        started = datetime.now(UTC).replace(microsecond=0)
+        await self.driver.put_content(
+            paths.upload_startedat_path(self.repository, upload_id),
+            started.strftime("%Y-%m-%dT%H:%M:%SZ").encode(),
+        )
+        return UploadStatus(upload_id, 0, started)
+
+    async def _started_at(self, upload_id: str) -> datetime:
+        try:
+            raw = await self.driver.get_content(self._path(upload_id, "startedat"))
+        except PathNotFound:
+            raise BlobUploadUnknown(upload_id) from None
+        try:
+            return datetime.fromisoformat(raw.decode().strip().replace("Z", "+00:00"))
+        except ValueError:
+            return datetime.now(UTC)
+
+    async def _data_size(self, upload_id: str) -> int:
+        try:
+            return (await self.driver.stat(self._path(upload_id, "data"))).size
+        except PathNotFound:
+            return 0
+
+    async def status(self, upload_id: str, claimed: int | None = None) -> UploadStatus:
+        """Where the upload stands: the offset the client was last told, if still valid."""
+        started = await self._started_at(upload_id)
+        size = await self._data_size(upload_id)
+        offset = size if claimed is None or claimed > size else claimed
+        return UploadStatus(upload_id, offset, started)
+
+    async def _load_hashes(self, upload_id: str, offset: int) -> _Hashes:
+        hashes = {}
+        for algorithm in SUPPORTED_ALGORITHMS:
+            hashes[algorithm] = await self._load_hash(upload_id, algorithm, offset)
+        return _Hashes(hashes)
+
+    async def _load_hash(self, upload_id: str, algorithm: str, offset: int) -> ResumableHash:
+        if offset == 0:
+            return ResumableHash.new(algorithm)
+        states = paths.upload_hashstates_path(self.repository, upload_id, algorithm)
+        with contextlib.suppress(PathNotFound, InvalidHashState):
+            state = await self.driver.get_content(f"{states}/{offset}")
+            h = ResumableHash.restore(algorithm, state)
+            if h.length == offset:
+                return h
+        # No state saved at this offset (a crash between data and state, or an
+        # upload begun elsewhere): resume from the nearest earlier state and hash
+        # the gap, as distribution does.
+        start, h = 0, ResumableHash.new(algorithm)
+        with contextlib.suppress(PathNotFound):
+            known = sorted(
+                (int(p.rsplit("/", 1)[1]) for p in await self.driver.list(states)
+                 if p.rsplit("/", 1)[1].isdigit()),
+                reverse=True,
+            )
+            for candidate in (k for k in known if k <= offset):
+                with contextlib.suppress(PathNotFound, InvalidHashState):
+                    state = await self.driver.get_content(f"{states}/{candidate}")
+                    restored = ResumableHash.restore(algorithm, state)
+                    if restored.length == candidate:
+                        start, h = candidate, restored
+                        break
+        remaining = offset - start
+        async for chunk in self.driver.reader(self._path(upload_id, "data"), start):
+            piece = chunk[:remaining]
+            await asyncio.to_thread(h.update, piece)
+            remaining -= len(piece)
+            if remaining <= 0:
+                break
+        if remaining:
+            raise BlobUploadInvalid(f"upload data ends before offset {offset}")
+        return h
+
+    async def write(
+        self,
+        upload_id: str,
+        body: AsyncIterator[bytes],
+        *,
+        claimed: int | None,
+        start: int | None = None,
+        length: int | None = None,
+    ) -> UploadStatus:
+        """Append a chunk. ``start`` (from Content-Range) must equal the current offset."""
+        status, _ = await self._append(upload_id, body, claimed, start, length)
+        return status
+
+    async def _append(
+        self,
+        upload_id: str,
+        body: AsyncIterator[bytes] | None,
+        claimed: int | None,
+        start: int | None,
+        length: int | None,
+    ) -> tuple[UploadStatus, _Hashes]:
+        current = await self.status(upload_id, claimed)
+        if start is not None and start != current.offset:
+            raise RangeInvalid(
+                f"chunk starts at {start}, upload is at {current.offset}", current.offset
+            )
+        hashes = await self._load_hashes(upload_id, current.offset)
+        if body is None:
+            return current, hashes
+        data_path = self._path(upload_id, "data")
+        writer = await self.driver.writer(data_path, current.offset)
+        received = 0
+        try:
+            batch: list[bytes] = []
+            batched = 0
+            async for chunk in body:
+                batch.append(chunk)
+                batched += len(chunk)
+                if batched >= _BATCH:
+                    data = b"".join(batch)
+                    batch.clear()
+                    batched = 0
+                    await asyncio.gather(hashes.update(data), writer.write(data))
+                    received += len(data)
+            if batch:
+                data = b"".join(batch)
+                await asyncio.gather(hashes.update(data), writer.write(data))
+                received += len(data)
+            await hashes.settle()
+            if length is not None and received != length:
+                raise SizeInvalid(f"received {received} bytes, expected {length}")
+            await writer.commit()
+        except BaseException:
+            # Nothing past the acknowledged offset may count: cut it off now (the
+            # next request would anyway, from the offset in its state token).
+            await writer.close()
+            with contextlib.suppress(Exception):
+                await (await self.driver.writer(data_path, current.offset)).close()
+            raise
+        await writer.close()
+        offset = current.offset + received
+        if received:
+            await asyncio.gather(
+                *(
+                    self.driver.put_content(
+                        paths.upload_hashstate_path(self.repository, upload_id, alg, offset),
+                        h.state(),
+                    )
+                    for alg, h in hashes.by_algorithm.items()
+                )
+            )
+        return UploadStatus(upload_id, offset, current.started_at), hashes
+
+    async def commit(
+        self,
+        upload_id: str,
+        digest: Digest,
+        body: AsyncIterator[bytes] | None,
+        *,
+        claimed: int | None,
+        start: int | None = None,
+        length: int | None = None,
+    ) -> BlobDescriptor:
+        """Append the last chunk (if any), verify ``digest``, and publish the blob."""
+        status, hashes = await self._append(upload_id, body, claimed, start, length)
+        if hashes.hexdigest(digest.algorithm) != digest.hex:
+            await self.cancel(upload_id)
+            raise DigestInvalid(f"digest {digest} does not match the uploaded content")
+        canonical = Digest(CANONICAL_ALGORITHM, hashes.hexdigest(CANONICAL_ALGORITHM))
+        blob_path = paths.blob_data_path(canonical)
+        try:
+            await self.blobs.stat(canonical)  # already stored: keep it, drop this copy
+        except BlobUnknown:
+            try:
+                await self.driver.move(self._path(upload_id, "data"), blob_path)
+            except PathNotFound:
+                if status.offset:
+                    raise
+                await self.driver.put_content(blob_path, b"")  # an empty blob has no data file
+        await self.layers.link(canonical, digest)
+        with contextlib.suppress(BlobUploadUnknown):
+            await self.cancel(upload_id)  # leftovers are upload purging's to clean
+        return BlobDescriptor(digest, status.offset)
+
+    async def cancel(self, upload_id: str) -> None:
+        try:
+            await self.driver.delete(self._path(upload_id, ""))
+        except PathNotFound:
+            raise BlobUploadUnknown(upload_id) from None
