@@ -1,0 +1,1 @@
+"""The HTTP layer: routes, headers and errors of the distribution API."""

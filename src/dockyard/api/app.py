@@ -1,0 +1,80 @@
+"""The application factory: routes, the error envelope, and headers on every response."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from dockyard.api import base, blobs, uploads
+from dockyard.api.context import CONTEXT, AppContext
+from dockyard.api.errors import ErrorCode, RegistryError, error_response, from_domain
+from dockyard.registry.errors import RegistryFault
+from dockyard.storage.drivers.base import StorageError
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("dockyard.api")
+
+API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every failure into the spec's JSON envelope; never leak a traceback."""
+    try:
+        return await handler(request)
+    except RegistryError as exc:
+        err = exc
+    except RegistryFault as exc:
+        err = from_domain(exc)
+    except StorageError as exc:
+        log.error("storage backend failed on %s %s: %s", request.method, request.path, exc)
+        err = RegistryError(ErrorCode.UNAVAILABLE, "storage backend failed",
+                            headers={"Retry-After": "5"})
+    except web.HTTPException as exc:
+        if exc.status == 404:
+            err = RegistryError(ErrorCode.NOT_FOUND, request.path[:200])
+        elif exc.status == 405:
+            err = RegistryError(ErrorCode.UNSUPPORTED, f"{request.method} is not supported here")
+        else:
+            raise
+    except ConnectionResetError:
+        raise
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        err = RegistryError(ErrorCode.UNKNOWN, "internal error; see the registry log")
+    if err.status >= 500 or err.code == ErrorCode.UNKNOWN:
+        log.warning("%s %s -> %d %s", request.method, request.path, err.status, err.code.name)
+    return error_response(err, with_body=request.method != "HEAD")
+
+
+async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
+    for name, values in request.app[CONTEXT].headers.items():
+        for value in values:
+            response.headers.add(name, value)
+
+
+def create_app(ctx: AppContext) -> web.Application:
+    """An aiohttp application serving the registry described by ``ctx``."""
+    app = web.Application(middlewares=[error_middleware])
+    app[CONTEXT] = ctx
+    app.on_response_prepare.append(_add_headers)
+    v2 = ctx.urls.prefix.rstrip("/") + "/v2"
+    name = "{name:.+}"
+    router = app.router
+    router.add_get(f"{v2}/", base.api_version)
+    router.add_get(v2, base.api_version)
+    router.add_post(f"{v2}/{name}/blobs/uploads/", uploads.start_upload)
+    upload = f"{v2}/{name}/blobs/uploads/{{uuid}}"
+    router.add_get(upload, uploads.upload_status, allow_head=False)
+    router.add_patch(upload, uploads.patch_upload)
+    router.add_put(upload, uploads.finish_upload)
+    router.add_delete(upload, uploads.cancel_upload)
+    blob = f"{v2}/{name}/blobs/{{digest}}"
+    router.add_get(blob, blobs.get_blob)
+    router.add_delete(blob, blobs.delete_blob)
+    return app

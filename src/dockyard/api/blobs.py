@@ -1,0 +1,131 @@
+"""``/v2/<name>/blobs/<digest>``: fetch, stat and delete blobs."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from aiohttp import web
+
+from dockyard.api.errors import ErrorCode, RegistryError
+from dockyard.api.params import parse_digest, repository
+from dockyard.api.sendfile import send_file
+from dockyard.registry.errors import BlobUnknown
+from dockyard.registry.namespace import BlobContent
+
+__all__ = ["delete_blob", "get_blob"]
+
+CACHE_CONTROL = "max-age=31536000"
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def _etag_matches(request: web.Request, etag: str) -> bool:
+    header = request.headers.get("If-None-Match")
+    if not header:
+        return False
+    candidates = {c.strip().removeprefix("W/") for c in header.split(",")}
+    return "*" in candidates or etag in candidates or etag.strip('"') in candidates
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """A single satisfiable range ``(offset, count)``; None to send everything.
+
+    Like Go's ``http.ServeContent``: malformed or unsatisfiable ranges are 416;
+    several ranges are answered with the whole blob (a server may ignore Range).
+    """
+    if header is None:
+        return None
+    if "," in header:
+        return None
+    match = _RANGE.fullmatch(header.strip())
+    if match is None or match.group(1) == match.group(2) == "":
+        raise _unsatisfiable(size)
+    first, last = match.group(1), match.group(2)
+    if first == "":
+        count = min(int(last), size)
+        if count == 0:
+            raise _unsatisfiable(size)
+        return size - count, count
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        raise _unsatisfiable(size)
+    return start, end - start + 1
+
+
+def _unsatisfiable(size: int) -> RegistryError:
+    return RegistryError(
+        ErrorCode.RANGE_INVALID,
+        f"range not satisfiable for a blob of {size} bytes",
+        headers={"Content-Range": f"bytes */{size}"},
+    )
+
+
+async def get_blob(request: web.Request) -> web.StreamResponse:
+    """GET and HEAD: the blob's bytes (or a redirect to the backend), ranges honoured."""
+    repo = repository(request)
+    digest = parse_digest(request.match_info["digest"])
+    content = await repo.open_blob(digest)
+    size = content.descriptor.size
+    etag = f'"{digest}"'
+    headers = {
+        "Docker-Content-Digest": str(digest),
+        "ETag": etag,
+        "Cache-Control": CACHE_CONTROL,
+        "Content-Type": content.descriptor.media_type,
+        "Accept-Ranges": "bytes",
+    }
+    if _etag_matches(request, etag):
+        return web.Response(status=304, headers=headers)
+    if request.method == "GET":
+        url = await content.redirect_url(request.method)
+        if url is not None:
+            raise web.HTTPTemporaryRedirect(url, headers={"Docker-Content-Digest": str(digest)})
+    byte_range = _byte_range(request.headers.get("Range"), size)
+    offset, count = byte_range if byte_range else (0, size)
+    response = web.StreamResponse(status=206 if byte_range else 200, headers=headers)
+    response.content_length = count
+    if byte_range:
+        response.headers["Content-Range"] = f"bytes {offset}-{offset + count - 1}/{size}"
+    if request.method == "HEAD" or count == 0:
+        await response.prepare(request)
+        await response.write_eof()
+        return response
+    await _send(request, response, content, offset, count)
+    return response
+
+
+async def _send(
+    request: web.Request,
+    response: web.StreamResponse,
+    content: BlobContent,
+    offset: int,
+    count: int,
+) -> None:
+    path = content.local_path()
+    if path is not None:
+        try:
+            f = await asyncio.to_thread(open, path, "rb")
+        except FileNotFoundError:
+            raise BlobUnknown(str(content.descriptor.digest)) from None
+        try:
+            await send_file(request, response, f, offset, count)
+        finally:
+            f.close()
+        return
+    await response.prepare(request)
+    remaining = count
+    async for chunk in content.reader(offset):
+        piece = chunk[:remaining]
+        await response.write(piece)
+        remaining -= len(piece)
+        if remaining <= 0:
+            break
+    await response.write_eof()
+
+
+async def delete_blob(request: web.Request) -> web.Response:
+    repo = repository(request)
+    digest = parse_digest(request.match_info["digest"])
+    await repo.delete_blob(digest)
+    return web.Response(status=202, headers={"Content-Length": "0"})

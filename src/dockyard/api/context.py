@@ -1,0 +1,40 @@
+"""Everything a handler needs, built once by the app factory (no global state)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from dockyard.api.state import UploadStateSigner
+from dockyard.registry.namespace import Namespace
+
+__all__ = ["CONTEXT", "AppContext", "UrlSettings", "context"]
+
+
+@dataclass(frozen=True, slots=True)
+class UrlSettings:
+    """How Location URLs are built (``http.host``, ``http.relativeurls``, ``http.prefix``)."""
+
+    host: str | None = None
+    relative: bool = False
+    prefix: str = "/"
+
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    """The registry one application serves."""
+
+    namespace: Namespace
+    signer: UploadStateSigner
+    urls: UrlSettings = UrlSettings()
+    headers: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+
+CONTEXT = web.AppKey("dockyard.context", AppContext)
+
+
+def context(request: web.Request) -> AppContext:
+    """The typed context of the application serving ``request``."""
+    return request.app[CONTEXT]

@@ -1,0 +1,41 @@
+"""Location URLs that clients can follow, behind proxies too (distribution's urls.go)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from aiohttp import web
+
+from dockyard.api.context import context
+
+__all__ = ["blob_url", "manifest_url", "upload_url", "v2_url"]
+
+
+def _base(request: web.Request) -> str:
+    """``scheme://host`` (or nothing, for relative URLs) plus the route prefix."""
+    urls = context(request).urls
+    prefix = urls.prefix.rstrip("/")
+    if urls.relative:
+        return prefix
+    if urls.host:
+        return urls.host.rstrip("/") + prefix
+    headers = request.headers
+    scheme = headers.get("X-Forwarded-Proto", "").split(",")[0].strip() or request.scheme
+    host = headers.get("X-Forwarded-Host", "").split(",")[0].strip() or request.host
+    return f"{scheme}://{host}{prefix}"
+
+
+def v2_url(request: web.Request, path: str) -> str:
+    return f"{_base(request)}/v2/{path}"
+
+
+def blob_url(request: web.Request, name: str, digest: str) -> str:
+    return v2_url(request, f"{name}/blobs/{digest}")
+
+
+def manifest_url(request: web.Request, name: str, reference: str) -> str:
+    return v2_url(request, f"{name}/manifests/{reference}")
+
+
+def upload_url(request: web.Request, name: str, upload_id: str, state: str) -> str:
+    return v2_url(request, f"{name}/blobs/uploads/{upload_id}?_state={quote(state, safe='')}")

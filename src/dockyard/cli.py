@@ -1,0 +1,95 @@
+"""The ``dockyard`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dockyard import __version__
+from dockyard.config import ConfigError, load_config
+from dockyard.storage.drivers.factory import DriverConfigError
+
+__all__ = ["main"]
+
+DESCRIPTION = """\
+dockyard: a container image registry (OCI Distribution Spec v1.1, Docker Registry
+HTTP API V2), storage-compatible with the CNCF distribution registry.
+
+Run `dockyard serve` to start on :5000 with filesystem storage in ./registry-data,
+or `dockyard serve CONFIG` with the config.yml docker-registry accepts.
+"""
+
+SERVE_EPILOG = """\
+configuration:
+  CONFIG is distribution's config.yml (version 0.1): log, storage (filesystem,
+  inmemory; delete, redirect, cache, maintenance.uploadpurging,
+  maintenance.readonly), http (addr, secret, host, prefix, relativeurls, headers,
+  workers). Any key can be overridden from the environment as
+  REGISTRY_<SECTION>_<KEY>, e.g. REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/srv/registry
+  or REGISTRY_HTTP_ADDR=127.0.0.1:5001. Keys dockyard does not support yet are
+  named in a warning at start.
+
+  Without CONFIG: filesystem storage in ./registry-data, port 5000, deletes off.
+
+workers:
+  --workers N (or http.workers) runs N processes on one port. Every worker
+  continues any upload; several instances need the same http.secret.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dockyard", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"dockyard {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve", help="run the registry", description="Run the registry.",
+        epilog=SERVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("config", nargs="?", metavar="CONFIG",
+                       help="path to config.yml (default: the embedded default)")
+    serve.add_argument("--workers", type=int, metavar="N",
+                       help="worker processes sharing the port (overrides http.workers)")
+    check = commands.add_parser(
+        "check-config", help="validate a config.yml and print its warnings",
+        description="Validate CONFIG (with REGISTRY_* overrides) and exit.",
+    )
+    check.add_argument("config", nargs="?", metavar="CONFIG")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        config, warnings = load_config(args.config)
+    except ConfigError as exc:
+        print(f"dockyard: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"dockyard: cannot read configuration: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        from dockyard.server import unsupported_features
+
+        for warning in [*warnings, *unsupported_features(config)]:
+            print(f"warning: {warning}")
+        print("configuration OK")
+        return 0
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be at least 1")
+    from dockyard.server import serve
+
+    try:
+        return serve(config, warnings, args.workers)
+    except (ConfigError, DriverConfigError) as exc:
+        print(f"dockyard: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"dockyard: cannot start: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,211 @@
+"""Run the registry: one process, or N forked workers sharing one listening socket.
+
+The parent binds the socket, then forks; the kernel hands each connection to one
+worker. Workers share nothing but storage and the upload-token secret, which is
+fixed before the fork so any worker can continue any upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+from aiohttp import web
+
+from dockyard import __version__
+from dockyard.api.app import create_app
+from dockyard.api.context import AppContext, UrlSettings
+from dockyard.api.state import UploadStateSigner
+from dockyard.config import Config, ConfigError, split_host_port
+from dockyard.logs import setup_logging
+from dockyard.registry.namespace import Namespace, RegistryOptions
+from dockyard.storage.drivers.factory import create_driver
+
+__all__ = ["build_context", "serve", "unsupported_features"]
+
+log = logging.getLogger("dockyard")
+
+
+def unsupported_features(config: Config) -> list[str]:
+    """Configured keys this version does not act on yet, so they are never silently ignored."""
+    found = []
+    if config.auth is not None:
+        found.append("auth: access control is not implemented yet; the registry is open")
+    if config.notifications.endpoints:
+        found.append("notifications.endpoints: notifications are not implemented yet")
+    if config.proxy.remote_url:
+        found.append("proxy.remoteurl: the pull-through cache is not implemented yet")
+    if config.storage.cache.blob_descriptor == "redis":
+        found.append("storage.cache.blobdescriptor: redis is not implemented yet")
+    if config.http.tls.certificate:
+        found.append("http.tls: TLS is not implemented yet; serving plain HTTP")
+    if config.http.debug.addr:
+        found.append("http.debug: the debug server is not implemented yet")
+    return found
+
+
+def build_context(config: Config, secret: bytes) -> AppContext:
+    """Everything the application needs, from the configuration."""
+    storage = config.storage
+    driver = create_driver(storage.driver, storage.parameters)
+    options = RegistryOptions(
+        delete_enabled=storage.delete.enabled,
+        read_only=storage.maintenance.read_only.enabled,
+    )
+    urls = UrlSettings(
+        host=config.http.host or None,
+        relative=config.http.relative_urls,
+        prefix=config.http.prefix or "/",
+    )
+    return AppContext(
+        namespace=Namespace(driver, options),
+        signer=UploadStateSigner(secret),
+        urls=urls,
+        headers=dict(config.http.headers),
+    )
+
+
+def _describe_storage(config: Config) -> str:
+    storage = config.storage
+    where = ""
+    if storage.driver == "filesystem":
+        root = storage.parameters.get("rootdirectory") or "/var/lib/registry"
+        where = f" at {os.path.abspath(str(root))}"
+    flags = [
+        f"delete {'enabled' if storage.delete.enabled else 'disabled'}",
+        *(["read-only"] if storage.maintenance.read_only.enabled else []),
+    ]
+    return f"storage: {storage.driver}{where} ({', '.join(flags)})"
+
+
+def _bind(config: Config) -> tuple[socket.socket, str]:
+    http = config.http
+    if http.net == "unix":
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(http.addr)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(http.addr)
+        where = f"unix:{http.addr}"
+    else:
+        host, port = split_host_port(http.addr)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+        bound_host, bound_port = sock.getsockname()[:2]
+        shown = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
+        where = f"http://{shown}:{bound_port}{http.prefix.rstrip('/')}"
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock, where
+
+
+def serve(config: Config, warnings: list[str], workers: int | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; returns the exit code."""
+    setup_logging(config.log.level, config.log.formatter, config.log.fields)
+    for warning in warnings:
+        log.warning("config: %s", warning)
+    for warning in unsupported_features(config):
+        log.warning("config: %s", warning)
+    count = workers or config.http.workers
+    if count > 1 and config.storage.driver == "inmemory":
+        raise ConfigError(
+            "http.workers: the inmemory driver cannot be shared by several workers", "http.workers"
+        )
+    # Without http.secret (config warns) a random one, shared by this process's workers.
+    secret = config.http.secret.encode() or secrets.token_bytes(32)
+    sock, where = _bind(config)
+    log.info("dockyard %s starting; %s", __version__, _describe_storage(config))
+    log.info("listening on %s with %d worker%s", where, count, "s" if count > 1 else "")
+    if count == 1:
+        return _run_worker(config, secret, sock)
+    return _supervise(config, secret, sock, count)
+
+
+def _supervise(config: Config, secret: bytes, sock: socket.socket, count: int) -> int:
+    children: dict[int, int] = {}
+    stopping = False
+
+    def spawn(index: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = _run_worker(config, secret, sock)
+            finally:
+                os._exit(code)
+        children[pid] = index
+
+    def stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for index in range(count):
+        spawn(index)
+    code = 0
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        index = children.pop(pid, None)
+        if index is None:
+            continue
+        if not stopping:
+            log.error("worker %d (pid %d) exited with status %d; restarting", index, pid, status)
+            time.sleep(0.5)
+            spawn(index)
+        elif os.waitstatus_to_exitcode(status) not in (0, -signal.SIGTERM):
+            code = 1
+    log.info("stopped")
+    return code
+
+
+def _run_worker(config: Config, secret: bytes, sock: socket.socket) -> int:
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(_worker(config, secret, sock))
+    return 0
+
+
+async def _worker(config: Config, secret: bytes, sock: socket.socket) -> None:
+    app = create_app(build_context(config, secret))
+    access_log = None if config.log.access_log.disabled else logging.getLogger("aiohttp.access")
+    runner = web.AppRunner(
+        app,
+        access_log=access_log,
+        handle_signals=False,
+        shutdown_timeout=config.http.drain_timeout or 5.0,
+    )
+    await runner.setup()
+    site = web.SockSite(runner, sock)
+    await site.start()
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopped.set)
+    try:
+        await stopped.wait()
+    finally:
+        await runner.cleanup()
+        sys.stderr.flush()

@@ -1,0 +1,30 @@
+"""Build the configured driver; optional backends are imported only when chosen."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dockyard.storage.drivers.base import CheckedDriver, StorageDriver
+
+__all__ = ["DriverConfigError", "create_driver"]
+
+
+class DriverConfigError(ValueError):
+    """The driver cannot be built from its ``storage.<driver>`` parameters."""
+
+
+def create_driver(name: str, params: Mapping[str, Any]) -> CheckedDriver:
+    """The driver ``name`` (``storage.<name>`` in config.yml), wrapped with path checks."""
+    driver: StorageDriver
+    if name == "filesystem":
+        from dockyard.storage.drivers.filesystem import FilesystemDriver
+
+        driver = FilesystemDriver.from_parameters(params)
+    elif name == "inmemory":
+        from dockyard.storage.drivers.inmemory import InMemoryDriver
+
+        driver = InMemoryDriver()
+    else:
+        raise DriverConfigError(f"storage.{name}: storage driver {name!r} is not supported yet")
+    return CheckedDriver(driver)
