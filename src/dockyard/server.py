@@ -56,9 +56,13 @@ def build_context(config: Config, secret: bytes) -> AppContext:
     """Everything the application needs, from the configuration."""
     storage = config.storage
     driver = create_driver(storage.driver, storage.parameters)
+    urls_validation = config.validation.manifests.urls
     options = RegistryOptions(
         delete_enabled=storage.delete.enabled,
         read_only=storage.maintenance.read_only.enabled,
+        validation_disabled=config.validation.disabled,
+        urls_allow=urls_validation.allow,
+        urls_deny=urls_validation.deny,
     )
     urls = UrlSettings(
         host=config.http.host or None,
@@ -70,6 +74,7 @@ def build_context(config: Config, secret: bytes) -> AppContext:
         signer=UploadStateSigner(secret),
         urls=urls,
         headers=dict(config.http.headers),
+        catalog_max_entries=config.catalog.max_entries,
     )
 
 
@@ -126,7 +131,7 @@ def serve(config: Config, warnings: list[str], workers: int | None = None) -> in
     log.info("dockyard %s starting; %s", __version__, _describe_storage(config))
     log.info("listening on %s with %d worker%s", where, count, "s" if count > 1 else "")
     if count == 1:
-        return _run_worker(config, secret, sock)
+        return _run_worker(config, secret, sock, purge=True)
     return _supervise(config, secret, sock, count)
 
 
@@ -139,7 +144,7 @@ def _supervise(config: Config, secret: bytes, sock: socket.socket, count: int) -
         if pid == 0:
             code = 1
             try:
-                code = _run_worker(config, secret, sock)
+                code = _run_worker(config, secret, sock, purge=index == 0)
             finally:
                 os._exit(code)
         children[pid] = index
@@ -176,7 +181,7 @@ def _supervise(config: Config, secret: bytes, sock: socket.socket, count: int) -
     return code
 
 
-def _run_worker(config: Config, secret: bytes, sock: socket.socket) -> int:
+def _run_worker(config: Config, secret: bytes, sock: socket.socket, purge: bool = False) -> int:
     try:
         import uvloop
 
@@ -184,12 +189,13 @@ def _run_worker(config: Config, secret: bytes, sock: socket.socket) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
         loop_factory = None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(_worker(config, secret, sock))
+        runner.run(_worker(config, secret, sock, purge))
     return 0
 
 
-async def _worker(config: Config, secret: bytes, sock: socket.socket) -> None:
-    app = create_app(build_context(config, secret))
+async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: bool) -> None:
+    ctx = build_context(config, secret)
+    app = create_app(ctx)
     access_log = None if config.log.access_log.disabled else logging.getLogger("aiohttp.access")
     runner = web.AppRunner(
         app,
@@ -204,8 +210,35 @@ async def _worker(config: Config, secret: bytes, sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
+    purger = _start_upload_purger(config, ctx) if purge else None
     try:
         await stopped.wait()
     finally:
+        if purger is not None:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
         await runner.cleanup()
         sys.stderr.flush()
+
+
+def _start_upload_purger(config: Config, ctx: AppContext) -> asyncio.Task[None] | None:
+    """storage.maintenance.uploadpurging, in one process per instance (see storage.purge)."""
+    settings = config.storage.maintenance.upload_purging
+    if not settings.enabled:
+        log.info("upload purging: disabled (storage.maintenance.uploadpurging.enabled)")
+        return None
+    if config.storage.maintenance.read_only.enabled:
+        log.info("upload purging: off while storage.maintenance.readonly is enabled")
+        return None
+    from dockyard.storage.purge import run_upload_purger
+
+    return asyncio.get_running_loop().create_task(
+        run_upload_purger(
+            ctx.namespace.driver,
+            age=settings.age,
+            interval=settings.interval,
+            dry_run=settings.dry_run,
+        ),
+        name="upload-purger",
+    )

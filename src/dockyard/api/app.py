@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from dockyard.api import base, blobs, uploads
+from dockyard.api import base, blobs, listing, manifests, uploads
 from dockyard.api.context import CONTEXT, AppContext
 from dockyard.api.errors import ErrorCode, RegistryError, error_response, from_domain
 from dockyard.registry.errors import RegistryFault
@@ -68,6 +68,13 @@ def create_app(ctx: AppContext) -> web.Application:
     router = app.router
     router.add_get(f"{v2}/", base.api_version)
     router.add_get(v2, base.api_version)
+    router.add_get(f"{v2}/_catalog", listing.catalog)
+    router.add_get(f"{v2}/{name}/tags/list", listing.tags_list)
+    router.add_get(f"{v2}/{name}/referrers/{{digest}}", listing.referrers)
+    manifest = f"{v2}/{name}/manifests/{{reference}}"
+    router.add_get(manifest, manifests.get_manifest)
+    router.add_put(manifest, manifests.put_manifest)
+    router.add_delete(manifest, manifests.delete_manifest)
     router.add_post(f"{v2}/{name}/blobs/uploads/", uploads.start_upload)
     upload = f"{v2}/{name}/blobs/uploads/{{uuid}}"
     router.add_get(upload, uploads.upload_status, allow_head=False)

@@ -30,6 +30,7 @@ class AppContext:
     signer: UploadStateSigner
     urls: UrlSettings = UrlSettings()
     headers: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    catalog_max_entries: int = 1000
 
 
 CONTEXT = web.AppKey("dockyard.context", AppContext)

@@ -6,26 +6,78 @@ mechanics of the storage layout live in :mod:`dockyard.storage`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import asyncio
+import json
+import re
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 
-from dockyard.digest import CANONICAL_ALGORITHM, Digest
-from dockyard.names import is_valid_repository_name
-from dockyard.registry.errors import BlobUnknown, NameInvalid, ReadOnly, Unsupported
+from dockyard.digest import CANONICAL_ALGORITHM, Digest, InvalidDigest
+from dockyard.manifest import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    SCHEMA1_SIGNED,
+    SCHEMA1_UNSIGNED,
+    Manifest,
+    foreign_layer_check,
+    merge_schema1_signatures,
+    parse_manifest,
+    referenced_blobs,
+    referenced_manifests,
+)
+from dockyard.names import is_valid_repository_name, is_valid_tag
+from dockyard.registry.errors import (
+    BlobUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameInvalid,
+    ReadOnly,
+    TagInvalid,
+    Unsupported,
+)
+from dockyard.registry.metadata import MetadataIndex, Page
 from dockyard.registry.types import BlobDescriptor, UploadStatus
 from dockyard.storage.blobs import BlobStore, LinkedBlobStore
 from dockyard.storage.drivers.base import StorageDriver
+from dockyard.storage.manifests import ManifestStore
+from dockyard.storage.metadata import StorageMetadataIndex
+from dockyard.storage.tags import TagStore
 from dockyard.storage.uploads import UploadStore
 
-__all__ = ["BlobContent", "Namespace", "RegistryOptions", "Repository"]
+__all__ = [
+    "BlobContent",
+    "Namespace",
+    "RegistryOptions",
+    "Repository",
+    "StoredManifest",
+]
+
+# Parsed manifests kept per process: content-addressed, so never stale (schema1
+# signed manifests can gain signatures and are not cached).
+_MANIFEST_CACHE_ENTRIES = 2048
 
 
 @dataclass(frozen=True, slots=True)
 class RegistryOptions:
-    """Policies from config.yml's ``storage`` section."""
+    """Policies from config.yml's ``storage`` and ``validation`` sections."""
 
     delete_enabled: bool = False
     read_only: bool = False
+    validation_disabled: bool = False
+    urls_allow: Sequence[re.Pattern[str]] = field(default_factory=tuple)
+    urls_deny: Sequence[re.Pattern[str]] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    """A manifest as served: the bytes, their media type, and the revision digest."""
+
+    digest: Digest
+    media_type: str
+    body: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +101,20 @@ class BlobContent:
 class Namespace:
     """Every repository of one registry, over one storage driver."""
 
-    def __init__(self, driver: StorageDriver, options: RegistryOptions) -> None:
+    def __init__(
+        self,
+        driver: StorageDriver,
+        options: RegistryOptions,
+        metadata: MetadataIndex | None = None,
+    ) -> None:
         self.driver = driver
         self.options = options
         self.blobs = BlobStore(driver)
+        self.metadata: MetadataIndex = metadata or StorageMetadataIndex(driver, self.blobs)
+        self.manifest_cache: OrderedDict[Digest, StoredManifest] = OrderedDict()
+
+    async def catalog(self, n: int, last: str) -> Page:
+        return await self.metadata.repositories(n, last)
 
     def repository(self, name: str) -> Repository:
         """The repository ``name``; raises :class:`NameInvalid` before any path is built."""
@@ -69,10 +131,17 @@ class Repository:
         self.name = name
         self.layers = LinkedBlobStore(namespace.driver, namespace.blobs, name)
         self._uploads = UploadStore(namespace.driver, name, self.layers)
+        self._manifests = ManifestStore(namespace.driver, namespace.blobs, name)
+        self._tags = TagStore(namespace.driver, name)
 
     def _writable(self) -> None:
         if self.namespace.options.read_only:
             raise ReadOnly()
+
+    def _deletable(self) -> None:
+        if not self.namespace.options.delete_enabled:
+            raise Unsupported("deletes are disabled (storage.delete.enabled)")
+        self._writable()
 
     async def stat_blob(self, digest: Digest) -> BlobDescriptor:
         return await self.layers.stat(digest)
@@ -83,9 +152,7 @@ class Repository:
         return BlobContent(BlobDescriptor(digest, desc.size), canonical, self.namespace.blobs)
 
     async def delete_blob(self, digest: Digest) -> None:
-        if not self.namespace.options.delete_enabled:
-            raise Unsupported("deletes are disabled (storage.delete.enabled)")
-        self._writable()
+        self._deletable()
         await self.layers.unlink(digest)
 
     async def mount_blob(self, digest: Digest, source: Repository | None) -> BlobDescriptor | None:
@@ -146,3 +213,165 @@ class Repository:
     async def cancel_upload(self, upload_id: str) -> None:
         self._writable()
         await self._uploads.cancel(upload_id)
+
+    # -- manifests and tags -------------------------------------------------------------
+
+    async def resolve(self, reference: str) -> Digest:
+        """The revision a tag or digest reference names (ManifestUnknown if none)."""
+        if ":" in reference:
+            digest = _digest(reference)
+            if not await self._manifests.exists(digest):
+                raise ManifestUnknown(str(digest))
+            return digest
+        _check_tag(reference)
+        return await self._tags.get(reference)
+
+    async def get_manifest(self, reference: str) -> StoredManifest:
+        digest = await self.resolve(reference)
+        cache = self.namespace.manifest_cache
+        cached = cache.get(digest)
+        if cached is not None:
+            cache.move_to_end(digest)
+            return cached
+        payload = await self._manifests.get_payload(digest)
+        media_type = _stored_media_type(payload)
+        if media_type in (SCHEMA1_SIGNED, SCHEMA1_UNSIGNED):
+            signatures = await self._manifests.signatures(digest)
+            if signatures:
+                return StoredManifest(
+                    digest, SCHEMA1_SIGNED, merge_schema1_signatures(payload, signatures)
+                )
+            return StoredManifest(digest, SCHEMA1_UNSIGNED, payload)
+        stored = StoredManifest(digest, media_type, payload)
+        cache[digest] = stored
+        if len(cache) > _MANIFEST_CACHE_ENTRIES:
+            cache.popitem(last=False)
+        return stored
+
+    async def put_manifest(
+        self, reference: str, body: bytes, content_type: str | None
+    ) -> Manifest:
+        """Validate and store a manifest, then tag it when ``reference`` is a tag."""
+        self._writable()
+        tag: str | None = None
+        expected: Digest | None = None
+        if ":" in reference:
+            expected = _digest(reference)
+        else:
+            _check_tag(reference)
+            tag = reference
+        manifest = parse_manifest(body, content_type)
+        if expected is not None and expected != Digest.of(manifest.payload, expected.algorithm):
+            raise DigestInvalid(f"manifest digest {manifest.digest} does not match {expected}")
+        if not self.namespace.options.validation_disabled:
+            await self._verify(manifest)
+        await self._manifests.put(manifest.payload, manifest.signatures)
+        if tag is not None:
+            await self._tags.tag(tag, manifest.digest)
+        if manifest.subject is not None:
+            await self._manifests.add_referrer(manifest.subject.digest, manifest.digest)
+        return manifest
+
+    async def _verify(self, manifest: Manifest) -> None:
+        """Every blob and child manifest it references must be in this repository."""
+        options = self.namespace.options
+        foreign_layer_check(manifest, options.urls_allow, options.urls_deny)
+
+        async def blob_present(digest: Digest) -> Digest | None:
+            try:
+                await self.layers.stat(digest)
+            except BlobUnknown:
+                return digest
+            return None
+
+        async def manifest_present(digest: Digest) -> Digest | None:
+            return None if await self._manifests.exists(digest) else digest
+
+        missing = await asyncio.gather(
+            *(blob_present(d.digest) for d in referenced_blobs(manifest)),
+            *(manifest_present(d.digest) for d in referenced_manifests(manifest)),
+        )
+        for digest in missing:
+            if digest is not None:
+                raise ManifestBlobUnknown(f"unknown blob {digest}", detail={"digest": str(digest)})
+
+    async def delete_manifest(self, reference: str) -> None:
+        """By tag: remove that tag. By digest: the revision, its tags, its referrer link."""
+        self._deletable()
+        if ":" not in reference:
+            _check_tag(reference)
+            await self._tags.untag(reference)
+            return
+        digest = _digest(reference)
+        payload = await self._manifests.get_payload(digest)
+        await self._manifests.delete(digest)
+        self.namespace.manifest_cache.pop(digest, None)
+        for tag in await self._tags.lookup(digest):
+            await self._tags.untag(tag)
+        try:
+            subject = parse_manifest(payload, None).subject
+        except (ManifestInvalid, ValueError):
+            subject = None
+        if subject is not None:
+            await self._manifests.remove_referrer(subject.digest, digest)
+
+    async def tags(self, n: int | None, last: str) -> Page:
+        return await self.namespace.metadata.tags(self.name, n, last)
+
+    async def referrers(
+        self, subject: Digest, artifact_type: str | None
+    ) -> list[dict[str, object]]:
+        """Descriptors of the manifests that name ``subject``, as the referrers API lists them."""
+
+        async def describe(digest: Digest) -> dict[str, object] | None:
+            try:
+                stored = await self.get_manifest(str(digest))
+                manifest = parse_manifest(stored.body, stored.media_type)
+            except (ManifestUnknown, ManifestInvalid):
+                return None
+            if manifest.subject is None or manifest.subject.digest != subject:
+                return None
+            desc: dict[str, object] = {
+                "mediaType": stored.media_type,
+                "digest": str(digest),
+                "size": len(stored.body),
+            }
+            if manifest.artifact_type:
+                desc["artifactType"] = manifest.artifact_type
+            if manifest.annotations:
+                desc["annotations"] = dict(manifest.annotations)
+            return desc
+
+        digests = await self.namespace.metadata.referrers(self.name, subject)
+        found = [d for d in await asyncio.gather(*(describe(d) for d in digests)) if d]
+        if artifact_type is not None:
+            found = [d for d in found if d.get("artifactType") == artifact_type]
+        return found
+
+
+def _digest(reference: str) -> Digest:
+    try:
+        return Digest.parse(reference)
+    except InvalidDigest as exc:
+        raise DigestInvalid(str(exc)) from None
+
+
+def _check_tag(tag: str) -> None:
+    if not is_valid_tag(tag):
+        raise TagInvalid(f"invalid tag {tag[:200]!r}")
+
+
+def _stored_media_type(payload: bytes) -> str:
+    """The media type of a stored payload, sniffed as distribution does on read."""
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        raise ManifestInvalid("stored manifest is not JSON") from None
+    if not isinstance(document, dict):
+        raise ManifestInvalid("stored manifest is not a JSON object")
+    media_type = document.get("mediaType")
+    if isinstance(media_type, str) and media_type:
+        return media_type
+    if document.get("schemaVersion") == 1:
+        return SCHEMA1_UNSIGNED
+    return OCI_INDEX if "manifests" in document else OCI_MANIFEST

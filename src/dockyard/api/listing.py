@@ -1,0 +1,67 @@
+"""Listings: ``/v2/_catalog``, ``/v2/<name>/tags/list`` and the referrers API."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from dockyard.api.context import context
+from dockyard.api.errors import ErrorCode, RegistryError
+from dockyard.api.params import parse_digest, repository
+from dockyard.api.urls import v2_url
+from dockyard.manifest import OCI_INDEX
+
+__all__ = ["catalog", "referrers", "tags_list"]
+
+
+def _page_size(request: web.Request, maximum: int | None) -> int | None:
+    raw = request.query.get("n")
+    if raw is None or raw == "":
+        return maximum
+    if not raw.isdigit():
+        raise RegistryError(ErrorCode.PAGINATION_NUMBER_INVALID, {"n": raw[:40]})
+    n = int(raw)
+    return min(n, maximum) if maximum is not None else n
+
+
+def _next_link(request: web.Request, path: str, n: int | None, last: str) -> str:
+    query = {"last": last, **({"n": str(n)} if n is not None else {})}
+    url = v2_url(request, path)
+    relative = url[url.index("/v2/") :] if context(request).urls.relative else url
+    return f'<{relative}?{urlencode(query)}>; rel="next"'
+
+
+async def catalog(request: web.Request) -> web.Response:
+    ctx = context(request)
+    n = _page_size(request, ctx.catalog_max_entries)
+    assert n is not None
+    last = request.query.get("last", "")
+    page = await ctx.namespace.catalog(n, last)
+    headers = {}
+    if page.more and page.entries:
+        headers["Link"] = _next_link(request, "_catalog", n, page.entries[-1])
+    return web.json_response({"repositories": page.entries}, headers=headers)
+
+
+async def tags_list(request: web.Request) -> web.Response:
+    repo = repository(request)
+    n = _page_size(request, None)
+    last = request.query.get("last", "")
+    page = await repo.tags(n, last)
+    headers = {}
+    if page.more and page.entries:
+        headers["Link"] = _next_link(request, f"{repo.name}/tags/list", n, page.entries[-1])
+    return web.json_response({"name": repo.name, "tags": page.entries}, headers=headers)
+
+
+async def referrers(request: web.Request) -> web.Response:
+    repo = repository(request)
+    subject = parse_digest(request.match_info["digest"])
+    artifact_type = request.query.get("artifactType")
+    manifests = await repo.referrers(subject, artifact_type)
+    headers = {}
+    if artifact_type is not None:
+        headers["OCI-Filters-Applied"] = "artifactType"
+    body = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
+    return web.json_response(body, headers=headers, content_type=OCI_INDEX)

@@ -1,0 +1,113 @@
+"""``/v2/<name>/manifests/<reference>``: put, get, head and delete manifests."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dockyard.api.errors import ErrorCode, RegistryError
+from dockyard.api.params import content_length, repository
+from dockyard.api.urls import manifest_url
+from dockyard.manifest import (
+    DOCKER_MANIFEST_LIST,
+    DOCKER_SCHEMA2,
+    MAX_MANIFEST_SIZE,
+    OCI_INDEX,
+    OCI_MANIFEST,
+)
+from dockyard.registry.errors import BlobUploadInvalid
+
+__all__ = ["delete_manifest", "get_manifest", "put_manifest"]
+
+# What distribution says when a tag's manifest type is not in the client's Accept.
+_NOT_ACCEPTED = {
+    OCI_MANIFEST: "OCI manifest found, but accept header does not support OCI manifests",
+    OCI_INDEX: "OCI index found, but accept header does not support OCI indexes",
+    DOCKER_SCHEMA2: "Docker schema2 manifest found, but accept header does not support it",
+    DOCKER_MANIFEST_LIST: "manifest list found, but accept header does not support it",
+}
+
+
+def _accepts(request: web.Request, media_type: str) -> bool:
+    """False only when the client sent an Accept that rules ``media_type`` out."""
+    accepted = {
+        part.split(";", 1)[0].strip().lower()
+        for header in request.headers.getall("Accept", [])
+        for part in header.split(",")
+    } - {""}
+    if not accepted or "*/*" in accepted or "application/*" in accepted:
+        return True
+    return media_type in accepted
+
+
+async def _read_manifest_body(request: web.Request) -> bytes:
+    """The body, refused with 413 past the 4 MiB limit without reading further."""
+    length = content_length(request)
+    if length is not None and length > MAX_MANIFEST_SIZE:
+        raise _too_large(length)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > MAX_MANIFEST_SIZE:
+                raise _too_large(size)
+            chunks.append(chunk)
+    except RegistryError:
+        raise
+    except Exception as exc:
+        raise BlobUploadInvalid(f"request body ended early: {exc}") from None
+    return b"".join(chunks)
+
+
+def _too_large(size: int) -> RegistryError:
+    return RegistryError(
+        ErrorCode.SIZE_INVALID,
+        f"manifest of {size} bytes exceeds the limit of {MAX_MANIFEST_SIZE}",
+        message="manifest too large",
+        status=413,
+    )
+
+
+async def get_manifest(request: web.Request) -> web.Response:
+    repo = repository(request)
+    reference = request.match_info["reference"]
+    stored = await repo.get_manifest(reference)
+    if ":" not in reference and not _accepts(request, stored.media_type):
+        message = _NOT_ACCEPTED.get(stored.media_type)
+        if message is not None:
+            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, reference, message=message)
+    etag = f'"{stored.digest}"'
+    headers = {
+        "Docker-Content-Digest": str(stored.digest),
+        "ETag": etag,
+        "Content-Type": stored.media_type,
+    }
+    if_none_match = request.headers.get("If-None-Match", "")
+    if etag in {c.strip() for c in if_none_match.split(",")} or if_none_match.strip() == "*":
+        return web.Response(status=304, headers=headers)
+    if request.method == "HEAD":
+        response = web.Response(status=200, headers=headers)
+        response.content_length = len(stored.body)
+        return response
+    return web.Response(status=200, body=stored.body, headers=headers)
+
+
+async def put_manifest(request: web.Request) -> web.Response:
+    repo = repository(request)
+    reference = request.match_info["reference"]
+    body = await _read_manifest_body(request)
+    manifest = await repo.put_manifest(reference, body, request.headers.get("Content-Type"))
+    headers = {
+        "Location": manifest_url(request, repo.name, str(manifest.digest)),
+        "Docker-Content-Digest": str(manifest.digest),
+        "Content-Length": "0",
+    }
+    if manifest.subject is not None:
+        headers["OCI-Subject"] = str(manifest.subject.digest)
+    return web.Response(status=201, headers=headers)
+
+
+async def delete_manifest(request: web.Request) -> web.Response:
+    repo = repository(request)
+    await repo.delete_manifest(request.match_info["reference"])
+    return web.Response(status=202, headers={"Content-Length": "0"})

@@ -1,0 +1,113 @@
+"""Manifest revisions of one repository, as distribution lays them out.
+
+A revision is a blob (the payload) linked at ``_manifests/revisions/<alg>/<hex>/link``.
+Signed schema1 signatures are blobs linked below the revision's ``signatures/``;
+manifests with a ``subject`` are linked below the subject's ``referrers/`` so the
+referrers API lists them without scanning every manifest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from dockyard.digest import Digest, InvalidDigest
+from dockyard.registry.errors import BlobUnknown, ManifestUnknown
+from dockyard.storage import paths
+from dockyard.storage.blobs import BlobStore, LinkedBlobStore
+from dockyard.storage.drivers.base import PathNotFound, StorageDriver
+
+__all__ = ["ManifestStore"]
+
+
+class ManifestStore:
+    """Revisions, signatures and referrer links of one repository."""
+
+    def __init__(self, driver: StorageDriver, blobs: BlobStore, repository: str) -> None:
+        self.driver = driver
+        self.blobs = blobs
+        self.repository = repository
+        # Manifests are also looked for under _layers, where distribution 2.1.0 linked them.
+        self.revisions = LinkedBlobStore(
+            driver, blobs, repository,
+            link_paths=(paths.manifest_revision_link_path, paths.layer_link_path),
+        )
+
+    async def exists(self, digest: Digest) -> bool:
+        try:
+            await self.revisions.stat(digest)
+        except BlobUnknown:
+            return False
+        return True
+
+    async def get_payload(self, digest: Digest) -> bytes:
+        try:
+            canonical = await self.revisions.resolve(digest)
+            return await self.blobs.get(canonical)
+        except BlobUnknown:
+            raise ManifestUnknown(str(digest)) from None
+
+    async def put(self, payload: bytes, signatures: tuple[bytes, ...] = ()) -> Digest:
+        """Store the payload (and schema1 signatures), then link the revision."""
+        desc = await self.blobs.put(payload)
+        for signature in signatures:
+            sig = await self.blobs.put(signature)
+            await self.driver.put_content(
+                paths.manifest_signature_link_path(self.repository, desc.digest, sig.digest),
+                str(sig.digest).encode(),
+            )
+        await self.revisions.link(desc.digest)
+        return desc.digest
+
+    async def signatures(self, digest: Digest) -> list[bytes]:
+        """Stored schema1 signatures of a revision, in a stable order."""
+        root = f"{paths.manifest_signatures_path(self.repository, digest)}"
+        found: list[bytes] = []
+        try:
+            algorithms = await self.driver.list(root)
+        except PathNotFound:
+            return found
+        for alg_dir in sorted(algorithms):
+            for entry in sorted(await self.driver.list(alg_dir)):
+                with contextlib.suppress(PathNotFound, InvalidDigest, BlobUnknown):
+                    link = await self.driver.get_content(f"{entry}/link")
+                    found.append(await self.blobs.get(Digest.parse(link.decode().strip())))
+        return found
+
+    async def delete(self, digest: Digest) -> None:
+        """Remove the revision link; the payload stays for garbage collection."""
+        try:
+            await self.driver.delete(paths.manifest_revision_link_path(self.repository, digest))
+        except PathNotFound:
+            raise ManifestUnknown(str(digest)) from None
+
+    async def add_referrer(self, subject: Digest, referrer: Digest) -> None:
+        await self.driver.put_content(
+            paths.manifest_referrer_link_path(self.repository, subject, referrer),
+            str(referrer).encode(),
+        )
+
+    async def remove_referrer(self, subject: Digest, referrer: Digest) -> None:
+        link = paths.manifest_referrer_link_path(self.repository, subject, referrer)
+        with contextlib.suppress(PathNotFound):
+            await self.driver.delete(link.rsplit("/", 1)[0])
+
+    async def referrers(self, subject: Digest) -> list[Digest]:
+        """Digests linked as referrers of ``subject`` (whether or not they still exist)."""
+        root = paths.manifest_referrers_path(self.repository, subject)
+        try:
+            algorithms = await self.driver.list(root)
+        except PathNotFound:
+            return []
+        entries: list[str] = []
+        for alg_dir in sorted(algorithms):
+            entries.extend(sorted(await self.driver.list(alg_dir)))
+
+        async def read(entry: str) -> Digest | None:
+            try:
+                raw = await self.driver.get_content(f"{entry}/link")
+                return Digest.parse(raw.decode().strip())
+            except (PathNotFound, InvalidDigest, UnicodeDecodeError):
+                return None
+
+        return [d for d in await asyncio.gather(*(read(e) for e in entries)) if d is not None]

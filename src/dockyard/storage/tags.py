@@ -1,0 +1,65 @@
+"""Tags under ``_manifests/tags/<tag>/``: ``current/link`` plus an ``index`` of every revision."""
+
+from __future__ import annotations
+
+import asyncio
+
+from dockyard.digest import Digest, InvalidDigest
+from dockyard.registry.errors import ManifestUnknown, NameUnknown
+from dockyard.storage import paths
+from dockyard.storage.drivers.base import PathNotFound, StorageDriver
+
+__all__ = ["TagStore"]
+
+
+class TagStore:
+    """The tags of one repository."""
+
+    def __init__(self, driver: StorageDriver, repository: str) -> None:
+        self.driver = driver
+        self.repository = repository
+
+    async def get(self, tag: str) -> Digest:
+        try:
+            raw = await self.driver.get_content(paths.tag_current_link_path(self.repository, tag))
+            return Digest.parse(raw.decode("ascii", "replace").strip())
+        except (PathNotFound, InvalidDigest):
+            raise ManifestUnknown(f"unknown tag {tag}") from None
+
+    async def tag(self, tag: str, digest: Digest) -> None:
+        """Point ``tag`` at ``digest``: index entry first, then ``current`` (as distribution)."""
+        link = str(digest).encode()
+        await self.driver.put_content(
+            paths.tag_index_entry_link_path(self.repository, tag, digest), link
+        )
+        await self.driver.put_content(paths.tag_current_link_path(self.repository, tag), link)
+
+    async def untag(self, tag: str) -> None:
+        try:
+            await self.driver.delete(paths.tag_path(self.repository, tag))
+        except PathNotFound:
+            raise ManifestUnknown(f"unknown tag {tag}") from None
+
+    async def all(self) -> list[str]:
+        """Every tag, sorted; :class:`NameUnknown` if the repository has no tag directory."""
+        try:
+            entries = await self.driver.list(paths.tags_root(self.repository))
+        except PathNotFound:
+            raise NameUnknown(self.repository) from None
+        return sorted(p.rsplit("/", 1)[1] for p in entries)
+
+    async def lookup(self, digest: Digest) -> list[str]:
+        """The tags whose ``current`` link points at ``digest``."""
+        try:
+            tags = await self.all()
+        except NameUnknown:
+            return []
+
+        async def points_here(tag: str) -> bool:
+            try:
+                return await self.get(tag) == digest
+            except ManifestUnknown:
+                return False
+
+        found = await asyncio.gather(*(points_here(t) for t in tags))
+        return [t for t, hit in zip(tags, found, strict=True) if hit]
