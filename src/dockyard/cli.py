@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from dockyard import __version__
-from dockyard.config import ConfigError, load_config
+from dockyard.config import Config, ConfigError, load_config
 from dockyard.storage.drivers.factory import DriverConfigError
 
 __all__ = ["main"]
@@ -37,6 +37,16 @@ workers:
 """
 
 
+PURGE_EPILOG = """\
+The same purge the server runs by itself (storage.maintenance.uploadpurging:
+first a random 5-60 s after start, then every interval; not at all with
+enabled: false or in read-only mode). An upload is abandoned when its startedat
+is older than AGE, or, without a readable startedat, when nothing in its
+directory changed for AGE. Safe to run while the registry serves. Exit status
+1 if some directory could not be read or deleted.
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dockyard", description=DESCRIPTION,
@@ -57,6 +67,18 @@ def _parser() -> argparse.ArgumentParser:
         description="Validate CONFIG (with REGISTRY_* overrides) and exit.",
     )
     check.add_argument("config", nargs="?", metavar="CONFIG")
+    purge = commands.add_parser(
+        "purge-uploads", help="delete abandoned uploads once",
+        description="Delete uploads started more than AGE ago from the storage of CONFIG, "
+        "once, with progress on stderr and a summary on stdout.",
+        epilog=PURGE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    purge.add_argument("config", nargs="?", metavar="CONFIG")
+    purge.add_argument("--age", metavar="DURATION",
+                       help="Go duration such as 168h or 30m "
+                       "(default: storage.maintenance.uploadpurging.age, 168h)")
+    purge.add_argument("--dry-run", action="store_true",
+                       help="report what would be deleted, delete nothing")
     return parser
 
 
@@ -81,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: {warning}")
         print("configuration OK")
         return 0
+    if args.command == "purge-uploads":
+        return _purge_uploads(parser, args, config)
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
     from dockyard.server import serve
@@ -93,3 +117,41 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"dockyard: cannot start: {exc}", file=sys.stderr)
         return 1
+
+
+def _purge_uploads(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                   config: Config) -> int:
+    """``dockyard purge-uploads``: one purge, progress on stderr, summary on stdout."""
+    import asyncio
+
+    from dockyard.config import parse_duration
+    from dockyard.storage.drivers.factory import create_driver
+    from dockyard.storage.purge import format_duration, purge_uploads
+
+    age = config.storage.maintenance.upload_purging.age
+    if args.age is not None:
+        try:
+            age = parse_duration(args.age)
+        except ValueError as exc:
+            parser.error(f"--age: {exc}")
+    try:
+        driver = create_driver(config.storage.driver, config.storage.parameters)
+    except DriverConfigError as exc:
+        print(f"dockyard: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+    def progress(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    where = config.storage.driver
+    if where == "filesystem":
+        where += f" at {config.storage.parameters.get('rootdirectory') or '/var/lib/registry'}"
+    elif where == "inmemory":
+        where += " (lives inside the server process: nothing to purge from here)"
+    dry = " (dry run: nothing is deleted)" if args.dry_run else ""
+    progress(f"purging uploads older than {format_duration(age)} from {where}{dry}")
+    summary = asyncio.run(
+        purge_uploads(driver, older_than=age, dry_run=args.dry_run, progress=progress)
+    )
+    print(summary, flush=True)
+    return 1 if summary.errors else 0
