@@ -169,7 +169,7 @@ class UploadStore:
         length: int | None = None,
     ) -> UploadStatus:
         """Append a chunk. ``start`` (from Content-Range) must equal the current offset."""
-        status, _ = await self._append(upload_id, body, claimed, start, length)
+        status, _ = await self._append(upload_id, body, claimed, start, length, final=False)
         return status
 
     async def _append(
@@ -179,6 +179,8 @@ class UploadStore:
         claimed: int | None,
         start: int | None,
         length: int | None,
+        *,
+        final: bool,
     ) -> tuple[UploadStatus, _Hashes]:
         current = await self.status(upload_id, claimed)
         if start is not None and start != current.offset:
@@ -186,7 +188,7 @@ class UploadStore:
                 f"chunk starts at {start}, upload is at {current.offset}", current.offset
             )
         hashes = await self._load_hashes(upload_id, current.offset)
-        if body is None:
+        if body is None and not (final and current.offset):
             return current, hashes
         data_path = self._path(upload_id, "data")
         writer = await self.driver.writer(data_path, current.offset)
@@ -194,7 +196,7 @@ class UploadStore:
         try:
             batch: list[bytes] = []
             batched = 0
-            async for chunk in body:
+            async for chunk in body or _nothing():
                 batch.append(chunk)
                 batched += len(chunk)
                 if batched >= _BATCH:
@@ -210,7 +212,8 @@ class UploadStore:
             await hashes.settle()
             if length is not None and received != length:
                 raise SizeInvalid(f"received {received} bytes, expected {length}")
-            await writer.commit()
+            # A chunk stays resumable; the last one completes the file for the move.
+            await (writer.commit() if final else writer.close())
         except BaseException:
             # Nothing past the acknowledged offset may count: cut it off now (the
             # next request would anyway, from the offset in its state token).
@@ -218,7 +221,6 @@ class UploadStore:
             with contextlib.suppress(Exception):
                 await (await self.driver.writer(data_path, current.offset)).close()
             raise
-        await writer.close()
         offset = current.offset + received
         if received:
             await asyncio.gather(
@@ -243,7 +245,7 @@ class UploadStore:
         length: int | None = None,
     ) -> BlobDescriptor:
         """Append the last chunk (if any), verify ``digest``, and publish the blob."""
-        status, hashes = await self._append(upload_id, body, claimed, start, length)
+        status, hashes = await self._append(upload_id, body, claimed, start, length, final=True)
         if hashes.hexdigest(digest.algorithm) != digest.hex:
             await self.cancel(upload_id)
             raise DigestInvalid(f"digest {digest} does not match the uploaded content")
@@ -268,3 +270,8 @@ class UploadStore:
             await self.driver.delete(self._path(upload_id, ""))
         except PathNotFound:
             raise BlobUploadUnknown(upload_id) from None
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""

@@ -71,7 +71,13 @@ class FileInfo:
 
 
 class FileWriter(Protocol):
-    """A stream of bytes into one file, made durable by :meth:`commit`."""
+    """A stream of bytes into one file.
+
+    ``close`` leaves what was written resumable: ``stat`` reports its size and
+    ``writer(path, size)`` continues it, even from another process. ``commit``
+    finishes the file so ``reader``/``move`` see it (an object store completes
+    its multipart upload there), then closes.
+    """
 
     @property
     def size(self) -> int:
@@ -83,7 +89,7 @@ class FileWriter(Protocol):
         ...
 
     async def commit(self) -> None:
-        """Make everything written durable and visible to readers."""
+        """Make everything written durable and complete, then close."""
         ...
 
     async def cancel(self) -> None:
@@ -91,7 +97,7 @@ class FileWriter(Protocol):
         ...
 
     async def close(self) -> None:
-        """Release resources; what was written stays (resumable)."""
+        """Persist what was written so far and release resources; resumable later."""
         ...
 
 

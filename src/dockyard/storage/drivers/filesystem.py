@@ -215,6 +215,7 @@ class _FileWriter:
             os.fsync(self._file.fileno())
 
         await self._driver._run(self._path, sync)
+        await self.close()
 
     async def cancel(self) -> None:
         await self.close()
