@@ -1,0 +1,136 @@
+"""Field readers shared by the schema parsers: Go's decoding rules, domain errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from dockyard.digest import Digest, InvalidDigest
+from dockyard.manifest._gojson import JSONObject, field
+from dockyard.manifest._types import Descriptor
+from dockyard.registry.errors import ManifestInvalid
+
+__all__ = [
+    "descriptor",
+    "descriptors",
+    "freeze",
+    "invalid",
+    "optional_str",
+    "schema_version",
+    "string_map",
+]
+
+_MAX_INT64 = 2**63 - 1
+
+
+def invalid(reason: str) -> ManifestInvalid:
+    """A :class:`ManifestInvalid` carrying ``reason`` as message and detail."""
+    return ManifestInvalid(reason, detail=reason)
+
+
+def optional_str(value: Any, where: str) -> str | None:
+    """A Go ``string`` field: ``None`` when unset or empty, else it must be a string."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise invalid(f"{where} must be a string")
+    return value or None
+
+
+def schema_version(document: JSONObject, expected: int) -> None:
+    """Require ``schemaVersion`` (a Go ``int``) to be ``expected``."""
+    version = field(document, "schemaVersion")
+    if version is None:
+        version = 0
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise invalid("schemaVersion must be an integer")
+    if version != expected:
+        raise invalid(f"unrecognized manifest schema version {version}")
+
+
+def freeze(value: Any) -> Any:
+    """A read-only deep copy of decoded JSON (objects become mappings, arrays tuples)."""
+    if isinstance(value, dict):
+        return MappingProxyType({key: freeze(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return tuple(freeze(item) for item in value)
+    return value
+
+
+def string_map(value: Any, where: str) -> Mapping[str, str] | None:
+    """A Go ``map[string]string`` (a ``null`` value reads as "", as Go decodes it)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise invalid(f"{where} must be an object of strings")
+    result: dict[str, str] = {}
+    for key, item in value.items():
+        if item is None:
+            item = ""
+        if not isinstance(item, str):
+            raise invalid(f"{where}[{key!r}] must be a string")
+        result[key] = item
+    return MappingProxyType(result)
+
+
+def _string_list(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise invalid(f"{where} must be an array of strings")
+    return tuple(value)
+
+
+def _platform(value: Any, where: str) -> Mapping[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, JSONObject):
+        raise invalid(f"{where} must be an object")
+    for name in ("architecture", "os", "os.version", "variant"):
+        optional_str(field(value, name), f"{where}.{name}")
+    for name in ("os.features", "features"):
+        _string_list(field(value, name, null_resets=True), f"{where}.{name}")
+    mapping: Mapping[str, Any] = freeze(value)
+    return mapping
+
+
+def descriptor(value: Any, where: str) -> Descriptor:
+    """A content descriptor; ``mediaType``, ``digest`` and ``size`` are required."""
+    if not isinstance(value, JSONObject):
+        raise invalid(f"{where} must be a descriptor object")
+    media_type = optional_str(field(value, "mediaType"), f"{where}.mediaType")
+    if media_type is None:
+        raise invalid(f"{where}.mediaType is missing")
+    digest_text = optional_str(field(value, "digest"), f"{where}.digest")
+    if digest_text is None:
+        raise invalid(f"{where}.digest is missing")
+    try:
+        digest = Digest.parse(digest_text)
+    except InvalidDigest as exc:
+        raise invalid(f"{where}.digest: {exc}") from exc
+    size = field(value, "size")
+    if size is None:
+        raise invalid(f"{where}.size is missing")
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= _MAX_INT64:
+        raise invalid(f"{where}.size must be a non-negative integer")
+    return Descriptor(
+        media_type=media_type,
+        digest=digest,
+        size=size,
+        urls=_string_list(field(value, "urls", null_resets=True), f"{where}.urls"),
+        annotations=string_map(
+            field(value, "annotations", null_resets=True), f"{where}.annotations"
+        ),
+        artifact_type=optional_str(field(value, "artifactType"), f"{where}.artifactType"),
+        platform=_platform(field(value, "platform", null_resets=True), f"{where}.platform"),
+    )
+
+
+def descriptors(value: Any, where: str) -> tuple[Descriptor, ...]:
+    """A Go ``[]Descriptor`` (``null`` or absent is empty)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise invalid(f"{where} must be an array")
+    return tuple(descriptor(item, f"{where}[{index}]") for index, item in enumerate(value))
