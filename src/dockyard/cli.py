@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from dockyard import __version__
@@ -79,7 +80,35 @@ def _parser() -> argparse.ArgumentParser:
                        "(default: storage.maintenance.uploadpurging.age, 168h)")
     purge.add_argument("--dry-run", action="store_true",
                        help="report what would be deleted, delete nothing")
+    issuer = commands.add_parser(
+        "token-server", help="run the built-in token issuer for auth.token",
+        description="Issue Docker registry bearer tokens: users from an htpasswd file, "
+        "ACL rules with a default deny. See README (Token authentication) for a "
+        "working pair of registry and issuer configs.",
+    )
+    issuer.add_argument("config", metavar="ISSUER_CONFIG",
+                        help="the issuer's YAML file (issuer, service, addr, certificate, "
+                        "key, htpasswd, anonymous, groups, acl)")
     return parser
+
+
+def _token_server(path: str) -> int:
+    """``dockyard token-server``: serve tokens until interrupted."""
+    from dockyard.auth.issuer import load_issuer_config, run_token_issuer
+    from dockyard.logs import setup_logging
+
+    try:
+        cfg = load_issuer_config(path)
+    except (ValueError, OSError) as exc:
+        print(f"dockyard: token issuer configuration error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging()
+    logging.getLogger("dockyard").info(
+        "token issuer %r for service %r on http://%s; signing certificate %s",
+        cfg.issuer, cfg.service, cfg.addr, cfg.certificate,
+    )
+    run_token_issuer(cfg)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "token-server":
+        return _token_server(args.config)
     try:
         config, warnings = load_config(args.config)
     except ConfigError as exc:

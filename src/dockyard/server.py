@@ -24,10 +24,19 @@ from dockyard import __version__
 from dockyard.api.app import create_app
 from dockyard.api.context import AppContext, UrlSettings
 from dockyard.api.state import UploadStateSigner
-from dockyard.config import Config, ConfigError, split_host_port
+from dockyard.auth import AccessController, build_access_controller
+from dockyard.config import (
+    Config,
+    ConfigError,
+    HtpasswdAuthConfig,
+    SillyAuthConfig,
+    TokenAuthConfig,
+    split_host_port,
+)
 from dockyard.logs import setup_logging
 from dockyard.registry.namespace import Namespace, RegistryOptions
 from dockyard.storage.drivers.factory import create_driver
+from dockyard.tls import server_ssl_context
 
 __all__ = ["build_context", "serve", "unsupported_features"]
 
@@ -37,19 +46,40 @@ log = logging.getLogger("dockyard")
 def unsupported_features(config: Config) -> list[str]:
     """Configured keys this version does not act on yet, so they are never silently ignored."""
     found = []
-    if config.auth is not None:
-        found.append("auth: access control is not implemented yet; the registry is open")
     if config.notifications.endpoints:
         found.append("notifications.endpoints: notifications are not implemented yet")
     if config.proxy.remote_url:
         found.append("proxy.remoteurl: the pull-through cache is not implemented yet")
     if config.storage.cache.blob_descriptor == "redis":
         found.append("storage.cache.blobdescriptor: redis is not implemented yet")
-    if config.http.tls.certificate:
-        found.append("http.tls: TLS is not implemented yet; serving plain HTTP")
     if config.http.debug.addr:
         found.append("http.debug: the debug server is not implemented yet")
     return found
+
+
+def build_access(config: Config) -> AccessController | None:
+    """The access controller ``auth`` configures, or None for an open registry."""
+    auth = config.auth
+    options: dict[str, object]
+    if auth is None:
+        return None
+    if isinstance(auth, HtpasswdAuthConfig):
+        kind, options = "htpasswd", {"realm": auth.realm, "path": auth.path}
+    elif isinstance(auth, TokenAuthConfig):
+        kind, options = "token", {
+            "realm": auth.realm, "service": auth.service, "issuer": auth.issuer,
+            "autoredirect": auth.auto_redirect,
+            **({"rootcertbundle": auth.root_cert_bundle} if auth.root_cert_bundle else {}),
+            **({"jwks": auth.jwks} if auth.jwks else {}),
+        }
+    elif isinstance(auth, SillyAuthConfig):
+        kind, options = "silly", {"realm": auth.realm, "service": auth.service}
+    else:  # pragma: no cover - the config module knows no other kind
+        raise ConfigError(f"auth: unsupported kind {type(auth).__name__}", "auth")
+    try:
+        return build_access_controller(kind, options)
+    except ValueError as exc:
+        raise ConfigError(f"auth.{kind}: {exc}", f"auth.{kind}") from None
 
 
 def build_context(config: Config, secret: bytes) -> AppContext:
@@ -75,6 +105,7 @@ def build_context(config: Config, secret: bytes) -> AppContext:
         urls=urls,
         headers=dict(config.http.headers),
         catalog_max_entries=config.catalog.max_entries,
+        access=build_access(config),
     )
 
 
@@ -127,7 +158,14 @@ def serve(config: Config, warnings: list[str], workers: int | None = None) -> in
         )
     # Without http.secret (config warns) a random one, shared by this process's workers.
     secret = config.http.secret.encode() or secrets.token_bytes(32)
+    # Fail on bad auth or TLS settings before binding or forking, naming the key.
+    build_access(config)
+    ssl_context = server_ssl_context(config.http.tls)
     sock, where = _bind(config)
+    if ssl_context is not None:
+        where = where.replace("http://", "https://", 1)
+    if config.auth is not None:
+        log.info("access control: %s", type(config.auth).__name__.removesuffix("AuthConfig"))
     log.info("dockyard %s starting; %s", __version__, _describe_storage(config))
     log.info("listening on %s with %d worker%s", where, count, "s" if count > 1 else "")
     if count == 1:
@@ -204,7 +242,7 @@ async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: boo
         shutdown_timeout=config.http.drain_timeout or 5.0,
     )
     await runner.setup()
-    site = web.SockSite(runner, sock)
+    site = web.SockSite(runner, sock, ssl_context=server_ssl_context(config.http.tls))
     await site.start()
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -8,8 +8,10 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from dockyard.api import base, blobs, listing, manifests, uploads
+from dockyard.api.auth import auth_middleware
 from dockyard.api.context import CONTEXT, AppContext
 from dockyard.api.errors import ErrorCode, RegistryError, error_response, from_domain
+from dockyard.auth import AuthChallenge
 from dockyard.registry.errors import RegistryFault
 from dockyard.storage.drivers.base import StorageError
 
@@ -30,6 +32,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         err = exc
     except RegistryFault as exc:
         err = from_domain(exc)
+    except AuthChallenge as exc:
+        code = ErrorCode.DENIED if exc.status == 403 else ErrorCode.UNAUTHORIZED
+        err = RegistryError(code, exc.detail, message=exc.message, status=exc.status,
+                            headers=dict(exc.headers))
     except StorageError as exc:
         log.error("storage backend failed on %s %s: %s", request.method, request.path, exc)
         err = RegistryError(ErrorCode.UNAVAILABLE, "storage backend failed",
@@ -60,7 +66,7 @@ async def _add_headers(request: web.Request, response: web.StreamResponse) -> No
 
 def create_app(ctx: AppContext) -> web.Application:
     """An aiohttp application serving the registry described by ``ctx``."""
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[error_middleware, auth_middleware])
     app[CONTEXT] = ctx
     app.on_response_prepare.append(_add_headers)
     v2 = ctx.urls.prefix.rstrip("/") + "/v2"

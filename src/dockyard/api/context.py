@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from dockyard.api.state import UploadStateSigner
+from dockyard.auth import AccessController
 from dockyard.registry.namespace import Namespace
 
 __all__ = ["CONTEXT", "AppContext", "UrlSettings", "context"]
@@ -31,6 +32,7 @@ class AppContext:
     urls: UrlSettings = UrlSettings()
     headers: Mapping[str, Sequence[str]] = field(default_factory=dict)
     catalog_max_entries: int = 1000
+    access: AccessController | None = None
 
 
 CONTEXT = web.AppKey("dockyard.context", AppContext)

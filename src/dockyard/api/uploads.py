@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dockyard.api.auth import may_read, may_read_anywhere
 from dockyard.api.context import context
 from dockyard.api.errors import RegistryError, from_domain
 from dockyard.api.params import (
@@ -91,6 +92,10 @@ async def start_upload(request: web.Request) -> web.Response:
                 source = context(request).namespace.repository(query["from"])
             except NameInvalid:
                 mountable = False
+            # A source the caller may not read must not leak its blobs: upload instead.
+            mountable = mountable and may_read(request, query["from"])
+        else:
+            mountable = may_read_anywhere(request)
         if mountable:
             desc = await repo.mount_blob(digest, source)
             if desc is not None:

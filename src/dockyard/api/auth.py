@@ -1,0 +1,65 @@
+"""Access control glue: which access each request needs, asked of the configured controller.
+
+As distribution's ``app.go``: GET/HEAD need ``pull``, POST/PUT/PATCH ``pull,push``,
+DELETE ``delete`` on the repository in the path; the catalog needs
+``registry:catalog:*``; ``/v2/`` needs only a valid identity. A mount's source is
+checked by the upload handler against the grant, so a missing ``pull`` there
+falls back to a normal upload instead of failing the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from dockyard.api.context import context
+from dockyard.auth import Access, Grant
+
+__all__ = ["GRANT", "auth_middleware", "may_read", "may_read_anywhere", "required_accesses"]
+
+GRANT = web.RequestKey("dockyard.grant", Grant)
+# Without access control every request may do everything.
+_OPEN = Grant(subject=None, unrestricted=True)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_ACTIONS = {
+    "GET": ("pull",),
+    "HEAD": ("pull",),
+    "POST": ("pull", "push"),
+    "PUT": ("pull", "push"),
+    "PATCH": ("pull", "push"),
+    "DELETE": ("delete",),
+}
+
+
+def required_accesses(request: web.Request) -> list[Access]:
+    """The accesses ``request`` needs, from its route and method."""
+    name = request.match_info.get("name")
+    if name is not None:
+        return [Access("repository", name, a) for a in _ACTIONS.get(request.method, ("pull",))]
+    if request.path.rstrip("/").endswith("/_catalog"):
+        return [Access("registry", "catalog", "*")]
+    return []
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authorize before the handler runs; AuthChallenge becomes a 401/403 upstream."""
+    controller = context(request).access
+    if controller is None or request.match_info.http_exception is not None:
+        request[GRANT] = _OPEN
+    else:
+        request[GRANT] = await controller.authorize(request.headers, required_accesses(request))
+    return await handler(request)
+
+
+def may_read(request: web.Request, repository: str) -> bool:
+    """Whether the caller may pull from ``repository`` (for cross-repository mounts)."""
+    return request[GRANT].allows(Access("repository", repository, "pull"))
+
+
+def may_read_anywhere(request: web.Request) -> bool:
+    """Whether the caller may take a blob from any repository (a mount without ``from``)."""
+    return request[GRANT].unrestricted
