@@ -25,6 +25,8 @@ from dockyard.api.app import create_app
 from dockyard.api.context import AppContext, UrlSettings
 from dockyard.api.state import UploadStateSigner
 from dockyard.auth import AccessController, build_access_controller
+from dockyard.cache.base import BlobDescriptorCache, SafeCache
+from dockyard.cache.memory import MemoryCache
 from dockyard.config import (
     Config,
     ConfigError,
@@ -50,8 +52,6 @@ def unsupported_features(config: Config) -> list[str]:
         found.append("notifications.endpoints: notifications are not implemented yet")
     if config.proxy.remote_url:
         found.append("proxy.remoteurl: the pull-through cache is not implemented yet")
-    if config.storage.cache.blob_descriptor == "redis":
-        found.append("storage.cache.blobdescriptor: redis is not implemented yet")
     if config.http.debug.addr:
         found.append("http.debug: the debug server is not implemented yet")
     return found
@@ -82,6 +82,31 @@ def build_access(config: Config) -> AccessController | None:
         raise ConfigError(f"auth.{kind}: {exc}", f"auth.{kind}") from None
 
 
+def build_cache(config: Config) -> BlobDescriptorCache | None:
+    """``storage.cache.blobdescriptor``: in-memory, Redis (the ``redis`` section) or none."""
+    kind = config.storage.cache.blob_descriptor
+    if kind == "inmemory":
+        return SafeCache(MemoryCache(config.storage.cache.blob_descriptor_size), "inmemory")
+    if kind == "redis":
+        try:
+            from dockyard.cache.redis import RedisCache
+        except ImportError:
+            raise ConfigError(
+                "storage.cache.blobdescriptor: redis needs the redis package"
+                " (pip install 'dockyard[redis]')", "storage.cache.blobdescriptor",
+            ) from None
+        r = config.redis
+        return SafeCache(
+            RedisCache.from_settings(
+                r.addr, password=r.password, db=r.db, dial_timeout=r.dial_timeout,
+                read_timeout=r.read_timeout, write_timeout=r.write_timeout,
+                max_connections=r.pool.max_active, tls=r.tls.enabled,
+            ),
+            f"redis at {r.addr}",
+        )
+    return None
+
+
 def build_context(config: Config, secret: bytes) -> AppContext:
     """Everything the application needs, from the configuration."""
     storage = config.storage
@@ -100,7 +125,7 @@ def build_context(config: Config, secret: bytes) -> AppContext:
         prefix=config.http.prefix or "/",
     )
     return AppContext(
-        namespace=Namespace(driver, options),
+        namespace=Namespace(driver, options, cache=build_cache(config)),
         signer=UploadStateSigner(secret),
         urls=urls,
         headers=dict(config.http.headers),
@@ -115,8 +140,10 @@ def _describe_storage(config: Config) -> str:
     if storage.driver == "filesystem":
         root = storage.parameters.get("rootdirectory") or "/var/lib/registry"
         where = f" at {os.path.abspath(str(root))}"
+    cache = storage.cache.blob_descriptor or "no"
     flags = [
         f"delete {'enabled' if storage.delete.enabled else 'disabled'}",
+        f"{cache} blob descriptor cache",
         *(["read-only"] if storage.maintenance.read_only.enabled else []),
     ]
     return f"storage: {storage.driver}{where} ({', '.join(flags)})"

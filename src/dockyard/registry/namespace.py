@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
+from dockyard.cache.base import BlobDescriptorCache
 from dockyard.digest import CANONICAL_ALGORITHM, Digest, InvalidDigest
 from dockyard.manifest import (
     OCI_INDEX,
@@ -106,10 +107,12 @@ class Namespace:
         driver: StorageDriver,
         options: RegistryOptions,
         metadata: MetadataIndex | None = None,
+        cache: BlobDescriptorCache | None = None,
     ) -> None:
         self.driver = driver
         self.options = options
-        self.blobs = BlobStore(driver)
+        self.cache = cache
+        self.blobs = BlobStore(driver, cache)
         self.metadata: MetadataIndex = metadata or StorageMetadataIndex(driver, self.blobs)
         self.manifest_cache: OrderedDict[Digest, StoredManifest] = OrderedDict()
 
@@ -129,7 +132,9 @@ class Repository:
     def __init__(self, namespace: Namespace, name: str) -> None:
         self.namespace = namespace
         self.name = name
-        self.layers = LinkedBlobStore(namespace.driver, namespace.blobs, name)
+        self.layers = LinkedBlobStore(
+            namespace.driver, namespace.blobs, name, cache=namespace.cache
+        )
         self._uploads = UploadStore(namespace.driver, name, self.layers)
         self._manifests = ManifestStore(namespace.driver, namespace.blobs, name)
         self._tags = TagStore(namespace.driver, name)
@@ -238,9 +243,11 @@ class Repository:
         if media_type in (SCHEMA1_SIGNED, SCHEMA1_UNSIGNED):
             signatures = await self._manifests.signatures(digest)
             if signatures:
-                return StoredManifest(
-                    digest, SCHEMA1_SIGNED, merge_schema1_signatures(payload, signatures)
-                )
+                try:
+                    merged = merge_schema1_signatures(payload, signatures)
+                except ValueError as exc:
+                    raise ManifestInvalid(f"stored signatures of {digest} are unusable") from exc
+                return StoredManifest(digest, SCHEMA1_SIGNED, merged)
             return StoredManifest(digest, SCHEMA1_UNSIGNED, payload)
         stored = StoredManifest(digest, media_type, payload)
         cache[digest] = stored

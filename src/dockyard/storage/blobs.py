@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 
-from dockyard.digest import Digest, InvalidDigest
+from dockyard.cache.base import BlobDescriptorCache
+from dockyard.digest import CANONICAL_ALGORITHM, Digest, InvalidDigest
 from dockyard.registry.errors import BlobUnknown
 from dockyard.registry.types import BlobDescriptor
 from dockyard.storage import paths
@@ -23,17 +24,23 @@ LinkPathFn = Callable[[str, Digest], str]
 class BlobStore:
     """Content-addressed bytes under ``blobs/``, shared by every repository."""
 
-    def __init__(self, driver: StorageDriver) -> None:
+    def __init__(self, driver: StorageDriver, cache: BlobDescriptorCache | None = None) -> None:
         self.driver = driver
+        self.cache = cache
 
     async def stat(self, digest: Digest) -> BlobDescriptor:
+        if self.cache is not None and (hit := await self.cache.get(None, digest)):
+            return hit
         try:
             info = await self.driver.stat(paths.blob_data_path(digest))
         except PathNotFound:
             raise BlobUnknown(str(digest)) from None
         if info.is_dir:
             raise BlobUnknown(str(digest))
-        return BlobDescriptor(digest, info.size)
+        desc = BlobDescriptor(digest, info.size)
+        if self.cache is not None:
+            await self.cache.set(None, desc)
+        return desc
 
     async def get(self, digest: Digest) -> bytes:
         """The whole blob: only for small blobs such as manifests and configs."""
@@ -58,6 +65,8 @@ class BlobStore:
         return await self.driver.redirect_url(paths.blob_data_path(digest), method)
 
     async def delete(self, digest: Digest) -> None:
+        if self.cache is not None:
+            await self.cache.clear(None, digest)
         try:
             await self.driver.delete(paths.blob_dir_path(digest))
         except PathNotFound:
@@ -69,6 +78,8 @@ class LinkedBlobStore:
 
     ``link_paths`` lists where links are written (first) and looked for (all, in
     order), so manifests can also be found where distribution 2.1.0 put them.
+    ``cache`` (layers only, as in distribution) remembers which canonical digests
+    the repository links, so a blob HEAD can skip storage entirely.
     """
 
     def __init__(
@@ -77,11 +88,13 @@ class LinkedBlobStore:
         blobs: BlobStore,
         repository: str,
         link_paths: Sequence[LinkPathFn] = (paths.layer_link_path,),
+        cache: BlobDescriptorCache | None = None,
     ) -> None:
         self.driver = driver
         self.blobs = blobs
         self.repository = repository
         self._link_paths = tuple(link_paths)
+        self._cache = cache
 
     async def resolve(self, digest: Digest) -> Digest:
         """The canonical digest a link for ``digest`` points to."""
@@ -98,8 +111,13 @@ class LinkedBlobStore:
         raise BlobUnknown(str(digest))
 
     async def stat(self, digest: Digest) -> BlobDescriptor:
+        cached = self._cache is not None and digest.algorithm == CANONICAL_ALGORITHM
+        if cached and self._cache and (hit := await self._cache.get(self.repository, digest)):
+            return hit
         canonical = await self.resolve(digest)
         desc = await self.blobs.stat(canonical)
+        if cached and self._cache and canonical == digest:
+            await self._cache.set(self.repository, desc)
         return BlobDescriptor(digest, desc.size, desc.media_type)
 
     async def link(self, canonical: Digest, *aliases: Digest) -> None:
@@ -112,6 +130,8 @@ class LinkedBlobStore:
 
     async def unlink(self, digest: Digest) -> None:
         """Remove the repository's link; the content stays for garbage collection."""
+        if self._cache is not None:
+            await self._cache.clear(self.repository, digest)
         await self.resolve(digest)
         link_path = self._link_paths[0](self.repository, digest)
         try:

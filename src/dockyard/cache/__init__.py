@@ -1,0 +1,1 @@
+"""Blob descriptor caches (``storage.cache.blobdescriptor``): in-memory or Redis."""
