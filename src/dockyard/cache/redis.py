@@ -61,7 +61,8 @@ class RedisCache:
             "socket_connect_timeout": dial_timeout or 1.0,
             "socket_timeout": max(read_timeout, write_timeout) or 1.0,
             "ssl": tls,
-            "retry_on_timeout": False,
+            # Fail fast: a slow or absent cache must not slow requests down.
+            "retry": None,
         }
         if max_connections:
             options["max_connections"] = max_connections

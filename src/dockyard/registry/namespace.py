@@ -152,9 +152,13 @@ class Repository:
         return await self.layers.stat(digest)
 
     async def open_blob(self, digest: Digest) -> BlobContent:
-        canonical = await self.layers.resolve(digest)
-        desc = await self.namespace.blobs.stat(canonical)
-        return BlobContent(BlobDescriptor(digest, desc.size), canonical, self.namespace.blobs)
+        """The blob's descriptor (from the cache when it has it) and where its bytes are."""
+        desc = await self.layers.stat(digest)
+        canonical = (
+            digest if digest.algorithm == CANONICAL_ALGORITHM
+            else await self.layers.resolve(digest)
+        )
+        return BlobContent(desc, canonical, self.namespace.blobs)
 
     async def delete_blob(self, digest: Digest) -> None:
         self._deletable()
