@@ -233,9 +233,9 @@ def _supervise(config: Config, secret: bytes, sock: socket.socket, count: int) -
             break
         except InterruptedError:
             continue
-        index = children.pop(pid, None)
-        if index is None:
+        if pid not in children:
             continue
+        index = children.pop(pid)
         if not stopping:
             log.error("worker %d (pid %d) exited with status %d; restarting", index, pid, status)
             time.sleep(0.5)
