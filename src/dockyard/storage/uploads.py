@@ -34,7 +34,9 @@ from dockyard.storage.drivers.base import PathNotFound, StorageDriver
 
 __all__ = ["UPLOAD_ID_PATTERN", "UploadStore"]
 
-UPLOAD_ID_PATTERN = re.compile(r"[A-Za-z0-9_=-]{1,128}")
+# A subset of the driver path grammar (no "=": distribution's PathRegexp has none), so
+# an odd id is an unknown upload (404), never an invalid storage path (5xx).
+UPLOAD_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # Chunks are gathered to this size before hashing/writing, to amortise thread hops.
 _BATCH = 1 << 20
 # Below this, hashing inline is cheaper than a hop to a worker thread.

@@ -6,7 +6,7 @@ import posixpath
 import time
 from collections.abc import AsyncIterator
 
-from dockyard.storage.drivers.base import FileInfo, InvalidOffset, PathNotFound
+from dockyard.storage.drivers.base import FileInfo, InvalidOffset, PathNotFound, StorageError
 
 __all__ = ["InMemoryDriver"]
 
@@ -50,9 +50,18 @@ class InMemoryDriver:
         except KeyError:
             raise PathNotFound(path, self.name) from None
 
-    def _store(self, path: str, data: bytearray) -> None:
+    def _check_file_path(self, path: str) -> None:
+        """A file may not replace a directory nor sit below a file (as on a filesystem)."""
         if path in self._dirs:
-            self._remove_tree(path)
+            raise StorageError(f"is a directory: {path}", self.name)
+        parent = posixpath.dirname(path)
+        while parent != "/":
+            if parent in self._files:
+                raise StorageError(f"not a directory: {parent}", self.name)
+            parent = posixpath.dirname(parent)
+
+    def _store(self, path: str, data: bytearray) -> None:
+        self._check_file_path(path)
         self._files[path] = data
         self._mtimes[path] = time.time()
         self._link(path)
@@ -105,6 +114,7 @@ class InMemoryDriver:
 
     async def move(self, source: str, dest: str) -> None:
         data = self._file(source)
+        self._check_file_path(dest)
         del self._files[source]
         self._mtimes.pop(source, None)
         self._unlink(source)
