@@ -68,7 +68,7 @@ def _too_large(size: int) -> RegistryError:
     )
 
 
-async def get_manifest(request: web.Request) -> web.Response:
+async def get_manifest(request: web.Request) -> web.StreamResponse:
     repo = repository(request)
     reference = request.match_info["reference"]
     stored = await repo.get_manifest(reference)
@@ -86,8 +86,11 @@ async def get_manifest(request: web.Request) -> web.Response:
     if etag in {c.strip() for c in if_none_match.split(",")} or if_none_match.strip() == "*":
         return web.Response(status=304, headers=headers)
     if request.method == "HEAD":
-        response = web.Response(status=200, headers=headers)
+        # web.Response computes Content-Length itself (0 without a body): stream instead.
+        response = web.StreamResponse(status=200, headers=headers)
         response.content_length = len(stored.body)
+        await response.prepare(request)
+        await response.write_eof()
         return response
     return web.Response(status=200, body=stored.body, headers=headers)
 
