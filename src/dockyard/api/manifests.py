@@ -7,6 +7,7 @@ from aiohttp import web
 from dockyard.api.errors import ErrorCode, RegistryError
 from dockyard.api.params import content_length, repository
 from dockyard.api.urls import manifest_url
+from dockyard.digest import Digest
 from dockyard.manifest import (
     DOCKER_MANIFEST_LIST,
     DOCKER_SCHEMA2,
@@ -37,6 +38,17 @@ def _accepts(request: web.Request, media_type: str) -> bool:
     if not accepted or "*/*" in accepted or "application/*" in accepted:
         return True
     return media_type in accepted
+
+
+def _etag_matches(request: web.Request, digest: Digest) -> bool:
+    """If-None-Match names this manifest: its quoted ETag, ``*``, or (as distribution
+    also takes it) the bare digest."""
+    wanted = {f'"{digest}"', str(digest), "*"}
+    return any(
+        candidate.strip() in wanted
+        for header in request.headers.getall("If-None-Match", [])
+        for candidate in header.split(",")
+    )
 
 
 async def _read_manifest_body(request: web.Request) -> bytes:
@@ -72,19 +84,19 @@ async def get_manifest(request: web.Request) -> web.StreamResponse:
     repo = repository(request)
     reference = request.match_info["reference"]
     stored = await repo.get_manifest(reference)
-    if ":" not in reference and not _accepts(request, stored.media_type):
-        message = _NOT_ACCEPTED.get(stored.media_type)
-        if message is not None:
-            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, reference, message=message)
     etag = f'"{stored.digest}"'
     headers = {
         "Docker-Content-Digest": str(stored.digest),
         "ETag": etag,
         "Content-Type": stored.media_type,
     }
-    if_none_match = request.headers.get("If-None-Match", "")
-    if etag in {c.strip() for c in if_none_match.split(",")} or if_none_match.strip() == "*":
+    # As distribution: the ETag is compared before Accept is looked at.
+    if _etag_matches(request, stored.digest):
         return web.Response(status=304, headers=headers)
+    if ":" not in reference and not _accepts(request, stored.media_type):
+        message = _NOT_ACCEPTED.get(stored.media_type)
+        if message is not None:
+            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, reference, message=message)
     if request.method == "HEAD":
         # web.Response computes Content-Length itself (0 without a body): stream instead.
         response = web.StreamResponse(status=200, headers=headers)
