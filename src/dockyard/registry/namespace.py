@@ -304,7 +304,7 @@ class Repository:
         )
         for digest in missing:
             if digest is not None:
-                raise ManifestBlobUnknown(f"unknown blob {digest}", detail={"digest": str(digest)})
+                raise ManifestBlobUnknown(f"unknown blob {digest}", detail=str(digest))
 
     async def delete_manifest(self, reference: str) -> None:
         """By tag: remove that tag. By digest: the revision, its tags, its referrer link."""
