@@ -59,6 +59,8 @@ __all__ = [
 # Parsed manifests kept per process: content-addressed, so never stale (schema1
 # signed manifests can gain signatures and are not cached).
 _MANIFEST_CACHE_ENTRIES = 2048
+# The allow list distribution uses when validation.manifests.urls sets no pattern.
+_ALLOW_NO_URL = re.compile("^$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +288,11 @@ class Repository:
     async def _verify(self, manifest: Manifest) -> None:
         """Every blob and child manifest it references must be in this repository."""
         options = self.namespace.options
-        foreign_layer_check(manifest, options.urls_allow, options.urls_deny)
+        allow, deny = options.urls_allow, options.urls_deny
+        if not allow and not deny:
+            # distribution: with validation on and neither list set, allow nothing.
+            allow = (_ALLOW_NO_URL,)
+        foreign_layer_check(manifest, allow, deny)
 
         async def blob_present(digest: Digest) -> Digest | None:
             try:
