@@ -65,7 +65,11 @@ _ALLOW_NO_URL = re.compile("^$")
 
 @dataclass(frozen=True, slots=True)
 class RegistryOptions:
-    """Policies from config.yml's ``storage`` and ``validation`` sections."""
+    """Policies from config.yml's ``storage`` and ``validation`` sections.
+
+    ``validation_disabled`` turns off the ``urls`` allow/deny patterns only, as in
+    distribution; manifests are always checked for the blobs they reference.
+    """
 
     delete_enabled: bool = False
     read_only: bool = False
@@ -276,8 +280,7 @@ class Repository:
         manifest = parse_manifest(body, content_type)
         if expected is not None and expected != Digest.of(manifest.payload, expected.algorithm):
             raise DigestInvalid(f"manifest digest {manifest.digest} does not match {expected}")
-        if not self.namespace.options.validation_disabled:
-            await self._verify(manifest)
+        await self._verify(manifest)
         await self._manifests.put(manifest.payload, manifest.signatures)
         if tag is not None:
             await self._tags.tag(tag, manifest.digest)
@@ -286,10 +289,16 @@ class Repository:
         return manifest
 
     async def _verify(self, manifest: Manifest) -> None:
-        """Every blob and child manifest it references must be in this repository."""
+        """Every blob and child manifest it references must be in this repository.
+
+        As in distribution, ``validation.disabled`` only drops the URL patterns of
+        foreign layers; references are checked whatever the configuration.
+        """
         options = self.namespace.options
         allow, deny = options.urls_allow, options.urls_deny
-        if not allow and not deny:
+        if options.validation_disabled:
+            allow, deny = (), ()
+        elif not allow and not deny:
             # distribution: with validation on and neither list set, allow nothing.
             allow = (_ALLOW_NO_URL,)
         foreign_layer_check(manifest, allow, deny)
