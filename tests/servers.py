@@ -177,7 +177,8 @@ class RegistryProcess:
                     f"{self.kind} exited with status {code} during startup\n{self.log_tail()}"
                 )
             try:
-                response = httpx.get(f"{self.url}/v2/", timeout=2.0)
+                prefix = str(self.config.get("http", {}).get("prefix") or "/").rstrip("/")
+                response = httpx.get(f"{self.url}{prefix}/v2/", timeout=2.0)
             except httpx.HTTPError as exc:
                 last_error = repr(exc)
             else:
