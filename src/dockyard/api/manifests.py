@@ -19,7 +19,7 @@ from dockyard.registry.errors import BlobUploadInvalid
 
 __all__ = ["delete_manifest", "get_manifest", "put_manifest"]
 
-# What distribution says when a tag's manifest type is not in the client's Accept.
+# What distribution says when a manifest's type is not in the client's Accept.
 _NOT_ACCEPTED = {
     OCI_MANIFEST: "OCI manifest found, but accept header does not support OCI manifests",
     OCI_INDEX: "OCI index found, but accept header does not support OCI indexes",
@@ -93,7 +93,10 @@ async def get_manifest(request: web.Request) -> web.StreamResponse:
     # As distribution: the ETag is compared before Accept is looked at.
     if _etag_matches(request, stored.digest):
         return web.Response(status=304, headers=headers)
-    if ":" not in reference and not _accepts(request, stored.media_type):
+    # distribution refuses OCI types outside Accept by digest too; Docker types only by
+    # tag (where it would convert them; dockyard does not, it answers the same 404).
+    by_tag_only = stored.media_type not in (OCI_MANIFEST, OCI_INDEX)
+    if not (by_tag_only and ":" in reference) and not _accepts(request, stored.media_type):
         message = _NOT_ACCEPTED.get(stored.media_type)
         if message is not None:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, reference, message=message)
