@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -64,4 +65,6 @@ async def referrers(request: web.Request) -> web.Response:
     if artifact_type is not None:
         headers["OCI-Filters-Applied"] = "artifactType"
     body = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
-    return web.json_response(body, headers=headers, content_type=OCI_INDEX)
+    # Exactly the index media type: json_response would add "; charset=utf-8".
+    headers["Content-Type"] = OCI_INDEX
+    return web.Response(body=json.dumps(body).encode(), headers=headers)
