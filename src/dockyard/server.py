@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import secrets
@@ -43,6 +44,8 @@ from dockyard.tls import server_ssl_context
 __all__ = ["build_context", "serve", "unsupported_features"]
 
 log = logging.getLogger("dockyard")
+
+_PR_SET_PDEATHSIG = 1
 
 
 def unsupported_features(config: Config) -> list[str]:
@@ -110,7 +113,9 @@ def build_cache(config: Config) -> BlobDescriptorCache | None:
 def build_context(config: Config, secret: bytes) -> AppContext:
     """Everything the application needs, from the configuration."""
     storage = config.storage
-    driver = create_driver(storage.driver, storage.parameters)
+    driver = create_driver(
+        storage.driver, storage.parameters, redirect=not storage.redirect.disable
+    )
     urls_validation = config.validation.manifests.urls
     options = RegistryOptions(
         delete_enabled=storage.delete.enabled,
@@ -204,11 +209,14 @@ def _supervise(config: Config, secret: bytes, sock: socket.socket, count: int) -
     children: dict[int, int] = {}
     stopping = False
 
+    parent = os.getpid()
+
     def spawn(index: int) -> None:
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
+                _die_with_parent(parent)
                 code = _run_worker(config, secret, sock, purge=index == 0)
             finally:
                 os._exit(code)
@@ -244,6 +252,20 @@ def _supervise(config: Config, secret: bytes, sock: socket.socket, count: int) -
             code = 1
     log.info("stopped")
     return code
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGTERM this worker when the supervisor dies (even by SIGKILL).
+
+    Otherwise orphaned workers keep the port and a restart fails to bind.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (AttributeError, OSError):  # not Linux: the supervisor's SIGTERM still works
+        return
+    if os.getppid() != parent:  # the supervisor died before prctl took effect
+        os._exit(0)
 
 
 def _run_worker(config: Config, secret: bytes, sock: socket.socket, purge: bool = False) -> int:
