@@ -8,8 +8,9 @@ optionally on a given storage root: the compatibility tests run both servers in 
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,8 @@ def fresh_image(tmp_path: Path, umoci: Umoci) -> BuiltImage:
 def server_factory(
     tmp_path_factory: pytest.TempPathFactory, registry_secret: str
 ) -> Iterator[ServerFactory]:
-    """``server_factory(kind, root=None, overrides=None)``: a started registry process.
+    """``server_factory(kind, root=None, overrides=None, extra_args=())``: a started
+    registry process.
 
     ``root`` is the filesystem ``rootdirectory`` (default: the process's own ``data/``).
     Every server is stopped at teardown; stop one earlier with ``server.stop()``.
@@ -121,14 +123,19 @@ def server_factory(
         kind: Kind,
         root: Path | None = None,
         overrides: dict[str, Any] | None = None,
+        extra_args: Sequence[str] = (),
     ) -> RegistryProcess:
         if kind == "distribution" and not Path(DISTRIBUTION_BINARY).exists():
             pytest.fail(f"{DISTRIBUTION_BINARY} is missing: apt-get install -y docker-registry")
-        merged: dict[str, Any] = dict(overrides or {})
+        merged: dict[str, Any] = copy.deepcopy(dict(overrides or {}))
         if root is not None:
             merged.setdefault("storage", {})["filesystem"] = {"rootdirectory": str(root)}
         server = RegistryProcess(
-            tmp_path_factory.mktemp(kind), kind=kind, secret=registry_secret, overrides=merged
+            tmp_path_factory.mktemp(kind),
+            kind=kind,
+            secret=registry_secret,
+            overrides=merged,
+            extra_args=extra_args,
         )
         servers.append(server)
         server.start()

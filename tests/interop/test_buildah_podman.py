@@ -213,3 +213,53 @@ def test_podman_build_push_then_buildah_pull(
     finally:
         buildah("umount", container, check=False)
         buildah("rm", container, check=False)
+
+
+def test_buildah_manifest_list_push_then_podman_pulls_one_platform(
+    registry,
+    client: httpx.Client,
+    buildah: ContainerTool,
+    podman: ContainerTool,
+    tmp_path: Path,
+) -> None:
+    """``buildah manifest push --all`` of two platforms; podman pulls the arm64 one."""
+    repo = random_repo("buildah-list")
+    ref = f"127.0.0.1:{registry.port}/{repo}:multi"
+    buildah("manifest", "create", f"localhost/{repo}:list")
+    contents = {}
+    for arch in ("amd64", "arm64"):
+        contents[arch] = f"{arch}\n".encode() + os.urandom(1000)
+        (tmp_path / f"{arch}.txt").write_bytes(contents[arch])
+        container = buildah("from", "scratch").stdout.strip()
+        buildah("copy", container, str(tmp_path / f"{arch}.txt"), "/arch.txt")
+        buildah("config", "--arch", arch, "--os", "linux", container)
+        buildah("commit", "--format", "oci", container, f"localhost/{repo}:{arch}")
+        buildah("manifest", "add", f"localhost/{repo}:list", f"localhost/{repo}:{arch}")
+    buildah(
+        "manifest",
+        "push",
+        "--all",
+        "--tls-verify=false",
+        f"localhost/{repo}:list",
+        f"docker://{ref}",
+    )
+
+    served = manifest_of(client, repo, "multi")
+    index = served.json()
+    assert served.headers["Content-Type"] == index["mediaType"]
+    assert {m["platform"]["architecture"] for m in index["manifests"]} == {"amd64", "arm64"}
+    for entry in index["manifests"]:
+        assert manifest_of(client, repo, entry["digest"]).content != b""
+
+    podman("pull", "--tls-verify=false", "--arch", "arm64", ref)
+    arm = next(m for m in index["manifests"] if m["platform"]["architecture"] == "arm64")
+    assert podman("image", "inspect", "--format", "{{.Architecture}}", ref).stdout.strip() == (
+        "arm64"
+    )
+    mountpoint = Path(podman("image", "mount", ref).stdout.strip())
+    try:
+        assert (mountpoint / "arch.txt").read_bytes() == contents["arm64"]
+    finally:
+        podman("image", "unmount", ref, check=False)
+    digests = podman("image", "inspect", "--format", "{{json .RepoDigests}}", ref).stdout
+    assert arm["digest"] in digests, digests

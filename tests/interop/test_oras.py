@@ -23,7 +23,6 @@ from .tools import (
     OCI_INDEX,
     OCI_MANIFEST,
     Skopeo,
-    dockyard_bug,
     only_on_dockyard,
     random_repo,
     sha256_digest,
@@ -280,11 +279,6 @@ def test_referrers_of_an_image(
 
 
 @only_on_dockyard("no referrers API (GET /v2/<name>/referrers/<digest> -> 404)")
-@dockyard_bug(
-    "GET /v2/<name>/referrers/<digest> answers Content-Type "
-    "'application/vnd.oci.image.index.v1+json; charset=utf-8'; the spec (and its conformance "
-    "suite) require exactly 'application/vnd.oci.image.index.v1+json'"
-)
 def test_referrers_content_type_is_exactly_the_index_type(
     registry, client: httpx.Client, oras_client: oras.client.OrasClient, tmp_path: Path
 ) -> None:

@@ -121,6 +121,35 @@ def test_docker_schema2_image_in_and_out(
     )
 
 
+def test_zstd_layers_in_and_out(
+    registry, client: httpx.Client, skopeo: Skopeo, fresh_image: BuiltImage, tmp_path: Path
+) -> None:
+    """Layers recompressed with zstd on the way in are stored and served as sent.
+
+    (A fresh image: skopeo would reuse gzip layers it knows the registry already has.)"""
+    repo = random_repo()
+    skopeo.copy(
+        fresh_image.ref, docker_ref(registry, repo, "zstd"), "--dest-compress-format", "zstd"
+    )
+    raw = skopeo.raw_manifest(docker_ref(registry, repo, "zstd"))
+    manifest = json.loads(raw)
+    assert {layer["mediaType"] for layer in manifest["layers"]} == {
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    }
+    assert not {layer["digest"] for layer in manifest["layers"]} & set(fresh_image.layer_digests)
+    assert get_manifest(client, repo, "zstd").headers["Docker-Content-Digest"] == (
+        sha256_digest(raw)
+    )
+    pulled = DirImage(tmp_path / "dir")
+    skopeo.copy(docker_ref(registry, repo, "zstd"), f"dir:{pulled.path}")
+    assert pulled.manifest_bytes == raw
+    for layer in manifest["layers"]:
+        data = pulled.blob(layer["digest"])
+        assert sha256_digest(data) == layer["digest"]
+        assert len(data) == layer["size"]
+        assert data[:4] == b"\x28\xb5\x2f\xfd"  # zstd frame magic
+
+
 # -- multi-arch ------------------------------------------------------------------------
 
 
