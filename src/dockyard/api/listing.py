@@ -20,7 +20,7 @@ def _page_size(request: web.Request, maximum: int | None) -> int | None:
     raw = request.query.get("n")
     if raw is None or raw == "":
         return maximum
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # str.isdigit() takes "²", int() does not
         raise RegistryError(ErrorCode.PAGINATION_NUMBER_INVALID, {"n": raw[:40]})
     n = int(raw)
     return min(n, maximum) if maximum is not None else n
