@@ -179,7 +179,7 @@ def test_catalog_shows_a_new_repository(
 
 
 @deviates_on_distribution("an invalid n is ignored and the default page is returned")
-@pytest.mark.parametrize("n", ["abc", "-1", "2.5"])
+@pytest.mark.parametrize("n", ["abc", "-1", "2.5", "\u00b2", "\u0661"])
 def test_catalog_invalid_n(http: httpx.Client, n: str) -> None:
     assert_error(http.get("/v2/_catalog", params={"n": n}), 400, "PAGINATION_NUMBER_INVALID")
 

@@ -376,7 +376,7 @@ def test_tags_list_last_page_exactly_full_has_no_link(client: httpx.Client) -> N
 
 
 @deviates_on_distribution("an invalid n is ignored (every tag is listed)")
-@pytest.mark.parametrize("n", ["abc", "-1", "1.5", "0x10"])
+@pytest.mark.parametrize("n", ["abc", "-1", "1.5", "0x10", "\u00b2", "\u0661"])
 def test_tags_list_invalid_n(client: httpx.Client, n: str) -> None:
     repo = random_repo()
     push_tags(client, repo, ["latest"])
