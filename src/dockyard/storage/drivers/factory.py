@@ -14,8 +14,14 @@ class DriverConfigError(ValueError):
     """The driver cannot be built from its ``storage.<driver>`` parameters."""
 
 
-def create_driver(name: str, params: Mapping[str, Any]) -> CheckedDriver:
-    """The driver ``name`` (``storage.<name>`` in config.yml), wrapped with path checks."""
+def create_driver(
+    name: str, params: Mapping[str, Any], *, redirect: bool = True
+) -> CheckedDriver:
+    """The driver ``name`` (``storage.<name>`` in config.yml), wrapped with path checks.
+
+    ``redirect`` is ``not storage.redirect.disable``: object stores may then answer
+    blob GETs with pre-signed URLs.
+    """
     driver: StorageDriver
     if name == "filesystem":
         from dockyard.storage.drivers.filesystem import FilesystemDriver
@@ -25,6 +31,10 @@ def create_driver(name: str, params: Mapping[str, Any]) -> CheckedDriver:
         from dockyard.storage.drivers.inmemory import InMemoryDriver
 
         driver = InMemoryDriver()
+    elif name == "s3":
+        from dockyard.storage.drivers.s3 import S3Driver  # raises DriverConfigError without [s3]
+
+        driver = S3Driver.from_parameters(params, redirect=redirect)
     else:
         raise DriverConfigError(f"storage.{name}: storage driver {name!r} is not supported yet")
     return CheckedDriver(driver)

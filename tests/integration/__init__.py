@@ -1,0 +1,1 @@
+"""Tests against real backend servers on loopback: S3 (moto), Redis."""

@@ -1,0 +1,104 @@
+"""Backend servers on loopback for the integration tests.
+
+``moto_server`` (session): moto's standalone S3 server (``moto[server]``); tests make
+their own bucket with ``moto_server.create_bucket()`` or use ``s3_bucket``.
+``redis_server`` (session): ``redis-server`` with no persistence, for the Redis cache tests.
+``s3_registry_factory``: dockyard (or docker-registry) processes on S3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.integration.backends import (
+    MotoServer,
+    RedisServer,
+    S3RegistryProcess,
+    TcpProxy,
+    s3_params,
+    shared_moto,
+)
+from tests.servers import DISTRIBUTION_BINARY, Kind
+
+S3RegistryFactory = Callable[..., S3RegistryProcess]
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> MotoServer:
+    """moto's S3 server on 127.0.0.1 (one per test process, stopped at exit)."""
+    return shared_moto(tmp_path_factory.mktemp("moto"))
+
+
+@pytest.fixture
+def s3_bucket(moto_server: MotoServer) -> str:
+    """A new, empty bucket on the moto server."""
+    return moto_server.create_bucket()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """redis-server on 127.0.0.1 (``.addr``, ``.url``), no persistence."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def tcp_proxy_factory() -> Iterator[Callable[[int], TcpProxy]]:
+    """``tcp_proxy_factory(port)``: a started proxy to 127.0.0.1:port that can be cut."""
+    proxies: list[TcpProxy] = []
+
+    def factory(port: int) -> TcpProxy:
+        proxy = TcpProxy(port)
+        proxy.start()
+        proxies.append(proxy)
+        return proxy
+
+    try:
+        yield factory
+    finally:
+        for proxy in proxies:
+            proxy.stop()
+
+
+@pytest.fixture
+def s3_registry_factory(
+    tmp_path_factory: pytest.TempPathFactory, moto_server: MotoServer, registry_secret: str
+) -> Iterator[S3RegistryFactory]:
+    """``factory(bucket, *, kind="dockyard", endpoint=None, s3={...}, overrides={...},
+    start=True)``: a registry process on ``storage.s3`` (moto unless ``endpoint``),
+    sharing the session's ``http.secret``. All are stopped at teardown."""
+    started: list[S3RegistryProcess] = []
+
+    def factory(
+        bucket: str,
+        *,
+        kind: Kind = "dockyard",
+        endpoint: str | None = None,
+        s3: Mapping[str, Any] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        start: bool = True,
+    ) -> S3RegistryProcess:
+        if kind == "distribution" and not Path(DISTRIBUTION_BINARY).exists():
+            pytest.fail(f"{DISTRIBUTION_BINARY} is missing: apt-get install -y docker-registry")
+        params = s3_params(endpoint or moto_server.url, bucket, **dict(s3 or {}))
+        server = S3RegistryProcess(
+            tmp_path_factory.mktemp(f"{kind}-s3"), kind=kind, s3=params,
+            secret=registry_secret, overrides=overrides,
+        )
+        started.append(server)
+        if start:
+            server.start()
+        return server
+
+    try:
+        yield factory
+    finally:
+        for server in started:
+            server.stop()
