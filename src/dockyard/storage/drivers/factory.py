@@ -35,6 +35,25 @@ def create_driver(
         from dockyard.storage.drivers.s3 import S3Driver  # raises DriverConfigError without [s3]
 
         driver = S3Driver.from_parameters(params, redirect=redirect)
+    elif name == "azure":
+        try:
+            from dockyard.storage.drivers.azure import AzureDriver
+        except ImportError as exc:
+            raise _missing_extra(name, exc) from exc
+        driver = AzureDriver.from_parameters(params, redirect=redirect)
+    elif name == "gcs":
+        try:
+            from dockyard.storage.drivers.gcs import GCSDriver
+        except ImportError as exc:
+            raise _missing_extra(name, exc) from exc
+        driver = GCSDriver.from_parameters(params, redirect=redirect)
     else:
         raise DriverConfigError(f"storage.{name}: storage driver {name!r} is not supported yet")
     return CheckedDriver(driver)
+
+
+def _missing_extra(name: str, exc: ImportError) -> DriverConfigError:
+    return DriverConfigError(
+        f"storage.{name}: the {name} driver needs the {name!r} extra "
+        f"(pip install 'dockyard[{name}]'): {exc}"
+    )

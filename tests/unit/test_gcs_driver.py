@@ -1,0 +1,376 @@
+"""The gcs driver against fake-gcs-server: the driver contract, and its upload parts.
+
+The contract tests are those of tests/unit/test_drivers.py, run here with this module's
+``driver`` fixture (each test gets a fresh bucket, a root directory in it, and a chunk
+size of 256 KiB -- the smallest GCS allows -- so small files already span parts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.integration import azure_gcs_fixtures as fixtures
+from tests.integration.azure_gcs_fixtures import (
+    FakeGCSServer,
+    gcs_params,
+    service_account_key,
+)
+from tests.unit.test_drivers import (  # noqa: F401 - the contract, run on this driver
+    read_all,
+    run,
+    test_delete_file_and_tree,
+    test_get_missing,
+    test_list,
+    test_mod_time_follows_writes,
+    test_move,
+    test_path_not_found_everywhere,
+    test_put_and_get,
+    test_put_is_atomic_for_concurrent_readers,
+    test_put_overwrites_whole_file,
+    test_reader_from_offset,
+    test_reader_invalid_offset_and_missing,
+    test_stat,
+    test_walk,
+    test_writer_appends_in_pieces,
+    test_writer_from_offset_truncates_the_rest,
+    test_writer_invalid_offset_and_missing,
+    test_writer_offset_zero_starts_afresh,
+    test_writer_size_close_and_cancel,
+    write_file,
+)
+
+from dockyard.storage.drivers.base import CheckedDriver, InvalidOffset, StorageDriver
+from dockyard.storage.drivers.factory import DriverConfigError, create_driver
+from dockyard.storage.drivers.gcs import (
+    PARTS_SUFFIX,
+    SESSION_CONTENT_TYPE,
+    GCSDriver,
+    GCSParameters,
+    sign_url_v4,
+)
+
+KiB = 1 << 10
+MiB = 1 << 20
+CHUNK = 256 * KiB
+
+fake_gcs = fixtures.fake_gcs  # the session's fake-gcs-server
+
+
+def make_driver(params: dict[str, Any], **kwargs: Any) -> CheckedDriver:
+    return CheckedDriver(GCSDriver(GCSParameters({**params, "chunksize": CHUNK}), **kwargs))
+
+
+@pytest.fixture
+def params(fake_gcs: FakeGCSServer) -> dict[str, Any]:
+    return gcs_params(fake_gcs, fake_gcs.create_bucket(), root=f"root-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def driver(params: dict[str, Any]) -> CheckedDriver:
+    return make_driver(params)
+
+
+def objects(server: FakeGCSServer, bucket: str) -> dict[str, dict[str, Any]]:
+    """Every object of the bucket by name, as the JSON API lists it."""
+    out: dict[str, dict[str, Any]] = {}
+    token = ""
+    while True:
+        response = httpx.get(
+            f"{server.url}/storage/v1/b/{bucket}/o",
+            params={"pageToken": token} if token else {}, timeout=10,
+        )
+        response.raise_for_status()
+        page = response.json()
+        out.update({item["name"]: item for item in page.get("items", [])})
+        token = page.get("nextPageToken", "")
+        if not token:
+            return out
+
+
+def test_satisfies_the_protocol(driver: CheckedDriver) -> None:
+    assert isinstance(driver.inner, StorageDriver)
+    assert driver.name == "gcs"
+
+
+# -- parameters -------------------------------------------------------------------------
+
+
+def test_parameters_as_distribution_reads_them(tmp_path: Path) -> None:
+    p = GCSParameters({"bucket": "b"}, environ={})
+    assert (p.bucket, p.root_prefix, p.chunk_size, p.endpoint) == ("b", "", 16 * MiB, "")
+    assert p.signing_key is None
+    key = service_account_key(tmp_path / "key.json")
+    p = GCSParameters(
+        {"bucket": "b", "rootdirectory": "/x/y/", "chunksize": "5242880", "keyfile": str(key)},
+        environ={},
+    )
+    assert (p.root_prefix, p.chunk_size) == ("x/y/", 5 * MiB)
+    assert p.signing_key is not None and p.signing_key[0].startswith("dockyard-test@")
+    p = GCSParameters(
+        {"bucket": "b", "credentials": json.loads(key.read_text())}, environ={}
+    )
+    assert p.signing_key is not None
+    # The emulator variable of Google's clients (and distribution's) is honoured.
+    p = GCSParameters({"bucket": "b"}, environ={"STORAGE_EMULATOR_HOST": "127.0.0.1:4443"})
+    assert p.endpoint == "http://127.0.0.1:4443"
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({}, "bucket is required"),
+        ({"bucket": "b", "chunksize": 1000}, "multiple of 262144"),
+        ({"bucket": "b", "chunksize": "lots"}, "must be an integer"),
+        ({"bucket": "b", "keyfile": "/nonexistent/key.json"}, "keyfile"),
+        ({"bucket": "b", "credentials": "nope"}, "credentials"),
+        ({"bucket": "b", "maxconcurrency": 0}, "at least 1"),
+        ({"bucket": "b", "bogus": 1}, "unsupported parameter.*bogus"),
+        ({"bucket": "b", "endpoint": "ftp://x"}, "not an http"),
+    ],
+)
+def test_bad_parameters_stop_startup(params: dict[str, Any], message: str) -> None:
+    with pytest.raises(DriverConfigError, match=message) as caught:
+        create_driver("gcs", params)
+    assert str(caught.value).startswith("storage.gcs: ")
+
+
+def test_factory_builds_the_gcs_driver() -> None:
+    driver = create_driver("gcs", {"bucket": "b", "endpoint": "http://127.0.0.1:9"},
+                           redirect=False)
+    assert isinstance(driver, CheckedDriver) and isinstance(driver.inner, GCSDriver)
+    assert driver.inner.redirect is False
+
+
+# -- layout -----------------------------------------------------------------------------
+
+
+def test_object_names_are_distributions(fake_gcs: FakeGCSServer) -> None:
+    bucket = fake_gcs.create_bucket()
+    plain = gcs_params(fake_gcs, bucket)
+    rooted = gcs_params(fake_gcs, bucket, root="/registry/")
+
+    async def scenario() -> None:
+        for params in (plain, rooted):
+            driver = make_driver(params)
+            await driver.put_content("/docker/registry/v2/repositories/x/_layers/link", b"l")
+            await write_file(driver, "/docker/registry/v2/blobs/sha256/ab/abc/data", b"blob")
+        assert await make_driver(rooted).inner.list("/") == ["/docker"]
+
+    run(scenario())
+    assert sorted(objects(fake_gcs, bucket)) == [
+        "docker/registry/v2/blobs/sha256/ab/abc/data",
+        "docker/registry/v2/repositories/x/_layers/link",
+        "registry/docker/registry/v2/blobs/sha256/ab/abc/data",
+        "registry/docker/registry/v2/repositories/x/_layers/link",
+    ]
+
+
+# -- uploads across requests and instances ----------------------------------------------
+
+
+def test_close_saves_a_part_list_that_another_instance_continues(
+    fake_gcs: FakeGCSServer, params: dict[str, Any]
+) -> None:
+    first, second = os.urandom(3 * CHUNK + 1000), os.urandom(2 * CHUNK + 7)
+    key = f"{params['rootdirectory']}/up/data"
+
+    async def scenario() -> None:
+        a, b = make_driver(params), make_driver(params)  # two instances, two clients
+        writer = await a.writer("/up/data")
+        await writer.write(first)
+        await writer.close()
+        assert (await b.stat("/up/data")).size == len(first)
+        assert await read_all(b.reader("/up/data")) == first  # readable before the commit
+        assert await read_all(b.reader("/up/data", CHUNK + 5)) == first[CHUNK + 5 :]
+        assert await b.list("/up") == ["/up/data"]  # the parts are hidden
+        found = objects(fake_gcs, params["bucket"])
+        assert found[key]["contentType"] == SESSION_CONTENT_TYPE
+        assert sorted(int(o["size"]) for n, o in found.items() if n.startswith(key + "~")) == [
+            1000, CHUNK, CHUNK, CHUNK
+        ]
+        writer = await b.writer("/up/data", len(first))
+        await writer.write(second)
+        await writer.commit()
+        assert (await a.stat("/up/data")).size == len(first) + len(second)
+        await a.move("/up/data", "/blobs/data")
+        assert await b.get_content("/blobs/data") == first + second
+
+    run(scenario())
+    # Composed into one plain object; every part is gone.
+    found = objects(fake_gcs, params["bucket"])
+    assert sorted(found) == [f"{params['rootdirectory']}/blobs/data"]
+    assert found[f"{params['rootdirectory']}/blobs/data"]["contentType"] != SESSION_CONTENT_TYPE
+
+
+def test_parts_of_a_crashed_request_stay_invisible(
+    fake_gcs: FakeGCSServer, params: dict[str, Any]
+) -> None:
+    async def scenario() -> None:
+        a = make_driver(params)
+        writer = await a.writer("/up/data")
+        await writer.write(b"acknowledged")
+        await writer.close()
+        writer = await a.writer("/up/data", 12)
+        await writer.write(os.urandom(3 * CHUNK))  # parts uploaded, never listed: a crash
+        await asyncio.sleep(0.2)
+        assert (await a.stat("/up/data")).size == 12
+        b = make_driver(params)
+        writer = await b.writer("/up/data", 12)
+        await writer.write(b"+more")
+        await writer.close()
+        assert await b.get_content("/up/data") == b"acknowledged+more"
+        await b.delete("/up")  # the upload's directory, stray parts included
+
+    run(scenario())
+    assert objects(fake_gcs, params["bucket"]) == {}
+
+
+def test_cut_back_to_the_acknowledged_offset(params: dict[str, Any]) -> None:
+    """A failed chunk's bytes are cut off as the upload layer does: reopen at the offset."""
+    data = os.urandom(5 * CHUNK)
+    ack = 2 * CHUNK + 12345  # inside the third part
+
+    async def scenario() -> None:
+        a, b = make_driver(params), make_driver(params)
+        writer = await a.writer("/up/data")
+        await writer.write(data[:ack])
+        await writer.close()
+        writer = await a.writer("/up/data", ack)
+        await writer.write(data[ack:])  # the chunk fails after this...
+        await writer.close()  # ...and the upload layer closes the writer
+        assert (await b.stat("/up/data")).size == len(data)
+        await (await b.writer("/up/data", ack)).close()  # then cuts back to the offset
+        assert (await a.stat("/up/data")).size == ack
+        assert await a.get_content("/up/data") == data[:ack]
+        writer = await b.writer("/up/data", ack)
+        await writer.write(data[ack:])
+        await writer.commit()
+        assert await a.get_content("/up/data") == data
+
+    run(scenario())
+
+
+def test_continue_an_object_written_whole(params: dict[str, Any]) -> None:
+    data = os.urandom(CHUNK + 99)
+
+    async def scenario() -> None:
+        d = make_driver(params)
+        await d.put_content("/f", data)
+        assert await write_file(d, "/f", b"tail", offset=len(data)) == len(data) + 4
+        assert await d.get_content("/f") == data + b"tail"
+        await d.put_content("/g", data)
+        assert await write_file(d, "/g", b"!", offset=10) == 11
+        assert await d.get_content("/g") == data[:10] + b"!"
+        with pytest.raises(InvalidOffset):
+            await d.writer("/g", 12)
+
+    run(scenario())
+
+
+def test_more_parts_than_one_compose_takes(params: dict[str, Any]) -> None:
+    """Compose takes 32 sources: 70 parts are composed as a tree."""
+    pieces = [os.urandom(1000 + i) for i in range(70)]
+
+    async def scenario() -> None:
+        d = make_driver(params)
+        offset = 0
+        for piece in pieces:  # one part per "PATCH"
+            writer = await d.writer("/up/data", offset)
+            await writer.write(piece)
+            await writer.close()
+            offset += len(piece)
+        writer = await d.writer("/up/data", offset)
+        await writer.commit()
+        assert await d.get_content("/up/data") == b"".join(pieces)
+
+    run(scenario())
+
+
+def test_empty_upload_commits_an_empty_object(params: dict[str, Any]) -> None:
+    async def scenario() -> None:
+        d = make_driver(params)
+        await (await d.writer("/up/data")).close()
+        assert (await d.stat("/up/data")).size == 0
+        await (await d.writer("/up/data", 0)).commit()
+        assert await d.get_content("/up/data") == b""
+
+    run(scenario())
+
+
+# -- redirects --------------------------------------------------------------------------
+
+
+def test_signed_url_matches_gcloud_aio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our V4 signature equals the one gcloud-aio-storage computes for the same instant."""
+    import datetime as datetime_module
+
+    from gcloud.aio.auth import Token
+    from gcloud.aio.storage import blob as blob_module
+    from gcloud.aio.storage.blob import Blob
+    from gcloud.aio.storage.bucket import Bucket
+
+    key_path = service_account_key(tmp_path / "key.json")
+    key = json.loads(key_path.read_text())
+    instant = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+    class FrozenDatetime(datetime_module.datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> FrozenDatetime:  # type: ignore[override]
+            return cls.fromtimestamp(instant.timestamp(), tz)
+
+    monkeypatch.setattr(blob_module.datetime, "datetime", FrozenDatetime)
+    monkeypatch.setattr(blob_module, "HOST", "storage.googleapis.com")
+    name = "docker/registry/v2/blobs/sha256/ab/ab~c d/data"
+
+    async def theirs() -> str:
+        token = Token(service_file=str(key_path))
+        bucket = Bucket(None, "my-bucket")  # type: ignore[arg-type]
+        url = await Blob(bucket, name, {"size": 0}).get_signed_url(1200, token=token)
+        await token.close()
+        return url
+
+    expected = run(theirs())
+    ours = sign_url_v4(
+        host_url="https://storage.googleapis.com", bucket="my-bucket", name=name,
+        client_email=key["client_email"], private_key=key["private_key"], now=instant,
+    )
+    assert ours == expected
+
+
+def test_redirect_needs_a_key_and_serves_the_object(
+    fake_gcs: FakeGCSServer, params: dict[str, Any], tmp_path: Path
+) -> None:
+    data = os.urandom(100 * KiB)
+    keyed = {**params, "keyfile": str(service_account_key(tmp_path / "key.json"))}
+
+    async def scenario() -> tuple[str | None, ...]:
+        await make_driver(params).put_content("/blobs/b/data", data)
+        return (
+            await make_driver(params).redirect_url("/blobs/b/data", "GET"),
+            await make_driver(keyed).redirect_url("/blobs/b/data", "GET"),
+            await make_driver(keyed).redirect_url("/blobs/b/data", "PUT"),
+            await make_driver(keyed, redirect=False).redirect_url("/blobs/b/data", "GET"),
+        )
+
+    without_key, url, put_url, disabled = run(scenario())
+    assert without_key is None and put_url is None and disabled is None
+    assert url is not None and "X-Goog-Signature=" in url
+    assert url.startswith(f"{fake_gcs.url}/{params['bucket']}/{params['rootdirectory']}/")
+    # The emulator does not check signatures, but it serves the URL's object.
+    response = httpx.get(url, timeout=30)
+    assert response.status_code == 200 and response.content == data
+
+
+def test_local_path_is_none(driver: CheckedDriver) -> None:
+    assert driver.local_path("/anything") is None
+    assert PARTS_SUFFIX.startswith("~")
+    assert time.time() > 0
