@@ -135,7 +135,9 @@ def manifest_of(client: httpx.Client, repo: str, tag: str) -> httpx.Response:
 
 
 @pytest.mark.parametrize(
-    ("fmt", "media_type"), [("oci", OCI_MANIFEST), ("docker", DOCKER_MANIFEST)]
+    ("fmt", "media_type"),
+    [("oci", OCI_MANIFEST), ("docker", DOCKER_MANIFEST)],
+    ids=["oci", "docker"],
 )
 def test_buildah_from_scratch_push_then_podman_pull(
     registry,
