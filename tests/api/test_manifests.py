@@ -181,6 +181,23 @@ def test_oci_index_with_artifact_type_subject_and_annotations(client: httpx.Clie
     assert_manifest_headers(got, artifact)
 
 
+@pytest.mark.parametrize("kind", ["oci-manifest", "oci-index"])
+def test_oci_types_without_media_type_in_the_body(client: httpx.Client, kind: str) -> None:
+    """``mediaType`` is optional in OCI documents: Content-Type names the type, and GET
+    answers with the type stored (found from the document's shape)."""
+    repo = random_repo()
+    document = json.loads(build(client, repo, kind).body)
+    del document["mediaType"]
+    body = json.dumps(document, indent=2).encode()
+    response = put_manifest(client, repo, "latest", body, KIND_TYPE[kind])
+    assert response.headers["Docker-Content-Digest"] == digest_of(body)
+    for reference in ("latest", digest_of(body)):
+        got = get_manifest(client, repo, reference)
+        assert got.status_code == 200, got.text
+        assert got.headers["Content-Type"] == KIND_TYPE[kind]
+        assert got.content == body
+
+
 def test_manifest_list_may_reference_manifests_of_other_types(client: httpx.Client) -> None:
     """An OCI index of a Docker schema2 image and an OCI image (both pushed by digest)."""
     repo = random_repo()
@@ -651,6 +668,20 @@ def test_malformed_manifest(
     response = put_manifest(client, repo, "latest", body, content_type, expect=None)
     assert_error(response, 400, "MANIFEST_INVALID")
     assert_error(get_manifest(client, repo, "latest"), 404, "MANIFEST_UNKNOWN")
+
+
+@deviates_on_distribution(
+    'a manifest without config answers 400 DIGEST_INVALID plus MANIFEST_BLOB_UNKNOWN detail ""'
+)
+@pytest.mark.parametrize("media_type", [DOCKER_SCHEMA2, OCI_MANIFEST])
+def test_image_manifest_without_config(client: httpx.Client, media_type: str) -> None:
+    repo = random_repo()
+    document = json.loads(image(client, repo, media_type=media_type).body)
+    del document["config"]
+    response = put_manifest(
+        client, repo, "latest", json.dumps(document).encode(), media_type, expect=None
+    )
+    assert_error(response, 400, "MANIFEST_INVALID")
 
 
 @deviates_on_distribution("schemaVersion 3 answers 500 UNKNOWN")
