@@ -22,6 +22,7 @@ from .helpers import (
     follow,
     push_blob,
     random_repo,
+    raw_request,
 )
 from .manifests_helpers import (
     DOCKER_CONFIG,
@@ -107,6 +108,25 @@ def test_put_by_tag_then_get_and_head_by_tag_and_digest(client: httpx.Client, ki
     via_location = client.get(location, headers={"Accept": manifest.media_type})
     assert via_location.status_code == 200
     assert via_location.content == manifest.body
+
+
+def test_head_sends_headers_only(client: httpx.Client, registry: RegistryProcess) -> None:
+    """On the wire: Content-Length of the manifest, and not one byte of body."""
+    repo = random_repo()
+    manifest = image(client, repo)
+    put_manifest(client, repo, "latest", manifest)
+    for reference in ("latest", manifest.digest):
+        response = raw_request(
+            registry.url,
+            "HEAD",
+            manifest_path(repo, reference),
+            headers={"Accept": DOCKER_SCHEMA2},
+        )
+        assert response.status_code == 200
+        assert response.headers["Content-Length"] == str(manifest.size)
+        assert response.headers["Docker-Content-Digest"] == manifest.digest
+        assert response.headers["Content-Type"] == DOCKER_SCHEMA2
+        assert response.content == b""
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -619,6 +639,22 @@ def test_digest_reference_not_matching_the_body(client: httpx.Client) -> None:
     assert_not_stored(client, repo, wrong)
 
 
+def test_json_read_as_go_reads_it(client: httpx.Client) -> None:
+    """Field names match case-insensitively, the last duplicate wins, whitespace around
+    the document is fine: what distribution (Go's encoding/json) accepts is accepted."""
+    repo = random_repo()
+    body = image(client, repo).body
+    variants = [
+        b"\n  " + body + b"\n",
+        body.replace(b'"schemaVersion"', b'"SchemaVersion"'),
+        body.replace(b'"schemaVersion": 2,', b'"schemaVersion": 1, "schemaVersion": 2,'),
+    ]
+    for variant in variants:
+        response = put_manifest(client, repo, digest_of(variant), variant, DOCKER_SCHEMA2)
+        assert response.headers["Docker-Content-Digest"] == digest_of(variant)
+        assert get_manifest(client, repo, digest_of(variant)).content == variant
+
+
 def test_put_by_a_digest_of_another_algorithm(client: httpx.Client) -> None:
     """Revisions are addressed by sha256: a sha512 reference, even one that matches the
     body, could not be fetched back, so it is refused."""
@@ -644,6 +680,10 @@ MALFORMED: list[tuple[str, bytes | Callable[[dict[str, Any]], dict[str, Any]], s
     ("json array", b"[]", DOCKER_SCHEMA2),
     ("json string", b'"manifest"', OCI_MANIFEST),
     ("empty body", b"", DOCKER_SCHEMA2),
+    ("utf-8 bom", lambda d: d, "bom"),
+    ("utf-16", lambda d: d, "utf-16"),
+    ("trailing data", lambda d: d, "trailing"),
+    ("NaN", lambda d: {**d, "x": float("nan")}, DOCKER_SCHEMA2),
     ("unknown content type", lambda d: d, "application/x-not-a-manifest"),
     ("content type disagrees with mediaType", lambda d: d, OCI_MANIFEST),
     ("schema2 without mediaType", _schema2_without("mediaType"), DOCKER_SCHEMA2),
@@ -665,6 +705,13 @@ def test_malformed_manifest(
     if callable(body):
         document = json.loads(image(client, repo).body)
         body = json.dumps(body(document)).encode()
+    # Encodings and framing that Go's decoder refuses (so does distribution).
+    if content_type == "bom":
+        body, content_type = b"\xef\xbb\xbf" + body, DOCKER_SCHEMA2
+    elif content_type == "utf-16":
+        body, content_type = body.decode().encode("utf-16"), DOCKER_SCHEMA2
+    elif content_type == "trailing":
+        body, content_type = body + b" {}", DOCKER_SCHEMA2
     response = put_manifest(client, repo, "latest", body, content_type, expect=None)
     assert_error(response, 400, "MANIFEST_INVALID")
     assert_error(get_manifest(client, repo, "latest"), 404, "MANIFEST_UNKNOWN")
