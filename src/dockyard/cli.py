@@ -80,6 +80,14 @@ def _parser() -> argparse.ArgumentParser:
                        "(default: storage.maintenance.uploadpurging.age, 168h)")
     purge.add_argument("--dry-run", action="store_true",
                        help="report what would be deleted, delete nothing")
+    index = commands.add_parser(
+        "index-referrers", help="derive referrer links for manifests other registries wrote",
+        description="Scan every repository of CONFIG's storage for manifests with a subject "
+        "and link them for the referrers API. dockyard does this by itself the first time a "
+        "repository's referrers are listed; run this after another registry (such as "
+        "docker-registry) has written to the same storage, or ahead of time.",
+    )
+    index.add_argument("config", nargs="?", metavar="CONFIG")
     issuer = commands.add_parser(
         "token-server", help="run the built-in token issuer for auth.token",
         description="Issue Docker registry bearer tokens: users from an htpasswd file, "
@@ -136,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "purge-uploads":
         return _purge_uploads(parser, args, config)
+    if args.command == "index-referrers":
+        return _index_referrers(config)
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
     from dockyard.server import serve
@@ -186,3 +196,36 @@ def _purge_uploads(parser: argparse.ArgumentParser, args: argparse.Namespace,
     )
     print(summary, flush=True)
     return 1 if summary.errors else 0
+
+
+def _index_referrers(config: Config) -> int:
+    """``dockyard index-referrers``: progress per repository on stderr, a summary on stdout."""
+    import asyncio
+
+    from dockyard.registry.namespace import Namespace, RegistryOptions
+    from dockyard.storage.drivers.factory import create_driver
+
+    try:
+        driver = create_driver(config.storage.driver, config.storage.parameters)
+    except DriverConfigError as exc:
+        print(f"dockyard: configuration error: {exc}", file=sys.stderr)
+        return 2
+    namespace = Namespace(driver, RegistryOptions())
+
+    async def run() -> tuple[int, int]:
+        repositories = linked = 0
+        last = ""
+        while True:
+            page = await namespace.catalog(100, last)
+            for name in page.entries:
+                count = await namespace.repository(name).index_referrers()
+                repositories += 1
+                linked += count
+                print(f"{name}: {count} referrer(s) linked", file=sys.stderr, flush=True)
+            if not page.more:
+                return repositories, linked
+            last = page.entries[-1]
+
+    repositories, linked = asyncio.run(run())
+    print(f"indexed {repositories} repositories: {linked} referrer links", flush=True)
+    return 0

@@ -29,7 +29,6 @@ from .tools import (
     OCI_MANIFEST,
     DirImage,
     Skopeo,
-    dockyard_bug,
     random_repo,
     run,
     sha256_digest,
@@ -316,14 +315,6 @@ def test_referrer_written_by_dockyard_is_served_by_distribution(
     pull_all(skopeo, dockyard.port, pushed[:1], tmp_path / "pulled", before)
 
 
-@dockyard_bug(
-    "referrers of a root written by docker-registry are not listed: an OCI manifest "
-    "with a subject pushed through docker-registry 2.8 is served by dockyard from that "
-    "root, but GET /v2/<name>/referrers/<subject digest> answers 200 with an empty "
-    "index; expected the artifact's descriptor (the referrers link set dockyard keeps is "
-    "not rebuilt from the manifests already in storage)",
-    target_dependent=False,
-)
 def test_referrer_written_by_distribution_is_listed_by_dockyard(
     server_factory: ServerFactory,
     skopeo: Skopeo,

@@ -343,6 +343,10 @@ class Repository:
         if subject is not None:
             await self._manifests.remove_referrer(subject.digest, digest)
 
+    async def index_referrers(self) -> int:
+        """Derive referrer links from the stored revisions (see ``dockyard index-referrers``)."""
+        return await self._manifests.index_referrers()
+
     async def tags(self, n: int | None, last: str) -> Page:
         return await self.namespace.metadata.tags(self.name, n, last)
 

@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 
 from dockyard.digest import Digest, InvalidDigest
-from dockyard.registry.errors import BlobUnknown, ManifestUnknown
+from dockyard.manifest import parse_manifest
+from dockyard.registry.errors import BlobUnknown, ManifestUnknown, RegistryFault
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore, LinkedBlobStore
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver
@@ -92,8 +93,46 @@ class ManifestStore:
         with contextlib.suppress(PathNotFound):
             await self.driver.delete(link.rsplit("/", 1)[0])
 
+    async def index_referrers(self) -> int:
+        """Link every stored manifest that names a subject; returns how many.
+
+        Registries that keep no referrer links (distribution 2.x) leave manifests
+        with a ``subject`` unlisted; this derives the links from the revisions,
+        once per repository, then marks the repository as indexed.
+        """
+        linked = 0
+        try:
+            algorithms = await self.driver.list(paths.manifest_revisions_root(self.repository))
+        except PathNotFound:
+            algorithms = []
+        for alg_dir in algorithms:
+            algorithm = alg_dir.rsplit("/", 1)[1]
+            for revision in await self.driver.list(alg_dir):
+                try:
+                    digest = Digest.parse(f"{algorithm}:{revision.rsplit('/', 1)[1]}")
+                    payload = await self.get_payload(digest)
+                except (InvalidDigest, ManifestUnknown):
+                    continue
+                if b"subject" not in payload.lower():
+                    continue  # cheap pre-filter: most manifests have no subject
+                try:
+                    subject = parse_manifest(payload, None).subject
+                except RegistryFault:
+                    continue
+                if subject is not None:
+                    await self.add_referrer(subject.digest, digest)
+                    linked += 1
+        await self.driver.put_content(
+            paths.referrers_indexed_path(self.repository), b"referrer links derived from revisions"
+        )
+        return linked
+
     async def referrers(self, subject: Digest) -> list[Digest]:
         """Digests linked as referrers of ``subject`` (whether or not they still exist)."""
+        try:
+            await self.driver.stat(paths.referrers_indexed_path(self.repository))
+        except PathNotFound:
+            await self.index_referrers()
         root = paths.manifest_referrers_path(self.repository, subject)
         try:
             algorithms = await self.driver.list(root)

@@ -14,6 +14,7 @@ Every path is absolute within the driver and sits under ``/docker/registry/v2``:
         _manifests/revisions/<alg>/<hex>/referrers/<alg>/<hex>/link   (dockyard)
         _manifests/tags/<tag>/current/link
         _manifests/tags/<tag>/index/<alg>/<hex>/link
+        _manifests/referrers-indexed                                  (dockyard)
 
 Callers validate names, tags, digests and upload ids first; these functions only
 assemble strings (``Digest`` values are valid by construction).
@@ -38,6 +39,7 @@ __all__ = [
     "manifest_revisions_root",
     "manifest_signature_link_path",
     "manifest_signatures_path",
+    "referrers_indexed_path",
     "repository_path",
     "tag_current_link_path",
     "tag_index_entry_link_path",
@@ -111,6 +113,11 @@ def manifest_referrers_path(name: str, subject: Digest) -> str:
 
 def manifest_referrer_link_path(name: str, subject: Digest, referrer: Digest) -> str:
     return f"{manifest_referrers_path(name, subject)}/{_digest_components(referrer)}/link"
+
+
+def referrers_indexed_path(name: str) -> str:
+    """Marks a repository whose referrer links cover manifests written by other registries."""
+    return f"{repository_path(name)}/_manifests/referrers-indexed"
 
 
 def tags_root(name: str) -> str:
