@@ -18,6 +18,24 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from tests.integration.backends import MotoServer, TcpProxy, s3_params, shared_moto
+from tests.unit.test_drivers import (  # noqa: F401 - the contract, run on this driver
+    test_delete_file_and_tree,
+    test_get_missing,
+    test_list,
+    test_move,
+    test_path_not_found_everywhere,
+    test_put_and_get,
+    test_put_is_atomic_for_concurrent_readers,
+    test_put_overwrites_whole_file,
+    test_reader_from_offset,
+    test_reader_invalid_offset_and_missing,
+    test_stat,
+    test_walk,
+    test_writer_appends_in_pieces,
+    test_writer_from_offset_truncates_the_rest,
+    test_writer_invalid_offset_and_missing,
+    test_writer_offset_zero_starts_afresh,
+)
 
 from dockyard.storage.drivers.base import (
     CheckedDriver,
@@ -123,6 +141,12 @@ class Harness:
 @pytest.fixture
 def s3(moto: MotoServer, bucket: str) -> Harness:
     return Harness(moto, bucket)
+
+
+@pytest.fixture
+def driver(s3: Harness) -> CheckedDriver:
+    """For the contract tests of test_drivers.py: a fresh root directory in the bucket."""
+    return s3.make()
 
 
 async def read_all(stream: AsyncIterator[bytes]) -> bytes:
@@ -517,6 +541,33 @@ def test_commit_of_a_small_file_is_one_put(s3: Harness) -> None:
         assert await driver.get_content("/empty/data") == b""
 
     s3.run(go)
+
+
+def test_writer_size_close_and_cancel(driver: CheckedDriver) -> None:
+    """The contract's test, but as FileWriter documents it for object stores: what a closed
+    writer wrote is resumable (stat, writer at its size), readable only after commit."""
+
+    async def scenario() -> None:
+        writer = await driver.writer("/up/data")
+        await writer.write(b"abc")
+        await writer.write(b"de")
+        assert writer.size == 5
+        await writer.close()
+        await writer.close()  # idempotent
+        assert (await driver.stat("/up/data")).size == 5
+        writer = await driver.writer("/up/data", 5)
+        assert writer.size == 5
+        await writer.write(b"f")
+        await writer.cancel()
+        with pytest.raises(PathNotFound):
+            await driver.stat("/up/data")
+        await write(driver, "/up/data", b"abcde")
+        with pytest.raises(PathNotFound):
+            await driver.get_content("/up/data")  # an in-progress multipart upload
+        await (await driver.writer("/up/data", 5)).commit()
+        assert await driver.get_content("/up/data") == b"abcde"
+
+    asyncio.run(scenario())
 
 
 def test_cancel_aborts_and_deletes(s3: Harness) -> None:

@@ -19,23 +19,32 @@ Writers: one multipart upload per file, kept across requests and instances
     part, server-side with UploadPartCopy when it is at least 5 MiB, else read
     back (under 5 MiB) into the part buffer; the object is deleted once the new
     MPU holds its bytes. ``writer(path, offset)`` below the current size cuts the
-    excess: at a part boundary by completing the MPU with the parts before it;
-    elsewhere by completing it and copying ``bytes=0-(offset-1)`` into a new MPU
-    (or reading those bytes back when under 5 MiB).
+    excess: the MPU is completed with the parts up to the one holding byte
+    ``offset - 1`` (done, at a part boundary); a longer object is then cut by
+    UploadPartCopy of ``bytes=0-(offset-1)`` into a new MPU (>= 5 MiB), or by
+    reading those bytes back into a PutObject (< 5 MiB).
+
+    A closed, uncommitted file has a size (``stat``) and can be continued, but
+    cannot be read: S3 serves no bytes of an in-progress MPU (``FileWriter``
+    promises reads only after ``commit``).
 
     What a path holds, as ``writer`` sees it: the MPU's parts when it has any;
     otherwise the object; otherwise (an MPU without parts) nothing yet. Between
     the steps above a crash can leave both an object and an MPU; the MPU wins.
 
-Round trips (each one HTTP request to the object store)
-    ``stat`` of a file: 1 (HeadObject); of a directory: 2; of a file being
-    written: 4; of nothing: 3. ``get_content``/``put_content``: 1. ``move``: 3
-    (Head, CopyObject, Delete) up to ``multipartcopythresholdsize``, else
-    3 + one UploadPartCopy per ``multipartcopychunksize``. ``writer(path, 0)``:
-    2; ``writer(path, size)``: 2 (+1 when the file is a committed object);
-    ``close``: 1 per part (+1 to create the MPU); ``commit`` of a file that fits
-    in one part and was written by one writer: 1 (PutObject). Redirect URLs are
-    signed locally.
+Requests to the object store (concurrent ones count once in latency)
+    ``stat`` of a file: 1 (HeadObject); otherwise HeadObject, then ListObjectsV2 and
+    ListMultipartUploads at once (3, +1 ListParts for a file being written).
+    ``get_content``/``put_content``: 1. ``move``: HeadObject, CopyObject, DeleteObject
+    up to ``multipartcopythresholdsize``, else one UploadPartCopy per
+    ``multipartcopychunksize`` (at most ``multipartcopymaxconcurrency`` at once) between
+    Create and CompleteMultipartUpload. ``writer(path, 0)``: ListMultipartUploads and
+    DeleteObject at once; ``writer(path, size)``: ListMultipartUploads + ListParts
+    (+ HeadObject for a committed file). ``write``: one UploadPart per ``chunksize``;
+    ``close``: one for the rest; ``commit``: CompleteMultipartUpload, or a single
+    PutObject for a file that one writer wrote in under ``chunksize``. Redirect URLs are
+    signed locally (no request). Measured through the registry (moto's log): a blob
+    HEAD costs 2 (the repository's link, HeadObject), a redirected blob GET 2.
 
 Errors
     NoSuchKey/404 become :class:`PathNotFound`; everything else (connection
