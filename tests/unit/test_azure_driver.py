@@ -86,7 +86,7 @@ async def block_list(params: dict[str, Any], path: str) -> tuple[list[int], list
         return [b.size for b in committed], [b.size for b in uncommitted]
 
 
-async def blob_names(params: dict[str, Any]) -> list[str]:
+async def blob_names(params: dict[str, Any], *, uncommitted: bool = False) -> list[str]:
     from azure.core.credentials import AzureNamedKeyCredential
     from azure.storage.blob.aio import ContainerClient
 
@@ -94,7 +94,8 @@ async def blob_names(params: dict[str, Any]) -> list[str]:
         params["serviceurl"], params["container"],
         credential=AzureNamedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY),
     ) as container:
-        return sorted([b.name async for b in container.list_blobs()])
+        include = ["uncommittedblobs"] if uncommitted else None
+        return sorted([b.name async for b in container.list_blobs(include=include)])
 
 
 def test_satisfies_the_protocol(driver: CheckedDriver) -> None:
@@ -243,6 +244,7 @@ def test_staged_blocks_of_a_crashed_request_stay_invisible(params: dict[str, Any
         await write_file(a, "/up/data", b"acknowledged")
         writer = await a.writer("/up/data", 12)
         await writer.write(os.urandom(3 * BLOCK))  # blocks staged, never committed: a crash
+        await asyncio.sleep(0.5)  # the last block is staged behind the caller's back
         assert (await a.stat("/up/data")).size == 12
         _, uncommitted = await block_list(params, "/up/data")
         assert uncommitted  # staged on the server
@@ -376,3 +378,35 @@ def test_redirect_is_a_working_read_only_sas_url(params: dict[str, Any]) -> None
 
 def test_local_path_is_none(driver: CheckedDriver, tmp_path: Path) -> None:
     assert driver.local_path("/anything") is None
+
+
+# -- upload purging ---------------------------------------------------------------------
+
+
+def test_purging_removes_committed_and_uncommitted_upload_data(params: dict[str, Any]) -> None:
+    """An abandoned upload goes whole, even blocks staged by a request that died first."""
+    from dockyard.storage import paths
+    from dockyard.storage.purge import purge_uploads
+
+    old, fresh = "old-upload", "fresh-upload"
+
+    async def scenario() -> tuple[int, list[str]]:
+        d = make_driver(params)
+        for upload, started in ((old, "2020-01-01T00:00:00Z"), (fresh, "2099-01-01T00:00:00Z")):
+            await d.put_content(paths.upload_startedat_path("repo", upload), started.encode())
+            await write_file(d, paths.upload_path("repo", upload) + "/data", b"acknowledged")
+        # A request that staged blocks and died before its first commit.
+        crashed = "crashed-upload"
+        await d.put_content(paths.upload_startedat_path("repo", crashed), b"2020-01-01T00:00:00Z")
+        writer = await d.writer(paths.upload_path("repo", crashed) + "/data")
+        await writer.write(os.urandom(2 * BLOCK))
+        await asyncio.sleep(0.5)  # the last block is staged behind the caller's back
+        summary = await purge_uploads(d, older_than=3600)
+        return summary.deleted, await blob_names(params, uncommitted=True)
+
+    deleted, left = run(scenario())
+    assert deleted == 2
+    assert [n for n in left if "/_uploads/" in n] == [
+        f"{params['rootdirectory']}/docker/registry/v2/repositories/repo/_uploads/{fresh}/data",
+        f"{params['rootdirectory']}/docker/registry/v2/repositories/repo/_uploads/{fresh}/startedat",
+    ]

@@ -221,7 +221,7 @@ def test_parts_of_a_crashed_request_stay_invisible(
         await writer.close()
         writer = await a.writer("/up/data", 12)
         await writer.write(os.urandom(3 * CHUNK))  # parts uploaded, never listed: a crash
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)  # the last part uploads behind the caller's back
         assert (await a.stat("/up/data")).size == 12
         b = make_driver(params)
         writer = await b.writer("/up/data", 12)
@@ -374,3 +374,37 @@ def test_local_path_is_none(driver: CheckedDriver) -> None:
     assert driver.local_path("/anything") is None
     assert PARTS_SUFFIX.startswith("~")
     assert time.time() > 0
+
+
+# -- upload purging ---------------------------------------------------------------------
+
+
+def test_purging_removes_the_part_lists_and_every_part(
+    fake_gcs: FakeGCSServer, params: dict[str, Any]
+) -> None:
+    """An abandoned upload goes whole, parts of a request that died first included."""
+    from dockyard.storage import paths
+    from dockyard.storage.purge import purge_uploads
+
+    old, fresh, crashed = "old-upload", "fresh-upload", "crashed-upload"
+
+    async def scenario() -> int:
+        d = make_driver(params)
+        for upload, started in ((old, "2020-01-01T00:00:00Z"), (fresh, "2099-01-01T00:00:00Z"),
+                                (crashed, "2020-01-01T00:00:00Z")):
+            await d.put_content(paths.upload_startedat_path("repo", upload), started.encode())
+        for upload in (old, fresh):
+            writer = await d.writer(paths.upload_path("repo", upload) + "/data")
+            await writer.write(os.urandom(CHUNK + 5))
+            await writer.close()
+        writer = await d.writer(paths.upload_path("repo", crashed) + "/data")
+        await writer.write(os.urandom(2 * CHUNK))  # parts uploaded, no part list: a crash
+        await asyncio.sleep(0.5)  # the last part uploads behind the caller's back
+        summary = await purge_uploads(d, older_than=3600)
+        return summary.deleted
+
+    assert run(scenario()) == 2
+    left = sorted(objects(fake_gcs, params["bucket"]))
+    prefix = f"{params['rootdirectory']}/docker/registry/v2/repositories/repo/_uploads/"
+    assert all(name.startswith(prefix + fresh + "/") for name in left), left
+    assert len(left) == 4  # startedat, the part list and its two parts

@@ -503,7 +503,11 @@ class AzureDriver:
                     pass
         names: list[str] = []
         with self._errors(path):
-            async for item in container.list_blobs(name_starts_with=self._prefix(path)):
+            # Uncommitted blobs too: blocks staged by a request that died before its
+            # first commit (upload purging must not leave them for Azure's 7 days).
+            async for item in container.list_blobs(
+                name_starts_with=self._prefix(path), include=["uncommittedblobs"]
+            ):
                 names.append(item.name)
         if not names:
             raise PathNotFound(path, self.name)
