@@ -410,3 +410,37 @@ def test_purging_removes_committed_and_uncommitted_upload_data(params: dict[str,
         f"{params['rootdirectory']}/docker/registry/v2/repositories/repo/_uploads/{fresh}/data",
         f"{params['rootdirectory']}/docker/registry/v2/repositories/repo/_uploads/{fresh}/startedat",
     ]
+
+
+def test_continues_an_upload_distribution_began_as_an_append_blob(params: dict[str, Any]) -> None:
+    """distribution writes upload data as an append blob; dockyard appends to it."""
+    from azure.core.credentials import AzureNamedKeyCredential
+    from azure.storage.blob.aio import ContainerClient
+
+    from dockyard.storage.drivers.base import StorageError
+
+    head, tail = os.urandom(5 * MiB + 3), os.urandom(4 * MiB + 9)
+    name = f"{params['rootdirectory']}/up/data"
+
+    async def scenario() -> str:
+        async with ContainerClient(
+            params["serviceurl"], params["container"],
+            credential=AzureNamedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY),
+        ) as container:
+            await container.create_container()
+            blob = container.get_blob_client(name)
+            await blob.create_append_blob()
+            await blob.append_block(head[: 4 * MiB])
+            await blob.append_block(head[4 * MiB :])
+            d = make_driver(params)
+            assert (await d.stat("/up/data")).size == len(head)
+            with pytest.raises(StorageError, match="append blob"):
+                await d.writer("/up/data", 10)  # cannot be cut back
+            size = await write_file(d, "/up/data", tail, offset=len(head))
+            assert size == len(head) + len(tail)
+            assert await d.get_content("/up/data") == head + tail
+            await d.move("/up/data", "/blobs/data")
+            assert await d.get_content("/blobs/data") == head + tail
+            return "ok"
+
+    assert run(scenario()) == "ok"

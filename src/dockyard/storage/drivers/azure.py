@@ -36,7 +36,11 @@ Uploads across requests and instances
 
     Why not append blobs, as distribution does: an append blob cannot be cut
     back to an acknowledged offset, and a committed block list is the same
-    durable, visible, resumable state with one round trip per PATCH.
+    durable, visible, resumable state with one round trip per PATCH. An upload
+    that distribution began (an append blob; the ``_state`` tokens are
+    interchangeable) is continued here with Append Block, as distribution would;
+    it cannot be cut back. The other way round, distribution 2.8 cannot append to
+    an upload dockyard began: do not let one upload cross between the two.
 
     A committed block blob may have at most 50,000 blocks. Each PATCH adds at least
     one; when a blob already has ``COALESCE_AFTER`` blocks and its last block is
@@ -77,6 +81,7 @@ DEFAULT_REALM = "core.windows.net"
 BLOCK_SIZE = 4 << 20
 READ_CHUNK = 1 << 20
 GET_SIZE = 4 << 20  # bytes per ranged GET (a file up to this size is read in one GET)
+APPEND_SIZE = 4 << 20  # the most one Append Block takes
 MAX_BLOCKS = 50_000
 REDIRECT_EXPIRY = timedelta(minutes=20)
 COPY_SOURCE_EXPIRY = timedelta(hours=1)
@@ -339,13 +344,23 @@ class AzureDriver:
             for start in range(0, len(view), READ_CHUNK):
                 yield bytes(view[start : start + READ_CHUNK])
 
-    async def writer(self, path: str, offset: int = 0) -> _BlockWriter:
+    async def writer(self, path: str, offset: int = 0) -> _BlockWriter | _AppendWriter:
         blob = await self._blob(path)
         blocks: list[tuple[str, int]] = []
         changed = True  # writer(path, 0) replaces the blob even if nothing is written
         if offset:
             with self._errors(path):
-                blocks, changed = await self._blocks_until(blob, path, offset)
+                try:
+                    blocks, changed = await self._blocks_until(blob, path, offset)
+                except _IsAppendBlob as found:
+                    # An upload begun by distribution (which writes append blobs) and
+                    # continued here: append to it as distribution would.
+                    if found.size != offset:
+                        raise StorageError(
+                            f"{path} is an append blob of {found.size} bytes: it cannot be "
+                            f"cut back to {offset}", self.name,
+                        ) from None
+                    return _AppendWriter(self, blob, path, offset)
         writer = _BlockWriter(self, blob, path, blocks, offset, dirty=changed)
         if len(blocks) >= self.COALESCE_AFTER and blocks[-1][1] < self.block_size:
             await writer.reopen_last_block()
@@ -372,9 +387,12 @@ class AzureDriver:
         if not blocks or any(len(block_id) != _BLOCK_ID_LENGTH for block_id, _ in blocks):
             # Written by Put Blob (put_content), as an append blob or with foreign
             # block ids: restage its head as blocks of ours (rare; bounded memory).
-            total = int((await blob.get_blob_properties()).size)
+            props = await blob.get_blob_properties()
+            total = int(props.size)
             if total < offset:
                 raise InvalidOffset(path, offset, self.name)
+            if str(props.blob_type).lower().endswith("appendblob"):
+                raise _IsAppendBlob(total)
             return await self._restage(blob, 0, offset), True
         if total < offset:
             raise InvalidOffset(path, offset, self.name)
@@ -542,6 +560,76 @@ _BLOCK_ID_LENGTH = len(base64.b64encode(uuid.uuid4().hex.encode()).decode())
 def _block_id() -> str:
     """A unique block id; every id dockyard writes has the same length, as Azure wants."""
     return base64.b64encode(uuid.uuid4().hex.encode()).decode()
+
+
+class _IsAppendBlob(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+class _AppendWriter:
+    """Continues an append blob (an upload distribution began): Append Block, 4 MiB each.
+
+    Every append names the offset it expects (``appendpos``), so a retried append that
+    had in fact succeeded is recognised instead of writing its bytes twice.
+    """
+
+    def __init__(self, driver: AzureDriver, blob: BlobClient, path: str, offset: int) -> None:
+        self._driver = driver
+        self._blob = blob
+        self._path = path
+        self._size = offset
+        self._stored = offset
+        self._buffer = bytearray()
+        self._closed = False
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    async def _append(self, data: bytes) -> None:
+        from azure.core.exceptions import HttpResponseError
+
+        with self._driver._errors(self._path):
+            try:
+                await self._blob.append_block(
+                    data, length=len(data), appendpos_condition=self._stored
+                )
+            except HttpResponseError as exc:
+                if exc.status_code != 412:
+                    raise
+                size = int((await self._blob.get_blob_properties()).size)
+                if size != self._stored + len(data):
+                    raise
+        self._stored += len(data)
+
+    async def write(self, data: bytes) -> None:
+        if self._closed:
+            raise StorageError(f"write to a closed writer ({self._path})", self._driver.name)
+        self._buffer += data
+        self._size += len(data)
+        while len(self._buffer) >= APPEND_SIZE:
+            piece = bytes(self._buffer[:APPEND_SIZE])
+            del self._buffer[:APPEND_SIZE]
+            await self._append(piece)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._buffer:
+            piece = bytes(self._buffer)
+            self._buffer.clear()
+            await self._append(piece)
+
+    async def commit(self) -> None:
+        await self.close()
+
+    async def cancel(self) -> None:
+        self._closed = True
+        with contextlib.suppress(PathNotFound):
+            await self._driver.delete(self._path)
 
 
 class _BlockWriter:
