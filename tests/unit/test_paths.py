@@ -72,6 +72,11 @@ TABLE: list[tuple[Callable[..., str], tuple[Any, ...], str]] = [
         f"{REPO}/_manifests/revisions/sha256/{HEX256}/referrers/sha512/{HEX512}/link",
     ),
     (paths.tags_root, ("library/ubuntu",), f"{REPO}/_manifests/tags"),
+    (
+        paths.referrers_indexed_path,
+        ("library/ubuntu",),
+        f"{REPO}/_manifests/referrers-indexed",
+    ),
     (paths.tag_path, ("library/ubuntu", "22.04"), f"{REPO}/_manifests/tags/22.04"),
     (
         paths.tag_current_link_path,
