@@ -306,6 +306,7 @@ async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: boo
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
         await runner.cleanup()
+        await ctx.namespace.driver.aclose()
         sys.stderr.flush()
 
 

@@ -329,3 +329,30 @@ def test_format_size() -> None:
     assert format_size(1023) == "1023 B"
     assert format_size(1536) == "1.5 KiB"
     assert format_size(3 << 30) == "3.0 GiB"
+
+
+class _MultipartMemoryDriver(InMemoryDriver):
+    """In-memory storage plus S3-like multipart state the layout does not show."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cutoffs: list[datetime] = []
+
+    async def abort_stale_multipart_uploads(self, older_than: datetime) -> int:
+        self.cutoffs.append(older_than)
+        return 3
+
+
+def test_stale_backend_writes_are_aborted_with_the_same_cutoff() -> None:
+    inner = _MultipartMemoryDriver()
+    summary = run(purge_uploads(CheckedDriver(inner), older_than=WEEK, now=NOW))
+    assert inner.cutoffs == [NOW - timedelta(seconds=WEEK)]
+    assert summary.aborted_writes == 3
+    assert "aborted 3 stale backend writes" in str(summary)
+
+
+def test_dry_run_aborts_no_backend_writes() -> None:
+    inner = _MultipartMemoryDriver()
+    summary = run(purge_uploads(CheckedDriver(inner), older_than=WEEK, now=NOW, dry_run=True))
+    assert inner.cutoffs == []
+    assert summary.aborted_writes == 0

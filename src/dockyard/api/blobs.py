@@ -113,14 +113,18 @@ async def _send(
         finally:
             f.close()
         return
+    # The first chunk is fetched before the headers go out, so a backend that
+    # fails right away still gets the client a 503 rather than a broken stream.
+    chunks = aiter(content.reader(offset))
+    first = await anext(chunks, b"")
     await response.prepare(request)
     remaining = count
-    async for chunk in content.reader(offset):
+    chunk = first
+    while chunk and remaining > 0:
         piece = chunk[:remaining]
         await response.write(piece)
         remaining -= len(piece)
-        if remaining <= 0:
-            break
+        chunk = await anext(chunks, b"") if remaining > 0 else b""
     await response.write_eof()
 
 

@@ -151,12 +151,18 @@ class UploadStore:
                         start, h = candidate, restored
                         break
         remaining = offset - start
-        async for chunk in self.driver.reader(self._path(upload_id, "data"), start):
-            piece = chunk[:remaining]
-            await asyncio.to_thread(h.update, piece)
-            remaining -= len(piece)
-            if remaining <= 0:
-                break
+        try:
+            async for chunk in self.driver.reader(self._path(upload_id, "data"), start):
+                piece = chunk[:remaining]
+                await asyncio.to_thread(h.update, piece)
+                remaining -= len(piece)
+                if remaining <= 0:
+                    break
+        except PathNotFound:
+            # Object stores cannot read an upload back before it is complete.
+            raise BlobUploadInvalid(
+                f"no hash state at offset {offset} and the data cannot be read back"
+            ) from None
         if remaining:
             raise BlobUploadInvalid(f"upload data ends before offset {offset}")
         return h

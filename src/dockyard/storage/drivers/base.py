@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 __all__ = [
     "PATH_PATTERN",
+    "AbortsStaleWrites",
     "CheckedDriver",
     "FileInfo",
     "FileWriter",
@@ -149,6 +151,19 @@ class StorageDriver(Protocol):
         """An OS path for zero-copy sends, where the driver has one."""
         ...
 
+    async def aclose(self) -> None:
+        """Release clients, sessions and threads at shutdown."""
+        ...
+
+
+@runtime_checkable
+class AbortsStaleWrites(Protocol):
+    """A driver that keeps writer state outside the layout (S3 multipart uploads)."""
+
+    async def abort_stale_multipart_uploads(self, older_than: datetime) -> int:
+        """Abort in-progress writes started before ``older_than``; returns how many."""
+        ...
+
 
 def check_path(path: str, driver: str) -> str:
     """Reject anything but clean absolute paths (no ``.``/``..``/empty components)."""
@@ -200,3 +215,6 @@ class CheckedDriver:
 
     def local_path(self, path: str) -> str | None:
         return self.inner.local_path(check_path(path, self.name))
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

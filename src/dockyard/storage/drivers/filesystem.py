@@ -181,6 +181,9 @@ class FilesystemDriver:
     def local_path(self, path: str) -> str | None:
         return self._os(path)
 
+    async def aclose(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
 
 def _atomic_write(target: str, data: bytes) -> None:
     """Temp file in the same directory, fsync, rename: readers never see a torn file."""

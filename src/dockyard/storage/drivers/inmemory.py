@@ -146,6 +146,9 @@ class InMemoryDriver:
     def local_path(self, path: str) -> str | None:
         return None
 
+    async def aclose(self) -> None:
+        return None
+
 
 class _MemoryWriter:
     def __init__(self, driver: InMemoryDriver, path: str) -> None:
