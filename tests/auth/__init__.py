@@ -1,0 +1,1 @@
+"""Access control (htpasswd, token, silly) and TLS, against real server processes."""
