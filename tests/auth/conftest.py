@@ -110,6 +110,7 @@ def start_token_env(
     registry = RegistryProcess(
         tmp_path_factory.mktemp("registry"),
         kind=target,  # type: ignore[arg-type]
+        log_level="debug",  # secrets must stay out of the most verbose log too
         overrides={
             "auth": {
                 "token": {

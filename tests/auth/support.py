@@ -40,6 +40,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tests.servers import SRC_DIR, RegistryProcess, RegistryStartError, free_port
 
 __all__ = [
+    "BASIC_PATTERN",
     "JWT_PATTERN",
     "PKI",
     "Challenge",
@@ -62,6 +63,8 @@ __all__ = [
 
 #: Anything that looks like a compact JWS (header and payload are base64url JSON objects).
 JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
+#: A candidate for Basic credentials (``Basic <base64 of user:password>``).
+BASIC_PATTERN = re.compile(r"(?i)\bbasic\s+([A-Za-z0-9+/]{4,}={0,2})")
 STARTUP_DEADLINE = 15.0
 
 
@@ -470,14 +473,35 @@ def scope_set(scope: str | None) -> set[tuple[str, str, str]]:
     return result
 
 
-def assert_not_logged(logs: Mapping[str, str], secrets: Iterable[str]) -> None:
-    """No password or token in any log; nothing that looks like a JWT at all."""
+def assert_not_logged(
+    logs: Mapping[str, str],
+    secrets: Iterable[str],
+    credentials: Mapping[str, str] | None = None,
+) -> None:
+    """No password or token in any log, not even base64-encoded as in a Basic header;
+    nothing that looks like a JWT or an Authorization header value at all."""
+    needles = {secret: f"a secret ({secret[:6]}...)" for secret in secrets}
+    for user, password in (credentials or {}).items():
+        encoded = base64.b64encode(f"{user}:{password}".encode()).decode()
+        needles[encoded] = f"{user}'s Basic credentials"
     for name, text in logs.items():
         assert text, f"{name} is empty: the check would prove nothing"
-        for secret in secrets:
-            assert secret not in text, f"{name} contains a secret ({secret[:6]}...)"
+        for needle, what in needles.items():
+            assert needle not in text, f"{name} contains {what}"
         found = JWT_PATTERN.search(text)
         assert found is None, f"{name} contains a token: {found.group(0)[:24]}..."
+        for match in BASIC_PATTERN.finditer(text):
+            assert not _is_basic_credential(match.group(1)), (
+                f"{name} contains Basic credentials: {match.group(0)[:16]}..."
+            )
+
+
+def _is_basic_credential(value: str) -> bool:
+    try:
+        decoded = base64.b64decode(value, validate=True)
+    except ValueError:
+        return False
+    return b":" in decoded
 
 
 # -- images for skopeo -----------------------------------------------------------------------

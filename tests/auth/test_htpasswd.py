@@ -53,6 +53,7 @@ def _htpasswd_registry(
     return RegistryProcess(
         tmp_path_factory.mktemp("registry"),
         kind=target,  # type: ignore[arg-type]
+        log_level="debug",  # secrets must stay out of the most verbose log too
         overrides={"auth": {"htpasswd": {"realm": REALM, "path": str(path)}}},
     )
 
@@ -245,5 +246,5 @@ def test_missing_htpasswd_file_is_created_with_logged_password(
 def test_zz_no_passwords_logged(basic_env: BasicEnv) -> None:
     """Runs last in this module: no password (right or wrong) in the registry log."""
     log = basic_env.registry.log_text()
-    assert_not_logged({"registry log": log}, basic_env.secrets)
+    assert_not_logged({"registry log": log}, basic_env.secrets, basic_env.passwords)
     assert len(basic_env.secrets) >= 4

@@ -754,6 +754,6 @@ def test_zz_no_passwords_or_tokens_logged(token_env: TokenEnv) -> None:
         "registry log": token_env.registry.log_text(),
         "issuer log": token_env.issuer.log_text(),
     }
-    assert_not_logged(logs, token_env.secrets)
+    assert_not_logged(logs, token_env.secrets, token_env.passwords)
     # The logs do say what happened, without the secrets.
     assert "alice" in logs["issuer log"]
