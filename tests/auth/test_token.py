@@ -386,7 +386,7 @@ def _oras(token_env: TokenEnv, user: str) -> oras.client.OrasClient:
 
 
 def test_oras_push_and_pull(
-    token_env: TokenEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    token_env: TokenEnv, seeded: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     host = token_env.registry.url.removeprefix("http://")
     repo = unique_repo("team")
@@ -407,13 +407,23 @@ def test_oras_push_and_pull(
     puller = _oras(token_env, "bob")
     files = puller.pull(f"{host}/{repo}:v1", outdir=str(tmp_path / "out"))
     assert [Path(f).read_bytes() for f in files] == [artifact.read_bytes()]
-
-    with pytest.raises(Exception):  # noqa: B017 - oras raises ValueError or HTTPError
-        puller.push(f"{host}/{repo}:v2", files=["artifact.txt"])
-    with pytest.raises(Exception):  # noqa: B017
+    with pytest.raises(ValueError):  # oras: "Cannot respond to request for authentication."
         puller.pull(f"{host}/other/x:v1", outdir=str(tmp_path / "denied"))
     assert not (tmp_path / "denied").exists() or not any((tmp_path / "denied").iterdir())
-    token_env.secrets.update(t for t in (pusher.auth.token, puller.auth.token) if t)
+
+    # bob asked for pull,push (the same priming), got pull only: no push.
+    bob = _oras(token_env, "bob")
+    denied = bob.do_request(f"http://{host}/v2/{repo}/blobs/uploads/", "POST")
+    _assert_challenge(
+        denied, token_env, scope=f"repository:{repo}:pull,push", error="insufficient_scope"
+    )
+    assert bob.auth.token is not None
+    granted = jwt.decode(bob.auth.token, options={"verify_signature": False})["access"]
+    assert granted == [{"type": "repository", "name": repo, "actions": ["pull"]}]
+    with pytest.raises(ValueError):  # oras: "Issue retrieving session url: {errors...}"
+        bob.push(f"{host}/{repo}:v2", files=["artifact.txt"])
+    tokens = (pusher.auth.token, puller.auth.token, bob.auth.token)
+    token_env.secrets.update(t for t in tokens if t)
 
 
 # -- tokens that must not be trusted -----------------------------------------------------
@@ -450,8 +460,8 @@ def _bad_tokens(env: TokenEnv, pki: PKI) -> dict[str, str]:
     now = int(time.time())
     other_key = ec.generate_private_key(ec.SECP256R1())
 
-    def signed(claims: dict[str, Any], **extra: Any) -> str:
-        return mint(key, claims, headers={**headers, **extra})
+    def signed(claims: dict[str, Any]) -> str:
+        return mint(key, claims, headers=headers)
 
     head, _, sig = signed(_claims()).split(".")
     tampered_payload = b64url(
