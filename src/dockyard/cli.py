@@ -115,7 +115,11 @@ def _token_server(path: str) -> int:
         "token issuer %r for service %r on http://%s; signing certificate %s",
         cfg.issuer, cfg.service, cfg.addr, cfg.certificate,
     )
-    run_token_issuer(cfg)
+    try:
+        run_token_issuer(cfg)
+    except ValueError as exc:  # htpasswd, key or certificate unusable
+        print(f"dockyard: token issuer configuration error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -82,7 +82,10 @@ def build_access(config: Config) -> AccessController | None:
     try:
         return build_access_controller(kind, options)
     except ValueError as exc:
-        raise ConfigError(f"auth.{kind}: {exc}", f"auth.{kind}") from None
+        message = str(exc)
+        if not message.startswith("auth."):
+            message = f"auth.{kind}: {message}"
+        raise ConfigError(message, f"auth.{kind}") from None
 
 
 def build_cache(config: Config) -> BlobDescriptorCache | None:

@@ -250,12 +250,6 @@ def test_issuer_refuses_non_bcrypt_htpasswd(tmp_path: Path) -> None:
     assert "mallory-password" not in log
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli._token_server catches config errors from load_issuer_config only; the "
-    "ValueError of create_token_app (htpasswd, key, certificate) ends in a traceback, "
-    "exit status 1 (reported, cli.py is not in this test's scope)",
-)
 def test_issuer_config_error_is_clean(tmp_path: Path) -> None:
     issuer = _issuer_with_bad_htpasswd(tmp_path)
     assert "Traceback" not in issuer.log_text()
