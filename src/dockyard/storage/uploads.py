@@ -230,7 +230,7 @@ class UploadStore:
                 await (await self.driver.writer(data_path, current.offset)).close()
             raise
         offset = current.offset + received
-        if received:
+        if received and not final:  # a finished upload needs no state to resume from
             await asyncio.gather(
                 *(
                     self.driver.put_content(

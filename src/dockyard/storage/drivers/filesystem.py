@@ -213,6 +213,7 @@ class _FileWriter:
         self._path = path
         self._file = f
         self._size = offset
+        self._opened_at = offset
         self._flushed = offset
         self._pending: asyncio.Future[None] | None = None
 
@@ -243,25 +244,33 @@ class _FileWriter:
         self._pending = loop.run_in_executor(self._driver._pool, self._write, data, self._size)
 
     async def commit(self) -> None:
-        await self._settle()
-
-        def sync() -> None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-
-        await self._driver._run(self._path, sync)
         await self.close()
 
     async def cancel(self) -> None:
-        await self.close()
+        if not self._file.closed:
+            try:
+                await self._settle()
+            finally:
+                await self._driver._run(self._path, self._file.close)
         with contextlib.suppress(PathNotFound):
             await self._driver.delete(self._path)
 
     async def close(self) -> None:
+        """Flush and fsync what was written: an acknowledged chunk survives a power cut.
+
+        Write-back has been running since the first megabytes (``_write``), so
+        this mostly waits for the tail.
+        """
         if self._file.closed:
             return
         try:
             await self._settle()
+            if self._size != self._opened_at:
+                await self._driver._run(self._path, self._sync)
         finally:
             await self._driver._run(self._path, self._file.close)
+
+    def _sync(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
 
