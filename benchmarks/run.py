@@ -30,15 +30,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
-DISTRIBUTION_BINARY = "/usr/bin/docker-registry"
+sys.path.insert(0, str(ROOT))
+from tests.servers import DISTRIBUTION_BINARY, RegistryProcess  # noqa: E402
+
 BLOCK = 4 << 20  # the pre-generated random buffer that every big body repeats
 READ_CHUNK = 8 << 20  # receive buffer of a pull, hashed while the other one fills
 MB = 1_000_000
@@ -48,12 +48,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------- servers
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def process_group(pgid: int) -> list[int]:
@@ -96,120 +90,55 @@ def group_peak_rss_mib(pgid: int) -> float:
     return peak / 1024
 
 
-@dataclass
 class Server:
-    label: str
-    command: list[str]  # "{config}" stands for the config file's path
-    config: dict[str, Any]
-    workdir: Path
-    env: dict[str, str] = field(default_factory=dict)
-    port: int = 0
-    proc: subprocess.Popen[bytes] | None = None
+    """A registry process of the test suite's (tests/servers.py), plus what is measured.
+
+    Its own process group (``start_new_session``) holds it and its workers.
+    """
+
+    def __init__(self, label: str, proc: RegistryProcess) -> None:
+        self.label = label
+        self.proc = proc
 
     @property
-    def root(self) -> Path:
-        return self.workdir / "storage"
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "server.log"
-
-    def start(self) -> None:
-        self.workdir.mkdir(parents=True)
-        self.port = free_port()
-        self.config["storage"]["filesystem"]["rootdirectory"] = str(self.root)
-        self.config["http"]["addr"] = f"127.0.0.1:{self.port}"
-        cfg = self.workdir / "config.yml"
-        cfg.write_text(yaml.safe_dump(self.config, sort_keys=False))
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [str(cfg) if arg == "{config}" else arg for arg in self.command],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env={**os.environ, **self.env}, start_new_session=True,
-            )
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.label} exited with {self.proc.returncode}:\n"
-                                   + self.log_tail())
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=1
-            ) as sock:
-                sock.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if sock.recv(64).startswith(b"HTTP/1.1 200"):
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.label} did not answer GET /v2/:\n" + self.log_tail())
-            time.sleep(0.1)
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        # Workers that outlived their parent.
-        for pid in process_group(self.proc.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    def port(self) -> int:
+        return self.proc.port
 
     def cpu_seconds(self) -> float:
-        assert self.proc is not None
-        return group_cpu_seconds(self.proc.pid)
+        pid = self.proc.pid
+        return group_cpu_seconds(pid) if pid is not None else 0.0
 
     def peak_rss_mib(self) -> float:
-        assert self.proc is not None
-        return group_peak_rss_mib(self.proc.pid)
+        pid = self.proc.pid
+        return group_peak_rss_mib(pid) if pid is not None else 0.0
 
     def drop_blob(self, digest: str) -> None:
         """Remove a benchmark blob's data directly, to keep the disk from filling up."""
         alg, hexpart = digest.split(":")
-        shutil.rmtree(self.root / "docker/registry/v2/blobs" / alg / hexpart[:2] / hexpart,
-                      ignore_errors=True)
-
-
-def base_config(level: str, secret: str) -> dict[str, Any]:
-    return {
-        "version": 0.1,
-        "log": {"level": level, "accesslog": {"disabled": True}},
-        "storage": {
-            "filesystem": {"rootdirectory": ""},
-            "cache": {"blobdescriptor": "inmemory"},
-            "delete": {"enabled": True},
-            "maintenance": {"uploadpurging": {"enabled": False}},
-        },
-        "http": {"addr": "", "secret": secret},
-    }
+        shutil.rmtree(
+            self.proc.root / "docker/registry/v2/blobs" / alg / hexpart[:2] / hexpart,
+            ignore_errors=True,
+        )
 
 
 def make_servers(workdir: Path, workers: int) -> list[Server]:
+    """dockyard (this checkout's src/) and docker-registry, each in its own folder."""
     secret = secrets.token_hex(32)
-    dockyard = Server(
-        label="dockyard",
-        command=[sys.executable, "-m", "dockyard", "serve", "{config}", "--workers", str(workers)],
-        config=base_config("warn", secret),
-        workdir=workdir / "dockyard",
-        env={"PYTHONPATH": os.pathsep.join(
-            p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p)},
-    )
-    registry = Server(
-        label="docker-registry",
-        command=[DISTRIBUTION_BINARY, "serve", "{config}"],
-        config=base_config("error", secret),
-        workdir=workdir / "docker-registry",
-    )
-    return [dockyard, registry]
+    overrides = {
+        "log": {"accesslog": {"disabled": True}},
+        "storage": {
+            "cache": {"blobdescriptor": "inmemory"},
+            "maintenance": {"uploadpurging": {"enabled": False}},
+        },
+    }
+    return [
+        Server("dockyard", RegistryProcess(
+            workdir / "dockyard", kind="dockyard", secret=secret, overrides=overrides,
+            extra_args=["--workers", str(workers)], log_level="warn")),
+        Server("docker-registry", RegistryProcess(
+            workdir / "docker-registry", kind="distribution", secret=secret,
+            overrides=overrides, log_level="error")),
+    ]
 
 
 # --------------------------------------------------------------------------- HTTP client
@@ -751,15 +680,17 @@ def main(argv: list[str] | None = None) -> int:
         ["dpkg-query", "-W", "-f=${Version}", "docker-registry"],
         capture_output=True, text=True, check=False).stdout.strip() or "(unknown version)"
 
-    # SIGTERM ends the run like Ctrl-C does: through the finally below.
+    # SIGINT (even where a shell started us ignoring it) and SIGTERM end the run through
+    # the finally below, which stops both servers.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     workdir = Path(tempfile.mkdtemp(prefix="dockyard-bench-", dir=args.dir))
     servers = make_servers(workdir, args.workers)
     rows = rows_for(args)
     try:
         for server in servers:
-            server.start()
-            log(f"{server.label} on 127.0.0.1:{server.port}, storage {server.root}")
+            server.proc.start()
+            log(f"{server.label} on {server.proc.url}, storage {server.proc.root}")
         try:
             import uvloop
             loop_factory = uvloop.new_event_loop
@@ -781,11 +712,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         log(f"benchmark failed: {exc!r}")
         for server in servers:
-            log(f"--- {server.label} log ({server.log_path}):\n{server.log_tail()}")
+            log(f"--- {server.label} log ({server.proc.log_path}):\n{server.proc.log_tail()}")
         return 1
     finally:
         for server in servers:
-            server.stop()
+            server.proc.stop()
         if args.keep:
             log(f"kept {workdir}")
         else:
