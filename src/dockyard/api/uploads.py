@@ -102,11 +102,7 @@ async def start_upload(request: web.Request) -> web.Response:
                 return _created(request, repo, desc)
     if "digest" in query:
         digest = parse_digest(query["digest"])
-        length = content_length(request)
-        status = await repo.start_upload()
-        desc = await repo.finish_upload(
-            status.upload_id, digest, body_stream(request), claimed=0, length=length
-        )
+        desc = await repo.push_blob(digest, body_stream(request), content_length(request))
         return _created(request, repo, desc)
     status = await repo.start_upload()
     return web.Response(status=202, headers=_progress(request, repo, status))

@@ -193,6 +193,13 @@ class Repository:
         self._writable()
         return await self._uploads.create()
 
+    async def push_blob(
+        self, digest: Digest, body: AsyncIterator[bytes] | None, length: int | None
+    ) -> BlobDescriptor:
+        """A monolithic upload: the whole blob in one request."""
+        self._writable()
+        return await self._uploads.push(digest, body, length)
+
     async def upload_status(self, upload_id: str, claimed: int | None) -> UploadStatus:
         return await self._uploads.status(upload_id, claimed)
 

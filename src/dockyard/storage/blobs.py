@@ -49,9 +49,9 @@ class BlobStore:
         except PathNotFound:
             raise BlobUnknown(str(digest)) from None
 
-    async def put(self, data: bytes) -> BlobDescriptor:
-        """Store small content (manifests) directly, atomically."""
-        digest = Digest.of(data)
+    async def put(self, data: bytes, digest: Digest | None = None) -> BlobDescriptor:
+        """Store small content directly, atomically (``digest``: already verified sha256)."""
+        digest = digest or Digest.of(data)
         await self.driver.put_content(paths.blob_data_path(digest), data)
         return BlobDescriptor(digest, len(data))
 

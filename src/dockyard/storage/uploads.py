@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -253,6 +254,20 @@ class UploadStore:
         length: int | None = None,
     ) -> BlobDescriptor:
         """Append the last chunk (if any), verify ``digest``, and publish the blob."""
+        if body is not None and claimed == 0 and not start and (length or 0) <= _BATCH:
+            # The whole blob in this one request: maybe small enough to skip the data file.
+            head, rest = await _read_up_to(body, _BATCH)
+            if rest is None:
+                await self._started_at(upload_id)  # the upload must exist
+                try:
+                    desc = await self._publish(digest, head, length)
+                except DigestInvalid:
+                    await self.cancel(upload_id)
+                    raise
+                with contextlib.suppress(BlobUploadUnknown):
+                    await self.cancel(upload_id)
+                return desc
+            body = _prepend(head, rest)
         status, hashes = await self._append(upload_id, body, claimed, start, length, final=True)
         if hashes.hexdigest(digest.algorithm) != digest.hex:
             await self.cancel(upload_id)
@@ -273,11 +288,66 @@ class UploadStore:
             await self.cancel(upload_id)  # leftovers are upload purging's to clean
         return BlobDescriptor(digest, status.offset)
 
+    async def push(
+        self, digest: Digest, body: AsyncIterator[bytes] | None, length: int | None
+    ) -> BlobDescriptor:
+        """A monolithic upload (``POST ?digest=``): small blobs never touch ``_uploads``."""
+        if (length or 0) <= _BATCH:
+            head, rest = await _read_up_to(body or _nothing(), _BATCH)
+            if rest is None:
+                return await self._publish(digest, head, length)
+            body = _prepend(head, rest)
+        status = await self.create()
+        return await self.commit(status.upload_id, digest, body, claimed=0, length=length)
+
+    async def _publish(self, digest: Digest, data: bytes, length: int | None) -> BlobDescriptor:
+        """Verify a blob held in memory, then store and link it (two atomic writes)."""
+        if length is not None and len(data) != length:
+            raise SizeInvalid(f"received {len(data)} bytes, expected {length}")
+        if len(data) <= _INLINE:
+            sums = _digests(data, digest.algorithm)
+        else:
+            sums = await asyncio.to_thread(_digests, data, digest.algorithm)
+        if sums[digest.algorithm] != digest.hex:
+            raise DigestInvalid(f"digest {digest} does not match the uploaded content")
+        canonical = Digest(CANONICAL_ALGORITHM, sums[CANONICAL_ALGORITHM])
+        try:
+            await self.blobs.stat(canonical)
+        except BlobUnknown:
+            await self.blobs.put(data, canonical)
+        await self.layers.link(canonical, digest)
+        return BlobDescriptor(digest, len(data))
+
     async def cancel(self, upload_id: str) -> None:
         try:
             await self.driver.delete(self._path(upload_id, ""))
         except PathNotFound:
             raise BlobUploadUnknown(upload_id) from None
+
+
+def _digests(data: bytes, algorithm: str) -> dict[str, str]:
+    """Hex digests of ``data`` for the canonical algorithm and ``algorithm``."""
+    return {a: hashlib.new(a, data).hexdigest() for a in {CANONICAL_ALGORITHM, algorithm}}
+
+
+async def _read_up_to(
+    body: AsyncIterator[bytes], limit: int
+) -> tuple[bytes, AsyncIterator[bytes] | None]:
+    """Up to ``limit`` bytes of ``body``; the rest of the stream, or None if it ended."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in body:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks), body
+    return b"".join(chunks), None
+
+
+async def _prepend(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield head
+    async for chunk in rest:
+        yield chunk
 
 
 async def _nothing() -> AsyncIterator[bytes]:
