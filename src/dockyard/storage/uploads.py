@@ -31,7 +31,7 @@ from dockyard.registry.errors import (
 from dockyard.registry.types import BlobDescriptor, UploadStatus
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore, LinkedBlobStore
-from dockyard.storage.drivers.base import PathNotFound, StorageDriver
+from dockyard.storage.drivers.base import PathNotFound, StorageDriver, roll_back
 
 __all__ = ["UPLOAD_ID_PATTERN", "UploadStore"]
 
@@ -226,9 +226,8 @@ class UploadStore:
         except BaseException:
             # Nothing past the acknowledged offset may count: cut it off now (the
             # next request would anyway, from the offset in its state token).
-            await writer.close()
             with contextlib.suppress(Exception):
-                await (await self.driver.writer(data_path, current.offset)).close()
+                await roll_back(self.driver, writer, data_path, current.offset)
             raise
         offset = current.offset + received
         if received and not final:  # a finished upload needs no state to resume from

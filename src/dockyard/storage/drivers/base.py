@@ -22,8 +22,10 @@ __all__ = [
     "InvalidOffset",
     "InvalidPath",
     "PathNotFound",
+    "RollsBack",
     "StorageDriver",
     "StorageError",
+    "roll_back",
 ]
 
 PATH_PATTERN = re.compile(r"(?:/[A-Za-z0-9._-]+)+")
@@ -154,6 +156,24 @@ class StorageDriver(Protocol):
     async def aclose(self) -> None:
         """Release clients, sessions and threads at shutdown."""
         ...
+
+
+@runtime_checkable
+class RollsBack(Protocol):
+    """A writer that can discard what it wrote while it still holds the file."""
+
+    async def rollback(self) -> None:
+        """Cut the file back to the offset the writer was opened at, then close."""
+        ...
+
+
+async def roll_back(driver: StorageDriver, writer: FileWriter, path: str, offset: int) -> None:
+    """Undo a failed write: natively where the writer can, else by reopening at ``offset``."""
+    if isinstance(writer, RollsBack):
+        await writer.rollback()
+        return
+    await writer.close()
+    await (await driver.writer(path, offset)).close()
 
 
 @runtime_checkable

@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import ctypes
 import errno
+import fcntl
 import os
 import shutil
 import stat as statmod
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +31,8 @@ _NOT_FOUND = {errno.ENOENT, errno.ENOTDIR}
 # Start the disk writing this often while a blob streams in, so the fsync at
 # commit waits only for the tail instead of the whole blob.
 _WRITEBACK_EVERY = 8 << 20
+# How long a writer waits for another request's writer of the same file.
+_LOCK_WAIT = 30.0
 _SYNC_FILE_RANGE_WRITE = 2
 
 
@@ -106,13 +110,19 @@ class FilesystemDriver:
         def open_at() -> BinaryIO:
             if offset == 0:
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-                return open(target, "wb")
-            f = open(target, "r+b")  # noqa: SIM115 - handed to the writer, closed there
-            if os.fstat(f.fileno()).st_size < offset:
+            flags = os.O_RDWR | (os.O_CREAT if offset == 0 else 0)
+            f = os.fdopen(os.open(target, flags, 0o644), "r+b")
+            try:
+                # One writer per file: a request resuming an upload waits until the
+                # one it replaces (say, a client that dropped mid-chunk) has let go.
+                _lock(f.fileno(), path, self.name)
+                if os.fstat(f.fileno()).st_size < offset:
+                    raise InvalidOffset(path, offset, self.name)
+                f.truncate(offset)
+                f.seek(offset)
+            except BaseException:
                 f.close()
-                raise InvalidOffset(path, offset, self.name)
-            f.truncate(offset)
-            f.seek(offset)
+                raise
             return f
 
         f = await self._run(path, open_at)
@@ -185,6 +195,21 @@ class FilesystemDriver:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _lock(fd: int, path: str, driver: str) -> None:
+    """Take the file's exclusive lock, waiting a bounded time for its holder."""
+    deadline = time.monotonic() + _LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise StorageError(
+                    f"{path} is busy: another request is writing it", driver
+                ) from None
+            time.sleep(0.005)
+
+
 def _atomic_write(target: str, data: bytes) -> None:
     """Temp file in the same directory, fsync, rename: readers never see a torn file."""
     directory = os.path.dirname(target)
@@ -254,6 +279,17 @@ class _FileWriter:
                 await self._driver._run(self._path, self._file.close)
         with contextlib.suppress(PathNotFound):
             await self._driver.delete(self._path)
+
+    async def rollback(self) -> None:
+        """Cut the file back to where this writer started, then close (under the lock)."""
+        if self._file.closed:
+            return
+        try:
+            with contextlib.suppress(StorageError):
+                await self._settle()
+            await self._driver._run(self._path, self._file.truncate, self._opened_at)
+        finally:
+            await self._driver._run(self._path, self._file.close)
 
     async def close(self) -> None:
         """Flush and fsync what was written: an acknowledged chunk survives a power cut.

@@ -96,7 +96,7 @@ class InMemoryDriver:
             if len(data) < offset:
                 raise InvalidOffset(path, offset, self.name)
             del data[offset:]
-        return _MemoryWriter(self, path)
+        return _MemoryWriter(self, path, offset)
 
     async def stat(self, path: str) -> FileInfo:
         if path in self._files:
@@ -151,9 +151,14 @@ class InMemoryDriver:
 
 
 class _MemoryWriter:
-    def __init__(self, driver: InMemoryDriver, path: str) -> None:
+    def __init__(self, driver: InMemoryDriver, path: str, offset: int) -> None:
         self._driver = driver
         self._path = path
+        self._opened_at = offset
+
+    async def rollback(self) -> None:
+        """Cut the file back to where this writer started."""
+        del self._driver._file(self._path)[self._opened_at :]
 
     @property
     def size(self) -> int:
