@@ -140,10 +140,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dockyard: cannot read configuration: {exc}", file=sys.stderr)
         return 2
     if args.command == "check-config":
-        from dockyard.server import unsupported_features
+        from dockyard.server import check_config, unsupported_features
 
         for warning in [*warnings, *unsupported_features(config)]:
             print(f"warning: {warning}")
+        try:
+            check_config(config)
+        except (ConfigError, DriverConfigError) as exc:
+            print(f"dockyard: configuration error: {exc}", file=sys.stderr)
+            return 2
         print("configuration OK")
         return 0
     if args.command == "purge-uploads":

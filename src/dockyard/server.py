@@ -113,6 +113,21 @@ def build_cache(config: Config) -> BlobDescriptorCache | None:
     return None
 
 
+def check_config(config: Config, workers: int | None = None) -> None:
+    """Build (and drop) what a worker builds, so bad settings fail before the start.
+
+    Raises ConfigError or DriverConfigError naming the key; no backend is contacted.
+    """
+    storage = config.storage
+    if (workers or config.http.workers) > 1 and storage.driver == "inmemory":
+        raise ConfigError(
+            "http.workers: the inmemory driver cannot be shared by several workers", "http.workers"
+        )
+    create_driver(storage.driver, storage.parameters, redirect=not storage.redirect.disable)
+    build_access(config)
+    server_ssl_context(config.http.tls)
+
+
 def build_context(config: Config, secret: bytes) -> AppContext:
     """Everything the application needs, from the configuration."""
     storage = config.storage
@@ -187,14 +202,9 @@ def serve(config: Config, warnings: list[str], workers: int | None = None) -> in
     for warning in unsupported_features(config):
         log.warning("config: %s", warning)
     count = workers or config.http.workers
-    if count > 1 and config.storage.driver == "inmemory":
-        raise ConfigError(
-            "http.workers: the inmemory driver cannot be shared by several workers", "http.workers"
-        )
+    check_config(config, workers)
     # Without http.secret (config warns) a random one, shared by this process's workers.
     secret = config.http.secret.encode() or secrets.token_bytes(32)
-    # Fail on bad auth or TLS settings before binding or forking, naming the key.
-    build_access(config)
     ssl_context = server_ssl_context(config.http.tls)
     sock, where = _bind(config)
     if ssl_context is not None:
