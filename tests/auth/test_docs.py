@@ -30,6 +30,7 @@ from .support import (
 pytestmark = pytest.mark.interop
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "auth.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 BLOCK = re.compile(r"<!-- test: ([\w-]+) -->\s*```(\w+)\n(.*?)```", re.DOTALL)
 
 
@@ -45,6 +46,15 @@ def localize(text: str, root: Path, registry_port: int, issuer_port: int) -> str
     text = text.replace("127.0.0.1:5001", f"127.0.0.1:{issuer_port}")
     assert ":5000" not in text and ":5001" not in text, text
     return text
+
+
+def test_readme_pair_is_the_tested_pair() -> None:
+    """The registry/issuer pair shown in the README is exactly the one started below."""
+    readme = {name: body for name, _lang, body in BLOCK.findall(README.read_text())}
+    blocks = doc_blocks()
+    assert set(readme) == {"registry-config", "issuer-config"}
+    for name, body in readme.items():
+        assert body == blocks[name], name
 
 
 def test_doc_has_the_tested_blocks() -> None:
