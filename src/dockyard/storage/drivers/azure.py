@@ -65,12 +65,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from dockyard.storage.drivers.base import (
-    FileInfo,
-    InvalidOffset,
-    PathNotFound,
-    StorageError,
-)
+from dockyard.storage.drivers._objectstore import PartWriter, PrefixTree, check_parameters
+from dockyard.storage.drivers.base import FileInfo, InvalidOffset, PathNotFound, StorageError
 
 if TYPE_CHECKING:  # the SDK is imported only when the driver is built
     from azure.storage.blob.aio import BlobClient, ContainerClient
@@ -115,12 +111,7 @@ class AzureParameters:
     """``storage.azure`` validated; raises ``DriverConfigError`` naming the bad key."""
 
     def __init__(self, params: Mapping[str, Any]) -> None:
-        unknown = sorted(set(params) - _KNOWN)
-        if unknown:
-            raise _config_error(
-                f"unsupported parameter(s) {', '.join(unknown)} "
-                f"(supported: {', '.join(sorted(_KNOWN))})"
-            )
+        check_parameters(params, _KNOWN, _config_error)
         text = {k: "" if v is None else str(v) for k, v in params.items() if k != "credentials"}
         self.account_name = text.get("accountname", "")
         self.account_key = text.get("accountkey", "")
@@ -181,7 +172,7 @@ class AzureParameters:
             raise _config_error(f"copy_status_poll_delay: {exc}") from None
 
 
-class AzureDriver:
+class AzureDriver(PrefixTree):
     """Blobs in one container; see the module docstring."""
 
     name = "azure"
@@ -444,43 +435,21 @@ class AzureDriver:
                 return FileInfo(path, 0, 0.0, True)
         raise PathNotFound(path, self.name)
 
-    async def _scan(self, path: str) -> list[FileInfo]:
-        """The direct children of a directory, sorted; PathNotFound if there are none."""
+    async def _children(self, path: str) -> AsyncIterator[FileInfo]:
         from azure.storage.blob import BlobProperties
         from azure.storage.blob.aio import BlobPrefix
 
         container = await self._container()
-        out: list[FileInfo] = []
         with self._errors(path):
             async for item in container.walk_blobs(
                 name_starts_with=self._prefix(path), delimiter="/"
             ):
                 child = self._path(item.name)
                 if isinstance(item, BlobPrefix):
-                    out.append(FileInfo(child, 0, 0.0, True))
+                    yield FileInfo(child, 0, 0.0, True)
                 elif isinstance(item, BlobProperties) and not item.name.endswith("/"):
                     mtime = item.last_modified.timestamp() if item.last_modified else 0.0
-                    out.append(FileInfo(child, int(item.size or 0), mtime, False))
-        if not out and path != "/":
-            raise PathNotFound(path, self.name)
-        return sorted(out, key=lambda i: i.path)
-
-    async def list(self, path: str) -> list[str]:
-        return [info.path for info in await self._scan(path)]
-
-    async def walk(self, path: str) -> AsyncIterator[FileInfo]:
-        stack = [path]
-        while stack:
-            directory = stack.pop()
-            try:
-                entries = await self._scan(directory)
-            except PathNotFound:
-                if directory == path:
-                    raise
-                continue  # emptied meanwhile
-            for info in entries:
-                yield info
-            stack.extend(i.path for i in reversed(entries) if i.is_dir)
+                    yield FileInfo(child, int(item.size or 0), mtime, False)
 
     async def move(self, source: str, dest: str) -> None:
         container = await self._container()
@@ -632,7 +601,7 @@ class _AppendWriter:
             await self._driver.delete(self._path)
 
 
-class _BlockWriter:
+class _BlockWriter(PartWriter["AzureDriver"]):
     """Stages blocks as data arrives; ``close``/``commit`` commit the block list."""
 
     def __init__(
@@ -645,19 +614,9 @@ class _BlockWriter:
         *,
         dirty: bool,
     ) -> None:
-        self._driver = driver
+        super().__init__(driver, path, offset, driver.block_size, dirty=dirty)
         self._blob = blob
-        self._path = path
         self._blocks = blocks
-        self._size = offset
-        self._dirty = dirty
-        self._buffer = bytearray()
-        self._pending: asyncio.Task[None] | None = None
-        self._closed = False
-
-    @property
-    def size(self) -> int:
-        return self._size
 
     async def reopen_last_block(self) -> None:
         """Take the short last block back into the buffer (see COALESCE_AFTER)."""
@@ -669,39 +628,13 @@ class _BlockWriter:
         self._buffer[:0] = data
         self._dirty = True
 
-    async def _stage(self, data: bytes) -> None:
+    async def _put_part(self, data: bytes) -> None:
         block_id = _block_id()
         with self._driver._errors(self._path):
             await self._blob.stage_block(block_id, data, length=len(data))
         self._blocks.append((block_id, len(data)))
 
-    async def _settle(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            await pending
-
-    async def write(self, data: bytes) -> None:
-        if self._closed:
-            raise StorageError(f"write to a closed writer ({self._path})", self._driver.name)
-        self._buffer += data
-        self._size += len(data)
-        block_size = self._driver.block_size
-        while len(self._buffer) >= block_size:
-            await self._settle()
-            block = bytes(self._buffer[:block_size])
-            del self._buffer[:block_size]
-            self._pending = asyncio.ensure_future(self._stage(block))
-            self._dirty = True
-
-    async def _flush(self) -> None:
-        await self._settle()
-        if self._buffer:
-            block = bytes(self._buffer)
-            self._buffer.clear()
-            self._dirty = True
-            await self._stage(block)
-        if not self._dirty:
-            return
+    async def _save(self) -> None:
         if len(self._blocks) > MAX_BLOCKS:
             raise StorageError(
                 f"{self._path}: more than {MAX_BLOCKS} blocks (upload in smaller chunks "
@@ -715,31 +648,6 @@ class _BlockWriter:
                 [BlobBlock(block_id) for block_id, _ in self._blocks],
                 content_settings=ContentSettings(content_type="application/octet-stream"),
             )
-        self._dirty = False
 
     async def commit(self) -> None:
         await self.close()
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            await self._flush()
-        finally:
-            if self._pending is not None:  # a failed flush left a stage running
-                self._pending.cancel()
-                with contextlib.suppress(BaseException):
-                    await self._pending
-                self._pending = None
-
-    async def cancel(self) -> None:
-        self._closed = True
-        if self._pending is not None:
-            self._pending.cancel()
-            with contextlib.suppress(BaseException):
-                await self._pending
-            self._pending = None
-        with contextlib.suppress(PathNotFound):
-            await self._driver.delete(self._path)
-

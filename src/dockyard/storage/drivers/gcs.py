@@ -69,12 +69,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
-from dockyard.storage.drivers.base import (
-    FileInfo,
-    InvalidOffset,
-    PathNotFound,
-    StorageError,
-)
+from dockyard.storage.drivers._objectstore import PartWriter, PrefixTree, check_parameters
+from dockyard.storage.drivers.base import FileInfo, InvalidOffset, PathNotFound, StorageError
 
 if TYPE_CHECKING:  # the client is imported only when the driver is built
     import aiohttp
@@ -117,42 +113,35 @@ def _config_error(message: str) -> Exception:
     return DriverConfigError(f"storage.gcs: {message}")
 
 
+def _integer(params: Mapping[str, Any], key: str, default: int) -> int:
+    raw = params.get(key)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(str(raw))
+    except ValueError:
+        raise _config_error(f"{key} must be an integer, got {raw!r}") from None
+
+
 class GCSParameters:
     """``storage.gcs`` validated; raises ``DriverConfigError`` naming the bad key."""
 
     def __init__(self, params: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> None:
         environ = os.environ if environ is None else environ
-        unknown = sorted(set(params) - _KNOWN)
-        if unknown:
-            raise _config_error(
-                f"unsupported parameter(s) {', '.join(unknown)} "
-                f"(supported: {', '.join(sorted(_KNOWN))})"
-            )
+        check_parameters(params, _KNOWN, _config_error)
         self.bucket = str(params.get("bucket") or "")
         if not self.bucket:
             raise _config_error("bucket is required")
         root = str(params.get("rootdirectory") or "").strip("/")
         self.root_prefix = f"{root}/" if root else ""
-        self.chunk_size = DEFAULT_CHUNK_SIZE
-        raw = params.get("chunksize")
-        if raw not in (None, ""):
-            try:
-                self.chunk_size = int(str(raw))
-            except ValueError:
-                raise _config_error(f"chunksize must be an integer, got {raw!r}") from None
-            if self.chunk_size < MIN_CHUNK_SIZE or self.chunk_size % MIN_CHUNK_SIZE:
-                raise _config_error(
-                    f"chunksize {self.chunk_size} must be a positive multiple of {MIN_CHUNK_SIZE}"
-                )
-        self.max_concurrency = DEFAULT_MAX_CONCURRENCY
-        raw = params.get("maxconcurrency")
-        if raw not in (None, ""):
-            try:
-                self.max_concurrency = int(str(raw))
-            except ValueError:
-                raise _config_error(f"maxconcurrency must be an integer, got {raw!r}") from None
-            if self.max_concurrency < 1:
-                raise _config_error("maxconcurrency must be at least 1")
+        self.chunk_size = _integer(params, "chunksize", DEFAULT_CHUNK_SIZE)
+        if self.chunk_size < MIN_CHUNK_SIZE or self.chunk_size % MIN_CHUNK_SIZE:
+            raise _config_error(
+                f"chunksize {self.chunk_size} must be a positive multiple of {MIN_CHUNK_SIZE}"
+            )
+        self.max_concurrency = _integer(params, "maxconcurrency", DEFAULT_MAX_CONCURRENCY)
+        if self.max_concurrency < 1:
+            raise _config_error("maxconcurrency must be at least 1")
         self.user_agent = str(params.get("useragent") or "")
         self.service_data: dict[str, Any] | None = None
         keyfile = params.get("keyfile")
@@ -259,7 +248,7 @@ class _Clients:
         self.storage = storage
 
 
-class GCSDriver:
+class GCSDriver(PrefixTree):
     """Objects in one bucket; see the module docstring."""
 
     name = "gcs"
@@ -601,38 +590,17 @@ class GCSDriver:
             return FileInfo(path, 0, 0.0, True)
         raise PathNotFound(path, self.name)
 
-    async def _scan(self, path: str) -> list[FileInfo]:
+    async def _children(self, path: str) -> AsyncIterator[FileInfo]:
         prefix = self._prefix(path)
-        out: list[FileInfo] = []
         async for item in self._list(path, prefix, "/"):
             name = item if isinstance(item, str) else item["name"]
             rest = name[len(prefix) :]
             if not rest.strip("/") or "~" in rest:
                 continue  # a folder placeholder, or upload parts
             if isinstance(item, str):
-                out.append(FileInfo(self._path(name), 0, 0.0, True))
+                yield FileInfo(self._path(name), 0, 0.0, True)
             else:
-                out.append(FileInfo(self._path(name), _size(item), _mtime(item), False))
-        if not out and path != "/":
-            raise PathNotFound(path, self.name)
-        return sorted(out, key=lambda i: i.path)
-
-    async def list(self, path: str) -> list[str]:
-        return [info.path for info in await self._scan(path)]
-
-    async def walk(self, path: str) -> AsyncIterator[FileInfo]:
-        stack = [path]
-        while stack:
-            directory = stack.pop()
-            try:
-                entries = await self._scan(directory)
-            except PathNotFound:
-                if directory == path:
-                    raise
-                continue  # emptied meanwhile
-            for info in entries:
-                yield info
-            stack.extend(i.path for i in reversed(entries) if i.is_dir)
+                yield FileInfo(self._path(name), _size(item), _mtime(item), False)
 
     async def move(self, source: str, dest: str) -> None:
         bucket = self.params.bucket
@@ -693,7 +661,7 @@ def _mtime(meta: Mapping[str, Any]) -> float:
         return 0.0
 
 
-class _PartWriter:
+class _PartWriter(PartWriter["GCSDriver"]):
     """Uploads parts as data arrives; ``close`` saves the part list, ``commit`` composes."""
 
     def __init__(
@@ -706,69 +674,17 @@ class _PartWriter:
         *,
         dirty: bool,
     ) -> None:
-        self._driver = driver
-        self._path = path
+        super().__init__(driver, path, offset, driver.chunk_size, dirty=dirty)
         self._key = key
         self._parts = parts
-        self._size = offset
-        self._dirty = dirty
-        self._buffer = bytearray()
-        self._pending: asyncio.Task[None] | None = None
-        self._closed = False
-
-    @property
-    def size(self) -> int:
-        return self._size
 
     async def _put_part(self, data: bytes) -> None:
         name = uuid.uuid4().hex
         await self._driver._upload(self._path, self._driver._part_key(self._key, name), data)
         self._parts.append((name, len(data)))
 
-    async def _settle(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            await pending
-
-    async def write(self, data: bytes) -> None:
-        if self._closed:
-            raise StorageError(f"write to a closed writer ({self._path})", self._driver.name)
-        self._buffer += data
-        self._size += len(data)
-        chunk = self._driver.chunk_size
-        while len(self._buffer) >= chunk:
-            await self._settle()
-            part = bytes(self._buffer[:chunk])
-            del self._buffer[:chunk]
-            self._pending = asyncio.ensure_future(self._put_part(part))
-            self._dirty = True
-
-    async def _flush(self) -> None:
-        await self._settle()
-        if self._buffer:
-            part = bytes(self._buffer)
-            self._buffer.clear()
-            self._dirty = True
-            await self._put_part(part)
-
-    async def _drop_pending(self) -> None:
-        if self._pending is not None:
-            self._pending.cancel()
-            with contextlib.suppress(BaseException):
-                await self._pending
-            self._pending = None
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            await self._flush()
-            if self._dirty:
-                await self._driver._save_parts(self._path, self._key, self._parts)
-                self._dirty = False
-        finally:
-            await self._drop_pending()
+    async def _save(self) -> None:
+        await self._driver._save_parts(self._path, self._key, self._parts)
 
     async def commit(self) -> None:
         if self._closed:
@@ -786,9 +702,3 @@ class _PartWriter:
             await self._drop_pending()
         with contextlib.suppress(StorageError):
             await driver._delete_prefix(self._path, self._key + PARTS_SUFFIX)
-
-    async def cancel(self) -> None:
-        self._closed = True
-        await self._drop_pending()
-        with contextlib.suppress(PathNotFound):
-            await self._driver.delete(self._path)
