@@ -18,8 +18,10 @@ import pytest
 
 try:  # `python -m pytest` from the project root puts the root on sys.path
     from tests.servers import DISTRIBUTION_BINARY, Kind, RegistryProcess
+    from tests.support.net import ServerPool
 except ImportError:  # plain `pytest`: rootdir-relative import of this folder
     from servers import DISTRIBUTION_BINARY, Kind, RegistryProcess
+    from support.net import ServerPool
 
 TARGETS: tuple[Kind, ...] = ("dockyard", "distribution")
 TARGET = os.environ.get("DOCKYARD_TEST_TARGET", "dockyard")
@@ -83,32 +85,25 @@ def registry_factory(
     config; ``secret`` defaults to the session's ``http.secret`` (``None``: no secret).
     """
     _check_target(target)
-    started: list[RegistryProcess] = []
+    with ServerPool[RegistryProcess]() as pool:
 
-    def factory(
-        overrides: Mapping[str, Any] | None = None,
-        extra_args: Sequence[str] = (),
-        *,
-        start: bool = True,
-        secret: str | None = registry_secret,
-    ) -> RegistryProcess:
-        server = RegistryProcess(
-            tmp_path_factory.mktemp("registry"),
-            kind=target,
-            secret=secret,
-            overrides=overrides,
-            extra_args=extra_args,
-        )
-        started.append(server)
-        if start:
-            server.start()
-        return server
+        def factory(
+            overrides: Mapping[str, Any] | None = None,
+            extra_args: Sequence[str] = (),
+            *,
+            start: bool = True,
+            secret: str | None = registry_secret,
+        ) -> RegistryProcess:
+            server = RegistryProcess(
+                tmp_path_factory.mktemp("registry"),
+                kind=target,
+                secret=secret,
+                overrides=overrides,
+                extra_args=extra_args,
+            )
+            return pool.add(server, start=start)
 
-    try:
         yield factory
-    finally:
-        for server in started:
-            server.stop()
 
 
 def _require_api_version(response: httpx.Response) -> None:

@@ -9,24 +9,24 @@ import contextlib
 import copy
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 import yaml
+from tests.support.net import NotReady, free_port, spawn, wait_until
 
 __all__ = [
     "DISTRIBUTION_BINARY",
     "Kind",
     "RegistryProcess",
     "RegistryStartError",
+    "StorageRegistryProcess",
     "deep_merge",
-    "free_port",
+    "process_env",
 ]
 
 Kind = Literal["dockyard", "distribution"]
@@ -43,11 +43,21 @@ class RegistryStartError(RuntimeError):
     """The registry did not become ready; the message carries the tail of its log."""
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def process_env(extra: Mapping[str, str] | None = None, *, source: bool = True) -> dict[str, str]:
+    """The environment of a dockyard (or docker-registry) process: ours and ``extra``.
+
+    The caller's ``REGISTRY_*`` variables are left out (they would change the tested
+    config), unless ``extra`` sets them; with ``source``, the source tree under test
+    comes first on ``PYTHONPATH``, so that ``python -m dockyard`` runs it.
+    """
+    extra = dict(extra or {})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    env.update(extra)
+    if source and SRC_DIR.is_dir():
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(SRC_DIR), env.get("PYTHONPATH", "")) if p
+        )
+    return env
 
 
 def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -138,28 +148,11 @@ class RegistryProcess:
         """Start the process and wait until ``GET /v2/`` answers 200 or 401."""
         if self.running:
             return
-        env = {**os.environ, **self.env}
-        # Never let the caller's REGISTRY_* variables change the tested config.
-        for key in list(env):
-            if key.startswith("REGISTRY_") and key not in self.env:
-                del env[key]
-        if self.kind == "dockyard" and SRC_DIR.is_dir():
-            env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (str(SRC_DIR), env.get("PYTHONPATH", "")) if p
-            )
+        env = process_env(self.env, source=self.kind == "dockyard")
         with self.log_path.open("ab") as log:
             log.write(f"=== start {' '.join(self.command())}\n".encode())
-            log.flush()
-            self._proc = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                env=env,
-                # Own process group: kill() takes worker processes down with the parent.
-                start_new_session=True,
-            )
+        # Own process group: kill() takes worker processes down with the parent.
+        self._proc = spawn(self.command(), self.log_path, cwd=self.workdir, env=env)
         try:
             self._wait_ready(deadline)
         except BaseException:
@@ -167,28 +160,21 @@ class RegistryProcess:
             raise
 
     def _wait_ready(self, deadline: float) -> None:
-        end = time.monotonic() + deadline
-        last_error = "no answer"
-        while time.monotonic() < end:
-            assert self._proc is not None
-            code = self._proc.poll()
-            if code is not None:
-                raise RegistryStartError(
-                    f"{self.kind} exited with status {code} during startup\n{self.log_tail()}"
-                )
-            try:
-                prefix = str(self.config.get("http", {}).get("prefix") or "/").rstrip("/")
-                response = httpx.get(f"{self.url}{prefix}/v2/", timeout=2.0)
-            except httpx.HTTPError as exc:
-                last_error = repr(exc)
-            else:
-                if response.status_code in (200, 401):
-                    return
-                last_error = f"GET /v2/ -> {response.status_code}"
-            time.sleep(0.05)
-        raise RegistryStartError(
-            f"{self.kind} not ready after {deadline:.0f}s ({last_error})\n{self.log_tail()}"
+        wait_until(
+            self._answers, what=self.kind, deadline=deadline, proc=self._proc,
+            log=self.log_tail, error=RegistryStartError,
         )
+
+    def _answers(self) -> bool:
+        status = self._probe().status_code
+        if status not in (200, 401):
+            raise NotReady(f"GET /v2/ -> {status}")
+        return True
+
+    def _probe(self) -> httpx.Response:
+        """``GET /v2/`` (below ``http.prefix``): the readiness check of :meth:`start`."""
+        prefix = str(self.config.get("http", {}).get("prefix") or "/").rstrip("/")
+        return httpx.get(f"{self.url}{prefix}/v2/", timeout=2.0)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM, then SIGKILL (to its whole process group) after ``timeout`` seconds."""
@@ -258,3 +244,22 @@ class RegistryProcess:
 
     def __repr__(self) -> str:
         return f"RegistryProcess(kind={self.kind!r}, url={self.url!r}, pid={self.pid})"
+
+
+class StorageRegistryProcess(RegistryProcess):
+    """A :class:`RegistryProcess` on ``storage.<driver>`` instead of the filesystem.
+
+    ``overrides`` merge as usual; the driver section is replaced, so the config has
+    exactly one storage driver. ``safe_env`` (a subclass's: no real cloud credentials
+    looked for) is part of the environment unless ``env`` says otherwise.
+    """
+
+    safe_env: Mapping[str, str] = {}
+
+    def __init__(self, workdir: Path, *, driver: str, params: Mapping[str, Any],
+                 env: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(workdir, env={**self.safe_env, **(env or {})}, **kwargs)
+        storage = self.config["storage"]
+        storage.pop("filesystem", None)
+        self.config["storage"] = {driver: dict(params), **storage}
+        self._write_config()

@@ -55,17 +55,13 @@ SCHEMA1_ACCEPT = [SCHEMA1_SIGNED, SCHEMA1_UNSIGNED, *ALL_MANIFEST_TYPES]
 def schema1_registry(
     tmp_path_factory: pytest.TempPathFactory, target: Kind, registry_secret: str
 ) -> Iterator[RegistryProcess]:
-    server = RegistryProcess(
+    with RegistryProcess(
         tmp_path_factory.mktemp("schema1"),
         kind=target,
         secret=registry_secret,
         overrides={"compatibility": {"schema1": {"enabled": True}}},
-    )
-    server.start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ Nothing here imports dockyard: the servers are black boxes reached over loopback
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import gzip
 import hashlib
@@ -17,12 +16,10 @@ import json
 import os
 import re
 import shutil
-import signal
 import ssl
 import subprocess
 import sys
 import tarfile
-import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +34,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from tests.servers import SRC_DIR, RegistryProcess, RegistryStartError, free_port
+from tests.servers import RegistryProcess, process_env
+from tests.support.net import LoopbackServer
 
 __all__ = [
     "BASIC_PATTERN",
@@ -256,28 +254,8 @@ class TLSRegistry(RegistryProcess):
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def _wait_ready(self, deadline: float) -> None:
-        end = time.monotonic() + deadline
-        last_error = "no answer"
-        while time.monotonic() < end:
-            assert self._proc is not None
-            code = self._proc.poll()
-            if code is not None:
-                raise RegistryStartError(
-                    f"{self.kind} exited with status {code} during startup\n{self.log_tail()}"
-                )
-            try:
-                response = httpx.get(f"{self.url}/v2/", verify=self.client_ssl, timeout=2.0)
-            except httpx.HTTPError as exc:
-                last_error = repr(exc)
-            else:
-                if response.status_code in (200, 401):
-                    return
-                last_error = f"GET /v2/ -> {response.status_code}"
-            time.sleep(0.05)
-        raise RegistryStartError(
-            f"{self.kind} not ready after {deadline:.0f}s ({last_error})\n{self.log_tail()}"
-        )
+    def _probe(self) -> httpx.Response:
+        return httpx.get(f"{self.url}/v2/", verify=self.client_ssl, timeout=2.0)
 
 
 # -- the token issuer ----------------------------------------------------------------------
@@ -287,21 +265,23 @@ class TokenServerStartError(RuntimeError):
     """The token server exited or did not answer; the message carries its log."""
 
 
-class TokenServer:
+class TokenServer(LoopbackServer):
     """``dockyard token-server ISSUER_CONFIG`` as a real process on a free loopback port.
 
     ``settings`` is the issuer YAML (``addr`` is filled in); relative paths in it are
     relative to ``workdir``, where ``issuer.yml`` and ``issuer.log`` are written.
     """
 
+    what = "token server"
+    log_name = "issuer.log"
+    deadline = STARTUP_DEADLINE
+    stop_timeout = 10.0
+    start_error = TokenServerStartError
+
     def __init__(self, workdir: Path, settings: Mapping[str, Any] | None = None) -> None:
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.config_path = workdir / "issuer.yml"
-        self.log_path = workdir / "issuer.log"
+        super().__init__(workdir)
+        self.config_path = self.workdir / "issuer.yml"
         self.settings: dict[str, Any] = {"addr": f"127.0.0.1:{self.port}", **(settings or {})}
-        self._proc: subprocess.Popen[bytes] | None = None
         self._text: str | None = None  # a config file written verbatim (from_text)
 
     @classmethod
@@ -313,10 +293,6 @@ class TokenServer:
         server.config_path.write_text(text)
         server._text = text
         return server
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def realm(self) -> str:
@@ -332,59 +308,24 @@ class TokenServer:
         value = Path(self.settings[key])
         return value if value.is_absolute() else self.workdir / value
 
-    def start(self, deadline: float = STARTUP_DEADLINE) -> None:
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "dockyard", "token-server", str(self.config_path)]
+
+    def environment(self) -> dict[str, str]:
+        return process_env()
+
+    def ready(self) -> bool:
+        return httpx.get(self.realm, timeout=2.0).status_code in (200, 401)
+
+    def start(self, deadline: float | None = None) -> None:
         if self._text is None:
             self.config_path.write_text(yaml.safe_dump(self.settings, sort_keys=False))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(SRC_DIR), env.get("PYTHONPATH", "")) if p
-        )
-        with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "dockyard", "token-server", str(self.config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                env=env,
-                start_new_session=True,
-            )
-        end = time.monotonic() + deadline
-        while time.monotonic() < end:
-            if self._proc.poll() is not None:
-                raise TokenServerStartError(
-                    f"token server exited during startup:\n{self.log_text()}"
-                )
-            try:
-                response = httpx.get(self.realm, timeout=2.0)
-            except httpx.HTTPError:
-                time.sleep(0.05)
-                continue
-            if response.status_code in (200, 401):
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise TokenServerStartError(f"token server not ready:\n{self.log_text()}")
-
-    def stop(self) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        self._proc = None
-
-    def log_text(self) -> str:
         try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+            super().start(deadline)
+        except TokenServerStartError:
+            if self.returncode is None:  # not ready in time; one that exited keeps its status
+                self.stop()
+            raise
 
     def token(
         self,

@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from tests.servers import RegistryProcess, free_port
+from tests.servers import RegistryProcess
+from tests.support.net import free_port
 
 from .conftest import ImageFactory
 from .support import (

@@ -9,13 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from tests.cache.conftest import RedisProcess
 from tests.servers import RegistryProcess
+from tests.support.redis import RedisServer
 
 Factory = Callable[..., RegistryProcess]
 
 
-def _redis_keys(redis: RedisProcess) -> list[bytes]:
+def _redis_keys(redis: RedisServer) -> list[bytes]:
     out = subprocess.run(
         ["redis-cli", "-p", str(redis.port), "--raw", "KEYS", "*"],
         capture_output=True, check=True, timeout=10,
@@ -33,7 +33,7 @@ def _push(url: str, repo: str, data: bytes) -> str:
     return digest
 
 
-def _config(root: str, redis: RedisProcess) -> dict[str, Any]:
+def _config(root: str, redis: RedisServer) -> dict[str, Any]:
     return {
         "storage": {
             "filesystem": {"rootdirectory": root},
@@ -44,7 +44,7 @@ def _config(root: str, redis: RedisProcess) -> dict[str, Any]:
 
 
 def test_delete_on_one_instance_is_seen_by_the_other(
-    registry_factory: Factory, redis_server: RedisProcess, tmp_path: Any
+    registry_factory: Factory, redis_server: RedisServer, tmp_path: Any
 ) -> None:
     overrides = _config(str(tmp_path / "shared"), redis_server)
     a = registry_factory(overrides=overrides)
@@ -62,7 +62,7 @@ def test_delete_on_one_instance_is_seen_by_the_other(
 
 
 def test_registry_serves_while_redis_is_down_and_uses_it_again(
-    registry_factory: Factory, redis_server: RedisProcess, tmp_path: Any
+    registry_factory: Factory, redis_server: RedisServer, tmp_path: Any
 ) -> None:
     server = registry_factory(overrides=_config(str(tmp_path / "root"), redis_server))
     data = os.urandom(2048)

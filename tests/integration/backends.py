@@ -1,5 +1,6 @@
-"""Real backend servers on loopback for the tests: moto's S3 server, redis-server, a TCP
-proxy that can cut the line, and registry processes configured for S3.
+"""Real backend servers on loopback for the tests: moto's S3 server, a TCP proxy that can
+cut the line, and registry processes configured for S3; ``RedisServer`` is
+tests.support.redis's, named here too for the benchmarks.
 
 Nothing here fakes a backend in process: every server is a separate process (or, for the
 proxy, real sockets) on 127.0.0.1.
@@ -7,24 +8,21 @@ proxy, real sockets) on 127.0.0.1.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import re
-import shutil
-import signal
 import socket
-import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.servers import RegistryProcess, free_port
+from tests.servers import StorageRegistryProcess
+from tests.support.net import LoopbackServer, free_port, shared
+from tests.support.redis import RedisServer
 
 __all__ = [
     "ACCESS_KEY",
@@ -40,7 +38,6 @@ __all__ = [
 ACCESS_KEY = "dockyard-test"
 SECRET_KEY = "dockyard-test-secret-key"
 REGION = "us-east-1"
-REDIS_BINARY = "/usr/bin/redis-server"
 # Never let a test look for cloud credentials anywhere but its own config.
 SAFE_AWS_ENV = {
     "AWS_EC2_METADATA_DISABLED": "true",
@@ -53,66 +50,24 @@ SAFE_AWS_ENV = {
 _REQUEST_LINE = re.compile(r'"(GET|HEAD|PUT|POST|DELETE|PATCH) (\S+) HTTP/[\d.]+" (\d{3})')
 
 
-def _wait(check: Any, deadline: float, what: str, proc: subprocess.Popen[bytes] | None,
-          log: Path | None) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if proc is not None and proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:] if log else ""
-            raise RuntimeError(f"{what} exited with status {proc.returncode}\n{tail}")
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} not ready after {deadline:.0f}s")
-
-
-def _kill_group(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGCONT)
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-class MotoServer:
+class MotoServer(LoopbackServer):
     """``python -m moto.server`` on a free loopback port; state lives in its memory.
 
     Its log has one line per request (werkzeug), which :meth:`requests` reads to count
     round trips.
     """
 
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.log_path = self.workdir / "moto.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+    what = "moto server"
+    log_name = "moto.log"
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
 
-    def start(self) -> None:
-        env = {**os.environ, **SAFE_AWS_ENV}
-        with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.workdir, env=env, start_new_session=True,
-            )
-        _wait(lambda: httpx.get(self.url + "/", timeout=2).status_code == 200,
-              30, "moto server", self._proc, self.log_path)
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, **SAFE_AWS_ENV}
 
-    def stop(self) -> None:
-        _kill_group(self._proc)
-        self._proc = None
+    def ready(self) -> bool:
+        return httpx.get(self.url + "/", timeout=2).status_code == 200
 
     def client(self) -> Any:
         """A boto3 S3 client for setting up and inspecting buckets."""
@@ -141,67 +96,9 @@ class MotoServer:
         return [(m[1], m[2], int(m[3])) for m in _REQUEST_LINE.finditer(text)]
 
 
-_shared: MotoServer | None = None
-
-
 def shared_moto(workdir: Path) -> MotoServer:
     """One moto server per test process, shared by every test module that needs one."""
-    global _shared
-    if _shared is None:
-        server = MotoServer(workdir)
-        server.start()
-        atexit.register(server.stop)
-        _shared = server
-    return _shared
-
-
-class RedisServer:
-    """``redis-server`` on a free loopback port, no persistence, data in ``workdir``."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.log_path = self.workdir / "redis.log"
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def addr(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server") or REDIS_BINARY
-        with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no",
-                 "--protected-mode", "yes"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.workdir, start_new_session=True,
-            )
-        _wait(self.ping, 15, "redis-server", self._proc, self.log_path)
-
-    def ping(self) -> bool:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-
-    def stop(self) -> None:
-        _kill_group(self._proc)
-        self._proc = None
-
-    def pause(self) -> None:
-        """SIGSTOP: connections hang, as with a dead host."""
-        assert self._proc is not None
-        os.kill(self._proc.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self._proc is not None
-        os.kill(self._proc.pid, signal.SIGCONT)
+    return shared("moto", lambda: MotoServer(workdir))
 
 
 class TcpProxy:
@@ -286,20 +183,13 @@ class TcpProxy:
         self.cut()
 
 
-class S3RegistryProcess(RegistryProcess):
-    """A :class:`RegistryProcess` whose storage is ``storage.s3`` instead of the filesystem.
+class S3RegistryProcess(StorageRegistryProcess):
+    """A registry process on ``storage.s3`` (``s3``: the driver's parameters)."""
 
-    ``overrides`` merge as usual; the driver section is replaced, so the config has
-    exactly one storage driver.
-    """
+    safe_env = SAFE_AWS_ENV
 
     def __init__(self, workdir: Path, *, s3: Mapping[str, Any], **kwargs: Any) -> None:
-        env = {**SAFE_AWS_ENV, **(kwargs.pop("env", None) or {})}
-        super().__init__(workdir, env=env, **kwargs)
-        storage = self.config["storage"]
-        storage.pop("filesystem", None)
-        self.config["storage"] = {"s3": dict(s3), **storage}
-        self._write_config()
+        super().__init__(workdir, driver="s3", params=s3, **kwargs)
 
 
 def s3_params(

@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 from tests.integration.backends import (
     MotoServer,
-    RedisServer,
     S3RegistryProcess,
     TcpProxy,
     s3_params,
     shared_moto,
 )
 from tests.servers import DISTRIBUTION_BINARY, Kind
+from tests.support.net import ServerPool
+from tests.support.redis import RedisServer
 
 S3RegistryFactory = Callable[..., S3RegistryProcess]
 
@@ -41,30 +42,15 @@ def s3_bucket(moto_server: MotoServer) -> str:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """redis-server on 127.0.0.1 (``.addr``, ``.url``), no persistence."""
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    try:
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def tcp_proxy_factory() -> Iterator[Callable[[int], TcpProxy]]:
     """``tcp_proxy_factory(port)``: a started proxy to 127.0.0.1:port that can be cut."""
-    proxies: list[TcpProxy] = []
-
-    def factory(port: int) -> TcpProxy:
-        proxy = TcpProxy(port)
-        proxy.start()
-        proxies.append(proxy)
-        return proxy
-
-    try:
-        yield factory
-    finally:
-        for proxy in proxies:
-            proxy.stop()
+    with ServerPool[TcpProxy]() as pool:
+        yield lambda port: pool.add(TcpProxy(port))
 
 
 @pytest.fixture
@@ -74,31 +60,24 @@ def s3_registry_factory(
     """``factory(bucket, *, kind="dockyard", endpoint=None, s3={...}, overrides={...},
     start=True)``: a registry process on ``storage.s3`` (moto unless ``endpoint``),
     sharing the session's ``http.secret``. All are stopped at teardown."""
-    started: list[S3RegistryProcess] = []
+    with ServerPool[S3RegistryProcess]() as pool:
 
-    def factory(
-        bucket: str,
-        *,
-        kind: Kind = "dockyard",
-        endpoint: str | None = None,
-        s3: Mapping[str, Any] | None = None,
-        overrides: Mapping[str, Any] | None = None,
-        start: bool = True,
-    ) -> S3RegistryProcess:
-        if kind == "distribution" and not Path(DISTRIBUTION_BINARY).exists():
-            pytest.fail(f"{DISTRIBUTION_BINARY} is missing: apt-get install -y docker-registry")
-        params = s3_params(endpoint or moto_server.url, bucket, **dict(s3 or {}))
-        server = S3RegistryProcess(
-            tmp_path_factory.mktemp(f"{kind}-s3"), kind=kind, s3=params,
-            secret=registry_secret, overrides=overrides,
-        )
-        started.append(server)
-        if start:
-            server.start()
-        return server
+        def factory(
+            bucket: str,
+            *,
+            kind: Kind = "dockyard",
+            endpoint: str | None = None,
+            s3: Mapping[str, Any] | None = None,
+            overrides: Mapping[str, Any] | None = None,
+            start: bool = True,
+        ) -> S3RegistryProcess:
+            if kind == "distribution" and not Path(DISTRIBUTION_BINARY).exists():
+                pytest.fail(f"{DISTRIBUTION_BINARY} is missing: apt-get install -y docker-registry")
+            params = s3_params(endpoint or moto_server.url, bucket, **dict(s3 or {}))
+            server = S3RegistryProcess(
+                tmp_path_factory.mktemp(f"{kind}-s3"), kind=kind, s3=params,
+                secret=registry_secret, overrides=overrides,
+            )
+            return pool.add(server, start=start)
 
-    try:
         yield factory
-    finally:
-        for server in started:
-            server.stop()

@@ -18,8 +18,10 @@ import pytest
 
 try:  # `python -m pytest` from the project root puts the root on sys.path
     from tests.servers import DISTRIBUTION_BINARY, Kind, RegistryProcess
+    from tests.support.net import ServerPool
 except ImportError:  # plain `pytest`: rootdir-relative import
     from servers import DISTRIBUTION_BINARY, Kind, RegistryProcess
+    from support.net import ServerPool
 
 from .tools import BuiltImage, BuiltIndex, Layout, Skopeo, Umoci, make_index, require_binary
 
@@ -117,32 +119,26 @@ def server_factory(
     ``root`` is the filesystem ``rootdirectory`` (default: the process's own ``data/``).
     Every server is stopped at teardown; stop one earlier with ``server.stop()``.
     """
-    servers: list[RegistryProcess] = []
+    with ServerPool[RegistryProcess]() as pool:
 
-    def factory(
-        kind: Kind,
-        root: Path | None = None,
-        overrides: dict[str, Any] | None = None,
-        extra_args: Sequence[str] = (),
-    ) -> RegistryProcess:
-        if kind == "distribution" and not Path(DISTRIBUTION_BINARY).exists():
-            pytest.fail(f"{DISTRIBUTION_BINARY} is missing: apt-get install -y docker-registry")
-        merged: dict[str, Any] = copy.deepcopy(dict(overrides or {}))
-        if root is not None:
-            merged.setdefault("storage", {})["filesystem"] = {"rootdirectory": str(root)}
-        server = RegistryProcess(
-            tmp_path_factory.mktemp(kind),
-            kind=kind,
-            secret=registry_secret,
-            overrides=merged,
-            extra_args=extra_args,
-        )
-        servers.append(server)
-        server.start()
-        return server
+        def factory(
+            kind: Kind,
+            root: Path | None = None,
+            overrides: dict[str, Any] | None = None,
+            extra_args: Sequence[str] = (),
+        ) -> RegistryProcess:
+            if kind == "distribution" and not Path(DISTRIBUTION_BINARY).exists():
+                pytest.fail(f"{DISTRIBUTION_BINARY} is missing: apt-get install -y docker-registry")
+            merged: dict[str, Any] = copy.deepcopy(dict(overrides or {}))
+            if root is not None:
+                merged.setdefault("storage", {})["filesystem"] = {"rootdirectory": str(root)}
+            server = RegistryProcess(
+                tmp_path_factory.mktemp(kind),
+                kind=kind,
+                secret=registry_secret,
+                overrides=merged,
+                extra_args=extra_args,
+            )
+            return pool.add(server)
 
-    try:
         yield factory
-    finally:
-        for server in servers:
-            server.stop()

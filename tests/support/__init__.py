@@ -1,0 +1,5 @@
+"""Helpers shared by the test folders (not tests themselves).
+
+``net``: free ports, waiting for a server to answer, stopping process groups, servers on
+loopback and the fixtures' bookkeeping of them. ``redis``: a real redis-server.
+"""
