@@ -292,7 +292,7 @@ def gcs_registry_factory(
     )
 
 
-# -- scenarios shared by test_azure.py and test_gcs.py ----------------------------------
+# -- the scenarios of test_azure_gcs.py -----------------------------------------------
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
