@@ -36,6 +36,7 @@ from tests.api.helpers import (
 )
 from tests.integration.backends import MotoServer, S3RegistryProcess, TcpProxy
 from tests.integration.conftest import S3RegistryFactory
+from tests.support.data import blob
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(600)]
 
@@ -49,15 +50,6 @@ MANIFEST_ACCEPT = ", ".join((
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ))
-
-
-def blob(size: int, seed: int = 0) -> bytes:
-    out = bytearray()
-    counter = 0
-    while len(out) < size:
-        out += hashlib.sha512(f"{seed}:{counter}".encode()).digest()
-        counter += 1
-    return bytes(out[:size])
 
 
 def relative(location: str) -> str:

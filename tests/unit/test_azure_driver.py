@@ -24,31 +24,10 @@ from tests.integration.azure_gcs_fixtures import (
     AzuriteServer,
     azure_params,
 )
-from tests.unit.test_drivers import (  # noqa: F401 - the contract, run on this driver
-    read_all,
-    run,
-    test_delete_file_and_tree,
-    test_get_missing,
-    test_list,
-    test_move,
-    test_path_not_found_everywhere,
-    test_put_and_get,
-    test_put_is_atomic_for_concurrent_readers,
-    test_put_overwrites_whole_file,
-    test_reader_from_offset,
-    test_reader_invalid_offset_and_missing,
-    test_stat,
-    test_walk,
-    test_writer_appends_in_pieces,
-    test_writer_from_offset_truncates_the_rest,
-    test_writer_invalid_offset_and_missing,
-    test_writer_offset_zero_starts_afresh,
-    test_writer_size_close_and_cancel,
-    write_file,
-)
+from tests.unit.test_drivers import contract, read_all, run, write_file
 
 from dockyard.storage.drivers.azure import AzureDriver, AzureParameters
-from dockyard.storage.drivers.base import CheckedDriver, InvalidOffset, StorageDriver
+from dockyard.storage.drivers.base import CheckedDriver, StorageDriver
 from dockyard.storage.drivers.factory import DriverConfigError, create_driver
 
 KiB = 1 << 10
@@ -56,6 +35,9 @@ MiB = 1 << 20
 BLOCK = 256 * KiB
 
 azurite = fixtures.azurite  # the session's Azurite (skips when not installed)
+
+# The contract; test_mod_time_follows_writes has its own version here (whole seconds).
+globals().update(contract(without={"test_mod_time_follows_writes"}))
 
 
 def make_driver(params: dict[str, Any], **kwargs: Any) -> CheckedDriver:
@@ -293,24 +275,6 @@ def test_cut_at_a_block_boundary_and_to_zero(params: dict[str, Any]) -> None:
         assert (await block_list(params, "/f"))[0] == [BLOCK]
         await (await d.writer("/f", 0)).close()
         assert (await d.stat("/f")).size == 0
-
-    run(scenario())
-
-
-def test_continue_a_blob_written_whole(params: dict[str, Any]) -> None:
-    """A blob made by Put Blob (no block list) can be continued and cut too."""
-    data = os.urandom(BLOCK + 99)
-
-    async def scenario() -> None:
-        d = make_driver(params)
-        await d.put_content("/f", data)
-        assert await write_file(d, "/f", b"tail", offset=len(data)) == len(data) + 4
-        assert await d.get_content("/f") == data + b"tail"
-        await d.put_content("/g", data)
-        assert await write_file(d, "/g", b"!", offset=10) == 11
-        assert await d.get_content("/g") == data[:10] + b"!"
-        with pytest.raises(InvalidOffset):
-            await d.writer("/g", 12)
 
     run(scenario())
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -294,6 +294,25 @@ def test_writer_size_close_and_cancel(driver: CheckedDriver) -> None:
     run(scenario())
 
 
+def test_continue_a_file_written_whole(driver: CheckedDriver) -> None:
+    """A file made by put_content (for an object store, one object: no blocks or parts
+    yet) can be continued and cut back; it is larger than a part in the azure and gcs
+    tests (256 KiB)."""
+    data = os.urandom(256 * 1024 + 99)
+
+    async def scenario() -> None:
+        await driver.put_content("/f", data)
+        assert await write_file(driver, "/f", b"tail", offset=len(data)) == len(data) + 4
+        assert await driver.get_content("/f") == data + b"tail"
+        await driver.put_content("/g", data)
+        assert await write_file(driver, "/g", b"!", offset=10) == 11
+        assert await driver.get_content("/g") == data[:10] + b"!"
+        with pytest.raises(InvalidOffset):
+            await driver.writer("/g", 12)
+
+    run(scenario())
+
+
 # -- metadata and tree operations --------------------------------------------------------
 
 
@@ -445,6 +464,43 @@ def test_redirect_and_local_path(driver: CheckedDriver, tmp_path: Path) -> None:
         assert Path(local).read_bytes() == b"x"
     else:
         assert local is None
+
+
+# -- the contract, for the other drivers' test modules ----------------------------------
+
+#: The tests above that hold for every driver.
+CONTRACT: tuple[Callable[..., None], ...] = (
+    test_put_and_get,
+    test_put_overwrites_whole_file,
+    test_put_is_atomic_for_concurrent_readers,
+    test_get_missing,
+    test_reader_from_offset,
+    test_reader_invalid_offset_and_missing,
+    test_writer_appends_in_pieces,
+    test_writer_offset_zero_starts_afresh,
+    test_writer_from_offset_truncates_the_rest,
+    test_writer_invalid_offset_and_missing,
+    test_writer_size_close_and_cancel,
+    test_continue_a_file_written_whole,
+    test_stat,
+    test_mod_time_follows_writes,
+    test_list,
+    test_move,
+    test_delete_file_and_tree,
+    test_walk,
+    test_path_not_found_everywhere,
+)
+
+
+def contract(*, without: Collection[str] = ()) -> dict[str, Callable[..., None]]:
+    """The contract tests by name, but those named in ``without``.
+
+    A driver's test module runs them on its own ``driver`` fixture with
+    ``globals().update(contract())``: pytest collects them there like its own tests.
+    """
+    unknown = set(without) - {test.__name__ for test in CONTRACT}
+    assert not unknown, f"not contract tests: {sorted(unknown)}"
+    return {test.__name__: test for test in CONTRACT if test.__name__ not in without}
 
 
 # -- CheckedDriver -----------------------------------------------------------------------

@@ -24,31 +24,9 @@ from tests.integration.azure_gcs_fixtures import (
     gcs_params,
     service_account_key,
 )
-from tests.unit.test_drivers import (  # noqa: F401 - the contract, run on this driver
-    read_all,
-    run,
-    test_delete_file_and_tree,
-    test_get_missing,
-    test_list,
-    test_mod_time_follows_writes,
-    test_move,
-    test_path_not_found_everywhere,
-    test_put_and_get,
-    test_put_is_atomic_for_concurrent_readers,
-    test_put_overwrites_whole_file,
-    test_reader_from_offset,
-    test_reader_invalid_offset_and_missing,
-    test_stat,
-    test_walk,
-    test_writer_appends_in_pieces,
-    test_writer_from_offset_truncates_the_rest,
-    test_writer_invalid_offset_and_missing,
-    test_writer_offset_zero_starts_afresh,
-    test_writer_size_close_and_cancel,
-    write_file,
-)
+from tests.unit.test_drivers import contract, read_all, run, write_file
 
-from dockyard.storage.drivers.base import CheckedDriver, InvalidOffset, StorageDriver
+from dockyard.storage.drivers.base import CheckedDriver, StorageDriver
 from dockyard.storage.drivers.factory import DriverConfigError, create_driver
 from dockyard.storage.drivers.gcs import (
     PARTS_SUFFIX,
@@ -63,6 +41,8 @@ MiB = 1 << 20
 CHUNK = 256 * KiB
 
 fake_gcs = fixtures.fake_gcs  # the session's fake-gcs-server
+
+globals().update(contract())
 
 
 def make_driver(params: dict[str, Any], **kwargs: Any) -> CheckedDriver:
@@ -255,23 +235,6 @@ def test_cut_back_to_the_acknowledged_offset(params: dict[str, Any]) -> None:
         await writer.write(data[ack:])
         await writer.commit()
         assert await a.get_content("/up/data") == data
-
-    run(scenario())
-
-
-def test_continue_an_object_written_whole(params: dict[str, Any]) -> None:
-    data = os.urandom(CHUNK + 99)
-
-    async def scenario() -> None:
-        d = make_driver(params)
-        await d.put_content("/f", data)
-        assert await write_file(d, "/f", b"tail", offset=len(data)) == len(data) + 4
-        assert await d.get_content("/f") == data + b"tail"
-        await d.put_content("/g", data)
-        assert await write_file(d, "/g", b"!", offset=10) == 11
-        assert await d.get_content("/g") == data[:10] + b"!"
-        with pytest.raises(InvalidOffset):
-            await d.writer("/g", 12)
 
     run(scenario())
 
