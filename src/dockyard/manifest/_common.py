@@ -17,6 +17,7 @@ __all__ = [
     "freeze",
     "invalid",
     "optional_str",
+    "required_digest",
     "schema_version",
     "string_map",
 ]
@@ -95,6 +96,17 @@ def _platform(value: Any, where: str) -> Mapping[str, Any] | None:
     return mapping
 
 
+def required_digest(value: Any, where: str) -> Digest:
+    """A digest field (a Go ``string``) that must be set and valid."""
+    text = optional_str(value, where)
+    if text is None:
+        raise invalid(f"{where} is missing")
+    try:
+        return Digest.parse(text)
+    except InvalidDigest as exc:
+        raise invalid(f"{where}: {exc}") from exc
+
+
 def descriptor(value: Any, where: str) -> Descriptor:
     """A content descriptor; ``mediaType``, ``digest`` and ``size`` are required."""
     if not isinstance(value, JSONObject):
@@ -102,13 +114,7 @@ def descriptor(value: Any, where: str) -> Descriptor:
     media_type = optional_str(field(value, "mediaType"), f"{where}.mediaType")
     if media_type is None:
         raise invalid(f"{where}.mediaType is missing")
-    digest_text = optional_str(field(value, "digest"), f"{where}.digest")
-    if digest_text is None:
-        raise invalid(f"{where}.digest is missing")
-    try:
-        digest = Digest.parse(digest_text)
-    except InvalidDigest as exc:
-        raise invalid(f"{where}.digest: {exc}") from exc
+    digest = required_digest(field(value, "digest"), f"{where}.digest")
     size = field(value, "size")
     if size is None:
         raise invalid(f"{where}.size is missing")

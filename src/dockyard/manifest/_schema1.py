@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from dockyard.digest import Digest, InvalidDigest
-from dockyard.manifest._common import invalid, optional_str, schema_version
+from dockyard.digest import Digest
+from dockyard.manifest._common import invalid, optional_str, required_digest, schema_version
 from dockyard.manifest._gojson import JSONObject, field, loads
 from dockyard.manifest._libtrust import (
     JWSFormatError,
@@ -68,13 +68,7 @@ def _layers(document: JSONObject) -> tuple[Descriptor, ...]:
         where = f"fsLayers[{index}].blobSum"
         if not isinstance(entry, JSONObject):
             raise invalid(f"fsLayers[{index}] must be an object")
-        blob_sum = optional_str(field(entry, "blobSum"), where)
-        if blob_sum is None:
-            raise invalid(f"{where} is missing")
-        try:
-            digest = Digest.parse(blob_sum)
-        except InvalidDigest as exc:
-            raise invalid(f"{where}: {exc}") from exc
+        digest = required_digest(field(entry, "blobSum"), where)
         layers.append(Descriptor(media_type=SCHEMA1_LAYER, digest=digest, size=0))
     return tuple(layers)
 
