@@ -1,0 +1,159 @@
+"""What every benchmark group shares: measured processes, rows, samples, formatting.
+
+Part of benchmarks/run.py (the one entry point); see benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.servers import RegistryProcess  # run.py puts the checkout first on sys.path
+
+MB = 1_000_000
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+LABELS = ("dockyard", "docker-registry")
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def process_group(pgid: int) -> list[int]:
+    """Every live process in the group ``pgid`` (a server and the workers it forked)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid:
+            pids.append(int(entry))
+    return pids
+
+
+def group_cpu_seconds(pgid: int | None) -> float:
+    """User + system CPU time of the group's processes, from /proc/<pid>/stat."""
+    if pgid is None:
+        return 0.0
+    ticks = 0
+    for pid in process_group(pgid):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / CLK_TCK
+
+
+def group_peak_rss_mib(pgid: int | None) -> float:
+    """Largest VmHWM (peak resident set) among the group's processes, in MiB."""
+    if pgid is None:
+        return 0.0
+    peak = 0
+    for pid in process_group(pgid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+    return peak / 1024
+
+
+class Server:
+    """A registry process of the test suite's (tests/servers.py), plus what is measured.
+
+    Its own process group (``start_new_session``) holds it and its workers.
+    """
+
+    def __init__(self, label: str, proc: RegistryProcess) -> None:
+        self.label = label
+        self.proc = proc
+
+    @property
+    def port(self) -> int:
+        return self.proc.port
+
+    def cpu_seconds(self) -> float:
+        return group_cpu_seconds(self.proc.pid)
+
+    def peak_rss_mib(self) -> float:
+        return group_peak_rss_mib(self.proc.pid)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+@dataclass
+class Row:
+    key: str
+    title: str
+    unit: str
+    higher_is_better: bool
+    cpu: bool = True  # a line in the CPU table
+
+
+@dataclass
+class Sample:
+    value: float
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)  # e.g. backend CPU, requests
+
+
+class Measure:
+    """Server (process group) and client CPU seconds around one workload; ``backend``
+    (a process group id, e.g. moto's) is measured too when given."""
+
+    def __init__(self, server: Server, backend: int | None = None) -> None:
+        self.server = server
+        self.backend = backend
+        self.backend_cpu = 0.0
+
+    def __enter__(self) -> Measure:
+        self.s0 = self.server.cpu_seconds()
+        self.b0 = group_cpu_seconds(self.backend)
+        self.c0 = time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server_cpu = self.server.cpu_seconds() - self.s0
+        self.backend_cpu = group_cpu_seconds(self.backend) - self.b0
+        self.client_cpu = time.process_time() - self.c0
+
+    def sample(self, value: float, **extra: float) -> Sample:
+        return Sample(value, self.server_cpu, self.client_cpu, dict(extra))
+
+
+# --------------------------------------------------------------------------- text
+
+
+def human(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n} B"
+
+
+def parse_size(text: str) -> int:
+    match = re.fullmatch(r"(\d+)\s*([KMG]?)(?:i?B)?", text.strip(), re.IGNORECASE)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 1G, 64M, 4096)")
+    shift = {"": 0, "K": 10, "M": 20, "G": 30}[match.group(2).upper()]
+    return int(match.group(1)) << shift
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def fmt(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
