@@ -48,6 +48,21 @@ directory changed for AGE. Safe to run while the registry serves. Exit status
 """
 
 
+GC_EPILOG = """\
+Run it offline: stop the registry, or put it in storage.maintenance.readonly
+mode, first (as docker-registry garbage-collect requires). A blob pushed while
+it runs is referenced by no manifest yet and would be deleted.
+
+Marks every manifest of every repository (revisions, and manifests tags name
+that distribution 2.1.0 linked under _layers) with its config, layers, children
+and schema1 signatures; then deletes every blob not marked, and the _layers links
+that pointed at them. With --delete-untagged, a manifest no tag reaches (directly
+or as the child of a tagged list or index) and that is not a referrer of a kept
+manifest is unlinked instead of marked. Nothing is deleted from blobs/ if any
+repository could not be read completely. Exit status 1 after any error.
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dockyard", description=DESCRIPTION,
@@ -80,6 +95,17 @@ def _parser() -> argparse.ArgumentParser:
                        "(default: storage.maintenance.uploadpurging.age, 168h)")
     purge.add_argument("--dry-run", action="store_true",
                        help="report what would be deleted, delete nothing")
+    gc = commands.add_parser(
+        "garbage-collect", help="delete blobs no manifest references (offline)",
+        description="Delete the blobs of CONFIG's storage that no manifest references, "
+        "with progress on stderr and a summary on stdout.",
+        epilog=GC_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    gc.add_argument("config", nargs="?", metavar="CONFIG")
+    gc.add_argument("-d", "--dry-run", action="store_true",
+                    help="report what would be deleted, delete nothing")
+    gc.add_argument("-m", "--delete-untagged", action="store_true",
+                    help="also delete manifests no tag reaches, and then their blobs")
     index = commands.add_parser(
         "index-referrers", help="derive referrer links for manifests other registries wrote",
         description="Scan every repository of CONFIG's storage for manifests with a subject "
@@ -155,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         return _purge_uploads(parser, args, config)
     if args.command == "index-referrers":
         return _index_referrers(config)
+    if args.command == "garbage-collect":
+        return _garbage_collect(args, config)
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
     from dockyard.server import serve
@@ -238,3 +266,62 @@ def _index_referrers(config: Config) -> int:
     repositories, linked = asyncio.run(run())
     print(f"indexed {repositories} repositories: {linked} referrer links", flush=True)
     return 0
+
+
+def _garbage_collect(args: argparse.Namespace, config: Config) -> int:
+    """``dockyard garbage-collect``: progress on stderr, a summary on stdout."""
+    import asyncio
+
+    from dockyard.storage.drivers.factory import create_driver
+    from dockyard.storage.gc import GCSummary, garbage_collect
+
+    storage = config.storage
+    try:
+        driver = create_driver(storage.driver, storage.parameters)
+    except DriverConfigError as exc:
+        print(f"dockyard: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+    def progress(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    where = storage.driver
+    if where == "filesystem":
+        where += f" at {storage.parameters.get('rootdirectory') or '/var/lib/registry'}"
+    elif where == "inmemory":
+        where += " (lives inside the server process: nothing to collect from here)"
+    dry = " (dry run: nothing is deleted)" if args.dry_run else ""
+    progress(f"garbage collection of {where}{dry}")
+    if not storage.maintenance.read_only.enabled and not args.dry_run:
+        progress("the registry must not be serving writes meanwhile: stop it, or set "
+                 "storage.maintenance.readonly.enabled (a blob pushed now would be deleted)")
+
+    cache: RedisCache | None = None
+    if storage.cache.blob_descriptor == "redis":
+        # Shared by every instance and kept across restarts: cleared of what goes.
+        try:
+            from dockyard.cache.redis import RedisCache
+        except ImportError:
+            print("dockyard: configuration error: storage.cache.blobdescriptor: redis needs "
+                  "the redis package (pip install 'dockyard[redis]')", file=sys.stderr)
+            return 2
+        r = config.redis
+        cache = RedisCache.from_settings(
+            r.addr, password=r.password, db=r.db, dial_timeout=r.dial_timeout,
+            read_timeout=r.read_timeout, write_timeout=r.write_timeout, tls=r.tls.enabled,
+        )
+
+    async def run() -> GCSummary:
+        try:
+            return await garbage_collect(
+                driver, dry_run=args.dry_run, delete_untagged=args.delete_untagged,
+                cache=cache, progress=progress,
+            )
+        finally:
+            await driver.aclose()
+            if cache is not None:
+                await cache.client.aclose()
+
+    summary = asyncio.run(run())
+    print(summary, flush=True)
+    return 1 if summary.errors else 0
