@@ -121,6 +121,8 @@ class Namespace:
         self.blobs = BlobStore(driver, cache)
         self.metadata: MetadataIndex = metadata or StorageMetadataIndex(driver, self.blobs)
         self.manifest_cache: OrderedDict[Digest, StoredManifest] = OrderedDict()
+        # Work that finishes after a response (removing a finished upload's files).
+        self.background: set[asyncio.Task[None]] = set()
 
     async def catalog(self, n: int, last: str) -> Page:
         return await self.metadata.repositories(n, last)
@@ -141,7 +143,7 @@ class Repository:
         self.layers = LinkedBlobStore(
             namespace.driver, namespace.blobs, name, cache=namespace.cache
         )
-        self._uploads = UploadStore(namespace.driver, name, self.layers)
+        self._uploads = UploadStore(namespace.driver, name, self.layers, namespace.background)
         self._manifests = ManifestStore(namespace.driver, namespace.blobs, name)
         self._tags = TagStore(namespace.driver, name)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -34,6 +35,8 @@ from dockyard.storage.blobs import BlobStore, LinkedBlobStore
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver, roll_back
 
 __all__ = ["UPLOAD_ID_PATTERN", "UploadStore"]
+
+log = logging.getLogger("dockyard.uploads")
 
 # A subset of the driver path grammar (no "=": distribution's PathRegexp has none), so
 # an odd id is an unknown upload (404), never an invalid storage path (5xx).
@@ -75,11 +78,19 @@ class _Hashes:
 class UploadStore:
     """The uploads of one repository."""
 
-    def __init__(self, driver: StorageDriver, repository: str, layers: LinkedBlobStore) -> None:
+    def __init__(
+        self,
+        driver: StorageDriver,
+        repository: str,
+        layers: LinkedBlobStore,
+        background: set[asyncio.Task[None]] | None = None,
+    ) -> None:
         self.driver = driver
         self.repository = repository
         self.layers = layers
         self.blobs: BlobStore = layers.blobs
+        # Clean-up tasks, held (by whoever outlives requests) until they finish.
+        self._background = background if background is not None else set()
 
     def _path(self, upload_id: str, fn: str) -> str:
         if not UPLOAD_ID_PATTERN.fullmatch(upload_id):
@@ -114,16 +125,17 @@ class UploadStore:
 
     async def status(self, upload_id: str, claimed: int | None = None) -> UploadStatus:
         """Where the upload stands: the offset the client was last told, if still valid."""
-        started = await self._started_at(upload_id)
-        size = await self._data_size(upload_id)
+        started, size = await asyncio.gather(
+            self._started_at(upload_id), self._data_size(upload_id)
+        )
         offset = size if claimed is None or claimed > size else claimed
         return UploadStatus(upload_id, offset, started)
 
     async def _load_hashes(self, upload_id: str, offset: int) -> _Hashes:
-        hashes = {}
-        for algorithm in SUPPORTED_ALGORITHMS:
-            hashes[algorithm] = await self._load_hash(upload_id, algorithm, offset)
-        return _Hashes(hashes)
+        loaded = await asyncio.gather(
+            *(self._load_hash(upload_id, alg, offset) for alg in SUPPORTED_ALGORITHMS)
+        )
+        return _Hashes(dict(zip(SUPPORTED_ALGORITHMS, loaded, strict=True)))
 
     async def _load_hash(self, upload_id: str, algorithm: str, offset: int) -> ResumableHash:
         if offset == 0:
@@ -263,8 +275,7 @@ class UploadStore:
                 except DigestInvalid:
                     await self.cancel(upload_id)
                     raise
-                with contextlib.suppress(BlobUploadUnknown):
-                    await self.cancel(upload_id)
+                await self._retire(upload_id)
                 return desc
             body = _prepend(head, rest)
         status, hashes = await self._append(upload_id, body, claimed, start, length, final=True)
@@ -283,8 +294,7 @@ class UploadStore:
                     raise
                 await self.driver.put_content(blob_path, b"")  # an empty blob has no data file
         await self.layers.link(canonical, digest)
-        with contextlib.suppress(BlobUploadUnknown):
-            await self.cancel(upload_id)  # leftovers are upload purging's to clean
+        await self._retire(upload_id)
         return BlobDescriptor(digest, status.offset)
 
     async def push(
@@ -316,6 +326,27 @@ class UploadStore:
             await self.blobs.put(data, canonical)
         await self.layers.link(canonical, digest)
         return BlobDescriptor(digest, len(data))
+
+    async def _retire(self, upload_id: str) -> None:
+        """A finished upload: gone at once (no ``startedat``), its files removed after.
+
+        The directory holds a hash state per chunk; removing it is left to a
+        background task so the client's final PUT does not wait for it. Should
+        the process die first, upload purging finds the directory.
+        """
+        with contextlib.suppress(PathNotFound):
+            await self.driver.delete(self._path(upload_id, "startedat"))
+        task = asyncio.get_running_loop().create_task(self._remove_quietly(upload_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _remove_quietly(self, upload_id: str) -> None:
+        try:
+            await self.driver.delete(self._path(upload_id, ""))
+        except PathNotFound:
+            pass
+        except Exception as exc:  # cleanup only: purging will retry
+            log.warning("could not remove finished upload %s: %s", upload_id, exc)
 
     async def cancel(self, upload_id: str) -> None:
         try:
