@@ -42,11 +42,13 @@ class TagStore:
 
     async def all(self) -> list[str]:
         """Every tag, sorted; :class:`NameUnknown` if the repository has no tag directory."""
+        root = paths.tags_root(self.repository)
         try:
-            entries = await self.driver.list(paths.tags_root(self.repository))
+            entries = await self.driver.list(root)
         except PathNotFound:
             raise NameUnknown(self.repository) from None
-        return sorted(p.rsplit("/", 1)[1] for p in entries)
+        skip = len(root) + 1
+        return sorted(p[skip:] for p in entries)
 
     async def lookup(self, digest: Digest) -> list[str]:
         """The tags whose ``current`` link points at ``digest``."""

@@ -31,6 +31,9 @@ _NOT_FOUND = {errno.ENOENT, errno.ENOTDIR}
 # Start the disk writing this often while a blob streams in, so the fsync at
 # commit waits only for the tail instead of the whole blob.
 _WRITEBACK_EVERY = 8 << 20
+# Listings of directories this big are cached (a few hundred of them at most).
+_CACHED_LISTING_MIN = 512
+_CACHED_LISTINGS = 256
 # How long a writer waits for another request's writer of the same file.
 _LOCK_WAIT = 30.0
 _SYNC_FILE_RANGE_WRITE = 2
@@ -62,6 +65,8 @@ class FilesystemDriver:
     def __init__(self, root: str, max_threads: int = 32) -> None:
         self.root = os.path.abspath(root)
         self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="fs")
+        # directory -> (mtime_ns, sorted children) for big directories (see ``list``)
+        self._listings: dict[str, tuple[int, list[str]]] = {}
 
     @classmethod
     def from_parameters(cls, params: Mapping[str, Any]) -> FilesystemDriver:
@@ -134,11 +139,27 @@ class FilesystemDriver:
         return FileInfo(path, 0 if is_dir else st.st_size, st.st_mtime, is_dir)
 
     async def list(self, path: str) -> list[str]:
+        """Children, sorted; big directories (a repository's tags) come from a cache.
+
+        A cached listing is used only while the directory's mtime is unchanged and
+        was already over a second old when listed: the kernel's clock is coarse, so
+        a change within the same tick could otherwise go unseen.
+        """
         base = path.rstrip("/")
 
         def scan() -> list[str]:
-            with os.scandir(self._os(path)) as it:
-                return [f"{base}/{e.name}" for e in it if not e.name.startswith(".tmp-")]
+            target = self._os(path)
+            mtime = os.stat(target).st_mtime_ns
+            cached = self._listings.get(target)
+            if cached is not None and cached[0] == mtime:
+                return list(cached[1])
+            names = sorted(n for n in os.listdir(target) if not n.startswith(".tmp-"))
+            children = [f"{base}/{n}" for n in names]
+            if len(children) >= _CACHED_LISTING_MIN and time.time_ns() - mtime > 1_000_000_000:
+                self._listings[target] = (mtime, children)
+                while len(self._listings) > _CACHED_LISTINGS:
+                    self._listings.pop(next(iter(self._listings)))
+            return list(children)
 
         return await self._run(path, scan)
 
