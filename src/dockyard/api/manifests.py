@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from dockyard.api.errors import ErrorCode, RegistryError
-from dockyard.api.params import content_length, repository
+from dockyard.api.params import body_stream, content_length, repository
 from dockyard.api.urls import manifest_url
 from dockyard.digest import Digest
 from dockyard.manifest import (
@@ -15,7 +15,6 @@ from dockyard.manifest import (
     OCI_INDEX,
     OCI_MANIFEST,
 )
-from dockyard.registry.errors import BlobUploadInvalid
 
 __all__ = ["delete_manifest", "get_manifest", "put_manifest"]
 
@@ -56,18 +55,16 @@ async def _read_manifest_body(request: web.Request) -> bytes:
     length = content_length(request)
     if length is not None and length > MAX_MANIFEST_SIZE:
         raise _too_large(length)
+    body = body_stream(request)
+    if body is None:
+        return b""
     chunks: list[bytes] = []
     size = 0
-    try:
-        async for chunk in request.content.iter_any():
-            size += len(chunk)
-            if size > MAX_MANIFEST_SIZE:
-                raise _too_large(size)
-            chunks.append(chunk)
-    except RegistryError:
-        raise
-    except Exception as exc:
-        raise BlobUploadInvalid(f"request body ended early: {exc}") from None
+    async for chunk in body:
+        size += len(chunk)
+        if size > MAX_MANIFEST_SIZE:
+            raise _too_large(size)
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
