@@ -22,13 +22,15 @@ or `dockyard serve CONFIG` with the config.yml docker-registry accepts.
 
 SERVE_EPILOG = """\
 configuration:
-  CONFIG is distribution's config.yml (version 0.1): log, storage (filesystem,
-  inmemory; delete, redirect, cache, maintenance.uploadpurging,
-  maintenance.readonly), http (addr, secret, host, prefix, relativeurls, headers,
-  workers). Any key can be overridden from the environment as
-  REGISTRY_<SECTION>_<KEY>, e.g. REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/srv/registry
-  or REGISTRY_HTTP_ADDR=127.0.0.1:5001. Keys dockyard does not support yet are
-  named in a warning at start.
+  CONFIG is distribution's config.yml (version 0.1): log; storage (filesystem,
+  inmemory, s3, azure, gcs; delete, redirect, cache.blobdescriptor inmemory|redis,
+  maintenance.uploadpurging, maintenance.readonly); http (addr, secret, host, prefix,
+  relativeurls, headers, tls with clientcas/minimumtls/ciphersuites, workers); auth
+  (htpasswd, token, silly); redis; validation. Any key can be overridden from the
+  environment as REGISTRY_<SECTION>_<KEY>, e.g.
+  REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/srv/registry or
+  REGISTRY_HTTP_ADDR=127.0.0.1:5001. Keys dockyard does not support yet
+  (notifications, proxy, http.debug) are named in a warning at start.
 
   Without CONFIG: filesystem storage in ./registry-data, port 5000, deletes off.
 
