@@ -32,7 +32,7 @@ from dockyard.registry.errors import (
 from dockyard.registry.types import BlobDescriptor, UploadStatus
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore, LinkedBlobStore
-from dockyard.storage.drivers.base import PathNotFound, StorageDriver, roll_back
+from dockyard.storage.drivers.base import PathNotFound, StorageDriver, StorageError, roll_back
 
 __all__ = ["UPLOAD_ID_PATTERN", "UploadStore"]
 
@@ -334,8 +334,12 @@ class UploadStore:
         background task so the client's final PUT does not wait for it. Should
         the process die first, upload purging finds the directory.
         """
-        with contextlib.suppress(PathNotFound):
+        try:
             await self.driver.delete(self._path(upload_id, "startedat"))
+        except PathNotFound:
+            pass
+        except StorageError as exc:  # the blob is published: clean-up must not fail it
+            log.warning("could not retire finished upload %s: %s", upload_id, exc)
         task = asyncio.get_running_loop().create_task(self._remove_quietly(upload_id))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
