@@ -5,10 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TypeVar
 
 from dockyard import __version__
 from dockyard.config import Config, ConfigError, load_config
 from dockyard.storage.drivers.factory import DriverConfigError
+
+if TYPE_CHECKING:
+    from dockyard.cache.redis import RedisCache
+    from dockyard.storage.drivers.base import CheckedDriver
+
+T = TypeVar("T")
 
 __all__ = ["main"]
 
@@ -205,7 +213,6 @@ def _purge_uploads(parser: argparse.ArgumentParser, args: argparse.Namespace,
     import asyncio
 
     from dockyard.config import parse_duration
-    from dockyard.storage.drivers.factory import create_driver
     from dockyard.storage.purge import format_duration, purge_uploads
 
     age = config.storage.maintenance.upload_purging.age
@@ -214,25 +221,15 @@ def _purge_uploads(parser: argparse.ArgumentParser, args: argparse.Namespace,
             age = parse_duration(args.age)
         except ValueError as exc:
             parser.error(f"--age: {exc}")
-    try:
-        driver = create_driver(config.storage.driver, config.storage.parameters)
-    except DriverConfigError as exc:
-        print(f"dockyard: configuration error: {exc}", file=sys.stderr)
+    driver = _open_storage(config)
+    if driver is None:
         return 2
-
-    def progress(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    where = config.storage.driver
-    if where == "filesystem":
-        where += f" at {config.storage.parameters.get('rootdirectory') or '/var/lib/registry'}"
-    elif where == "inmemory":
-        where += " (lives inside the server process: nothing to purge from here)"
     dry = " (dry run: nothing is deleted)" if args.dry_run else ""
-    progress(f"purging uploads older than {format_duration(age)} from {where}{dry}")
-    summary = asyncio.run(
-        purge_uploads(driver, older_than=age, dry_run=args.dry_run, progress=progress)
-    )
+    _progress(f"purging uploads older than {format_duration(age)} from "
+              f"{_where(config, 'purge')}{dry}")
+    summary = asyncio.run(_closing(driver, purge_uploads(
+        driver, older_than=age, dry_run=args.dry_run, progress=_progress
+    )))
     print(summary, flush=True)
     return 1 if summary.errors else 0
 
@@ -242,12 +239,9 @@ def _index_referrers(config: Config) -> int:
     import asyncio
 
     from dockyard.registry.namespace import Namespace, RegistryOptions
-    from dockyard.storage.drivers.factory import create_driver
 
-    try:
-        driver = create_driver(config.storage.driver, config.storage.parameters)
-    except DriverConfigError as exc:
-        print(f"dockyard: configuration error: {exc}", file=sys.stderr)
+    driver = _open_storage(config)
+    if driver is None:
         return 2
     namespace = Namespace(driver, RegistryOptions())
 
@@ -260,12 +254,12 @@ def _index_referrers(config: Config) -> int:
                 count = await namespace.repository(name).index_referrers()
                 repositories += 1
                 linked += count
-                print(f"{name}: {count} referrer(s) linked", file=sys.stderr, flush=True)
+                _progress(f"{name}: {count} referrer(s) linked")
             if not page.more:
                 return repositories, linked
             last = page.entries[-1]
 
-    repositories, linked = asyncio.run(run())
+    repositories, linked = asyncio.run(_closing(driver, run()))
     print(f"indexed {repositories} repositories: {linked} referrer links", flush=True)
     return 0
 
@@ -274,56 +268,71 @@ def _garbage_collect(args: argparse.Namespace, config: Config) -> int:
     """``dockyard garbage-collect``: progress on stderr, a summary on stdout."""
     import asyncio
 
-    from dockyard.storage.drivers.factory import create_driver
+    from dockyard.server import build_redis_cache
     from dockyard.storage.gc import GCSummary, garbage_collect
 
     storage = config.storage
-    try:
-        driver = create_driver(storage.driver, storage.parameters)
-    except DriverConfigError as exc:
-        print(f"dockyard: configuration error: {exc}", file=sys.stderr)
+    driver = _open_storage(config)
+    if driver is None:
         return 2
-
-    def progress(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    where = storage.driver
-    if where == "filesystem":
-        where += f" at {storage.parameters.get('rootdirectory') or '/var/lib/registry'}"
-    elif where == "inmemory":
-        where += " (lives inside the server process: nothing to collect from here)"
     dry = " (dry run: nothing is deleted)" if args.dry_run else ""
-    progress(f"garbage collection of {where}{dry}")
+    _progress(f"garbage collection of {_where(config, 'collect')}{dry}")
     if not storage.maintenance.read_only.enabled and not args.dry_run:
-        progress("the registry must not be serving writes meanwhile: stop it, or set "
-                 "storage.maintenance.readonly.enabled (a blob pushed now would be deleted)")
+        _progress("the registry must not be serving writes meanwhile: stop it, or set "
+                  "storage.maintenance.readonly.enabled (a blob pushed now would be deleted)")
 
+    # Shared by every instance and kept across restarts: cleared of what goes. The
+    # bare cache, not the server's fall-through wrapper: a failure here is an error.
     cache: RedisCache | None = None
     if storage.cache.blob_descriptor == "redis":
-        # Shared by every instance and kept across restarts: cleared of what goes.
         try:
-            from dockyard.cache.redis import RedisCache
-        except ImportError:
-            print("dockyard: configuration error: storage.cache.blobdescriptor: redis needs "
-                  "the redis package (pip install 'dockyard[redis]')", file=sys.stderr)
+            cache = build_redis_cache(config)
+        except ConfigError as exc:
+            print(f"dockyard: configuration error: {exc}", file=sys.stderr)
             return 2
-        r = config.redis
-        cache = RedisCache.from_settings(
-            r.addr, password=r.password, db=r.db, dial_timeout=r.dial_timeout,
-            read_timeout=r.read_timeout, write_timeout=r.write_timeout, tls=r.tls.enabled,
-        )
 
     async def run() -> GCSummary:
         try:
             return await garbage_collect(
                 driver, dry_run=args.dry_run, delete_untagged=args.delete_untagged,
-                cache=cache, progress=progress,
+                cache=cache, progress=_progress,
             )
         finally:
-            await driver.aclose()
             if cache is not None:
                 await cache.client.aclose()
 
-    summary = asyncio.run(run())
+    summary = asyncio.run(_closing(driver, run()))
     print(summary, flush=True)
     return 1 if summary.errors else 0
+
+
+def _progress(message: str) -> None:
+    """Progress of the offline commands goes to stderr; their summary to stdout."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _open_storage(config: Config) -> CheckedDriver | None:
+    """The configured driver for an offline command, or None after saying why."""
+    from dockyard.storage.drivers.factory import create_driver
+
+    try:
+        return create_driver(config.storage.driver, config.storage.parameters)
+    except DriverConfigError as exc:
+        print(f"dockyard: configuration error: {exc}", file=sys.stderr)
+        return None
+
+
+def _where(config: Config, verb: str) -> str:
+    from dockyard.server import storage_location
+
+    if config.storage.driver == "inmemory":
+        return f"inmemory (lives inside the server process: nothing to {verb} from here)"
+    return storage_location(config)
+
+
+async def _closing(driver: CheckedDriver, work: Awaitable[T]) -> T:
+    """Run ``work``, then close the driver's clients (object stores hold sessions)."""
+    try:
+        return await work
+    finally:
+        await driver.aclose()

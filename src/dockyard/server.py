@@ -17,7 +17,7 @@ import signal
 import socket
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -42,6 +42,9 @@ from dockyard.storage.drivers.factory import create_driver
 from dockyard.tls import server_ssl_context
 
 __all__ = ["build_context", "serve", "unsupported_features"]
+
+if TYPE_CHECKING:
+    from dockyard.cache.redis import RedisCache
 
 log = logging.getLogger("dockyard")
 
@@ -88,28 +91,30 @@ def build_access(config: Config) -> AccessController | None:
         raise ConfigError(message, f"auth.{kind}") from None
 
 
+def build_redis_cache(config: Config) -> RedisCache:
+    """The Redis blob-descriptor cache the ``redis`` section describes (not yet connected)."""
+    try:
+        from dockyard.cache.redis import RedisCache
+    except ImportError:
+        raise ConfigError(
+            "storage.cache.blobdescriptor: redis needs the redis package"
+            " (pip install 'dockyard[redis]')", "storage.cache.blobdescriptor",
+        ) from None
+    r = config.redis
+    return RedisCache.from_settings(
+        r.addr, password=r.password, db=r.db, dial_timeout=r.dial_timeout,
+        read_timeout=r.read_timeout, write_timeout=r.write_timeout,
+        max_connections=r.pool.max_active, tls=r.tls.enabled,
+    )
+
+
 def build_cache(config: Config) -> BlobDescriptorCache | None:
     """``storage.cache.blobdescriptor``: in-memory, Redis (the ``redis`` section) or none."""
     kind = config.storage.cache.blob_descriptor
     if kind == "inmemory":
         return SafeCache(MemoryCache(config.storage.cache.blob_descriptor_size), "inmemory")
     if kind == "redis":
-        try:
-            from dockyard.cache.redis import RedisCache
-        except ImportError:
-            raise ConfigError(
-                "storage.cache.blobdescriptor: redis needs the redis package"
-                " (pip install 'dockyard[redis]')", "storage.cache.blobdescriptor",
-            ) from None
-        r = config.redis
-        return SafeCache(
-            RedisCache.from_settings(
-                r.addr, password=r.password, db=r.db, dial_timeout=r.dial_timeout,
-                read_timeout=r.read_timeout, write_timeout=r.write_timeout,
-                max_connections=r.pool.max_active, tls=r.tls.enabled,
-            ),
-            f"redis at {r.addr}",
-        )
+        return SafeCache(build_redis_cache(config), f"redis at {config.redis.addr}")
     return None
 
 
@@ -157,19 +162,24 @@ def build_context(config: Config, secret: bytes) -> AppContext:
     )
 
 
-def _describe_storage(config: Config) -> str:
+def storage_location(config: Config) -> str:
+    """The storage for people: ``filesystem at /abs/root``, ``s3``..."""
     storage = config.storage
-    where = ""
     if storage.driver == "filesystem":
         root = storage.parameters.get("rootdirectory") or "/var/lib/registry"
-        where = f" at {os.path.abspath(str(root))}"
+        return f"filesystem at {os.path.abspath(str(root))}"
+    return storage.driver
+
+
+def _describe_storage(config: Config) -> str:
+    storage = config.storage
     cache = storage.cache.blob_descriptor or "no"
     flags = [
         f"delete {'enabled' if storage.delete.enabled else 'disabled'}",
         f"{cache} blob descriptor cache",
         *(["read-only"] if storage.maintenance.read_only.enabled else []),
     ]
-    return f"storage: {storage.driver}{where} ({', '.join(flags)})"
+    return f"storage: {storage_location(config)} ({', '.join(flags)})"
 
 
 def _bind(config: Config) -> tuple[socket.socket, str]:
