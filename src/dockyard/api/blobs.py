@@ -8,7 +8,7 @@ import re
 from aiohttp import web
 
 from dockyard.api.errors import ErrorCode, RegistryError
-from dockyard.api.params import parse_digest, repository
+from dockyard.api.params import etag_matches, parse_digest, repository
 from dockyard.api.sendfile import send_file
 from dockyard.registry.errors import BlobUnknown
 from dockyard.registry.namespace import BlobContent
@@ -17,14 +17,6 @@ __all__ = ["delete_blob", "get_blob"]
 
 CACHE_CONTROL = "max-age=31536000"
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-
-
-def _etag_matches(request: web.Request, etag: str) -> bool:
-    header = request.headers.get("If-None-Match")
-    if not header:
-        return False
-    candidates = {c.strip().removeprefix("W/") for c in header.split(",")}
-    return "*" in candidates or etag in candidates or etag.strip('"') in candidates
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -75,7 +67,7 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         "Content-Type": content.descriptor.media_type,
         "Accept-Ranges": "bytes",
     }
-    if _etag_matches(request, etag):
+    if etag_matches(request, digest):
         return web.Response(status=304, headers=headers)
     if request.method == "GET":
         url = await content.redirect_url(request.method)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from dockyard.api.errors import ErrorCode, RegistryError
-from dockyard.api.params import body_stream, content_length, repository
+from dockyard.api.params import body_stream, content_length, etag_matches, repository
 from dockyard.api.urls import manifest_url
-from dockyard.digest import Digest
 from dockyard.manifest import (
     DOCKER_MANIFEST_LIST,
     DOCKER_SCHEMA2,
@@ -37,17 +36,6 @@ def _accepts(request: web.Request, media_type: str) -> bool:
     if not accepted or "*/*" in accepted or "application/*" in accepted:
         return True
     return media_type in accepted
-
-
-def _etag_matches(request: web.Request, digest: Digest) -> bool:
-    """If-None-Match names this manifest: its quoted ETag, ``*``, or (as distribution
-    also takes it) the bare digest."""
-    wanted = {f'"{digest}"', str(digest), "*"}
-    return any(
-        candidate.strip() in wanted
-        for header in request.headers.getall("If-None-Match", [])
-        for candidate in header.split(",")
-    )
 
 
 async def _read_manifest_body(request: web.Request) -> bytes:
@@ -88,7 +76,7 @@ async def get_manifest(request: web.Request) -> web.StreamResponse:
         "Content-Type": stored.media_type,
     }
     # As distribution: the ETag is compared before Accept is looked at.
-    if _etag_matches(request, stored.digest):
+    if etag_matches(request, stored.digest):
         return web.Response(status=304, headers=headers)
     # distribution refuses OCI types outside Accept by digest too; Docker types only by
     # tag (where it would convert them; dockyard does not, it answers the same 404).

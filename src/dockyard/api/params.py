@@ -15,6 +15,7 @@ from dockyard.registry.namespace import Repository
 __all__ = [
     "body_stream",
     "content_length",
+    "etag_matches",
     "parse_content_range",
     "parse_digest",
     "repository",
@@ -33,6 +34,17 @@ def parse_digest(value: str) -> Digest:
         return Digest.parse(value)
     except InvalidDigest as exc:
         raise DigestInvalid(str(exc)) from None
+
+
+def etag_matches(request: web.Request, digest: Digest) -> bool:
+    """If-None-Match names this content: ``*``, its ETag (weak or strong, as RFC 9110
+    compares for If-None-Match), or, as distribution also takes it, the bare digest."""
+    wanted = {f'"{digest}"', str(digest), "*"}
+    return any(
+        candidate.strip().removeprefix("W/") in wanted
+        for header in request.headers.getall("If-None-Match", [])
+        for candidate in header.split(",")
+    )
 
 
 def content_length(request: web.Request) -> int | None:
