@@ -240,24 +240,26 @@ class Repository:
 
     # -- manifests and tags -------------------------------------------------------------
 
-    async def resolve(self, reference: str) -> Digest:
-        """The revision a tag or digest reference names (ManifestUnknown if none)."""
-        if ":" in reference:
-            digest = _digest(reference)
-            if not await self._manifests.exists(digest):
-                raise ManifestUnknown(str(digest))
-            return digest
-        _check_tag(reference)
-        return await self._tags.get(reference)
-
     async def get_manifest(self, reference: str) -> StoredManifest:
-        digest = await self.resolve(reference)
+        """The manifest a tag or digest names; ManifestUnknown if the repository lacks it."""
+        if ":" in reference:
+            # The revision link is checked every time (a delete elsewhere removes it);
+            # the content behind it never changes, so it may come from the cache.
+            digest = _digest(reference)
+            canonical = await self._manifests.linked(digest)
+        else:
+            _check_tag(reference)
+            digest = await self._tags.get(reference)
+            canonical = None
         cache = self.namespace.manifest_cache
         cached = cache.get(digest)
         if cached is not None:
             cache.move_to_end(digest)
             return cached
-        payload = await self._manifests.get_payload(digest)
+        payload = await (
+            self._manifests.read(canonical) if canonical is not None
+            else self._manifests.get_payload(digest)
+        )
         media_type = _stored_media_type(payload)
         if media_type in (SCHEMA1_SIGNED, SCHEMA1_UNSIGNED):
             signatures = await self._manifests.signatures(digest)

@@ -41,12 +41,22 @@ class ManifestStore:
             return False
         return True
 
-    async def get_payload(self, digest: Digest) -> bytes:
+    async def linked(self, digest: Digest) -> Digest:
+        """The canonical digest of a revision linked here (one link read)."""
         try:
-            canonical = await self.revisions.resolve(digest)
-            return await self.blobs.get(canonical)
+            return await self.revisions.resolve(digest)
         except BlobUnknown:
             raise ManifestUnknown(str(digest)) from None
+
+    async def read(self, canonical: Digest) -> bytes:
+        """The payload of a revision already known to be linked."""
+        try:
+            return await self.blobs.get(canonical)
+        except BlobUnknown:
+            raise ManifestUnknown(str(canonical)) from None
+
+    async def get_payload(self, digest: Digest) -> bytes:
+        return await self.read(await self.linked(digest))
 
     async def put(self, payload: bytes, signatures: tuple[bytes, ...] = ()) -> Digest:
         """Store the payload (and schema1 signatures), then link the revision."""
