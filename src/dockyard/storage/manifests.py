@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 
 from dockyard.digest import Digest, InvalidDigest
+from dockyard.errors import BlobUnknown, ManifestUnknown, RegistryFault
 from dockyard.manifest import parse_manifest
-from dockyard.registry.errors import BlobUnknown, ManifestUnknown, RegistryFault
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore, LinkedBlobStore
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver

@@ -20,8 +20,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from dockyard.digest import CANONICAL_ALGORITHM, Digest
-from dockyard.hashstate import SUPPORTED_ALGORITHMS, InvalidHashState, ResumableHash
-from dockyard.registry.errors import (
+from dockyard.errors import (
     BlobUnknown,
     BlobUploadInvalid,
     BlobUploadUnknown,
@@ -29,10 +28,11 @@ from dockyard.registry.errors import (
     RangeInvalid,
     SizeInvalid,
 )
-from dockyard.registry.types import BlobDescriptor, UploadStatus
+from dockyard.hashstate import SUPPORTED_ALGORITHMS, InvalidHashState, ResumableHash
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore, LinkedBlobStore
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver, StorageError, roll_back
+from dockyard.types import BlobDescriptor, UploadStatus
 
 __all__ = ["UPLOAD_ID_PATTERN", "UploadStore"]
 

@@ -74,6 +74,8 @@ from typing import TypeVar
 
 from dockyard.cache.base import BlobDescriptorCache, CacheFailure
 from dockyard.digest import CANONICAL_ALGORITHM, Digest, InvalidDigest
+from dockyard.errors import NameUnknown, RegistryFault
+from dockyard.maintenance.purge import format_size
 from dockyard.manifest import (
     DOCKER_MANIFEST_LIST,
     MAX_MANIFEST_SIZE,
@@ -81,13 +83,11 @@ from dockyard.manifest import (
     Descriptor,
     parse_manifest,
 )
-from dockyard.registry.errors import NameUnknown, RegistryFault
-from dockyard.registry.metadata import MetadataIndex
+from dockyard.metadata import MetadataIndex
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver, StorageError
 from dockyard.storage.metadata import StorageMetadataIndex
-from dockyard.storage.purge import format_size
 from dockyard.storage.tags import TagStore
 
 __all__ = ["GCSummary", "garbage_collect"]
