@@ -15,7 +15,7 @@ from dockyard.digest import Digest, InvalidDigest
 from dockyard.errors import BlobUnknown, ManifestUnknown, RegistryFault
 from dockyard.manifest import parse_manifest
 from dockyard.storage import paths
-from dockyard.storage.blobs import BlobStore, LinkedBlobStore
+from dockyard.storage.blobs import BlobStore, LinkedBlobStatter, LinkedBlobStore
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver
 
 __all__ = ["ManifestStore"]
@@ -29,10 +29,10 @@ class ManifestStore:
         self.blobs = blobs
         self.repository = repository
         # Manifests are also looked for under _layers, where distribution 2.1.0 linked them.
-        self.revisions = LinkedBlobStore(
+        self.revisions = LinkedBlobStore(LinkedBlobStatter(
             driver, blobs, repository,
             link_paths=(paths.manifest_revision_link_path, paths.layer_link_path),
-        )
+        ))
 
     async def exists(self, digest: Digest) -> bool:
         try:
