@@ -101,7 +101,9 @@ class Namespace:
         self.options = options
         self.cache = cache
         self.blobs = BlobStore(driver, self.cached(BlobStatter(driver), None))
-        self.metadata: MetadataIndex = metadata or StorageMetadataIndex(driver, self.blobs)
+        self.metadata: MetadataIndex = metadata or StorageMetadataIndex(
+            driver, self.blobs, read_only=options.read_only
+        )
         self.manifest_cache = ManifestLRU()
         # Work that finishes after a response (removing a finished upload's files).
         self.background: set[asyncio.Task[None]] = set()
