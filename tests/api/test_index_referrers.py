@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.api.helpers import TARGET, digest_of, push_blob, random_repo
-from tests.servers import RegistryProcess
+from tests.support.api import TARGET, digest_of, push_blob, random_repo
+from tests.support.servers import RegistryProcess
 
 Factory = Callable[..., RegistryProcess]
 ClientFactory = Callable[[RegistryProcess], httpx.Client]

@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration import azure_gcs_fixtures as fixtures
-from tests.integration.azure_gcs_fixtures import (
+from tests.support import azure_gcs as fixtures
+from tests.support.azure_gcs import (
     AZURITE_ACCOUNT,
     AZURITE_KEY,
     AzuriteServer,

@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration import azure_gcs_fixtures as fixtures
-from tests.integration.azure_gcs_fixtures import (
+from tests.support import azure_gcs as fixtures
+from tests.support.azure_gcs import (
     FakeGCSServer,
     gcs_params,
     service_account_key,

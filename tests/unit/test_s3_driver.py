@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from tests.integration.backends import MotoServer, TcpProxy, s3_params, shared_moto
+from tests.support.backends import MotoServer, TcpProxy, s3_params, shared_moto
 from tests.support.data import blob
 from tests.unit.test_drivers import contract
 
