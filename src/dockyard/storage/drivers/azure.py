@@ -65,8 +65,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from dockyard.storage.drivers._objectstore import PartWriter, PrefixTree, check_parameters
 from dockyard.storage.drivers.base import FileInfo, InvalidOffset, PathNotFound, StorageError
+from dockyard.storage.drivers.objectstore import PartWriter, PrefixTree, check_parameters
 
 if TYPE_CHECKING:  # the SDK is imported only when the driver is built
     from azure.storage.blob.aio import BlobClient, ContainerClient

@@ -69,8 +69,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
-from dockyard.storage.drivers._objectstore import PartWriter, PrefixTree, check_parameters
 from dockyard.storage.drivers.base import FileInfo, InvalidOffset, PathNotFound, StorageError
+from dockyard.storage.drivers.objectstore import PartWriter, PrefixTree, check_parameters
 
 if TYPE_CHECKING:  # the client is imported only when the driver is built
     import aiohttp
