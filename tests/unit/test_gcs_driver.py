@@ -107,20 +107,20 @@ def test_parameters_as_distribution_reads_them(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({}, "bucket is required"),
-        ({"bucket": "b", "chunksize": 1000}, "multiple of 262144"),
-        ({"bucket": "b", "chunksize": "lots"}, "must be an integer"),
+        ({}, "bucket: missing"),
+        ({"bucket": "b", "chunksize": 1000}, "chunksize: .*multiple of 262144"),
+        ({"bucket": "b", "chunksize": "lots"}, "chunksize: expected an integer"),
         ({"bucket": "b", "keyfile": "/nonexistent/key.json"}, "keyfile"),
         ({"bucket": "b", "credentials": "nope"}, "credentials"),
-        ({"bucket": "b", "maxconcurrency": 0}, "at least 1"),
-        ({"bucket": "b", "bogus": 1}, "unsupported parameter.*bogus"),
-        ({"bucket": "b", "endpoint": "ftp://x"}, "not an http"),
+        ({"bucket": "b", "maxconcurrency": 0}, "maxconcurrency: 0 is out of range"),
+        ({"bucket": "b", "bogus": 1}, "bogus: unsupported parameter"),
+        ({"bucket": "b", "endpoint": "ftp://x"}, "endpoint: .*not an http"),
     ],
 )
 def test_bad_parameters_stop_startup(params: dict[str, Any], message: str) -> None:
     with pytest.raises(DriverConfigError, match=message) as caught:
         create_driver("gcs", params)
-    assert str(caught.value).startswith("storage.gcs: ")
+    assert str(caught.value).startswith("storage.gcs.")
 
 
 def test_factory_builds_the_gcs_driver() -> None:
