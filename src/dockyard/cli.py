@@ -9,7 +9,8 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar
 
 from dockyard import __version__
-from dockyard.config import Config, ConfigError, load_config, parse_duration, refuse_unknown_keys
+from dockyard.config import Config, ConfigError, load_config, refuse_unknown_keys
+from dockyard.durations import parse_duration
 from dockyard.storage.drivers.factory import DriverConfigError
 
 if TYPE_CHECKING:
@@ -240,7 +241,7 @@ def _purge_uploads(args: argparse.Namespace, config: Config) -> int:
     """``dockyard purge-uploads``: one purge, progress on stderr, summary on stdout."""
     import asyncio
 
-    from dockyard.storage.purge import format_duration, purge_uploads
+    from dockyard.maintenance.purge import format_duration, purge_uploads
 
     age = config.storage.maintenance.upload_purging.age if args.age is None else args.age
     driver = _open_storage(config)
@@ -290,8 +291,8 @@ def _garbage_collect(args: argparse.Namespace, config: Config) -> int:
     """``dockyard garbage-collect``: progress on stderr, a summary on stdout."""
     import asyncio
 
+    from dockyard.maintenance.gc import GCSummary, garbage_collect
     from dockyard.server import build_redis_cache
-    from dockyard.storage.gc import GCSummary, garbage_collect
 
     storage = config.storage
     driver = _open_storage(config)

@@ -141,21 +141,23 @@ def test_connection_string_and_shared_key_credentials() -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"accountkey": AZURITE_KEY, "container": "c"}, "accountname is required"),
-        ({"accountname": "a", "container": "c"}, "accountkey is required"),
-        ({"accountname": "a", "accountkey": AZURITE_KEY}, "container is required"),
-        ({"accountname": "a", "accountkey": "not base64!", "container": "c"}, "base64"),
+        ({"accountkey": AZURITE_KEY, "container": "c"}, "accountname: missing"),
+        ({"accountname": "a", "container": "c"}, "accountkey: missing"),
+        ({"accountname": "a", "accountkey": AZURITE_KEY}, "container: missing"),
+        ({"accountname": "a", "accountkey": "not base64!", "container": "c"},
+         "accountkey: .*base64"),
         ({"accountname": "a", "accountkey": AZURITE_KEY, "container": "c", "bogus": 1},
-         "unsupported parameter.*bogus"),
+         "bogus: unsupported parameter"),
         ({"accountname": "a", "accountkey": AZURITE_KEY, "container": "c",
-          "serviceurl": "ftp://x"}, "not an http"),
-        ({"container": "c", "credentials": {"type": "client_secret"}}, "not supported"),
+          "serviceurl": "ftp://x"}, "serviceurl: .*not an http"),
+        ({"container": "c", "credentials": {"type": "client_secret"}},
+         "credentials: .*not supported"),
     ],
 )
 def test_bad_parameters_stop_startup(params: dict[str, Any], message: str) -> None:
     with pytest.raises(DriverConfigError, match=message) as caught:
         create_driver("azure", params)
-    assert str(caught.value).startswith("storage.azure: ")
+    assert str(caught.value).startswith("storage.azure.")
 
 
 def test_factory_builds_the_azure_driver() -> None:
@@ -349,8 +351,8 @@ def test_local_path_is_none(driver: CheckedDriver, tmp_path: Path) -> None:
 
 def test_purging_removes_committed_and_uncommitted_upload_data(params: dict[str, Any]) -> None:
     """An abandoned upload goes whole, even blocks staged by a request that died first."""
+    from dockyard.maintenance.purge import purge_uploads
     from dockyard.storage import paths
-    from dockyard.storage.purge import purge_uploads
 
     old, fresh = "old-upload", "fresh-upload"
 

@@ -107,20 +107,20 @@ def test_parameters_as_distribution_reads_them(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({}, "bucket is required"),
-        ({"bucket": "b", "chunksize": 1000}, "multiple of 262144"),
-        ({"bucket": "b", "chunksize": "lots"}, "must be an integer"),
+        ({}, "bucket: missing"),
+        ({"bucket": "b", "chunksize": 1000}, "chunksize: .*multiple of 262144"),
+        ({"bucket": "b", "chunksize": "lots"}, "chunksize: expected an integer"),
         ({"bucket": "b", "keyfile": "/nonexistent/key.json"}, "keyfile"),
         ({"bucket": "b", "credentials": "nope"}, "credentials"),
-        ({"bucket": "b", "maxconcurrency": 0}, "at least 1"),
-        ({"bucket": "b", "bogus": 1}, "unsupported parameter.*bogus"),
-        ({"bucket": "b", "endpoint": "ftp://x"}, "not an http"),
+        ({"bucket": "b", "maxconcurrency": 0}, "maxconcurrency: 0 is out of range"),
+        ({"bucket": "b", "bogus": 1}, "bogus: unsupported parameter"),
+        ({"bucket": "b", "endpoint": "ftp://x"}, "endpoint: .*not an http"),
     ],
 )
 def test_bad_parameters_stop_startup(params: dict[str, Any], message: str) -> None:
     with pytest.raises(DriverConfigError, match=message) as caught:
         create_driver("gcs", params)
-    assert str(caught.value).startswith("storage.gcs: ")
+    assert str(caught.value).startswith("storage.gcs.")
 
 
 def test_factory_builds_the_gcs_driver() -> None:
@@ -346,8 +346,8 @@ def test_purging_removes_the_part_lists_and_every_part(
     fake_gcs: FakeGCSServer, params: dict[str, Any]
 ) -> None:
     """An abandoned upload goes whole, parts of a request that died first included."""
+    from dockyard.maintenance.purge import purge_uploads
     from dockyard.storage import paths
-    from dockyard.storage.purge import purge_uploads
 
     old, fresh, crashed = "old-upload", "fresh-upload", "crashed-upload"
 

@@ -1,42 +1,15 @@
-"""Value syntaxes shared by several sections: Go durations and ``host:port`` addresses."""
+"""Value syntaxes shared by several sections: ``host:port`` addresses, Go durations.
+
+Durations are parsed by :mod:`dockyard.durations`, which the drivers share.
+"""
 
 from __future__ import annotations
 
 import ipaddress
-import re
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
+from dockyard.durations import parse_duration
 
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Go duration string (``"1h30m"``, ``"10s"``, ``"0"``); ValueError if bad."""
-    s = text.strip()
-    if s.startswith("-"):
-        raise ValueError(f"negative duration {text!r}")
-    s = s.removeprefix("+")
-    if s == "0":
-        return 0.0
-    if not s:
-        raise ValueError("empty duration")
-    total, pos = 0.0, 0
-    while pos < len(s):
-        m = _DURATION_PART.match(s, pos)
-        if m is None:
-            raise ValueError(f"invalid duration {text!r} (use a number and a unit: 90s, 1h30m)")
-        total += float(m[1]) * _DURATION_UNITS[m[2]]
-        pos = m.end()
-    return total
-
+__all__ = ["parse_duration", "split_host_port"]
 
 def split_host_port(addr: str) -> tuple[str, int]:
     """``":5000"`` → ``("", 5000)``, ``"[::1]:5000"`` → ``("::1", 5000)``; ValueError if bad.

@@ -1,16 +1,24 @@
-"""What the azure and gcs drivers share: stores of named objects, without directories.
+"""What the object store drivers (s3, azure, gcs) share: stores of named objects.
 
 :class:`PartWriter`
-    The writer both drivers build on: ``write`` buffers until a part (an Azure
-    block, a GCS part object) is full and uploads it while the next one fills --
-    at most one upload in flight, so memory stays at two parts. ``close`` uploads
-    what is left as a last part, then lets the driver make the parts the file's
-    resumable content (:meth:`PartWriter._save`: Put Block List, the GCS part
-    list). A driver supplies how one part is uploaded and saved, and ``commit``.
+    The writer they all build on: ``write`` buffers until a part (an S3 multipart
+    part, an Azure block, a GCS part object) is full and uploads it while the next
+    one fills -- at most one upload in flight, so memory stays at two parts.
+    ``close`` uploads what is left as a last part, then lets the driver make the
+    parts the file's resumable content (:meth:`PartWriter._save`: nothing more for
+    S3, Put Block List, the GCS part list). A driver supplies how one part is
+    uploaded and saved, and ``commit``.
 :class:`PrefixTree`
     ``list`` and ``walk`` from one listing of a directory (a name prefix) at a time.
-:func:`check_parameters`
-    Refuses unknown ``storage.<driver>`` keys, naming the supported ones.
+
+An object store driver is a package laid out as the others (a template for the next):
+``_params`` reads ``storage.<driver>`` with ``params.ParameterReader``; a store class
+(``_bucket``/``_container``) holds the client (its library imported at the top: the
+factory imports the package only when configured, and reports a missing extra), keys,
+single requests with their error mapping, and ``delete``; ``_writer`` has the
+:class:`PartWriter` subclass and ``open_writer``, which finds an upload again (in any
+instance) and cuts it back to the requested offset;
+``_driver`` subclasses the store with the rest of the contract.
 """
 
 from __future__ import annotations
@@ -18,12 +26,12 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import AsyncIterator
+from typing import Generic, Protocol, TypeVar
 
 from dockyard.storage.drivers.base import FileInfo, PathNotFound, StorageError
 
-__all__ = ["PartWriter", "PrefixTree", "check_parameters"]
+__all__ = ["PartWriter", "PrefixTree"]
 
 
 class _Driver(Protocol):
@@ -156,15 +164,3 @@ class PrefixTree:
             for info in entries:
                 yield info
             stack.extend(i.path for i in reversed(entries) if i.is_dir)
-
-
-def check_parameters(
-    params: Mapping[str, Any], known: frozenset[str], error: Callable[[str], Exception]
-) -> None:
-    """Raise ``error(message)`` when ``params`` has a key that is not ``known``."""
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise error(
-            f"unsupported parameter(s) {', '.join(unknown)} "
-            f"(supported: {', '.join(sorted(known))})"
-        )
