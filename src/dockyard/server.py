@@ -219,7 +219,7 @@ def _bind_to(sock: socket.socket, address: str | tuple[str, int], shown: str) ->
         raise OSError(f"cannot listen on {shown}: {exc.strerror or exc}") from None
 
 
-def upload_secret(config: Config) -> bytes:
+def _upload_secret(config: Config) -> bytes:
     """The key of upload-state tokens: ``http.secret``; else the one kept in
     ``http.secret_file`` (generated there on first start); else a random one (the
     configuration warned that uploads then stay with this instance and start)."""
@@ -285,7 +285,7 @@ def serve(
         refuse_unknown_keys(warnings)
     count = workers or config.http.workers
     check_config(config, workers)
-    secret = upload_secret(config)  # before the fork: every worker shares it
+    secret = _upload_secret(config)  # before the fork: every worker shares it
     ssl_context = server_ssl_context(config.http.tls)
     sock, where = _bind(config)
     if ssl_context is not None:
