@@ -213,7 +213,7 @@ def _purge_uploads(parser: argparse.ArgumentParser, args: argparse.Namespace,
     import asyncio
 
     from dockyard.config import parse_duration
-    from dockyard.storage.purge import format_duration, purge_uploads
+    from dockyard.maintenance.purge import format_duration, purge_uploads
 
     age = config.storage.maintenance.upload_purging.age
     if args.age is not None:
@@ -268,8 +268,8 @@ def _garbage_collect(args: argparse.Namespace, config: Config) -> int:
     """``dockyard garbage-collect``: progress on stderr, a summary on stdout."""
     import asyncio
 
+    from dockyard.maintenance.gc import GCSummary, garbage_collect
     from dockyard.server import build_redis_cache
-    from dockyard.storage.gc import GCSummary, garbage_collect
 
     storage = config.storage
     driver = _open_storage(config)

@@ -334,7 +334,7 @@ async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: boo
 
 
 def _start_upload_purger(config: Config, ctx: AppContext) -> asyncio.Task[None] | None:
-    """storage.maintenance.uploadpurging, in one process per instance (see storage.purge)."""
+    """storage.maintenance.uploadpurging, one purger per instance (dockyard.maintenance.purge)."""
     settings = config.storage.maintenance.upload_purging
     if not settings.enabled:
         log.info("upload purging: disabled (storage.maintenance.uploadpurging.enabled)")
@@ -342,7 +342,7 @@ def _start_upload_purger(config: Config, ctx: AppContext) -> asyncio.Task[None] 
     if config.storage.maintenance.read_only.enabled:
         log.info("upload purging: off while storage.maintenance.readonly is enabled")
         return None
-    from dockyard.storage.purge import run_upload_purger
+    from dockyard.maintenance.purge import run_upload_purger
 
     return asyncio.get_running_loop().create_task(
         run_upload_purger(

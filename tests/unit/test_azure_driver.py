@@ -351,8 +351,8 @@ def test_local_path_is_none(driver: CheckedDriver, tmp_path: Path) -> None:
 
 def test_purging_removes_committed_and_uncommitted_upload_data(params: dict[str, Any]) -> None:
     """An abandoned upload goes whole, even blocks staged by a request that died first."""
+    from dockyard.maintenance.purge import purge_uploads
     from dockyard.storage import paths
-    from dockyard.storage.purge import purge_uploads
 
     old, fresh = "old-upload", "fresh-upload"
 

@@ -346,8 +346,8 @@ def test_purging_removes_the_part_lists_and_every_part(
     fake_gcs: FakeGCSServer, params: dict[str, Any]
 ) -> None:
     """An abandoned upload goes whole, parts of a request that died first included."""
+    from dockyard.maintenance.purge import purge_uploads
     from dockyard.storage import paths
-    from dockyard.storage.purge import purge_uploads
 
     old, fresh, crashed = "old-upload", "fresh-upload", "crashed-upload"
 

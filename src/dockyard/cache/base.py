@@ -7,7 +7,7 @@ import time
 from typing import Protocol
 
 from dockyard.digest import Digest
-from dockyard.registry.types import BlobDescriptor
+from dockyard.types import BlobDescriptor
 
 __all__ = ["BlobDescriptorCache", "CacheFailure", "SafeCache"]
 

@@ -15,6 +15,17 @@ from dataclasses import dataclass, field
 
 from dockyard.cache.base import BlobDescriptorCache
 from dockyard.digest import CANONICAL_ALGORITHM, Digest, InvalidDigest
+from dockyard.errors import (
+    BlobUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameInvalid,
+    ReadOnly,
+    TagInvalid,
+    Unsupported,
+)
 from dockyard.manifest import (
     OCI_INDEX,
     OCI_MANIFEST,
@@ -27,26 +38,15 @@ from dockyard.manifest import (
     referenced_blobs,
     referenced_manifests,
 )
+from dockyard.metadata import MetadataIndex, Page
 from dockyard.names import is_valid_repository_name, is_valid_tag
-from dockyard.registry.errors import (
-    BlobUnknown,
-    DigestInvalid,
-    ManifestBlobUnknown,
-    ManifestInvalid,
-    ManifestUnknown,
-    NameInvalid,
-    ReadOnly,
-    TagInvalid,
-    Unsupported,
-)
-from dockyard.registry.metadata import MetadataIndex, Page
-from dockyard.registry.types import BlobDescriptor, UploadStatus
 from dockyard.storage.blobs import BlobStore, LinkedBlobStore
 from dockyard.storage.drivers.base import StorageDriver
 from dockyard.storage.manifests import ManifestStore
 from dockyard.storage.metadata import StorageMetadataIndex
 from dockyard.storage.tags import TagStore
 from dockyard.storage.uploads import UploadStore
+from dockyard.types import BlobDescriptor, UploadStatus
 
 __all__ = [
     "BlobContent",

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 from dockyard.cache.base import BlobDescriptorCache
 from dockyard.digest import CANONICAL_ALGORITHM, Digest, InvalidDigest
-from dockyard.registry.errors import BlobUnknown
-from dockyard.registry.types import BlobDescriptor
+from dockyard.errors import BlobUnknown
 from dockyard.storage import paths
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver
+from dockyard.types import BlobDescriptor
 
 __all__ = ["BlobStore", "LinkPathFn", "LinkedBlobStore"]
 

@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 
 from dockyard.digest import Digest, InvalidDigest
+from dockyard.errors import BlobUnknown, ManifestUnknown, RegistryFault
 from dockyard.manifest import parse_manifest
-from dockyard.registry.errors import BlobUnknown, ManifestUnknown, RegistryFault
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore, LinkedBlobStore
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver
@@ -72,7 +72,7 @@ class ManifestStore:
 
     async def signatures(self, digest: Digest) -> list[bytes]:
         """Stored schema1 signatures of a revision, in a stable order."""
-        root = f"{paths.manifest_signatures_path(self.repository, digest)}"
+        root = paths.manifest_signatures_path(self.repository, digest)
         found: list[bytes] = []
         try:
             algorithms = await self.driver.list(root)
@@ -81,7 +81,7 @@ class ManifestStore:
         for alg_dir in sorted(algorithms):
             for entry in sorted(await self.driver.list(alg_dir)):
                 with contextlib.suppress(PathNotFound, InvalidDigest, BlobUnknown):
-                    link = await self.driver.get_content(f"{entry}/link")
+                    link = await self.driver.get_content(paths.link_in(entry))
                     found.append(await self.blobs.get(Digest.parse(link.decode().strip())))
         return found
 
@@ -101,7 +101,7 @@ class ManifestStore:
     async def remove_referrer(self, subject: Digest, referrer: Digest) -> None:
         link = paths.manifest_referrer_link_path(self.repository, subject, referrer)
         with contextlib.suppress(PathNotFound):
-            await self.driver.delete(link.rsplit("/", 1)[0])
+            await self.driver.delete(paths.link_dir(link))
 
     async def index_referrers(self) -> int:
         """Link every stored manifest that names a subject; returns how many.
@@ -154,7 +154,7 @@ class ManifestStore:
 
         async def read(entry: str) -> Digest | None:
             try:
-                raw = await self.driver.get_content(f"{entry}/link")
+                raw = await self.driver.get_content(paths.link_in(entry))
                 return Digest.parse(raw.decode().strip())
             except (PathNotFound, InvalidDigest, UnicodeDecodeError):
                 return None

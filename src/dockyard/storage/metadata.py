@@ -10,7 +10,7 @@ way to the ``n`` names of the page, never a walk of blobs or tags.
 from __future__ import annotations
 
 from dockyard.digest import Digest
-from dockyard.registry.metadata import Page
+from dockyard.metadata import Page
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver

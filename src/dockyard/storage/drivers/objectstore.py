@@ -12,11 +12,12 @@
     ``list`` and ``walk`` from one listing of a directory (a name prefix) at a time.
 
 An object store driver is a package laid out as the others (a template for the next):
-``_params`` reads ``storage.<driver>`` with ``params.ParameterReader``; a store class (``_bucket``/``_container``) holds the client (its
-library imported at the top: the factory imports the package only when configured,
-and reports a missing extra), keys, single requests with their error mapping, and
-``delete``; ``_writer`` has the :class:`PartWriter` subclass and ``open_writer``, which
-finds an upload again (in any instance) and cuts it back to the requested offset;
+``_params`` reads ``storage.<driver>`` with ``params.ParameterReader``; a store class
+(``_bucket``/``_container``) holds the client (its library imported at the top: the
+factory imports the package only when configured, and reports a missing extra), keys,
+single requests with their error mapping, and ``delete``; ``_writer`` has the
+:class:`PartWriter` subclass and ``open_writer``, which finds an upload again (in any
+instance) and cuts it back to the requested offset;
 ``_driver`` subclasses the store with the rest of the contract.
 """
 

@@ -6,15 +6,16 @@ every problem is a :class:`DriverConfigError` naming its key as the config loade
 its own: ``storage.s3.chunksize: 1024 is out of range: ...``. :func:`missing_extra` is
 the error for a driver whose optional dependencies are not installed.
 
-The config loader may import from here (:func:`parse_duration` is shared with it);
-nothing here imports from above the driver layer.
+Nothing here imports from above the driver layer; durations are read with the root
+:func:`dockyard.durations.parse_duration`, as the config loader reads them.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
+
+from dockyard.durations import parse_duration
 
 __all__ = ["DriverConfigError", "ParameterReader", "missing_extra", "parse_duration"]
 
@@ -125,34 +126,3 @@ class ParameterReader:
         return {str(k): v for k, v in value.items()}
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Go duration string (``"1h30m"``, ``"10s"``, ``"0"``); ValueError if bad."""
-    s = text.strip()
-    if s.startswith("-"):
-        raise ValueError(f"negative duration {text!r}")
-    s = s.removeprefix("+")
-    if s == "0":
-        return 0.0
-    if not s:
-        raise ValueError("empty duration")
-    total, pos = 0.0, 0
-    while pos < len(s):
-        m = _DURATION_PART.match(s, pos)
-        if m is None:
-            raise ValueError(f"invalid duration {text!r} (use a number and a unit: 90s, 1h30m)")
-        total += float(m[1]) * _DURATION_UNITS[m[2]]
-        pos = m.end()
-    return total

@@ -74,6 +74,8 @@ from typing import TypeVar
 
 from dockyard.cache.base import BlobDescriptorCache, CacheFailure
 from dockyard.digest import CANONICAL_ALGORITHM, Digest, InvalidDigest
+from dockyard.errors import NameUnknown, RegistryFault
+from dockyard.maintenance.purge import format_size
 from dockyard.manifest import (
     DOCKER_MANIFEST_LIST,
     MAX_MANIFEST_SIZE,
@@ -81,13 +83,11 @@ from dockyard.manifest import (
     Descriptor,
     parse_manifest,
 )
-from dockyard.registry.errors import NameUnknown, RegistryFault
-from dockyard.registry.metadata import MetadataIndex
+from dockyard.metadata import MetadataIndex
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver, StorageError
 from dockyard.storage.metadata import StorageMetadataIndex
-from dockyard.storage.purge import format_size
 from dockyard.storage.tags import TagStore
 
 __all__ = ["GCSummary", "garbage_collect"]
@@ -544,7 +544,7 @@ class _Collector:
             return
         try:
             if node.legacy:
-                await self.driver.delete(paths.layer_link_path(name, digest).rsplit("/", 1)[0])
+                await self.driver.delete(paths.link_dir(paths.layer_link_path(name, digest)))
             else:
                 await self.delete_revision(name, digest)
         except PathNotFound:
@@ -563,7 +563,7 @@ class _Collector:
             links.append(paths.manifest_referrer_link_path(name, node.subject, digest))
         for link in links:
             try:
-                await self.driver.delete(link.rsplit("/", 1)[0])
+                await self.driver.delete(paths.link_dir(link))
             except PathNotFound:
                 pass
             except StorageError as exc:
@@ -576,9 +576,9 @@ class _Collector:
         if children <= {"link", "signatures"}:
             await self.driver.delete(revision)
             return
-        await self.driver.delete(f"{revision}/link")
+        await self.driver.delete(paths.manifest_revision_link_path(name, digest))
         if "signatures" in children:
-            await self.driver.delete(f"{revision}/signatures")
+            await self.driver.delete(paths.manifest_signatures_path(name, digest))
 
     # -- sweep ----------------------------------------------------------------------
 
@@ -670,7 +670,7 @@ class _Collector:
                 return  # missing, unreadable (not ours to judge) or still there
             if not self.dry_run:
                 try:
-                    await self.driver.delete(link.rsplit("/", 1)[0])
+                    await self.driver.delete(paths.link_dir(link))
                 except PathNotFound:
                     return
             self.summary.layer_links_deleted += 1

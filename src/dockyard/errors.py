@@ -1,4 +1,4 @@
-"""Domain errors of the registry layer.
+"""Domain errors, shared by every layer below the HTTP API.
 
 The HTTP layer maps each to a spec error code in one table (``dockyard.api.errors``)::
 
@@ -11,6 +11,9 @@ The HTTP layer maps each to a spec error code in one table (``dockyard.api.error
     ├── Unsupported (deletes disabled, operation not offered)
     ├── ReadOnly (maintenance.readonly)
     └── BackendUnavailable (the storage backend failed: 5xx)
+
+    StorageError: a storage driver operation failed (raised by the drivers, and
+    re-exported by ``dockyard.storage.drivers.base``; the HTTP layer answers 503).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = [
     "ReadOnly",
     "RegistryFault",
     "SizeInvalid",
+    "StorageError",
     "TagInvalid",
     "Unsupported",
 ]
@@ -115,3 +119,11 @@ class ReadOnly(RegistryFault):
 
 class BackendUnavailable(RegistryFault):
     """The storage backend failed or cannot be reached; the client may retry."""
+
+
+class StorageError(Exception):
+    """A driver operation failed (the backend is broken or unreachable)."""
+
+    def __init__(self, message: str, driver: str = "") -> None:
+        super().__init__(f"{driver}: {message}" if driver else message)
+        self.driver = driver

@@ -1,4 +1,4 @@
-"""Value types shared by the registry services and the HTTP layer."""
+"""Value types shared by the layers: blob descriptors and upload status."""
 
 from __future__ import annotations
 

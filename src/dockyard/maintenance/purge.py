@@ -212,7 +212,8 @@ async def purge_uploads(
             summary.scanned += 1
             started: datetime | None = None
             with contextlib.suppress(PathNotFound):
-                started = _parse_started_at(await driver.get_content(f"{upload}/startedat"))
+                raw = await driver.get_content(paths.upload_startedat_in(upload))
+                started = _parse_started_at(raw)
             if started is not None and started >= cutoff:
                 continue  # the common case: no need to look further
             size, newest = await _tree(driver, upload)
