@@ -118,9 +118,12 @@ def test_two_instances_share_one_bucket(
     clients: Callable[[S3RegistryProcess], httpx.Client],
 ) -> None:
     """Chunks of one upload alternate between two instances; the other one serves it."""
-    no_redirect = {"storage": {"redirect": {"disable": True}}}
+    # No upload purging: moto dates every multipart upload 2010, so an instance's first
+    # purge (5-60 s after its start) would abort this one in the middle of the test.
+    no_purging = {"maintenance": {"uploadpurging": {"enabled": False}}}
+    no_redirect = {"storage": {"redirect": {"disable": True}, **no_purging}}
     streaming = s3_registry_factory(s3_bucket, overrides=no_redirect)
-    redirecting = s3_registry_factory(s3_bucket)
+    redirecting = s3_registry_factory(s3_bucket, overrides={"storage": no_purging})
     a, b = clients(streaming), clients(redirecting)
     repo = random_repo("s3")
     # 1 MiB first (read back), 16 MiB after a small part (UploadPartCopy), 1 MiB parts
