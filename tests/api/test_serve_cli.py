@@ -16,7 +16,8 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 import yaml
-from tests.api.helpers import (
+from tests.conftest import TARGET, make_client
+from tests.support.api import (
     digest_of,
     patch_chunk,
     random_repo,
@@ -24,8 +25,7 @@ from tests.api.helpers import (
     upload_range,
     with_query,
 )
-from tests.conftest import TARGET, make_client
-from tests.servers import RegistryProcess, process_env
+from tests.support.servers import RegistryProcess, process_env
 
 pytestmark = pytest.mark.skipif(TARGET == "distribution", reason="dockyard's serve command")
 
