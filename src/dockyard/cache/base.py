@@ -84,6 +84,8 @@ class CachedBlobStatter:
     (a link in another algorithm names content stored under its sha256).
     """
 
+    __slots__ = ("cache", "inner", "repository")
+
     def __init__(
         self, inner: BlobDescriptorService, cache: BlobDescriptorCache, repository: str | None
     ) -> None:

@@ -42,6 +42,8 @@ class ManifestLRU:
 class CachedManifestReader:
     """A repository's :class:`ManifestReader` with the process's LRU in front."""
 
+    __slots__ = ("inner", "lru")
+
     def __init__(self, inner: ManifestReader, lru: ManifestLRU) -> None:
         self.inner = inner
         self.lru = lru

@@ -22,6 +22,8 @@ __all__ = ["StoredManifestReader"]
 class StoredManifestReader:
     """A repository's revisions read from storage (the :class:`ManifestReader` a cache wraps)."""
 
+    __slots__ = ("manifests",)
+
     def __init__(self, manifests: ManifestStore) -> None:
         self.manifests = manifests
 

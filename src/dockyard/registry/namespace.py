@@ -135,8 +135,11 @@ class Repository:
         self._uploads = UploadStore(namespace.driver, name, self.layers, namespace.background)
         self._manifests = ManifestStore(namespace.driver, namespace.blobs, name)
         self._tags = TagStore(namespace.driver, name)
-        self._manifest_reader = CachedManifestReader(
-            StoredManifestReader(self._manifests), namespace.manifest_cache
+
+    def _manifest_reader(self) -> CachedManifestReader:
+        # Built when used: most requests (blobs, uploads) read no manifest.
+        return CachedManifestReader(
+            StoredManifestReader(self._manifests), self.namespace.manifest_cache
         )
 
     def _writable(self) -> None:
@@ -243,7 +246,7 @@ class Repository:
             _check_tag(reference)
             digest = await self._tags.get(reference)
             canonical = None
-        return await self._manifest_reader.read(digest, canonical)
+        return await self._manifest_reader().read(digest, canonical)
 
     async def put_manifest(
         self, reference: str, body: bytes, content_type: str | None
@@ -313,7 +316,7 @@ class Repository:
         digest = _digest(reference)
         payload = await self._manifests.get_payload(digest)
         await self._manifests.delete(digest)
-        self._manifest_reader.forget(digest)
+        self._manifest_reader().forget(digest)
         for tag in await self._tags.lookup(digest):
             await self._tags.untag(tag)
         try:

@@ -92,6 +92,8 @@ class LinkedBlobStatter:
     ``linkedBlobStatter.Clear``).
     """
 
+    __slots__ = ("blobs", "driver", "link_paths", "repository")
+
     def __init__(
         self,
         driver: StorageDriver,
@@ -137,6 +139,8 @@ class LinkedBlobStore:
     Descriptors come from ``statter``: the links themselves, or (for layers, as in
     distribution) a cache wrapped around them, so a blob HEAD can skip storage.
     """
+
+    __slots__ = ("blobs", "links", "statter")
 
     def __init__(
         self, links: LinkedBlobStatter, statter: BlobDescriptorService | None = None
