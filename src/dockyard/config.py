@@ -72,7 +72,9 @@ Differences from distribution, all deliberate
       only warns and disables the cache, as in distribution.
     * ``http.tls.minimumtls`` defaults to ``tls1.2``.
     * dockyard extension: ``http.workers`` (integer >= 1, default 1) is the number
-      of worker processes serving ``http.addr``.
+      of worker processes serving ``http.addr``; ``http.limits`` (timeouts, header
+      size, connection cap: see :class:`HTTPLimitsConfig`) guards against slow or
+      hostile clients.
     * Sections that dockyard models are parsed even where the server does not
       implement them yet; the server decides what to warn about. Sections it does
       not model (``reporting``, ``policy``, ``log.hooks``, ``http.tls.letsencrypt``,
@@ -111,6 +113,7 @@ __all__ = [
     "HTTP2Config",
     "HTTPCheckerConfig",
     "HTTPConfig",
+    "HTTPLimitsConfig",
     "HealthConfig",
     "HtpasswdAuthConfig",
     "IgnoreConfig",
@@ -293,6 +296,24 @@ class DebugConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HTTPLimitsConfig:
+    """``http.limits`` (dockyard's own; distribution has none): what a client may hold.
+
+    ``headertimeout``: a request's line and headers must be complete this long after the
+    connection opened or the previous response ended (idle keep-alive connections too).
+    ``bodytimeout``: the longest a request body may send nothing. ``maxheaderbytes``: the
+    longest request line or header field (bearer tokens with certificate chains exceed
+    8 KiB). ``maxconnections``: per worker; past it the oldest idle connection is closed,
+    or, when none is idle, the new one is answered 503.
+    """
+
+    header_timeout: float = 60.0
+    body_timeout: float = 60.0
+    max_header_bytes: int = 65536
+    max_connections: int = 1000
+
+
+@dataclass(frozen=True, kw_only=True)
 class HTTPConfig:
     """``http``.
 
@@ -315,6 +336,7 @@ class HTTPConfig:
     tls: TLSConfig = field(default_factory=TLSConfig)
     debug: DebugConfig = field(default_factory=DebugConfig)
     workers: int = 1
+    limits: HTTPLimitsConfig = field(default_factory=HTTPLimitsConfig)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1263,9 +1285,31 @@ def _http(s: _Section) -> HTTPConfig:
             prometheus=PrometheusConfig(enabled=prometheus.flag("enabled"), path=prom_path),
         ),
         workers=s.integer("workers", 1, minimum=1),
+        limits=_http_limits(s.section("limits")),
     )
     for section in (tls, http2, prometheus, debug, s):
         section.done()
+    return result
+
+
+def _http_limits(s: _Section) -> HTTPLimitsConfig:
+    defaults = HTTPLimitsConfig()
+    timeouts = {
+        key: s.duration(key, default)
+        for key, default in (
+            ("headertimeout", defaults.header_timeout), ("bodytimeout", defaults.body_timeout)
+        )
+    }
+    for key, value in timeouts.items():
+        if value <= 0:
+            raise _fail(("http", "limits", key), s.here(key), "must be a positive duration")
+    result = HTTPLimitsConfig(
+        header_timeout=timeouts["headertimeout"],
+        body_timeout=timeouts["bodytimeout"],
+        max_header_bytes=s.integer("maxheaderbytes", defaults.max_header_bytes, minimum=1024),
+        max_connections=s.integer("maxconnections", defaults.max_connections, minimum=1),
+    )
+    s.done()
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -101,8 +102,20 @@ def parse_content_range(request: web.Request) -> tuple[int, int] | None:
 
 
 async def _stream(request: web.Request) -> AsyncIterator[bytes]:
+    stall = context(request).body_timeout
+    content = request.content
     try:
-        async for chunk in request.content.iter_any():
+        while True:
+            # A client that stops sending must not hold the upload (and its lock) forever.
+            try:
+                async with asyncio.timeout(stall):
+                    chunk = await content.readany()
+            except TimeoutError:
+                raise BlobUploadInvalid(
+                    f"request body sent nothing for {stall:g}s (http.limits.bodytimeout)"
+                ) from None
+            if not chunk:
+                return
             yield chunk
     except (ConnectionError, OSError, web.HTTPException) as exc:
         raise BlobUploadInvalid(f"request body ended early: {exc}") from None
