@@ -11,7 +11,7 @@ from aiohttp import web
 from dockyard.api.context import context
 from dockyard.api.errors import ErrorCode, RegistryError
 from dockyard.digest import Digest, InvalidDigest
-from dockyard.registry.errors import BlobUploadInvalid, DigestInvalid, SizeInvalid
+from dockyard.errors import BlobUploadInvalid, DigestInvalid, SizeInvalid
 from dockyard.registry.namespace import Repository
 
 __all__ = [
