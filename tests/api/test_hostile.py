@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-
-from .helpers import (
+from tests.support.api import (
     TARGET,
     assert_error,
     blob_path,
