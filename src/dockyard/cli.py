@@ -35,7 +35,7 @@ configuration:
   inmemory, s3, azure, gcs; delete, redirect, cache.blobdescriptor inmemory|redis,
   maintenance.uploadpurging, maintenance.readonly); http (addr, secret, host, prefix,
   relativeurls, headers, tls with clientcas/minimumtls/ciphersuites, workers,
-  limits: headertimeout/bodytimeout 60s, maxheaderbytes 65536, maxconnections 1000
+  limits: headertimeout/bodytimeout (either way) 60s, maxheaderbytes 65536, maxconnections 1000
   per worker, dockyard's guards against slow and hostile clients); auth
   (htpasswd, token, silly); redis; validation. Any key can be overridden from the
   environment as REGISTRY_<SECTION>_<KEY>, e.g.

@@ -13,12 +13,16 @@ what it lacks:
 * connection cap: past ``maxconnections`` the oldest connection waiting for a request
   is closed to make room; when every connection is busy the new one gets 503;
 * malformed framing (bad ``Content-Length``, junk after a body, oversized headers) is
-  the client's fault: a short plain-text 4xx and one debug line, never a traceback.
+  the client's fault: a short plain-text 4xx and one debug line, never a traceback;
+  so is a client hanging up mid-response.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import struct
 import time
 from typing import Any
 
@@ -41,6 +45,8 @@ _REFUSED = (
     b"Retry-After: 1\r\nConnection: close\r\nContent-Length: 28\r\n\r\n"
     b"too many connections, retry\n"
 )
+#: SO_LINGER on, zero seconds: close() resets the connection instead of draining it.
+_RESET = struct.pack("ii", 1, 0)
 #: How often the connection-cap warning may repeat, in seconds.
 _WARN_EVERY = 60.0
 
@@ -73,6 +79,18 @@ class _Handler(RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
+        if isinstance(exc, ConnectionError):
+            # The client hung up or stopped reading mid-response: aiohttp would log a
+            # traceback; there is nobody to answer.
+            log.debug("%s %s: client went away: %s", request.method, request.path, exc)
+            if self.transport is not None:
+                # A reset, not close(): that would wait for unsent data (in the kernel
+                # too) that a stalled client never reads.
+                sock = self.transport.get_extra_info("socket")
+                with contextlib.suppress(OSError, AttributeError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+                self.transport.abort()
+            raise ConnectionResetError("client went away")
         if not isinstance(exc, HttpProcessingError):
             return super().handle_error(request, status, exc, message)
         # aiohttp logs these with a traceback and echoes the offending bytes back.

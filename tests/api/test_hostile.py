@@ -322,3 +322,44 @@ def test_stalled_body_is_abandoned(registry_factory: RegistryFactory) -> None:
     assert status_of(response) == 400, response[:300]
     assert b"BLOB_UPLOAD_INVALID" in response
     assert_no_traceback(server)
+
+
+@dockyard_only
+def test_unread_download_is_abandoned(registry_factory: RegistryFactory) -> None:
+    """A client that stops reading a blob is cut off; one that hangs up leaves no trace."""
+    server = registry_factory(
+        {"log": {"level": "debug"}, "http": {"limits": {"bodytimeout": "1s"}}}
+    )
+    client = httpx.Client(base_url=server.url, timeout=DEADLINE)
+    repo, data = random_repo(), bytes(range(256)) * (128 << 10)  # 32 MiB
+    digest = push_blob(client, repo, data)
+    request = f"GET {blob_path(repo, digest)} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    with socket.socket() as hangs_up:
+        hangs_up.connect(("127.0.0.1", server.port))
+        hangs_up.sendall(request)
+        assert hangs_up.recv(65536).startswith(b"HTTP/1.1 200")
+    with socket.socket() as stalls:
+        stalls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalls.connect(("127.0.0.1", server.port))
+        stalls.sendall(request)
+        received = stalls.recv(4096)
+        assert received.startswith(b"HTTP/1.1 200")
+        # Read nothing until the server says it gave up (the data already in the
+        # buffers can still be read after a reset, so the socket cannot tell).
+        deadline = time.monotonic() + DEADLINE
+        while "client read nothing" not in server.log_text():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"a client reading nothing for {DEADLINE}s was kept")
+            time.sleep(0.2)
+        stalls.settimeout(DEADLINE)
+        while True:
+            try:
+                chunk = stalls.recv(1 << 20)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            received += chunk
+    assert len(received) < len(data), "the whole blob arrived: the server did not give up"
+    assert httpx.get(f"{server.url}/v2/", timeout=DEADLINE).status_code == 200
+    assert_no_traceback(server)

@@ -7,9 +7,10 @@ import re
 
 from aiohttp import web
 
+from dockyard.api.context import context
 from dockyard.api.errors import ErrorCode, RegistryError
 from dockyard.api.params import etag_matches, parse_count, parse_digest, repository
-from dockyard.api.sendfile import send_file
+from dockyard.api.sendfile import send_file, write_unless_stalled
 from dockyard.errors import BlobUnknown
 from dockyard.registry.namespace import BlobContent
 
@@ -96,6 +97,7 @@ async def _send(
     offset: int,
     count: int,
 ) -> None:
+    stall = context(request).body_timeout
     path = content.local_path()
     if path is not None:
         try:
@@ -103,7 +105,7 @@ async def _send(
         except FileNotFoundError:
             raise BlobUnknown(str(content.descriptor.digest)) from None
         try:
-            await send_file(request, response, f, offset, count)
+            await send_file(request, response, f, offset, count, stall)
         finally:
             f.close()
         return
@@ -116,7 +118,7 @@ async def _send(
     chunk = first
     while chunk and remaining > 0:
         piece = chunk[:remaining]
-        await response.write(piece)
+        await write_unless_stalled(response, piece, stall)
         remaining -= len(piece)
         chunk = await anext(chunks, b"") if remaining > 0 else b""
     await response.write_eof()

@@ -34,7 +34,7 @@ class AppContext:
     catalog_max_entries: int = 1000
     access: AccessController | None = None
     body_timeout: float = 60.0
-    """``http.limits.bodytimeout``: the longest a request body may send nothing."""
+    """``http.limits.bodytimeout``: the longest a body may stall, either way."""
 
 
 CONTEXT = web.AppKey("dockyard.context", AppContext)

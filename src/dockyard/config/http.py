@@ -50,7 +50,8 @@ class HTTPLimitsConfig:
 
     ``headertimeout``: a request's line and headers must be complete this long after the
     connection opened or the previous response ended (idle keep-alive connections too).
-    ``bodytimeout``: the longest a request body may send nothing. ``maxheaderbytes``: the
+    ``bodytimeout``: the longest a request body may send nothing, or a response body go
+    unread. ``maxheaderbytes``: the
     longest request line or header field (bearer tokens with certificate chains exceed
     8 KiB). ``maxconnections``: per worker; past it the oldest idle connection is closed,
     or, when none is idle, the new one is answered 503.
