@@ -34,7 +34,9 @@ configuration:
   CONFIG is distribution's config.yml (version 0.1): log; storage (filesystem,
   inmemory, s3, azure, gcs; delete, redirect, cache.blobdescriptor inmemory|redis,
   maintenance.uploadpurging, maintenance.readonly); http (addr, secret, host, prefix,
-  relativeurls, headers, tls with clientcas/minimumtls/ciphersuites, workers); auth
+  relativeurls, headers, tls with clientcas/minimumtls/ciphersuites, workers,
+  limits: headertimeout/bodytimeout (either way) 60s, maxheaderbytes 65536, maxconnections 1000
+  per worker, dockyard's guards against slow and hostile clients); auth
   (htpasswd, token, silly); redis; validation. Any key can be overridden from the
   environment as REGISTRY_<SECTION>_<KEY>, e.g.
   REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/srv/registry or

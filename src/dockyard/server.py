@@ -38,6 +38,7 @@ from dockyard.config import (
     refuse_unknown_keys,
     split_host_port,
 )
+from dockyard.connections import GuardedAppRunner
 from dockyard.logs import setup_logging
 from dockyard.registry.namespace import Namespace, RegistryOptions
 from dockyard.storage.drivers.factory import create_driver
@@ -161,6 +162,7 @@ def build_context(config: Config, secret: bytes) -> AppContext:
         headers=dict(config.http.headers),
         catalog_max_entries=config.catalog.max_entries,
         access=build_access(config),
+        body_timeout=config.http.limits.body_timeout,
     )
 
 
@@ -378,8 +380,9 @@ async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: boo
     ctx = build_context(config, secret)
     app = create_app(ctx)
     access_log = None if config.log.access_log.disabled else logging.getLogger("aiohttp.access")
-    runner = web.AppRunner(
+    runner = GuardedAppRunner(
         app,
+        config.http.limits,
         access_log=access_log,
         handle_signals=False,
         shutdown_timeout=config.http.drain_timeout or 5.0,

@@ -14,6 +14,7 @@ from dockyard.config import (
     Config,
     ConfigError,
     HtpasswdAuthConfig,
+    HTTPLimitsConfig,
     SillyAuthConfig,
     TokenAuthConfig,
     UnknownKeyWarning,
@@ -367,6 +368,45 @@ def test_http(tmp_path: Path) -> None:
     assert h.debug.addr == "127.0.0.1:5002"
     assert h.debug.prometheus.enabled and h.debug.prometheus.path == "/m"
     assert h.workers == 4
+
+
+def test_http_limits(tmp_path: Path) -> None:
+    """``http.limits``: dockyard's guards against slow and hostile clients."""
+    config, warnings = load(
+        tmp_path,
+        """\
+        version: 0.1
+        storage: {inmemory: {}}
+        http:
+          secret: s
+          limits:
+            headertimeout: 5s
+            bodytimeout: 2m
+            maxheaderbytes: 32768
+            maxconnections: 50
+        """,
+    )
+    assert warnings == []
+    limits = config.http.limits
+    assert (limits.header_timeout, limits.body_timeout) == (5.0, 120.0)
+    assert (limits.max_header_bytes, limits.max_connections) == (32768, 50)
+    default, _ = load(tmp_path, "version: 0.1\nstorage: {inmemory: {}}\n")
+    assert default.http.limits == HTTPLimitsConfig()
+    assert default.http.limits.max_header_bytes >= 32768  # tokens with certificate chains
+
+
+@pytest.mark.parametrize(
+    ("setting", "problem"),
+    [
+        ("headertimeout: 0s", "http.limits.headertimeout"),
+        ("bodytimeout: 0", "http.limits.bodytimeout"),
+        ("maxheaderbytes: 100", "http.limits.maxheaderbytes"),
+        ("maxconnections: 0", "http.limits.maxconnections"),
+    ],
+)
+def test_http_limits_invalid(tmp_path: Path, setting: str, problem: str) -> None:
+    text = f"version: 0.1\nstorage: {{inmemory: {{}}}}\nhttp:\n  limits:\n    {setting}\n"
+    assert problem in error(tmp_path, text)
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ LAYER_OF = {
     "dockyard.server": "server",
     "dockyard.tls": "server",
     "dockyard.logs": "server",
+    "dockyard.connections": "server",
     "dockyard.api": "api",
     "dockyard.auth": "auth",
     "dockyard.maintenance": "maintenance",

@@ -46,8 +46,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             err = RegistryError(ErrorCode.UNSUPPORTED, f"{request.method} is not supported here")
         else:
             raise
-    except ConnectionResetError:
-        raise
+    except ConnectionError:
+        raise  # the client went away (or stopped reading): nobody to answer
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         err = RegistryError(ErrorCode.UNKNOWN, "internal error; see the registry log")

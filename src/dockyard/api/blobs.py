@@ -7,9 +7,10 @@ import re
 
 from aiohttp import web
 
+from dockyard.api.context import context
 from dockyard.api.errors import ErrorCode, RegistryError
-from dockyard.api.params import etag_matches, parse_digest, repository
-from dockyard.api.sendfile import send_file
+from dockyard.api.params import etag_matches, parse_count, parse_digest, repository
+from dockyard.api.sendfile import send_file, write_unless_stalled
 from dockyard.errors import BlobUnknown
 from dockyard.registry.namespace import BlobContent
 
@@ -32,17 +33,19 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     match = _RANGE.fullmatch(header.strip())
     if match is None or match.group(1) == match.group(2) == "":
         raise _unsatisfiable(size)
-    first, last = match.group(1), match.group(2)
-    if first == "":
-        count = min(int(last), size)
+    # Numbers past MAX_COUNT are refused as Go's strconv.ParseInt refuses them: 416.
+    first, last = parse_count(match.group(1)), parse_count(match.group(2))
+    if match.group(1) == "":
+        count = min(last, size) if last is not None else 0
         if count == 0:
             raise _unsatisfiable(size)
         return size - count, count
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or end < start:
+    if first is None or (match.group(2) and last is None):
         raise _unsatisfiable(size)
-    return start, end - start + 1
+    end = min(last, size - 1) if last is not None else size - 1
+    if first >= size or end < first:
+        raise _unsatisfiable(size)
+    return first, end - first + 1
 
 
 def _unsatisfiable(size: int) -> RegistryError:
@@ -94,6 +97,7 @@ async def _send(
     offset: int,
     count: int,
 ) -> None:
+    stall = context(request).body_timeout
     path = content.local_path()
     if path is not None:
         try:
@@ -101,7 +105,7 @@ async def _send(
         except FileNotFoundError:
             raise BlobUnknown(str(content.descriptor.digest)) from None
         try:
-            await send_file(request, response, f, offset, count)
+            await send_file(request, response, f, offset, count, stall)
         finally:
             f.close()
         return
@@ -114,7 +118,7 @@ async def _send(
     chunk = first
     while chunk and remaining > 0:
         piece = chunk[:remaining]
-        await response.write(piece)
+        await write_unless_stalled(response, piece, stall)
         remaining -= len(piece)
         chunk = await anext(chunks, b"") if remaining > 0 else b""
     await response.write_eof()

@@ -33,6 +33,8 @@ class AppContext:
     headers: Mapping[str, Sequence[str]] = field(default_factory=dict)
     catalog_max_entries: int = 1000
     access: AccessController | None = None
+    body_timeout: float = 60.0
+    """``http.limits.bodytimeout``: the longest a body may stall, either way."""
 
 
 CONTEXT = web.AppKey("dockyard.context", AppContext)

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from dockyard.api.context import context
 from dockyard.api.errors import ErrorCode, RegistryError
-from dockyard.api.params import parse_digest, repository
+from dockyard.api.params import parse_count, parse_digest, repository
 from dockyard.api.urls import v2_url
 from dockyard.manifest import OCI_INDEX
 
@@ -20,9 +20,9 @@ def _page_size(request: web.Request, maximum: int | None) -> int | None:
     raw = request.query.get("n")
     if raw is None or raw == "":
         return maximum
-    if not (raw.isascii() and raw.isdigit()):  # str.isdigit() takes "²", int() does not
+    n = parse_count(raw)
+    if n is None:
         raise RegistryError(ErrorCode.PAGINATION_NUMBER_INVALID, {"n": raw[:40]})
-    n = int(raw)
     return min(n, maximum) if maximum is not None else n
 
 

@@ -2,26 +2,51 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from dockyard.api.context import context
+from dockyard.api.errors import ErrorCode, RegistryError
 from dockyard.digest import Digest, InvalidDigest
 from dockyard.errors import BlobUploadInvalid, DigestInvalid, SizeInvalid
 from dockyard.registry.namespace import Repository
 
 __all__ = [
+    "MAX_COUNT",
     "body_stream",
     "content_length",
     "etag_matches",
     "parse_content_range",
+    "parse_count",
     "parse_digest",
     "repository",
 ]
 
 _CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
+
+#: The largest number a client may send (Go's int64, what distribution parses into).
+MAX_COUNT = 2**63 - 1
+_MAX_DIGITS = len(str(MAX_COUNT))
+
+
+def parse_count(raw: str) -> int | None:
+    """``raw`` as a decimal number in ``0..MAX_COUNT``; None when it is anything else.
+
+    Every number a client sends goes through here. Only ASCII digits are taken
+    (``str.isdigit`` also takes "²", which int() refuses), and their count is checked
+    before conversion, so thousands of digits never reach Python's int-conversion
+    limit (a ValueError, hence a 500, otherwise).
+    """
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    digits = raw.lstrip("0") or "0"
+    if len(digits) > _MAX_DIGITS:
+        return None
+    value = int(digits)
+    return value if value <= MAX_COUNT else None
 
 
 def repository(request: web.Request) -> Repository:
@@ -51,16 +76,18 @@ def content_length(request: web.Request) -> int | None:
     raw = request.headers.get("Content-Length")
     if raw is None:
         return None
-    if not raw.isdigit():
+    length = parse_count(raw)
+    if length is None:
         raise SizeInvalid(f"invalid Content-Length {raw[:40]!r}")
-    return int(raw)
+    return length
 
 
 def parse_content_range(request: web.Request) -> tuple[int, int] | None:
     """``Content-Range`` of an upload chunk as ``(start, end)`` inclusive, if sent.
 
     The spec's form is ``<start>-<end>``; the ``bytes `` prefix and ``/total``
-    suffix some clients add are accepted too.
+    suffix some clients add are accepted too. Offsets past :data:`MAX_COUNT` can
+    never match an upload: 416 ``RANGE_INVALID``.
     """
     raw = request.headers.get("Content-Range")
     if raw is None:
@@ -68,13 +95,27 @@ def parse_content_range(request: web.Request) -> tuple[int, int] | None:
     match = _CONTENT_RANGE.fullmatch(raw.strip())
     if match is None:
         raise BlobUploadInvalid(f"malformed Content-Range {raw[:80]!r}")
-    start, end = int(match.group(1)), int(match.group(2))
+    start, end = parse_count(match.group(1)), parse_count(match.group(2))
+    if start is None or end is None:
+        raise RegistryError(ErrorCode.RANGE_INVALID, f"Content-Range {raw[:80]!r} out of bounds")
     return start, end
 
 
 async def _stream(request: web.Request) -> AsyncIterator[bytes]:
+    stall = context(request).body_timeout
+    content = request.content
     try:
-        async for chunk in request.content.iter_any():
+        while True:
+            # A client that stops sending must not hold the upload (and its lock) forever.
+            try:
+                async with asyncio.timeout(stall):
+                    chunk = await content.readany()
+            except TimeoutError:
+                raise BlobUploadInvalid(
+                    f"request body sent nothing for {stall:g}s (http.limits.bodytimeout)"
+                ) from None
+            if not chunk:
+                return
             yield chunk
     except (ConnectionError, OSError, web.HTTPException) as exc:
         raise BlobUploadInvalid(f"request body ended early: {exc}") from None

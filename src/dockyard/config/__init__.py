@@ -76,7 +76,9 @@ Differences from distribution, all deliberate
       only warns and disables the cache, as in distribution.
     * ``http.tls.minimumtls`` defaults to ``tls1.2``.
     * dockyard extension: ``http.workers`` (integer >= 1, default 1) is the number
-      of worker processes serving ``http.addr``.
+      of worker processes serving ``http.addr``; ``http.limits`` (timeouts, header
+      size, connection cap: see :class:`HTTPLimitsConfig`) guards against slow or
+      hostile clients.
     * Sections that dockyard models are parsed even where the server does not
       implement them yet; the server decides what to warn about. Sections it does
       not model (``reporting``, ``policy``, ``log.hooks``, ``http.tls.letsencrypt``,
@@ -109,7 +111,14 @@ from dockyard.config.health import (
     StorageDriverCheckerConfig,
     TCPCheckerConfig,
 )
-from dockyard.config.http import DebugConfig, HTTP2Config, HTTPConfig, PrometheusConfig, TLSConfig
+from dockyard.config.http import (
+    DebugConfig,
+    HTTP2Config,
+    HTTPConfig,
+    HTTPLimitsConfig,
+    PrometheusConfig,
+    TLSConfig,
+)
 from dockyard.config.load import load_config
 from dockyard.config.log import AccessLogConfig, LogConfig
 from dockyard.config.model import Config
@@ -156,6 +165,7 @@ __all__ = [
     "HTTP2Config",
     "HTTPCheckerConfig",
     "HTTPConfig",
+    "HTTPLimitsConfig",
     "HealthConfig",
     "HtpasswdAuthConfig",
     "IgnoreConfig",

@@ -1,4 +1,4 @@
-"""``http``: listening address, TLS, headers, debug server, workers."""
+"""``http``: listening address, TLS, headers, debug server, workers, limits."""
 
 from __future__ import annotations
 
@@ -45,6 +45,25 @@ class DebugConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HTTPLimitsConfig:
+    """``http.limits`` (dockyard's own; distribution has none): what a client may hold.
+
+    ``headertimeout``: a request's line and headers must be complete this long after the
+    connection opened or the previous response ended (idle keep-alive connections too).
+    ``bodytimeout``: the longest a request body may send nothing, or a response body go
+    unread. ``maxheaderbytes``: the
+    longest request line or header field (bearer tokens with certificate chains exceed
+    8 KiB). ``maxconnections``: per worker; past it the oldest idle connection is closed,
+    or, when none is idle, the new one is answered 503.
+    """
+
+    header_timeout: float = 60.0
+    body_timeout: float = 60.0
+    max_header_bytes: int = 65536
+    max_connections: int = 1000
+
+
+@dataclass(frozen=True, kw_only=True)
 class HTTPConfig:
     """``http``.
 
@@ -68,6 +87,7 @@ class HTTPConfig:
     tls: TLSConfig = field(default_factory=TLSConfig)
     debug: DebugConfig = field(default_factory=DebugConfig)
     workers: int = 1
+    limits: HTTPLimitsConfig = field(default_factory=HTTPLimitsConfig)
     secret_file: str = ""
     """Not a key: where the embedded default keeps a generated secret (with the data)."""
 
@@ -121,7 +141,29 @@ def read_http(s: Section) -> HTTPConfig:
             prometheus=PrometheusConfig(enabled=prometheus.flag("enabled"), path=prom_path),
         ),
         workers=s.integer("workers", 1, minimum=1),
+        limits=_read_limits(s.section("limits")),
     )
     for section in (tls, http2, prometheus, debug, s):
         section.done()
+    return result
+
+
+def _read_limits(s: Section) -> HTTPLimitsConfig:
+    defaults = HTTPLimitsConfig()
+    timeouts = {
+        key: s.duration(key, default)
+        for key, default in (
+            ("headertimeout", defaults.header_timeout), ("bodytimeout", defaults.body_timeout)
+        )
+    }
+    for key, value in timeouts.items():
+        if value <= 0:
+            raise fail(("http", "limits", key), s.here(key), "must be a positive duration")
+    result = HTTPLimitsConfig(
+        header_timeout=timeouts["headertimeout"],
+        body_timeout=timeouts["bodytimeout"],
+        max_header_bytes=s.integer("maxheaderbytes", defaults.max_header_bytes, minimum=1024),
+        max_connections=s.integer("maxconnections", defaults.max_connections, minimum=1),
+    )
+    s.done()
     return result

@@ -236,14 +236,20 @@ class Repository:
     # -- manifests and tags -------------------------------------------------------------
 
     async def get_manifest(self, reference: str) -> StoredManifest:
-        """The manifest a tag or digest names; ManifestUnknown if the repository lacks it."""
+        """The manifest a tag or digest names; ManifestUnknown if the repository lacks it.
+
+        A reference that is not a valid tag names nothing: ManifestUnknown too
+        (distribution's router never matches it; clients and the conformance suite
+        expect 404). A malformed digest (it has a ``:``) stays DigestInvalid.
+        """
         if ":" in reference:
             # The revision link is checked every time (a delete elsewhere removes it);
             # the content behind it never changes, so it may come from the cache.
             digest = _digest(reference)
             canonical = await self._manifests.linked(digest)
         else:
-            _check_tag(reference)
+            if not is_valid_tag(reference):
+                raise ManifestUnknown(f"no manifest {reference[:200]!r}")
             digest = await self._tags.get(reference)
             canonical = None
         return await self._manifest_reader().read(digest, canonical)

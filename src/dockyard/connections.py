@@ -1,0 +1,169 @@
+"""HTTP connections that hostile or slow clients cannot exhaust (``http.limits``).
+
+aiohttp parses requests and keeps connections; this module sets its knobs and adds
+what it lacks:
+
+* header size: a request line or header field up to ``maxheaderbytes`` (real bearer
+  tokens carry certificate chains past aiohttp's 8 KiB); beyond it, or past
+  :data:`MAX_HEADERS` fields, 431 instead of aiohttp's 400;
+* header timeout: aiohttp's keep-alive timer, armed when a connection opens and after
+  each response, closes a connection still without a complete request head; so a
+  client sending its headers a byte a second, or never, is cut off after
+  ``headertimeout`` (the body's stall timeout is :data:`dockyard.api.params`'s);
+* connection cap: past ``maxconnections`` the oldest connection waiting for a request
+  is closed to make room; when every connection is busy the new one gets 503;
+* malformed framing (bad ``Content-Length``, junk after a body, oversized headers) is
+  the client's fault: a short plain-text 4xx and one debug line, never a traceback;
+  so is a client hanging up mid-response.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import struct
+import time
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+
+from dockyard.config import HTTPLimitsConfig
+
+__all__ = ["MAX_HEADERS", "GuardedAppRunner"]
+
+log = logging.getLogger("dockyard.http")
+
+#: Header fields a request may carry (aiohttp's default; Go allows as many as fit).
+MAX_HEADERS = 128
+
+_REFUSED = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    b"Retry-After: 1\r\nConnection: close\r\nContent-Length: 28\r\n\r\n"
+    b"too many connections, retry\n"
+)
+#: SO_LINGER on, zero seconds: close() resets the connection instead of draining it.
+_RESET = struct.pack("ii", 1, 0)
+#: How often the connection-cap warning may repeat, in seconds.
+_WARN_EVERY = 60.0
+
+
+class _Handler(RequestHandler):
+    """One connection: aiohttp's, plus the cap and quiet framing errors."""
+
+    def __init__(self, manager: _Server, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._guard = manager
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        if not self._guard.admit(self):
+            transport.write(_REFUSED)
+            self.force_close()
+
+    def waiting(self) -> bool:
+        """Between requests or still reading a request head: nothing is lost by closing.
+
+        The same test aiohttp's keep-alive timer makes before closing a connection.
+        """
+        waiter = self._waiter
+        return waiter is not None and not waiter.done()
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if isinstance(exc, ConnectionError):
+            # The client hung up or stopped reading mid-response: aiohttp would log a
+            # traceback; there is nobody to answer.
+            log.debug("%s %s: client went away: %s", request.method, request.path, exc)
+            if self.transport is not None:
+                # A reset, not close(): that would wait for unsent data (in the kernel
+                # too) that a stalled client never reads.
+                sock = self.transport.get_extra_info("socket")
+                with contextlib.suppress(OSError, AttributeError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+                self.transport.abort()
+            raise ConnectionResetError("client went away")
+        if not isinstance(exc, HttpProcessingError):
+            return super().handle_error(request, status, exc, message)
+        # aiohttp logs these with a traceback and echoes the offending bytes back.
+        if isinstance(exc, LineTooLong) or (
+            isinstance(exc, BadHttpMessage) and "Too many headers" in exc.message
+        ):
+            status, reason = 431, "request header fields too large"
+        else:
+            status, reason = 400, "malformed HTTP request"
+        log.debug("%s from %s: %s", reason, request.remote, str(exc.message)[:200])
+        response = web.Response(status=status, text=f"{status} {reason}\n")
+        response.force_close()
+        return response
+
+
+class _Server(web.Server):
+    """aiohttp's connection factory, making :class:`_Handler` connections under a cap."""
+
+    def __init__(self, *args: Any, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_connections = max_connections
+        self._warned = 0.0
+
+    def __call__(self) -> RequestHandler:
+        return _Handler(self, loop=self._loop, **self._kwargs)
+
+    def admit(self, handler: _Handler) -> bool:
+        """Room for ``handler`` (already counted): evict the oldest waiting connection
+        when over the cap; False when every other connection is busy."""
+        connections = self.connections
+        if len(connections) <= self._max_connections:
+            return True
+        idle = next(
+            (c for c in connections if c is not handler and isinstance(c, _Handler)
+             and c.waiting()),
+            None,
+        )
+        now = time.monotonic()
+        if now - self._warned >= _WARN_EVERY:
+            self._warned = now
+            log.warning(
+                "%d connections (http.limits.maxconnections): %s", self._max_connections,
+                "closing the oldest idle ones" if idle else "refusing new ones with 503",
+            )
+        if idle is None:
+            return False
+        idle.force_close()
+        return True
+
+
+class GuardedAppRunner(web.AppRunner):
+    """An :class:`aiohttp.web.AppRunner` whose connections keep ``http.limits``."""
+
+    def __init__(self, app: web.Application, limits: HTTPLimitsConfig, **kwargs: Any) -> None:
+        super().__init__(
+            app,
+            keepalive_timeout=limits.header_timeout,
+            max_line_size=limits.max_header_bytes,
+            max_field_size=limits.max_header_bytes,
+            max_headers=MAX_HEADERS,
+            **kwargs,
+        )
+        self._max_connections = limits.max_connections
+
+    async def _make_server(self) -> web.Server:
+        # aiohttp builds its Server with the application's handler and settings; the
+        # same, with the connection class swapped (aiohttp offers no public hook).
+        plain = await super()._make_server()
+        return _Server(
+            plain.request_handler,
+            request_factory=plain.request_factory,
+            handler_cancellation=plain.handler_cancellation,
+            loop=plain._loop,
+            max_connections=self._max_connections,
+            **plain._kwargs,
+        )
