@@ -16,13 +16,12 @@ import hashlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 
 from dockyard.digest import CANONICAL_ALGORITHM, Digest
 from dockyard.hashstate import SUPPORTED_ALGORITHMS, InvalidHashState, ResumableHash
 from dockyard.registry.errors import (
-    BlobUnknown,
     BlobUploadInvalid,
     BlobUploadUnknown,
     DigestInvalid,
@@ -32,7 +31,14 @@ from dockyard.registry.errors import (
 from dockyard.registry.types import BlobDescriptor, UploadStatus
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore, LinkedBlobStore
-from dockyard.storage.drivers.base import PathNotFound, StorageDriver, StorageError, roll_back
+from dockyard.storage.drivers.base import (
+    FileWriter,
+    PathNotFound,
+    StorageDriver,
+    StorageError,
+    roll_back,
+)
+from dockyard.storage.uploadclaims import ChunkClaim, OffsetBusy
 
 __all__ = ["UPLOAD_ID_PATTERN", "UploadStore"]
 
@@ -123,13 +129,30 @@ class UploadStore:
         except PathNotFound:
             return 0
 
-    async def status(self, upload_id: str, claimed: int | None = None) -> UploadStatus:
-        """Where the upload stands: the offset the client was last told, if still valid."""
-        started, size = await asyncio.gather(
-            self._started_at(upload_id), self._data_size(upload_id)
+    async def status(self, upload_id: str) -> UploadStatus:
+        """Where the upload stands: the last offset acknowledged to any client."""
+        started, offset = await asyncio.gather(
+            self._started_at(upload_id), self._progress(upload_id)
         )
-        offset = size if claimed is None or claimed > size else claimed
         return UploadStatus(upload_id, offset, started)
+
+    async def _progress(self, upload_id: str) -> int:
+        """The highest offset with a saved hash state that the data reaches.
+
+        A state is saved only once its chunk is in place, and before the client is
+        told, so bytes past it are a failed request's and are cut off by the next.
+        """
+        states = paths.upload_hashstates_path(self.repository, upload_id, CANONICAL_ALGORITHM)
+
+        async def offsets() -> list[int]:
+            try:
+                names = [p.rsplit("/", 1)[1] for p in await self.driver.list(states)]
+            except PathNotFound:
+                return []
+            return [int(n) for n in names if n.isdigit() and len(n) < 20]
+
+        known, size = await asyncio.gather(offsets(), self._data_size(upload_id))
+        return max((k for k in known if k <= size), default=0)
 
     async def _load_hashes(self, upload_id: str, offset: int) -> _Hashes:
         loaded = await asyncio.gather(
@@ -203,55 +226,58 @@ class UploadStore:
         *,
         final: bool,
     ) -> tuple[UploadStatus, _Hashes]:
-        current = await self.status(upload_id, claimed)
-        if start is not None and start != current.offset:
-            raise RangeInvalid(
-                f"chunk starts at {start}, upload is at {current.offset}", current.offset
-            )
-        hashes = await self._load_hashes(upload_id, current.offset)
-        if body is None and not (final and current.offset):
-            return current, hashes
-        data_path = self._path(upload_id, "data")
-        writer = await self.driver.writer(data_path, current.offset)
-        received = 0
+        current = await self.status(upload_id)
+        _check_resumes(current, claimed, start)
+        if body is None and not final:
+            return current, await self._load_hashes(upload_id, current.offset)
+        claim = ChunkClaim(
+            self.driver, paths.upload_claims_path(self.repository, upload_id, current.offset)
+        )
         try:
-            batch: list[bytes] = []
-            batched = 0
-            async for chunk in body or _nothing():
-                batch.append(chunk)
-                batched += len(chunk)
-                if batched >= _BATCH:
-                    data = b"".join(batch)
-                    batch.clear()
-                    batched = 0
-                    await asyncio.gather(hashes.update(data), writer.write(data))
-                    received += len(data)
-            if batch:
-                data = b"".join(batch)
-                await asyncio.gather(hashes.update(data), writer.write(data))
-                received += len(data)
-            await hashes.settle()
-            if length is not None and received != length:
-                raise SizeInvalid(f"received {received} bytes, expected {length}")
-            # A chunk stays resumable; the last one completes the file for the move.
-            await (writer.commit() if final else writer.close())
+            tainted = await claim.acquire()
+        except OffsetBusy:
+            raise RangeInvalid(
+                f"another request is writing from offset {current.offset}", current.offset
+            ) from None
+        try:
+            # Re-read under the claim: a request that passed the first check just
+            # before another's chunk was acknowledged must not cut that chunk off.
+            _check_resumes(await self.status(upload_id), current.offset, start)
+            if tainted:
+                tainted_path = paths.upload_tainted_path(self.repository, upload_id)
+                await self.driver.put_content(tainted_path, b"")
+            hashes = await self._load_hashes(upload_id, current.offset)
+            data_path = self._path(upload_id, "data")
+            writer = await self.driver.writer(data_path, current.offset)
+        except BaseException:
+            await claim.release()  # nothing written
+            raise
+        try:
+            received = await _feed(writer, body, hashes, length, final=final)
         except BaseException:
             # Nothing past the acknowledged offset may count: cut it off now (the
-            # next request would anyway, from the offset in its state token).
-            with contextlib.suppress(Exception):
+            # next request would anyway). Only then may another write from there.
+            try:
                 await roll_back(self.driver, writer, data_path, current.offset)
+            except Exception:
+                await claim.keep()
+            else:
+                await claim.release()
             raise
         offset = current.offset + received
-        if received and not final:  # a finished upload needs no state to resume from
-            await asyncio.gather(
-                *(
-                    self.driver.put_content(
-                        paths.upload_hashstate_path(self.repository, upload_id, alg, offset),
-                        h.state(),
+        try:
+            if received and not final:  # a finished upload needs no state to resume from
+                await asyncio.gather(
+                    *(
+                        self.driver.put_content(
+                            paths.upload_hashstate_path(self.repository, upload_id, alg, offset),
+                            h.state(),
+                        )
+                        for alg, h in hashes.by_algorithm.items()
                     )
-                    for alg, h in hashes.by_algorithm.items()
                 )
-            )
+        finally:
+            await claim.keep()  # the chunk is in the data: fence its offset for good
         return UploadStatus(upload_id, offset, current.started_at), hashes
 
     async def commit(
@@ -283,19 +309,88 @@ class UploadStore:
             await self.cancel(upload_id)
             raise DigestInvalid(f"digest {digest} does not match the uploaded content")
         canonical = Digest(CANONICAL_ALGORITHM, hashes.hexdigest(CANONICAL_ALGORITHM))
-        blob_path = paths.blob_data_path(canonical)
-        try:
-            await self.blobs.stat(canonical)  # already stored: keep it, drop this copy
-        except BlobUnknown:
-            try:
-                await self.driver.move(self._path(upload_id, "data"), blob_path)
-            except PathNotFound:
-                if status.offset:
-                    raise
-                await self.driver.put_content(blob_path, b"")  # an empty blob has no data file
+        if not await self._stored_soundly(canonical, status.offset):
+            if await self._exists(paths.upload_tainted_path(self.repository, upload_id)):
+                await self._publish_rehashed(upload_id, digest, canonical)
+            else:
+                await self._publish_data(upload_id, canonical, status.offset)
         await self.layers.link(canonical, digest)
         await self._retire(upload_id)
         return BlobDescriptor(digest, status.offset)
+
+    async def _publish_data(self, upload_id: str, canonical: Digest, size: int) -> None:
+        """Move the upload's data into the blob store (its hash states vouch for it)."""
+        blob_path = paths.blob_data_path(canonical)
+        try:
+            await self.driver.move(self._path(upload_id, "data"), blob_path)
+        except PathNotFound:
+            if size:
+                raise
+            await self.driver.put_content(blob_path, b"")  # an empty blob has no data file
+        await self._forget_cached(canonical)
+
+    async def _publish_rehashed(self, upload_id: str, digest: Digest, canonical: Digest) -> None:
+        """A tainted upload: copy its data aside while hashing it, publish only a match.
+
+        The copy is written by this request alone, so a frozen writer that wakes
+        up later can only touch the upload's own data, never the published blob.
+        """
+        copy_path = self._path(upload_id, "verified")
+        sums = {alg: hashlib.new(alg) for alg in {CANONICAL_ALGORITHM, digest.algorithm}}
+        writer = await self.driver.writer(copy_path, 0)
+        try:
+            with contextlib.suppress(PathNotFound):  # an empty upload has no data
+                async for chunk in self.driver.reader(self._path(upload_id, "data")):
+                    await asyncio.to_thread(_update_all, sums.values(), chunk)
+                    await writer.write(chunk)
+            if (sums[CANONICAL_ALGORITHM].hexdigest() != canonical.hex
+                    or sums[digest.algorithm].hexdigest() != digest.hex):
+                raise DigestInvalid(f"digest {digest} does not match the uploaded content")
+            await writer.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await writer.cancel()
+            with contextlib.suppress(Exception):
+                await self.cancel(upload_id)
+            raise
+        await self.driver.move(copy_path, paths.blob_data_path(canonical))
+        await self._forget_cached(canonical)
+
+    async def _stored_soundly(self, canonical: Digest, size: int) -> bool:
+        """Whether a blob already stored under ``canonical`` can be kept.
+
+        A blob that exists may predate this registry's checks or have been
+        damaged since, and the new upload carries verified bytes to repair it
+        with: the stored size must match, and a blob of up to 1 MiB (configs,
+        manifests, small layers) is re-hashed, which costs at most one small
+        read. Larger blobs are trusted on their size; ``dockyard verify-blobs``
+        re-hashes them all.
+        """
+        try:
+            info = await self.driver.stat(paths.blob_data_path(canonical))
+        except PathNotFound:
+            return False
+        if info.is_dir or info.size != size:
+            return False
+        if size > _BATCH:
+            return True
+        try:
+            data = await self.driver.get_content(paths.blob_data_path(canonical))
+        except PathNotFound:
+            return False
+        return _digests(data, CANONICAL_ALGORITHM)[CANONICAL_ALGORITHM] == canonical.hex
+
+    async def _forget_cached(self, canonical: Digest) -> None:
+        """A blob replaced under the same digest may be cached with the old size."""
+        if self.blobs.cache is not None:
+            await self.blobs.cache.clear(None, canonical)
+
+    async def _exists(self, path: str) -> bool:
+        try:
+            await self.driver.stat(path)
+        except PathNotFound:
+            return False
+        return True
 
     async def push(
         self, digest: Digest, body: AsyncIterator[bytes] | None, length: int | None
@@ -320,10 +415,9 @@ class UploadStore:
         if sums[digest.algorithm] != digest.hex:
             raise DigestInvalid(f"digest {digest} does not match the uploaded content")
         canonical = Digest(CANONICAL_ALGORITHM, sums[CANONICAL_ALGORITHM])
-        try:
-            await self.blobs.stat(canonical)
-        except BlobUnknown:
+        if not await self._stored_soundly(canonical, len(data)):
             await self.blobs.put(data, canonical)
+            await self._forget_cached(canonical)
         await self.layers.link(canonical, digest)
         return BlobDescriptor(digest, len(data))
 
@@ -357,6 +451,58 @@ class UploadStore:
             await self.driver.delete(self._path(upload_id, ""))
         except PathNotFound:
             raise BlobUploadUnknown(upload_id) from None
+
+
+def _check_resumes(current: UploadStatus, claimed: int | None, start: int | None) -> None:
+    """A request must continue the upload where it stands: no rewinds, no gaps.
+
+    Rewinding to an earlier token's offset would leave hash states past it that
+    no longer match the data, so a stale token is refused like an out-of-order
+    chunk: 416 with the current offset, from which the client can resume.
+    """
+    for what, offset in (("upload state token", claimed), ("chunk", start)):
+        if offset is not None and offset != current.offset:
+            raise RangeInvalid(
+                f"{what} starts at {offset}, upload is at {current.offset}", current.offset
+            )
+
+
+async def _feed(
+    writer: FileWriter,
+    body: AsyncIterator[bytes] | None,
+    hashes: _Hashes,
+    length: int | None,
+    *,
+    final: bool,
+) -> int:
+    """Write and hash ``body``; the number of bytes it held."""
+    received = 0
+    batch: list[bytes] = []
+    batched = 0
+    async for chunk in body or _nothing():
+        batch.append(chunk)
+        batched += len(chunk)
+        if batched >= _BATCH:
+            data = b"".join(batch)
+            batch.clear()
+            batched = 0
+            await asyncio.gather(hashes.update(data), writer.write(data))
+            received += len(data)
+    if batch:
+        data = b"".join(batch)
+        await asyncio.gather(hashes.update(data), writer.write(data))
+        received += len(data)
+    await hashes.settle()
+    if length is not None and received != length:
+        raise SizeInvalid(f"received {received} bytes, expected {length}")
+    # A chunk stays resumable; the last one completes the file for the move.
+    await (writer.commit() if final else writer.close())
+    return received
+
+
+def _update_all(hashes: Iterable[hashlib._Hash], data: bytes) -> None:
+    for h in hashes:
+        h.update(data)
 
 
 def _digests(data: bytes, algorithm: str) -> dict[str, str]:
