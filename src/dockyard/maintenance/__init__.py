@@ -1,0 +1,1 @@
+"""Offline maintenance of a registry's storage: garbage collection, purging, verification."""
