@@ -9,7 +9,9 @@ offset it writes from: it writes ``claims/<offset>/<request id>`` (holding the
 time), then lists ``claims/<offset>/``. Of two requests that claim the same
 offset, the later to list always sees the other (listing is strongly
 consistent on the filesystem, S3, Azure and GCS), so at most one goes on; the
-other is refused and may retry from the upload's current offset.
+other is refused and may retry from the upload's current offset. Requests that
+all saw each other withdraw and try again a few times after a random pause, so
+one of them usually gets through.
 
 A claim is refreshed while its request runs, deleted when the request fails
 cleanly (its bytes were cut off again), and kept when the chunk is acknowledged,
@@ -27,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import socket
 import time
 import uuid
@@ -39,6 +42,8 @@ __all__ = ["LEASE", "ChunkClaim", "OffsetBusy"]
 # enough for clock skew between hosts and a slow storage round trip.
 LEASE = 60.0
 _REFRESH = LEASE / 4
+# Tries before a busy offset is refused (a request writing a chunk holds it longer).
+_ATTEMPTS = 4
 
 
 def _host() -> str:
@@ -87,6 +92,14 @@ class ChunkClaim:
 
         Raises :class:`OffsetBusy` (after withdrawing) if a live request holds it.
         """
+        for attempt in range(1, _ATTEMPTS):
+            try:
+                return await self._try()
+            except OffsetBusy:
+                await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
+        return await self._try()
+
+    async def _try(self) -> bool:
         await self._stamp()
         expired = False
         for other in await self.driver.list(self.directory):
