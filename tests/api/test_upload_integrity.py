@@ -108,6 +108,33 @@ def test_rewind_with_an_older_token_is_refused(
     assert assert_blobs_consistent(registry) >= 1
 
 
+@pytest.mark.parametrize("framing", ["content-range", "streamed"])
+def test_rewind_attack_stores_no_wrong_blob(
+    registry: RegistryProcess, client: httpx.Client, framing: str
+) -> None:
+    """The attack played to the end, whatever each step answers: no blob lies.
+
+    Longer bytes replace B from the token of offset |A|, leaving the hash state of
+    offset |A|+|B| behind; then the digest of A+B is claimed with every token the
+    client holds. On the server before the fix, the PUT with the token of |A|+|B|
+    cut the data there and stored A+C[:|B|] under the digest of A+B.
+    """
+    repo = random_repo("rewind")
+    _, at_a, at_ab = two_chunks(client, repo)
+    c = os.urandom(len(B) + 1000)
+    response = patch_chunk(client, at_a, c, start=len(A) if framing == "content-range" else None)
+    tokens = [at_ab, at_a]  # a failed PUT cancels the upload: the likeliest first
+    if "Location" in response.headers:
+        tokens.append(follow(client, response.headers["Location"]))
+    for location in tokens:
+        client.put(with_query(location, digest=digest_of(A + B)))
+    fetched = client.get(blob_path(repo, digest_of(A + B)))
+    assert fetched.status_code in (200, 404)
+    if fetched.status_code == 200:
+        assert fetched.content == A + B
+    assert assert_blobs_consistent(registry) >= 0
+
+
 @deviates_on_distribution(STALE)
 def test_newest_token_works_after_a_refused_rewind(
     registry: RegistryProcess, client: httpx.Client
