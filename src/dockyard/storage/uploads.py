@@ -33,6 +33,7 @@ from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore, LinkedBlobStore
 from dockyard.storage.drivers.base import (
     FileWriter,
+    InvalidOffset,
     PathNotFound,
     StorageDriver,
     StorageError,
@@ -123,12 +124,6 @@ class UploadStore:
         except ValueError:
             return datetime.now(UTC)
 
-    async def _data_size(self, upload_id: str) -> int:
-        try:
-            return (await self.driver.stat(self._path(upload_id, "data"))).size
-        except PathNotFound:
-            return 0
-
     async def status(self, upload_id: str) -> UploadStatus:
         """Where the upload stands: the last offset acknowledged to any client."""
         started, offset = await asyncio.gather(
@@ -137,22 +132,17 @@ class UploadStore:
         return UploadStatus(upload_id, offset, started)
 
     async def _progress(self, upload_id: str) -> int:
-        """The highest offset with a saved hash state that the data reaches.
+        """The highest offset with a saved hash state: the last one acknowledged.
 
         A state is saved only once its chunk is in place, and before the client is
         told, so bytes past it are a failed request's and are cut off by the next.
         """
         states = paths.upload_hashstates_path(self.repository, upload_id, CANONICAL_ALGORITHM)
-
-        async def offsets() -> list[int]:
-            try:
-                names = [p.rsplit("/", 1)[1] for p in await self.driver.list(states)]
-            except PathNotFound:
-                return []
-            return [int(n) for n in names if n.isdigit() and len(n) < 20]
-
-        known, size = await asyncio.gather(offsets(), self._data_size(upload_id))
-        return max((k for k in known if k <= size), default=0)
+        try:
+            names = [p.rsplit("/", 1)[1] for p in await self.driver.list(states)]
+        except PathNotFound:
+            return 0
+        return max((int(n) for n in names if n.isdigit() and len(n) < 20), default=0)
 
     async def _load_hashes(self, upload_id: str, offset: int) -> _Hashes:
         loaded = await asyncio.gather(
@@ -242,13 +232,20 @@ class UploadStore:
         try:
             # Re-read under the claim: a request that passed the first check just
             # before another's chunk was acknowledged must not cut that chunk off.
-            _check_resumes(await self.status(upload_id), current.offset, start)
+            progress = await self._progress(upload_id)
+            _check_resumes(UploadStatus(upload_id, progress, current.started_at),
+                           current.offset, start)
             if tainted:
                 tainted_path = paths.upload_tainted_path(self.repository, upload_id)
                 await self.driver.put_content(tainted_path, b"")
             hashes = await self._load_hashes(upload_id, current.offset)
             data_path = self._path(upload_id, "data")
-            writer = await self.driver.writer(data_path, current.offset)
+            try:
+                writer = await self.driver.writer(data_path, current.offset)
+            except InvalidOffset:
+                raise BlobUploadInvalid(
+                    f"the upload's data ends before its acknowledged offset {current.offset}"
+                ) from None
         except BaseException:
             await claim.release()  # nothing written
             raise
