@@ -203,78 +203,81 @@ class UploadStore:
         length: int | None = None,
     ) -> UploadStatus:
         """Append a chunk. ``start`` (from Content-Range) must equal the current offset."""
-        status, _ = await self._append(upload_id, body, claimed, start, length, final=False)
+        current, claim = await self._claim(upload_id, claimed, start)
+        try:
+            status, _ = await self._append(current, body, length, final=False)
+        finally:
+            await claim.finish()
         return status
 
-    async def _append(
-        self,
-        upload_id: str,
-        body: AsyncIterator[bytes] | None,
-        claimed: int | None,
-        start: int | None,
-        length: int | None,
-        *,
-        final: bool,
-    ) -> tuple[UploadStatus, _Hashes]:
+    async def _claim(
+        self, upload_id: str, claimed: int | None, start: int | None
+    ) -> tuple[UploadStatus, ChunkClaim]:
+        """Where the upload stands, and this request's claim on writing from there.
+
+        Held until the request ends (a commit's until its blob is published), so
+        no other request writes the data meanwhile; see :mod:`uploadclaims`.
+        """
         current = await self.status(upload_id)
         _check_resumes(current, claimed, start)
-        if body is None and not final:
-            return current, await self._load_hashes(upload_id, current.offset)
         claim = ChunkClaim(
             self.driver, paths.upload_claims_path(self.repository, upload_id, current.offset)
         )
         try:
-            tainted = await claim.acquire()
+            abandoned = await claim.acquire()
         except OffsetBusy:
             raise RangeInvalid(
                 f"another request is writing from offset {current.offset}", current.offset
             ) from None
         try:
-            # Re-read under the claim: a request that passed the first check just
-            # before another's chunk was acknowledged must not cut that chunk off.
-            progress = await self._progress(upload_id)
-            _check_resumes(UploadStatus(upload_id, progress, current.started_at),
-                           current.offset, start)
-            if tainted:
-                tainted_path = paths.upload_tainted_path(self.repository, upload_id)
-                await self.driver.put_content(tainted_path, b"")
-            hashes = await self._load_hashes(upload_id, current.offset)
-            data_path = self._path(upload_id, "data")
-            try:
-                writer = await self.driver.writer(data_path, current.offset)
-            except InvalidOffset:
-                raise BlobUploadInvalid(
-                    f"the upload's data ends before its acknowledged offset {current.offset}"
-                ) from None
+            # Again under the claim: a request that passed the first check just before
+            # another's chunk was acknowledged (or its upload finished) must stop here.
+            _check_resumes(await self.status(upload_id), current.offset, start)
+            if abandoned:
+                tainted = paths.upload_tainted_path(self.repository, upload_id)
+                await self.driver.put_content(tainted, b"")
         except BaseException:
-            await claim.release()  # nothing written
+            await claim.finish()
             raise
+        return current, claim
+
+    async def _append(
+        self,
+        current: UploadStatus,
+        body: AsyncIterator[bytes] | None,
+        length: int | None,
+        *,
+        final: bool,
+    ) -> tuple[UploadStatus, _Hashes]:
+        """Write ``body`` from ``current.offset`` (under the caller's claim)."""
+        upload_id = current.upload_id
+        hashes = await self._load_hashes(upload_id, current.offset)
+        data_path = self._path(upload_id, "data")
+        try:
+            writer = await self.driver.writer(data_path, current.offset)
+        except InvalidOffset:
+            raise BlobUploadInvalid(
+                f"the upload's data ends before its acknowledged offset {current.offset}"
+            ) from None
         try:
             received = await _feed(writer, body, hashes, length, final=final)
         except BaseException:
             # Nothing past the acknowledged offset may count: cut it off now (the
-            # next request would anyway). Only then may another write from there.
-            try:
+            # next request would anyway, when it opens the data at that offset).
+            with contextlib.suppress(Exception):
                 await roll_back(self.driver, writer, data_path, current.offset)
-            except Exception:
-                await claim.keep()
-            else:
-                await claim.release()
             raise
         offset = current.offset + received
-        try:
-            if received and not final:  # a finished upload needs no state to resume from
-                await asyncio.gather(
-                    *(
-                        self.driver.put_content(
-                            paths.upload_hashstate_path(self.repository, upload_id, alg, offset),
-                            h.state(),
-                        )
-                        for alg, h in hashes.by_algorithm.items()
+        if received and not final:  # a finished upload needs no state to resume from
+            await asyncio.gather(
+                *(
+                    self.driver.put_content(
+                        paths.upload_hashstate_path(self.repository, upload_id, alg, offset),
+                        h.state(),
                     )
+                    for alg, h in hashes.by_algorithm.items()
                 )
-        finally:
-            await claim.keep()  # the chunk is in the data: fence its offset for good
+            )
         return UploadStatus(upload_id, offset, current.started_at), hashes
 
     async def commit(
@@ -301,7 +304,21 @@ class UploadStore:
                 await self._retire(upload_id)
                 return desc
             body = _prepend(head, rest)
-        status, hashes = await self._append(upload_id, body, claimed, start, length, final=True)
+        current, claim = await self._claim(upload_id, claimed, start)
+        try:
+            return await self._finish(current, digest, body, length)
+        finally:
+            await claim.finish()
+
+    async def _finish(
+        self,
+        current: UploadStatus,
+        digest: Digest,
+        body: AsyncIterator[bytes] | None,
+        length: int | None,
+    ) -> BlobDescriptor:
+        upload_id = current.upload_id
+        status, hashes = await self._append(current, body, length, final=True)
         if hashes.hexdigest(digest.algorithm) != digest.hex:
             await self.cancel(upload_id)
             raise DigestInvalid(f"digest {digest} does not match the uploaded content")
