@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-
-from .helpers import (
+from tests.api.test_resilience import assert_blobs_consistent
+from tests.support.api import (
     assert_error,
     blob_path,
     content_range,
@@ -33,7 +33,6 @@ from .helpers import (
     upload_range,
     with_query,
 )
-from .test_resilience import assert_blobs_consistent
 
 if TYPE_CHECKING:
     from servers import RegistryProcess

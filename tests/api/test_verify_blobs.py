@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-
-from .helpers import TARGET, blob_path, digest_of, push_blob, random_repo
-from .test_resilience import assert_blobs_consistent
+from tests.api.test_resilience import assert_blobs_consistent
+from tests.support.api import TARGET, blob_path, digest_of, push_blob, random_repo
 
 if TYPE_CHECKING:
     from servers import RegistryProcess

@@ -12,7 +12,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from tests.api.helpers import (
+from tests.api.test_upload_integrity import A, B, C, on, patcher, race, two_chunks
+from tests.integration.conftest import S3RegistryFactory
+from tests.integration.test_s3 import bucket_keys, clients  # noqa: F401 (a fixture)
+from tests.support.api import (
     assert_error,
     blob_path,
     digest_of,
@@ -23,10 +26,7 @@ from tests.api.helpers import (
     upload_range,
     with_query,
 )
-from tests.api.test_upload_integrity import A, B, C, on, patcher, race, two_chunks
-from tests.integration.backends import MotoServer, S3RegistryProcess
-from tests.integration.conftest import S3RegistryFactory
-from tests.integration.test_s3 import bucket_keys, clients  # noqa: F401 (a fixture)
+from tests.support.backends import MotoServer, S3RegistryProcess
 
 BLOBS = "docker/registry/v2/blobs/"
 

@@ -1,1 +1,1 @@
-"""Offline maintenance of a registry's storage: garbage collection, purging, verification."""
+"""Offline jobs over the storage layout: garbage collection, upload purging, blob verification."""

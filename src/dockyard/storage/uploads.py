@@ -16,19 +16,18 @@ import hashlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 
 from dockyard.digest import CANONICAL_ALGORITHM, Digest
-from dockyard.hashstate import SUPPORTED_ALGORITHMS, InvalidHashState, ResumableHash
-from dockyard.registry.errors import (
+from dockyard.errors import (
     BlobUploadInvalid,
     BlobUploadUnknown,
     DigestInvalid,
     RangeInvalid,
     SizeInvalid,
 )
-from dockyard.registry.types import BlobDescriptor, UploadStatus
+from dockyard.hashstate import SUPPORTED_ALGORITHMS, InvalidHashState, ResumableHash
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore, LinkedBlobStore
 from dockyard.storage.drivers.base import (
@@ -40,6 +39,7 @@ from dockyard.storage.drivers.base import (
     roll_back,
 )
 from dockyard.storage.uploadclaims import ChunkClaim, OffsetBusy
+from dockyard.types import BlobDescriptor, UploadStatus
 
 __all__ = ["UPLOAD_ID_PATTERN", "UploadStore"]
 
@@ -99,11 +99,13 @@ class UploadStore:
         # Clean-up tasks, held (by whoever outlives requests) until they finish.
         self._background = background if background is not None else set()
 
-    def _path(self, upload_id: str, fn: str) -> str:
+    def _path(
+        self, upload_id: str, location: Callable[[str, str], str] = paths.upload_path
+    ) -> str:
+        """``location`` (a :mod:`~dockyard.storage.paths` function) of a checked upload id."""
         if not UPLOAD_ID_PATTERN.fullmatch(upload_id):
             raise BlobUploadUnknown(upload_id[:100])
-        base = paths.upload_path(self.repository, upload_id)
-        return f"{base}/{fn}" if fn else base
+        return location(self.repository, upload_id)
 
     async def create(self) -> UploadStatus:
         upload_id = str(uuid.uuid4())
@@ -116,7 +118,7 @@ class UploadStore:
 
     async def _started_at(self, upload_id: str) -> datetime:
         try:
-            raw = await self.driver.get_content(self._path(upload_id, "startedat"))
+            raw = await self.driver.get_content(self._path(upload_id, paths.upload_startedat_path))
         except PathNotFound:
             raise BlobUploadUnknown(upload_id) from None
         try:
@@ -177,8 +179,9 @@ class UploadStore:
                         start, h = candidate, restored
                         break
         remaining = offset - start
+        data = self._path(upload_id, paths.upload_data_path)
         try:
-            async for chunk in self.driver.reader(self._path(upload_id, "data"), start):
+            async for chunk in self.driver.reader(data, start):
                 piece = chunk[:remaining]
                 await asyncio.to_thread(h.update, piece)
                 remaining -= len(piece)
@@ -234,7 +237,7 @@ class UploadStore:
             # another's chunk was acknowledged (or its upload finished) must stop here.
             _check_resumes(await self.status(upload_id), current.offset, start)
             if abandoned:
-                tainted = paths.upload_tainted_path(self.repository, upload_id)
+                tainted = self._path(upload_id, paths.upload_tainted_path)
                 await self.driver.put_content(tainted, b"")
         except BaseException:
             await claim.finish()
@@ -252,7 +255,7 @@ class UploadStore:
         """Write ``body`` from ``current.offset`` (under the caller's claim)."""
         upload_id = current.upload_id
         hashes = await self._load_hashes(upload_id, current.offset)
-        data_path = self._path(upload_id, "data")
+        data_path = self._path(upload_id, paths.upload_data_path)
         try:
             writer = await self.driver.writer(data_path, current.offset)
         except InvalidOffset:
@@ -324,7 +327,7 @@ class UploadStore:
             raise DigestInvalid(f"digest {digest} does not match the uploaded content")
         canonical = Digest(CANONICAL_ALGORITHM, hashes.hexdigest(CANONICAL_ALGORITHM))
         if not await self._stored_soundly(canonical, status.offset):
-            if await self._exists(paths.upload_tainted_path(self.repository, upload_id)):
+            if await self._exists(self._path(upload_id, paths.upload_tainted_path)):
                 await self._publish_rehashed(upload_id, digest, canonical)
             else:
                 await self._publish_data(upload_id, canonical, status.offset)
@@ -336,7 +339,7 @@ class UploadStore:
         """Move the upload's data into the blob store (its hash states vouch for it)."""
         blob_path = paths.blob_data_path(canonical)
         try:
-            await self.driver.move(self._path(upload_id, "data"), blob_path)
+            await self.driver.move(self._path(upload_id, paths.upload_data_path), blob_path)
         except PathNotFound:
             if size:
                 raise
@@ -349,12 +352,13 @@ class UploadStore:
         The copy is written by this request alone, so a frozen writer that wakes
         up later can only touch the upload's own data, never the published blob.
         """
-        copy_path = self._path(upload_id, "verified")
+        copy_path = self._path(upload_id, paths.upload_rehashed_path)
         sums = {alg: hashlib.new(alg) for alg in {CANONICAL_ALGORITHM, digest.algorithm}}
         writer = await self.driver.writer(copy_path, 0)
+        data = self._path(upload_id, paths.upload_data_path)
         try:
             with contextlib.suppress(PathNotFound):  # an empty upload has no data
-                async for chunk in self.driver.reader(self._path(upload_id, "data")):
+                async for chunk in self.driver.reader(data):
                     await asyncio.to_thread(_update_all, sums.values(), chunk)
                     await writer.write(chunk)
             if (sums[CANONICAL_ALGORITHM].hexdigest() != canonical.hex
@@ -396,8 +400,7 @@ class UploadStore:
 
     async def _forget_cached(self, canonical: Digest) -> None:
         """A blob replaced under the same digest may be cached with the old size."""
-        if self.blobs.cache is not None:
-            await self.blobs.cache.clear(None, canonical)
+        await self.blobs.statter.clear(canonical)
 
     async def _exists(self, path: str) -> bool:
         try:
@@ -443,7 +446,7 @@ class UploadStore:
         the process die first, upload purging finds the directory.
         """
         try:
-            await self.driver.delete(self._path(upload_id, "startedat"))
+            await self.driver.delete(self._path(upload_id, paths.upload_startedat_path))
         except PathNotFound:
             pass
         except StorageError as exc:  # the blob is published: clean-up must not fail it
@@ -454,7 +457,7 @@ class UploadStore:
 
     async def _remove_quietly(self, upload_id: str) -> None:
         try:
-            await self.driver.delete(self._path(upload_id, ""))
+            await self.driver.delete(self._path(upload_id))
         except PathNotFound:
             pass
         except Exception as exc:  # cleanup only: purging will retry
@@ -462,7 +465,7 @@ class UploadStore:
 
     async def cancel(self, upload_id: str) -> None:
         try:
-            await self.driver.delete(self._path(upload_id, ""))
+            await self.driver.delete(self._path(upload_id))
         except PathNotFound:
             raise BlobUploadUnknown(upload_id) from None
 
