@@ -78,6 +78,17 @@ manifest is unlinked instead of marked. Nothing is deleted from blobs/ if any
 repository could not be read completely. Exit status 1 after any error.
 """
 
+VERIFY_EPILOG = """\
+Safe while the registry serves: it only reads, and --repair only moves blobs
+whose bytes are provably wrong. Each blob is streamed through its hash (the
+whole content store is read once: plan for the time and, on object stores, the
+requests and egress). With --repair a mismatched blob's data is moved to
+/docker/registry/quarantine/<alg>/<hex>-<UTC time> in the same storage (outside
+the v2 layout, so neither dockyard, docker-registry nor garbage-collect sees
+it); its digest becomes unknown and the next push of the true bytes stores them
+again. Flush a Redis blob-descriptor cache afterwards.
+"""
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -125,6 +136,18 @@ def _parser() -> argparse.ArgumentParser:
                     help="report what would be deleted, delete nothing")
     gc.add_argument("-m", "--delete-untagged", action="store_true",
                     help="also delete manifests no tag reaches, and then their blobs")
+    verify = commands.add_parser(
+        "verify-blobs", help="re-hash every stored blob; report (and quarantine) mismatches",
+        description="Re-hash every blob of CONFIG's storage and report those whose bytes do "
+        "not match their digest, with progress on stderr and a summary on stdout. Only "
+        "reports unless --repair is given. Exit status 1 if any blob mismatched or could "
+        "not be read.",
+        epilog=VERIFY_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verify.add_argument("config", nargs="?", metavar="CONFIG")
+    verify.add_argument("--repair", action="store_true",
+                        help="move mismatched blobs to the quarantine, so an honest push "
+                        "stores them again")
     index = commands.add_parser(
         "index-referrers", help="derive referrer links for manifests other registries wrote",
         description="Scan every repository of CONFIG's storage for manifests with a subject "
@@ -227,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         return _index_referrers(config)
     if args.command == "garbage-collect":
         return _garbage_collect(args, config)
+    if args.command == "verify-blobs":
+        return _verify_blobs(args, config)
     from dockyard.server import serve
 
     try:
@@ -329,6 +354,24 @@ def _garbage_collect(args: argparse.Namespace, config: Config) -> int:
     summary = asyncio.run(_closing(driver, run()))
     print(summary, flush=True)
     return 1 if summary.errors else 0
+
+
+def _verify_blobs(args: argparse.Namespace, config: Config) -> int:
+    """``dockyard verify-blobs``: progress on stderr, a summary on stdout."""
+    import asyncio
+
+    from dockyard.maintenance.verify import verify_blobs
+
+    driver = _open_storage(config)
+    if driver is None:
+        return 2
+    mode = "repairing" if args.repair else "report only: nothing is moved"
+    _progress(f"verifying the blobs of {_where(config, 'verify')} ({mode})")
+    summary = asyncio.run(
+        _closing(driver, verify_blobs(driver, repair=args.repair, progress=_progress))
+    )
+    print(summary, flush=True)
+    return 0 if summary.ok else 1
 
 
 def _progress(message: str) -> None:

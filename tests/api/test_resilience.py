@@ -413,8 +413,8 @@ def test_sigkill_mid_patch_then_resume(
 
     ``location``: PATCH again at the last acknowledged Location. ``status``: ask that
     Location where the upload stands (GET) and follow the answer. ``disk``: ask by uuid
-    alone (no ``_state``), which reports the bytes that reached storage before the
-    crash, and go on from there (their hash is recomputed from the last saved state).
+    alone (no ``_state``), which reports the last acknowledged offset too: the bytes
+    that reached storage past it were never acknowledged, and are cut off.
     """
     server = registry_factory()
     client = client_factory(server)
@@ -460,14 +460,14 @@ def test_sigkill_mid_patch_then_resume(
     else:
         status = client.get(f"{uploads_path(repo)}{upload_uuid(location)}")
         assert status.status_code == 204, status.text
-        assert status.headers["Range"] == upload_range(on_disk)
+        assert status.headers["Range"] == upload_range(acked)
         location = follow(client, status.headers["Location"])
-        location, offset = push_chunks(client, location, [data[on_disk : acked + len(
-            interrupted)]], on_disk)
+        location, offset = push_chunks(client, location, [interrupted], acked)
     assert offset == acked + len(interrupted)
     digest = finish(client, location, data, last=tail)
     assert_blob(client, repo, digest, data)
-    assert not data_file.parent.exists()  # the upload is gone once finished
+    # The upload is gone once finished (its files are removed in the background).
+    wait_for(lambda: not data_file.parent.exists(), what="the finished upload's removal")
     assert assert_blobs_consistent(server) == 1
 
 

@@ -124,6 +124,13 @@ TABLE: list[tuple[Callable[..., str], tuple[Any, ...], str]] = [
         f"{REPO}/_uploads/{UUID}/hashstates/sha256/0",
     ),
     (
+        paths.upload_claims_path,
+        ("library/ubuntu", UUID, 1048576),
+        f"{REPO}/_uploads/{UUID}/claims/1048576",
+    ),
+    (paths.upload_tainted_path, ("library/ubuntu", UUID), f"{REPO}/_uploads/{UUID}/tainted"),
+    (paths.upload_rehashed_path, ("library/ubuntu", UUID), f"{REPO}/_uploads/{UUID}/rehashed"),
+    (
         paths.upload_hashstate_path,
         ("a/b-c/d.e/f__g", UUID, "sha512", 16777216),
         f"{DEEP}/_uploads/{UUID}/hashstates/sha512/16777216",

@@ -111,8 +111,9 @@ async def start_upload(request: web.Request) -> web.Response:
 async def upload_status(request: web.Request) -> web.Response:
     repo = repository(request)
     upload_id = request.match_info["uuid"]
-    claimed = _claimed_offset(request, repo, upload_id)
-    status = await repo.upload_status(upload_id, claimed)
+    _claimed_offset(request, repo, upload_id)  # any token must at least be this upload's
+    # The real progress and a fresh token, even when the client's token is older.
+    status = await repo.upload_status(upload_id)
     return web.Response(status=204, headers=_progress(request, repo, status))
 
 
@@ -125,16 +126,17 @@ async def patch_upload(request: web.Request) -> web.Response:
     body = body_stream(request)
     try:
         if body is None:
-            status = await repo.upload_status(upload_id, claimed)
-            if start is not None and start != status.offset:
-                raise RangeInvalid(f"chunk starts at {start}, upload is at {status.offset}",
-                                   status.offset)
+            status = await repo.upload_status(upload_id)
+            for offset in (claimed, start):
+                if offset is not None and offset != status.offset:
+                    raise RangeInvalid(f"chunk starts at {offset}, upload is at {status.offset}",
+                                       status.offset)
         else:
             status = await repo.write_upload(
                 upload_id, body, claimed=claimed, start=start, length=length
             )
     except RangeInvalid as exc:
-        current = await repo.upload_status(upload_id, claimed)
+        current = await repo.upload_status(upload_id)
         raise _range_error(request, repo, current, exc) from None
     return web.Response(status=202, headers=_progress(request, repo, status))
 
@@ -163,7 +165,7 @@ async def finish_upload(request: web.Request) -> web.Response:
             upload_id, digest, body_stream(request), claimed=claimed, start=start, length=length
         )
     except RangeInvalid as exc:
-        current = await repo.upload_status(upload_id, claimed)
+        current = await repo.upload_status(upload_id)
         raise _range_error(request, repo, current, exc) from None
     return _created(request, repo, desc)
 

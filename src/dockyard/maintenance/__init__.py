@@ -1,1 +1,1 @@
-"""Offline jobs over the storage layout: garbage collection, upload purging."""
+"""Offline jobs over the storage layout: garbage collection, upload purging, blob verification."""

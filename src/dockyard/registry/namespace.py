@@ -197,8 +197,9 @@ class Repository:
         self._writable()
         return await self._uploads.push(digest, body, length)
 
-    async def upload_status(self, upload_id: str, claimed: int | None) -> UploadStatus:
-        return await self._uploads.status(upload_id, claimed)
+    async def upload_status(self, upload_id: str) -> UploadStatus:
+        """Where the upload stands, whatever offset an older token names."""
+        return await self._uploads.status(upload_id)
 
     async def write_upload(
         self,

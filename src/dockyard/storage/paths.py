@@ -8,6 +8,9 @@ Every path is absolute within the driver and sits under ``/docker/registry/v2``:
         _uploads/<uuid>/data
         _uploads/<uuid>/startedat
         _uploads/<uuid>/hashstates/<alg>/<offset>
+        _uploads/<uuid>/claims/<offset>/<request>   (dockyard only: see uploadclaims)
+        _uploads/<uuid>/tainted                     (dockyard only)
+        _uploads/<uuid>/rehashed                    (dockyard only, while committing)
         _layers/<alg>/<hex>/link
         _manifests/revisions/<alg>/<hex>/link
         _manifests/revisions/<alg>/<hex>/signatures/<alg>/<hex>/link
@@ -48,12 +51,15 @@ __all__ = [
     "tag_index_path",
     "tag_path",
     "tags_root",
+    "upload_claims_path",
     "upload_data_path",
     "upload_hashstate_path",
     "upload_hashstates_path",
     "upload_path",
+    "upload_rehashed_path",
     "upload_startedat_in",
     "upload_startedat_path",
+    "upload_tainted_path",
     "uploads_root",
 ]
 
@@ -180,3 +186,18 @@ def upload_hashstates_path(name: str, upload_id: str, algorithm: str) -> str:
 
 def upload_hashstate_path(name: str, upload_id: str, algorithm: str, offset: int) -> str:
     return f"{upload_hashstates_path(name, upload_id, algorithm)}/{offset}"
+
+
+def upload_claims_path(name: str, upload_id: str, offset: int) -> str:
+    """dockyard's own: one file per request writing the chunk that starts at ``offset``."""
+    return f"{upload_path(name, upload_id)}/claims/{offset}"
+
+
+def upload_tainted_path(name: str, upload_id: str) -> str:
+    """dockyard's own: present once two writers may have overlapped (commit re-hashes)."""
+    return f"{upload_path(name, upload_id)}/tainted"
+
+
+def upload_rehashed_path(name: str, upload_id: str) -> str:
+    """dockyard's own: a tainted upload's data, copied and hashed by its commit."""
+    return f"{upload_path(name, upload_id)}/rehashed"

@@ -16,12 +16,11 @@ import hashlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 
 from dockyard.digest import CANONICAL_ALGORITHM, Digest
 from dockyard.errors import (
-    BlobUnknown,
     BlobUploadInvalid,
     BlobUploadUnknown,
     DigestInvalid,
@@ -31,7 +30,15 @@ from dockyard.errors import (
 from dockyard.hashstate import SUPPORTED_ALGORITHMS, InvalidHashState, ResumableHash
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore, LinkedBlobStore
-from dockyard.storage.drivers.base import PathNotFound, StorageDriver, StorageError, roll_back
+from dockyard.storage.drivers.base import (
+    FileWriter,
+    InvalidOffset,
+    PathNotFound,
+    StorageDriver,
+    StorageError,
+    roll_back,
+)
+from dockyard.storage.uploadclaims import ChunkClaim, OffsetBusy
 from dockyard.types import BlobDescriptor, UploadStatus
 
 __all__ = ["UPLOAD_ID_PATTERN", "UploadStore"]
@@ -119,19 +126,25 @@ class UploadStore:
         except ValueError:
             return datetime.now(UTC)
 
-    async def _data_size(self, upload_id: str) -> int:
+    async def status(self, upload_id: str) -> UploadStatus:
+        """Where the upload stands: the last offset acknowledged to any client."""
+        started, offset = await asyncio.gather(
+            self._started_at(upload_id), self._progress(upload_id)
+        )
+        return UploadStatus(upload_id, offset, started)
+
+    async def _progress(self, upload_id: str) -> int:
+        """The highest offset with a saved hash state: the last one acknowledged.
+
+        A state is saved only once its chunk is in place, and before the client is
+        told, so bytes past it are a failed request's and are cut off by the next.
+        """
+        states = paths.upload_hashstates_path(self.repository, upload_id, CANONICAL_ALGORITHM)
         try:
-            return (await self.driver.stat(self._path(upload_id, paths.upload_data_path))).size
+            names = [p.rsplit("/", 1)[1] for p in await self.driver.list(states)]
         except PathNotFound:
             return 0
-
-    async def status(self, upload_id: str, claimed: int | None = None) -> UploadStatus:
-        """Where the upload stands: the offset the client was last told, if still valid."""
-        started, size = await asyncio.gather(
-            self._started_at(upload_id), self._data_size(upload_id)
-        )
-        offset = size if claimed is None or claimed > size else claimed
-        return UploadStatus(upload_id, offset, started)
+        return max((int(n) for n in names if n.isdigit() and len(n) < 20), default=0)
 
     async def _load_hashes(self, upload_id: str, offset: int) -> _Hashes:
         loaded = await asyncio.gather(
@@ -193,54 +206,67 @@ class UploadStore:
         length: int | None = None,
     ) -> UploadStatus:
         """Append a chunk. ``start`` (from Content-Range) must equal the current offset."""
-        status, _ = await self._append(upload_id, body, claimed, start, length, final=False)
+        current, claim = await self._claim(upload_id, claimed, start)
+        try:
+            status, _ = await self._append(current, body, length, final=False)
+        finally:
+            await claim.finish()
         return status
+
+    async def _claim(
+        self, upload_id: str, claimed: int | None, start: int | None
+    ) -> tuple[UploadStatus, ChunkClaim]:
+        """Where the upload stands, and this request's claim on writing from there.
+
+        Held until the request ends (a commit's until its blob is published), so
+        no other request writes the data meanwhile; see :mod:`uploadclaims`.
+        """
+        current = await self.status(upload_id)
+        _check_resumes(current, claimed, start)
+        claim = ChunkClaim(
+            self.driver, paths.upload_claims_path(self.repository, upload_id, current.offset)
+        )
+        try:
+            abandoned = await claim.acquire()
+        except OffsetBusy:
+            raise RangeInvalid(
+                f"another request is writing from offset {current.offset}", current.offset
+            ) from None
+        try:
+            # Again under the claim: a request that passed the first check just before
+            # another's chunk was acknowledged (or its upload finished) must stop here.
+            _check_resumes(await self.status(upload_id), current.offset, start)
+            if abandoned:
+                tainted = self._path(upload_id, paths.upload_tainted_path)
+                await self.driver.put_content(tainted, b"")
+        except BaseException:
+            await claim.finish()
+            raise
+        return current, claim
 
     async def _append(
         self,
-        upload_id: str,
+        current: UploadStatus,
         body: AsyncIterator[bytes] | None,
-        claimed: int | None,
-        start: int | None,
         length: int | None,
         *,
         final: bool,
     ) -> tuple[UploadStatus, _Hashes]:
-        current = await self.status(upload_id, claimed)
-        if start is not None and start != current.offset:
-            raise RangeInvalid(
-                f"chunk starts at {start}, upload is at {current.offset}", current.offset
-            )
+        """Write ``body`` from ``current.offset`` (under the caller's claim)."""
+        upload_id = current.upload_id
         hashes = await self._load_hashes(upload_id, current.offset)
-        if body is None and not (final and current.offset):
-            return current, hashes
         data_path = self._path(upload_id, paths.upload_data_path)
-        writer = await self.driver.writer(data_path, current.offset)
-        received = 0
         try:
-            batch: list[bytes] = []
-            batched = 0
-            async for chunk in body or _nothing():
-                batch.append(chunk)
-                batched += len(chunk)
-                if batched >= _BATCH:
-                    data = b"".join(batch)
-                    batch.clear()
-                    batched = 0
-                    await asyncio.gather(hashes.update(data), writer.write(data))
-                    received += len(data)
-            if batch:
-                data = b"".join(batch)
-                await asyncio.gather(hashes.update(data), writer.write(data))
-                received += len(data)
-            await hashes.settle()
-            if length is not None and received != length:
-                raise SizeInvalid(f"received {received} bytes, expected {length}")
-            # A chunk stays resumable; the last one completes the file for the move.
-            await (writer.commit() if final else writer.close())
+            writer = await self.driver.writer(data_path, current.offset)
+        except InvalidOffset:
+            raise BlobUploadInvalid(
+                f"the upload's data ends before its acknowledged offset {current.offset}"
+            ) from None
+        try:
+            received = await _feed(writer, body, hashes, length, final=final)
         except BaseException:
             # Nothing past the acknowledged offset may count: cut it off now (the
-            # next request would anyway, from the offset in its state token).
+            # next request would anyway, when it opens the data at that offset).
             with contextlib.suppress(Exception):
                 await roll_back(self.driver, writer, data_path, current.offset)
             raise
@@ -281,24 +307,107 @@ class UploadStore:
                 await self._retire(upload_id)
                 return desc
             body = _prepend(head, rest)
-        status, hashes = await self._append(upload_id, body, claimed, start, length, final=True)
+        current, claim = await self._claim(upload_id, claimed, start)
+        try:
+            return await self._finish(current, digest, body, length)
+        finally:
+            await claim.finish()
+
+    async def _finish(
+        self,
+        current: UploadStatus,
+        digest: Digest,
+        body: AsyncIterator[bytes] | None,
+        length: int | None,
+    ) -> BlobDescriptor:
+        upload_id = current.upload_id
+        status, hashes = await self._append(current, body, length, final=True)
         if hashes.hexdigest(digest.algorithm) != digest.hex:
             await self.cancel(upload_id)
             raise DigestInvalid(f"digest {digest} does not match the uploaded content")
         canonical = Digest(CANONICAL_ALGORITHM, hashes.hexdigest(CANONICAL_ALGORITHM))
-        blob_path = paths.blob_data_path(canonical)
-        try:
-            await self.blobs.stat(canonical)  # already stored: keep it, drop this copy
-        except BlobUnknown:
-            try:
-                await self.driver.move(self._path(upload_id, paths.upload_data_path), blob_path)
-            except PathNotFound:
-                if status.offset:
-                    raise
-                await self.driver.put_content(blob_path, b"")  # an empty blob has no data file
+        if not await self._stored_soundly(canonical, status.offset):
+            if await self._exists(self._path(upload_id, paths.upload_tainted_path)):
+                await self._publish_rehashed(upload_id, digest, canonical)
+            else:
+                await self._publish_data(upload_id, canonical, status.offset)
         await self.layers.link(canonical, digest)
         await self._retire(upload_id)
         return BlobDescriptor(digest, status.offset)
+
+    async def _publish_data(self, upload_id: str, canonical: Digest, size: int) -> None:
+        """Move the upload's data into the blob store (its hash states vouch for it)."""
+        blob_path = paths.blob_data_path(canonical)
+        try:
+            await self.driver.move(self._path(upload_id, paths.upload_data_path), blob_path)
+        except PathNotFound:
+            if size:
+                raise
+            await self.driver.put_content(blob_path, b"")  # an empty blob has no data file
+        await self._forget_cached(canonical)
+
+    async def _publish_rehashed(self, upload_id: str, digest: Digest, canonical: Digest) -> None:
+        """A tainted upload: copy its data aside while hashing it, publish only a match.
+
+        The copy is written by this request alone, so a frozen writer that wakes
+        up later can only touch the upload's own data, never the published blob.
+        """
+        copy_path = self._path(upload_id, paths.upload_rehashed_path)
+        sums = {alg: hashlib.new(alg) for alg in {CANONICAL_ALGORITHM, digest.algorithm}}
+        writer = await self.driver.writer(copy_path, 0)
+        data = self._path(upload_id, paths.upload_data_path)
+        try:
+            with contextlib.suppress(PathNotFound):  # an empty upload has no data
+                async for chunk in self.driver.reader(data):
+                    await asyncio.to_thread(_update_all, sums.values(), chunk)
+                    await writer.write(chunk)
+            if (sums[CANONICAL_ALGORITHM].hexdigest() != canonical.hex
+                    or sums[digest.algorithm].hexdigest() != digest.hex):
+                raise DigestInvalid(f"digest {digest} does not match the uploaded content")
+            await writer.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await writer.cancel()
+            with contextlib.suppress(Exception):
+                await self.cancel(upload_id)
+            raise
+        await self.driver.move(copy_path, paths.blob_data_path(canonical))
+        await self._forget_cached(canonical)
+
+    async def _stored_soundly(self, canonical: Digest, size: int) -> bool:
+        """Whether a blob already stored under ``canonical`` can be kept.
+
+        A blob that exists may predate this registry's checks or have been
+        damaged since, and the new upload carries verified bytes to repair it
+        with: the stored size must match, and a blob of up to 1 MiB (configs,
+        manifests, small layers) is re-hashed, which costs at most one small
+        read. Larger blobs are trusted on their size; ``dockyard verify-blobs``
+        re-hashes them all.
+        """
+        try:
+            info = await self.driver.stat(paths.blob_data_path(canonical))
+        except PathNotFound:
+            return False
+        if info.is_dir or info.size != size:
+            return False
+        if size > _BATCH:
+            return True
+        try:
+            data = await self.driver.get_content(paths.blob_data_path(canonical))
+        except PathNotFound:
+            return False
+        return _digests(data, CANONICAL_ALGORITHM)[CANONICAL_ALGORITHM] == canonical.hex
+
+    async def _forget_cached(self, canonical: Digest) -> None:
+        """A blob replaced under the same digest may be cached with the old size."""
+        await self.blobs.statter.clear(canonical)
+
+    async def _exists(self, path: str) -> bool:
+        try:
+            await self.driver.stat(path)
+        except PathNotFound:
+            return False
+        return True
 
     async def push(
         self, digest: Digest, body: AsyncIterator[bytes] | None, length: int | None
@@ -323,10 +432,9 @@ class UploadStore:
         if sums[digest.algorithm] != digest.hex:
             raise DigestInvalid(f"digest {digest} does not match the uploaded content")
         canonical = Digest(CANONICAL_ALGORITHM, sums[CANONICAL_ALGORITHM])
-        try:
-            await self.blobs.stat(canonical)
-        except BlobUnknown:
+        if not await self._stored_soundly(canonical, len(data)):
             await self.blobs.put(data, canonical)
+            await self._forget_cached(canonical)
         await self.layers.link(canonical, digest)
         return BlobDescriptor(digest, len(data))
 
@@ -360,6 +468,58 @@ class UploadStore:
             await self.driver.delete(self._path(upload_id))
         except PathNotFound:
             raise BlobUploadUnknown(upload_id) from None
+
+
+def _check_resumes(current: UploadStatus, claimed: int | None, start: int | None) -> None:
+    """A request must continue the upload where it stands: no rewinds, no gaps.
+
+    Rewinding to an earlier token's offset would leave hash states past it that
+    no longer match the data, so a stale token is refused like an out-of-order
+    chunk: 416 with the current offset, from which the client can resume.
+    """
+    for what, offset in (("upload state token", claimed), ("chunk", start)):
+        if offset is not None and offset != current.offset:
+            raise RangeInvalid(
+                f"{what} starts at {offset}, upload is at {current.offset}", current.offset
+            )
+
+
+async def _feed(
+    writer: FileWriter,
+    body: AsyncIterator[bytes] | None,
+    hashes: _Hashes,
+    length: int | None,
+    *,
+    final: bool,
+) -> int:
+    """Write and hash ``body``; the number of bytes it held."""
+    received = 0
+    batch: list[bytes] = []
+    batched = 0
+    async for chunk in body or _nothing():
+        batch.append(chunk)
+        batched += len(chunk)
+        if batched >= _BATCH:
+            data = b"".join(batch)
+            batch.clear()
+            batched = 0
+            await asyncio.gather(hashes.update(data), writer.write(data))
+            received += len(data)
+    if batch:
+        data = b"".join(batch)
+        await asyncio.gather(hashes.update(data), writer.write(data))
+        received += len(data)
+    await hashes.settle()
+    if length is not None and received != length:
+        raise SizeInvalid(f"received {received} bytes, expected {length}")
+    # A chunk stays resumable; the last one completes the file for the move.
+    await (writer.commit() if final else writer.close())
+    return received
+
+
+def _update_all(hashes: Iterable[hashlib._Hash], data: bytes) -> None:
+    for h in hashes:
+        h.update(data)
 
 
 def _digests(data: bytes, algorithm: str) -> dict[str, str]:
