@@ -14,7 +14,6 @@ Every test drives real server processes over loopback:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import socket
@@ -27,6 +26,8 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
+from tests.support.layout import DirectoryFiles, check_layout
+from tests.support.net import child_pids
 
 from .helpers import (
     TARGET,
@@ -103,25 +104,11 @@ def wait_for(condition: Callable[[], bool], timeout: float = 15.0, what: str = "
 
 
 def assert_blobs_consistent(server: RegistryProcess) -> int:
-    """Every file under blobs/ is ``<alg>/<hh>/<hex>/data`` holding exactly that content."""
-    root = v2_root(server) / "blobs"
-    count = 0
-    if not root.exists():
-        return 0
-    for path in root.rglob("*"):
-        if path.is_dir():
-            continue
-        relative = path.relative_to(root).parts
-        assert len(relative) == 4 and relative[3] == "data", f"stray file under blobs/: {path}"
-        algorithm, prefix, hexdigest, _ = relative
-        assert prefix == hexdigest[:2], path
-        h = hashlib.new(algorithm)
-        with path.open("rb") as f:
-            while block := f.read(MiB):
-                h.update(block)
-        assert h.hexdigest() == hexdigest, f"partial or corrupt blob: {path}"
-        count += 1
-    return count
+    """Every file under blobs/ is ``<alg>/<hh>/<hex>/data`` holding exactly that content,
+    and every link names a stored blob; returns how many blobs there are."""
+    report = check_layout(DirectoryFiles(server.root))
+    assert not report.problems, report.problems
+    return report.blobs
 
 
 def start_partial_request(
@@ -264,28 +251,13 @@ def test_chunks_alternate_between_two_instances(
     assert assert_blobs_consistent(a) >= 1
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid:
-            found.append(int(entry))
-    return sorted(found)
-
-
 def _workers(server: RegistryProcess, count: int) -> list[int]:
     assert server.pid is not None
     found: list[int] = []
 
     def ready() -> bool:
         nonlocal found
-        found = _children(server.pid)  # type: ignore[arg-type]
+        found = child_pids(server.pid)  # type: ignore[arg-type]
         return len(found) == count
 
     wait_for(ready, what=f"{count} worker processes")
