@@ -462,6 +462,35 @@ def test_sigkill_between_chunks_then_resume(
     assert_blobs_consistent(server)
 
 
+def test_crash_between_final_move_and_retire_leaves_an_unknown_upload(
+    registry_factory: RegistryFactory, client_factory: ClientFactory
+) -> None:
+    """A final PUT moves the data into blobs/, then retires the upload (removes startedat).
+
+    Killed in between (found by the crash campaign, tests/campaigns), the upload kept its
+    startedat but not its data, and its status said ``Range: 0-0``, behind bytes it had
+    acknowledged. It is finished: 404 BLOB_UPLOAD_UNKNOWN, and the client starts again.
+    The state the crash leaves is made here by restoring startedat after the PUT.
+    """
+    server = registry_factory()
+    client = client_factory(server)
+    repo = random_repo("crash")
+    first, last = os.urandom(1000), os.urandom(500)
+    location, acked = push_chunks(client, start_upload(client, repo), [first])
+    startedat = upload_data_file(server, repo, location).with_name("startedat")
+    saved = startedat.read_bytes()
+    digest = finish(client, location, first + last, last=last)
+    wait_for(lambda: not startedat.parent.exists(), what="the finished upload's removal")
+    startedat.parent.mkdir(parents=True)
+    startedat.write_bytes(saved)
+
+    code = "BLOB_UPLOAD_UNKNOWN" if TARGET == "dockyard" else "BLOB_UPLOAD_INVALID"
+    assert_error(client.get(location), 404, code)
+    assert_error(patch_chunk(client, location, last, start=acked), 404, code)
+    assert_blob(client, repo, digest, first + last)
+    assert assert_blobs_consistent(server) == 1
+
+
 # -- clients that go away ----------------------------------------------------------------
 
 

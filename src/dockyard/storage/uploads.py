@@ -117,17 +117,23 @@ class UploadStore:
         except ValueError:
             return datetime.now(UTC)
 
-    async def _data_size(self, upload_id: str) -> int:
+    async def _data_size(self, upload_id: str) -> int | None:
         try:
             return (await self.driver.stat(self._path(upload_id, "data"))).size
         except PathNotFound:
-            return 0
+            return None
 
     async def status(self, upload_id: str, claimed: int | None = None) -> UploadStatus:
         """Where the upload stands: the offset the client was last told, if still valid."""
         started, size = await asyncio.gather(
             self._started_at(upload_id), self._data_size(upload_id)
         )
+        if size is None:
+            if claimed:
+                # Acknowledged bytes, yet no data: a final PUT moved it into the blob
+                # store and the process died before retiring the upload. It is finished.
+                raise BlobUploadUnknown(upload_id)
+            size = 0
         offset = size if claimed is None or claimed > size else claimed
         return UploadStatus(upload_id, offset, started)
 
