@@ -49,7 +49,20 @@ from tests.api.helpers import (
 from tests.api.manifests_helpers import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, descriptor
 from tests.support.data import blob
 
-__all__ = ["Anomaly", "Created", "KillSwitch", "Push", "Round", "plan", "run_round", "verify"]
+__all__ = [
+    "ROOMY",
+    "SMALL",
+    "Anomaly",
+    "Created",
+    "KillOne",
+    "KillSwitch",
+    "Push",
+    "Round",
+    "Sizes",
+    "plan",
+    "run_round",
+    "verify",
+]
 
 KiB = 1 << 10
 PushKind = Literal["monolithic", "chunked", "retry", "manifest"]
@@ -141,11 +154,26 @@ class _Lost(Exception):
     """A request got no answer: the registry died under it, or was down."""
 
 
-def plan(seed: int, pushes: int, prefix: str) -> list[Push]:
+@dataclass(frozen=True)
+class Sizes:
+    """How big a round's blobs and chunks are drawn (a slow backend gets small ones)."""
+
+    blob: int
+    """Most blobs are below this; a few go past 1 MiB (the server's in-memory limit)
+    when ``large``."""
+    chunk: int
+    large: bool
+
+
+ROOMY = Sizes(blob=400 * KiB, chunk=192 * KiB, large=True)
+SMALL = Sizes(blob=64 * KiB, chunk=48 * KiB, large=False)
+
+
+def plan(seed: int, pushes: int, prefix: str, sizes: Sizes = ROOMY) -> list[Push]:
     """``pushes`` pushes drawn from ``seed``: the same seed, the same pushes."""
     rng = random.Random(seed)
     repos = [f"{prefix}/r{i}" for i in range(REPOSITORIES)]
-    shared = [blob(rng.randrange(2, 96 * KiB), seed=rng.getrandbits(32))
+    shared = [blob(rng.randrange(2, sizes.blob // 4), seed=rng.getrandbits(32))
               for _ in range(SHARED_LAYERS)]
     planned = []
     for number in range(pushes):
@@ -153,17 +181,17 @@ def plan(seed: int, pushes: int, prefix: str) -> list[Push]:
         if kind == "manifest":
             config = json.dumps({"architecture": "amd64", "os": "linux",
                                  "campaign": [seed, number]}).encode()
-            own = blob(rng.randrange(2, 160 * KiB), seed=rng.getrandbits(32))
+            own = blob(rng.randrange(2, sizes.blob // 2), seed=rng.getrandbits(32))
             blobs: tuple[bytes, ...] = (config, own, *rng.sample(shared, rng.randrange(0, 3)))
         else:
-            # Mostly small; now and then past 1 MiB (the server's in-memory limit).
-            size = rng.choice((rng.randrange(2, 64 * KiB), rng.randrange(64 * KiB, 400 * KiB),
-                               rng.randrange(1024 * KiB, 1400 * KiB)))
-            blobs = (blob(size, seed=rng.getrandbits(32)),)
-        chunks = tuple(rng.randrange(2, 192 * KiB) for _ in range(4))
+            choices = [rng.randrange(2, sizes.blob // 6), rng.randrange(2, sizes.blob)]
+            if sizes.large:
+                choices.append(rng.randrange(1024 * KiB, 1400 * KiB))
+            blobs = (blob(rng.choice(choices), seed=rng.getrandbits(32)),)
+        chunks = tuple(rng.randrange(2, sizes.chunk) for _ in range(4))
         planned.append(Push(
             number=number, kind=kind, repo=rng.choice(repos), blobs=blobs, chunks=chunks,
-            tail=rng.choice((0, 0, rng.randrange(2, 32 * KiB))),
+            tail=rng.choice((0, 0, rng.randrange(2, sizes.chunk // 4))),
             single_post=rng.random() < 0.5,
         ))
     return planned
@@ -396,7 +424,7 @@ class KillOne(Protocol):
 
 
 async def run_round(server: KillSwitch, seed: int, *, pushes: int, kills: int, prefix: str,
-                    kill_one: KillOne | None = None) -> Round:
+                    sizes: Sizes = ROOMY, kill_one: KillOne | None = None) -> Round:
     """Plan ``pushes`` from ``seed`` and run them all at once through ``kills`` crashes."""
     result = Round(seed)
     rng = random.Random(seed ^ 0x5EED)
@@ -408,7 +436,7 @@ async def run_round(server: KillSwitch, seed: int, *, pushes: int, kills: int, p
         campaign = _Campaign(server, http, result, points, kill_one)
         killer = asyncio.create_task(campaign.kill_loop())
         try:
-            await asyncio.gather(*(campaign.push(job) for job in plan(seed, pushes, prefix)))
+            await asyncio.gather(*(campaign.push(job) for job in plan(seed, pushes, prefix, sizes)))
         finally:
             campaign.finished.set()
             await killer
