@@ -245,6 +245,8 @@ class _Campaign:
         self.up = asyncio.Event()
         self.up.set()
         self.finished = asyncio.Event()
+        self.down: BaseException | None = None
+        """Why the registry could not be started again, if it could not."""
 
     # -- requests ----------------------------------------------------------------------
 
@@ -252,6 +254,8 @@ class _Campaign:
                    headers: dict[str, str] | None = None) -> httpx.Response:
         """One request, once the registry is up; :class:`_Lost` if it gets no answer."""
         await self.up.wait()
+        if self.down is not None:
+            raise Anomaly(f"the registry did not start again: {self.down}")
         try:
             response = await self.http.request(method, url, content=content, headers=headers)
         except httpx.TimeoutException as exc:
@@ -282,10 +286,15 @@ class _Campaign:
                 await asyncio.to_thread(self.kill_one, self.rng)
             else:
                 self.up.clear()
-                await asyncio.to_thread(self.server.kill)
-                await asyncio.sleep(self.rng.uniform(0, 0.2))  # clients meet a closed port
-                await asyncio.to_thread(self.server.start)
-                self.up.set()
+                try:
+                    await asyncio.to_thread(self.server.kill)
+                    await asyncio.sleep(self.rng.uniform(0, 0.2))  # a closed port meanwhile
+                    await asyncio.to_thread(self.server.start)
+                except BaseException as exc:
+                    self.down = exc  # the pushes end (with it) instead of waiting forever
+                    raise
+                finally:
+                    self.up.set()
             self.result.kills += 1
 
     # -- pushes ------------------------------------------------------------------------
@@ -310,7 +319,7 @@ class _Campaign:
                     await self.monolithic(job, data, digest)
                 return digest
             except _Lost:
-                continue  # a monolithic push starts over; a chunked one only when unknown
+                continue  # a monolithic push starts over (a chunked one resumes inside)
 
     def created_blob(self, job: Push, response: httpx.Response, data: bytes) -> None:
         _expect(response, 201)
