@@ -159,8 +159,8 @@ class Sizes:
     """How big a round's blobs and chunks are drawn (a slow backend gets small ones)."""
 
     blob: int
-    """Most blobs are below this; a few go past 1 MiB (the server's in-memory limit)
-    when ``large``."""
+    """Blobs are below this; with ``large``, one in ten goes past 1 MiB (the server's
+    in-memory limit)."""
     chunk: int
     large: bool
 
@@ -184,10 +184,11 @@ def plan(seed: int, pushes: int, prefix: str, sizes: Sizes = ROOMY) -> list[Push
             own = blob(rng.randrange(2, sizes.blob // 2), seed=rng.getrandbits(32))
             blobs: tuple[bytes, ...] = (config, own, *rng.sample(shared, rng.randrange(0, 3)))
         else:
-            choices = [rng.randrange(2, sizes.blob // 6), rng.randrange(2, sizes.blob)]
-            if sizes.large:
-                choices.append(rng.randrange(1024 * KiB, 1400 * KiB))
-            blobs = (blob(rng.choice(choices), seed=rng.getrandbits(32)),)
+            if sizes.large and rng.random() < 0.1:
+                size = rng.randrange(1024 * KiB, 1400 * KiB)
+            else:
+                size = rng.choice((rng.randrange(2, sizes.blob // 6), rng.randrange(2, sizes.blob)))
+            blobs = (blob(size, seed=rng.getrandbits(32)),)
         chunks = tuple(rng.randrange(2, sizes.chunk) for _ in range(4))
         planned.append(Push(
             number=number, kind=kind, repo=rng.choice(repos), blobs=blobs, chunks=chunks,
