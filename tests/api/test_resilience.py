@@ -26,10 +26,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
-from tests.support.layout import DirectoryFiles, check_layout
-from tests.support.net import child_pids
-
-from .helpers import (
+from tests.support.api import (
     TARGET,
     RawResponse,
     assert_error,
@@ -45,6 +42,8 @@ from .helpers import (
     uploads_path,
     with_query,
 )
+from tests.support.layout import DirectoryFiles, check_layout
+from tests.support.net import child_pids
 
 if TYPE_CHECKING:
     from servers import RegistryProcess

@@ -1,6 +1,6 @@
 """Crash campaign (issue 8): kill -9 at seeded points during 50 concurrent pushes.
 
-Each round (see :mod:`tests.campaigns.crash`) runs 50 pushes at once -- monolithic,
+Each round (see :mod:`tests.support.crash`) runs 50 pushes at once -- monolithic,
 chunked, chunked with an immediate retry, manifests with shared layers -- against a real
 ``dockyard serve`` process, SIGKILLs it a few times at seeded points and starts it again
 on the same storage, while the pushes resume. Then, with the registry left alone:
@@ -27,8 +27,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
-from tests.api.helpers import TARGET
-from tests.campaigns.crash import (
+from tests.integration.conftest import S3RegistryFactory
+from tests.support.api import TARGET
+from tests.support.backends import MotoServer
+from tests.support.crash import (
     ROOMY,
     SMALL,
     KillOne,
@@ -37,13 +39,11 @@ from tests.campaigns.crash import (
     run_round,
     verify,
 )
-from tests.integration.backends import MotoServer
-from tests.integration.conftest import S3RegistryFactory
 from tests.support.layout import BucketFiles, DirectoryFiles, StoredFiles, check_layout
 from tests.support.net import child_pids
 
 if TYPE_CHECKING:
-    from tests.servers import RegistryProcess
+    from tests.support.servers import RegistryProcess
 
 pytestmark = pytest.mark.skipif(
     TARGET != "dockyard",
