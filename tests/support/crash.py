@@ -166,7 +166,7 @@ class Sizes:
 
 
 ROOMY = Sizes(blob=400 * KiB, chunk=192 * KiB, large=True)
-SMALL = Sizes(blob=64 * KiB, chunk=48 * KiB, large=False)
+SMALL = Sizes(blob=48 * KiB, chunk=64 * KiB, large=False)
 
 
 def plan(seed: int, pushes: int, prefix: str, sizes: Sizes = ROOMY) -> list[Push]:
