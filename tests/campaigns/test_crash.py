@@ -45,22 +45,27 @@ from tests.support.net import child_pids
 if TYPE_CHECKING:
     from tests.support.servers import RegistryProcess
 
-pytestmark = pytest.mark.skipif(
-    TARGET != "dockyard",
-    reason="dockyard's resumption after a crash (distribution keeps an interrupted "
-    "chunk's bytes and refuses the next PATCH at the acknowledged offset)",
-)
-
 SEED_ENV = "DOCKYARD_CRASH_SEED"
 ROUNDS_ENV = "DOCKYARD_CRASH_ROUNDS"
+ROUNDS = int(os.environ.get(ROUNDS_ENV) or 1)
 PUSHES = 50
 KILLS_PER_ROUND = 3
+
+pytestmark = [
+    pytest.mark.skipif(
+        TARGET != "dockyard",
+        reason="dockyard's resumption after a crash (distribution keeps an interrupted "
+        "chunk's bytes and refuses the next PATCH at the acknowledged offset)",
+    ),
+    # A round takes 10-60 s, depending on the backend and how busy the machine is.
+    pytest.mark.timeout(300 + 300 * ROUNDS),
+]
 
 
 def _seeds() -> list[int]:
     given = os.environ.get(SEED_ENV)
     base = int(given) if given else random.SystemRandom().randrange(1 << 32)
-    return [base + n for n in range(int(os.environ.get(ROUNDS_ENV) or 1))]
+    return [base + n for n in range(ROUNDS)]
 
 
 def campaign(server: KillSwitch, files: StoredFiles, prefix: str, sizes: Sizes = ROOMY,
