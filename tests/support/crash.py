@@ -22,8 +22,9 @@ same storage. Each push behaves as a careful client does after a lost answer:
 
 An upload whose final ``PUT`` lost its answer may be finished already: its status is
 then 404 ``BLOB_UPLOAD_UNKNOWN`` and the push starts over. Any other answer is an
-anomaly: a 5xx, an unknown upload after a lost ``PATCH``, a ``Range`` that goes
-backwards from an acknowledged offset, a 201 whose digest is not the one sent. Every
+anomaly: a 5xx, no answer within a minute, an unknown upload after a lost ``PATCH``, a
+``Range`` that goes backwards from an acknowledged offset, a 201 whose digest is not the
+one sent. Every
 201 is kept, so that :func:`verify` can pull it back once the killing has stopped.
 """
 
