@@ -14,7 +14,6 @@ Every test drives real server processes over loopback:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import socket
@@ -43,6 +42,8 @@ from tests.support.api import (
     uploads_path,
     with_query,
 )
+from tests.support.layout import DirectoryFiles, check_layout
+from tests.support.net import child_pids
 
 if TYPE_CHECKING:
     from servers import RegistryProcess
@@ -102,25 +103,11 @@ def wait_for(condition: Callable[[], bool], timeout: float = 15.0, what: str = "
 
 
 def assert_blobs_consistent(server: RegistryProcess) -> int:
-    """Every file under blobs/ is ``<alg>/<hh>/<hex>/data`` holding exactly that content."""
-    root = v2_root(server) / "blobs"
-    count = 0
-    if not root.exists():
-        return 0
-    for path in root.rglob("*"):
-        if path.is_dir():
-            continue
-        relative = path.relative_to(root).parts
-        assert len(relative) == 4 and relative[3] == "data", f"stray file under blobs/: {path}"
-        algorithm, prefix, hexdigest, _ = relative
-        assert prefix == hexdigest[:2], path
-        h = hashlib.new(algorithm)
-        with path.open("rb") as f:
-            while block := f.read(MiB):
-                h.update(block)
-        assert h.hexdigest() == hexdigest, f"partial or corrupt blob: {path}"
-        count += 1
-    return count
+    """Every file under blobs/ is ``<alg>/<hh>/<hex>/data`` holding exactly that content,
+    and every link names a stored blob; returns how many blobs there are."""
+    report = check_layout(DirectoryFiles(server.root))
+    assert not report.problems, report.problems
+    return report.blobs
 
 
 def start_partial_request(
@@ -263,28 +250,13 @@ def test_chunks_alternate_between_two_instances(
     assert assert_blobs_consistent(a) >= 1
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid:
-            found.append(int(entry))
-    return sorted(found)
-
-
 def _workers(server: RegistryProcess, count: int) -> list[int]:
     assert server.pid is not None
     found: list[int] = []
 
     def ready() -> bool:
         nonlocal found
-        found = _children(server.pid)  # type: ignore[arg-type]
+        found = child_pids(server.pid)  # type: ignore[arg-type]
         return len(found) == count
 
     wait_for(ready, what=f"{count} worker processes")
@@ -487,6 +459,35 @@ def test_sigkill_between_chunks_then_resume(
     digest = finish(client, location, data)
     assert_blob(client, repo, digest, data)
     assert_blobs_consistent(server)
+
+
+def test_crash_between_final_move_and_retire_leaves_an_unknown_upload(
+    registry_factory: RegistryFactory, client_factory: ClientFactory
+) -> None:
+    """A final PUT moves the data into blobs/, then retires the upload (removes startedat).
+
+    Killed in between (found by the crash campaign, tests/campaigns), the upload kept its
+    startedat but not its data, and its status said ``Range: 0-0``, behind bytes it had
+    acknowledged. It is finished: 404 BLOB_UPLOAD_UNKNOWN, and the client starts again.
+    The state the crash leaves is made here by restoring startedat after the PUT.
+    """
+    server = registry_factory()
+    client = client_factory(server)
+    repo = random_repo("crash")
+    first, last = os.urandom(1000), os.urandom(500)
+    location, acked = push_chunks(client, start_upload(client, repo), [first])
+    startedat = upload_data_file(server, repo, location).with_name("startedat")
+    saved = startedat.read_bytes()
+    digest = finish(client, location, first + last, last=last)
+    wait_for(lambda: not startedat.parent.exists(), what="the finished upload's removal")
+    startedat.parent.mkdir(parents=True)
+    startedat.write_bytes(saved)
+
+    code = "BLOB_UPLOAD_UNKNOWN" if TARGET == "dockyard" else "BLOB_UPLOAD_INVALID"
+    assert_error(client.get(location), 404, code)
+    assert_error(patch_chunk(client, location, last, start=acked), 404, code)
+    assert_blob(client, repo, digest, first + last)
+    assert assert_blobs_consistent(server) == 1
 
 
 # -- clients that go away ----------------------------------------------------------------

@@ -8,5 +8,7 @@
 ``azure_gcs``: Azurite and fake-gcs-server, and registries on them (fixtures).
 ``net``: free ports, waiting for a server to answer, stopping process groups, servers on
 loopback and the fixtures' bookkeeping of them. ``redis``: a real redis-server.
-``data``: test data.
+``data``: test data. ``layout``: a registry's storage checked blob by blob and link by
+link. ``crash``: the crash campaign's client (pushes that go on while the registry is
+killed).
 """

@@ -14,6 +14,8 @@
     What a factory fixture started, stopped at teardown.
 ``shared(name, make)``
     One server per test process, started on first use and stopped at exit.
+``child_pids(pid)``
+    The processes ``pid`` started (a registry's workers).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ __all__ = [
     "LoopbackServer",
     "NotReady",
     "ServerPool",
+    "child_pids",
     "free_port",
     "port_open",
     "shared",
@@ -58,6 +61,22 @@ def port_open(port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def child_pids(pid: int) -> list[int]:
+    """The ids of the live processes whose parent is ``pid``, sorted (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return sorted(found)
 
 
 class NotReady(Exception):

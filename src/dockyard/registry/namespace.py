@@ -199,7 +199,7 @@ class Repository:
 
     async def upload_status(self, upload_id: str) -> UploadStatus:
         """Where the upload stands, whatever offset an older token names."""
-        return await self._uploads.status(upload_id)
+        return await self._uploads.status(upload_id, check_data=True)
 
     async def write_upload(
         self,

@@ -126,12 +126,26 @@ class UploadStore:
         except ValueError:
             return datetime.now(UTC)
 
-    async def status(self, upload_id: str) -> UploadStatus:
-        """Where the upload stands: the last offset acknowledged to any client."""
+    async def status(self, upload_id: str, *, check_data: bool = False) -> UploadStatus:
+        """Where the upload stands: the last offset acknowledged to any client.
+
+        With ``check_data`` (a client asking where to go on), acknowledged bytes whose
+        data is gone mean a final PUT moved them into the blob store and the process
+        died before retiring the upload: it is finished, so BlobUploadUnknown.
+        """
         started, offset = await asyncio.gather(
             self._started_at(upload_id), self._progress(upload_id)
         )
+        if check_data and offset and not await self._has_data(upload_id):
+            raise BlobUploadUnknown(upload_id)
         return UploadStatus(upload_id, offset, started)
+
+    async def _has_data(self, upload_id: str) -> bool:
+        try:
+            await self.driver.stat(self._path(upload_id, paths.upload_data_path))
+        except PathNotFound:
+            return False
+        return True
 
     async def _progress(self, upload_id: str) -> int:
         """The highest offset with a saved hash state: the last one acknowledged.
