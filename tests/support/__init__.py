@@ -2,5 +2,5 @@
 
 ``net``: free ports, waiting for a server to answer, stopping process groups, servers on
 loopback and the fixtures' bookkeeping of them. ``redis``: a real redis-server.
-``data``: test data.
+``data``: test data. ``routes``: the routes of the router, for tests that cover every one.
 """
