@@ -49,4 +49,3 @@ def test_operation_ids_are_unique() -> None:
         if method in _METHODS
     ]
     assert len(ids) == len(set(ids))
-
