@@ -1,6 +1,6 @@
 """The azure driver against Azurite: the driver contract, and what only object stores do.
 
-The contract tests are those of tests/unit/test_drivers.py, run here with this module's
+The contract tests are those of tests/unit/test_driver_contract.py, run here with this module's
 ``driver`` fixture (each test gets a fresh container and a root directory in it, and
 blocks of 256 KiB so that small files already span several blocks). Skipped, with the
 install command, when ``azurite-blob`` is not installed.
@@ -17,14 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration import azure_gcs_fixtures as fixtures
-from tests.integration.azure_gcs_fixtures import (
+from tests.support import azure_gcs as fixtures
+from tests.support.azure_gcs import (
     AZURITE_ACCOUNT,
     AZURITE_KEY,
     AzuriteServer,
     azure_params,
 )
-from tests.unit.test_drivers import contract, read_all, run, write_file
+from tests.unit.test_driver_contract import contract, read_all, run, write_file
 
 from dockyard.storage.drivers.azure import AzureDriver, AzureParameters
 from dockyard.storage.drivers.base import CheckedDriver, StorageDriver
@@ -141,21 +141,23 @@ def test_connection_string_and_shared_key_credentials() -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"accountkey": AZURITE_KEY, "container": "c"}, "accountname is required"),
-        ({"accountname": "a", "container": "c"}, "accountkey is required"),
-        ({"accountname": "a", "accountkey": AZURITE_KEY}, "container is required"),
-        ({"accountname": "a", "accountkey": "not base64!", "container": "c"}, "base64"),
+        ({"accountkey": AZURITE_KEY, "container": "c"}, "accountname: missing"),
+        ({"accountname": "a", "container": "c"}, "accountkey: missing"),
+        ({"accountname": "a", "accountkey": AZURITE_KEY}, "container: missing"),
+        ({"accountname": "a", "accountkey": "not base64!", "container": "c"},
+         "accountkey: .*base64"),
         ({"accountname": "a", "accountkey": AZURITE_KEY, "container": "c", "bogus": 1},
-         "unsupported parameter.*bogus"),
+         "bogus: unsupported parameter"),
         ({"accountname": "a", "accountkey": AZURITE_KEY, "container": "c",
-          "serviceurl": "ftp://x"}, "not an http"),
-        ({"container": "c", "credentials": {"type": "client_secret"}}, "not supported"),
+          "serviceurl": "ftp://x"}, "serviceurl: .*not an http"),
+        ({"container": "c", "credentials": {"type": "client_secret"}},
+         "credentials: .*not supported"),
     ],
 )
 def test_bad_parameters_stop_startup(params: dict[str, Any], message: str) -> None:
     with pytest.raises(DriverConfigError, match=message) as caught:
         create_driver("azure", params)
-    assert str(caught.value).startswith("storage.azure: ")
+    assert str(caught.value).startswith("storage.azure.")
 
 
 def test_factory_builds_the_azure_driver() -> None:
@@ -349,8 +351,8 @@ def test_local_path_is_none(driver: CheckedDriver, tmp_path: Path) -> None:
 
 def test_purging_removes_committed_and_uncommitted_upload_data(params: dict[str, Any]) -> None:
     """An abandoned upload goes whole, even blocks staged by a request that died first."""
+    from dockyard.maintenance.purge import purge_uploads
     from dockyard.storage import paths
-    from dockyard.storage.purge import purge_uploads
 
     old, fresh = "old-upload", "fresh-upload"
 

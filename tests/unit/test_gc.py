@@ -13,8 +13,8 @@ import pytest
 from dockyard.cache.base import CacheFailure
 from dockyard.cli import main
 from dockyard.digest import Digest
+from dockyard.maintenance.gc import GCSummary, garbage_collect
 from dockyard.registry.namespace import Namespace, RegistryOptions, Repository
-from dockyard.registry.types import BlobDescriptor
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.drivers.base import (
@@ -25,9 +25,9 @@ from dockyard.storage.drivers.base import (
 )
 from dockyard.storage.drivers.filesystem import FilesystemDriver
 from dockyard.storage.drivers.inmemory import InMemoryDriver
-from dockyard.storage.gc import GCSummary, garbage_collect
 from dockyard.storage.manifests import ManifestStore
 from dockyard.storage.tags import TagStore
+from dockyard.types import BlobDescriptor
 
 T = TypeVar("T")
 

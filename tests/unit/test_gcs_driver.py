@@ -1,6 +1,6 @@
 """The gcs driver against fake-gcs-server: the driver contract, and its upload parts.
 
-The contract tests are those of tests/unit/test_drivers.py, run here with this module's
+The contract tests are those of tests/unit/test_driver_contract.py, run here with this module's
 ``driver`` fixture (each test gets a fresh bucket, a root directory in it, and a chunk
 size of 256 KiB -- the smallest GCS allows -- so small files already span parts).
 """
@@ -18,13 +18,13 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration import azure_gcs_fixtures as fixtures
-from tests.integration.azure_gcs_fixtures import (
+from tests.support import azure_gcs as fixtures
+from tests.support.azure_gcs import (
     FakeGCSServer,
     gcs_params,
     service_account_key,
 )
-from tests.unit.test_drivers import contract, read_all, run, write_file
+from tests.unit.test_driver_contract import contract, read_all, run, write_file
 
 from dockyard.storage.drivers.base import CheckedDriver, StorageDriver
 from dockyard.storage.drivers.factory import DriverConfigError, create_driver
@@ -107,20 +107,20 @@ def test_parameters_as_distribution_reads_them(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({}, "bucket is required"),
-        ({"bucket": "b", "chunksize": 1000}, "multiple of 262144"),
-        ({"bucket": "b", "chunksize": "lots"}, "must be an integer"),
+        ({}, "bucket: missing"),
+        ({"bucket": "b", "chunksize": 1000}, "chunksize: .*multiple of 262144"),
+        ({"bucket": "b", "chunksize": "lots"}, "chunksize: expected an integer"),
         ({"bucket": "b", "keyfile": "/nonexistent/key.json"}, "keyfile"),
         ({"bucket": "b", "credentials": "nope"}, "credentials"),
-        ({"bucket": "b", "maxconcurrency": 0}, "at least 1"),
-        ({"bucket": "b", "bogus": 1}, "unsupported parameter.*bogus"),
-        ({"bucket": "b", "endpoint": "ftp://x"}, "not an http"),
+        ({"bucket": "b", "maxconcurrency": 0}, "maxconcurrency: 0 is out of range"),
+        ({"bucket": "b", "bogus": 1}, "bogus: unsupported parameter"),
+        ({"bucket": "b", "endpoint": "ftp://x"}, "endpoint: .*not an http"),
     ],
 )
 def test_bad_parameters_stop_startup(params: dict[str, Any], message: str) -> None:
     with pytest.raises(DriverConfigError, match=message) as caught:
         create_driver("gcs", params)
-    assert str(caught.value).startswith("storage.gcs: ")
+    assert str(caught.value).startswith("storage.gcs.")
 
 
 def test_factory_builds_the_gcs_driver() -> None:
@@ -346,8 +346,8 @@ def test_purging_removes_the_part_lists_and_every_part(
     fake_gcs: FakeGCSServer, params: dict[str, Any]
 ) -> None:
     """An abandoned upload goes whole, parts of a request that died first included."""
+    from dockyard.maintenance.purge import purge_uploads
     from dockyard.storage import paths
-    from dockyard.storage.purge import purge_uploads
 
     old, fresh, crashed = "old-upload", "fresh-upload", "crashed-upload"
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from dockyard.digest import Digest
+from dockyard.errors import ManifestBlobUnknown, ManifestInvalid, ManifestTooLarge
 from dockyard.manifest import (
     DOCKER_FOREIGN_LAYER,
     DOCKER_MANIFEST_LIST,
@@ -29,7 +30,6 @@ from dockyard.manifest import (
     url_allowed,
 )
 from dockyard.manifest._gojson import marshal, quote
-from dockyard.registry.errors import ManifestBlobUnknown, ManifestInvalid, ManifestTooLarge
 
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from dockyard.digest import Digest
+from dockyard.errors import ManifestInvalid, ManifestUnverified, NameInvalid, TagInvalid
 from dockyard.manifest import (
     SCHEMA1_LAYER,
     SCHEMA1_SIGNED,
@@ -31,7 +32,6 @@ from dockyard.manifest import (
     parse_manifest,
     referenced_blobs,
 )
-from dockyard.registry.errors import ManifestInvalid, ManifestUnverified, NameInvalid, TagInvalid
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 TIME = "2015-09-11T04:13:48Z"

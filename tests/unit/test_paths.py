@@ -98,6 +98,22 @@ TABLE: list[tuple[Callable[..., str], tuple[Any, ...], str]] = [
         f"{REPO}/_uploads/{UUID}/startedat",
     ),
     (
+        paths.upload_startedat_in,
+        (f"{REPO}/_uploads/{UUID}",),
+        f"{REPO}/_uploads/{UUID}/startedat",
+    ),
+    (
+        paths.link_in,
+        (f"{REPO}/_manifests/revisions/sha256/{HEX256}/referrers/sha256/{HEX256_B}",),
+        f"{REPO}/_manifests/revisions/sha256/{HEX256}/referrers/sha256/{HEX256_B}/link",
+    ),
+    (paths.link_dir, (f"{REPO}/_layers/sha256/{HEX256}/link",), f"{REPO}/_layers/sha256/{HEX256}"),
+    (
+        paths.link_dir,
+        (f"{REPO}/_manifests/tags/v1/current/link",),
+        f"{REPO}/_manifests/tags/v1/current",
+    ),
+    (
         paths.upload_hashstates_path,
         ("library/ubuntu", UUID, "sha256"),
         f"{REPO}/_uploads/{UUID}/hashstates/sha256",

@@ -12,16 +12,16 @@ from typing import Any, TypeVar
 
 import pytest
 
-from dockyard.storage import paths
-from dockyard.storage.drivers.base import CheckedDriver, PathNotFound, StorageError
-from dockyard.storage.drivers.filesystem import FilesystemDriver
-from dockyard.storage.drivers.inmemory import InMemoryDriver
-from dockyard.storage.purge import (
+from dockyard.maintenance.purge import (
     PurgeSummary,
     format_size,
     purge_uploads,
     run_upload_purger,
 )
+from dockyard.storage import paths
+from dockyard.storage.drivers.base import CheckedDriver, PathNotFound, StorageError
+from dockyard.storage.drivers.filesystem import FilesystemDriver
+from dockyard.storage.drivers.inmemory import InMemoryDriver
 
 T = TypeVar("T")
 WEEK = 7 * 86400.0

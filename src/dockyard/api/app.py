@@ -13,8 +13,7 @@ from dockyard.api.context import CONTEXT, AppContext
 from dockyard.api.errors import ErrorCode, RegistryError, error_response, from_domain
 from dockyard.api.openapi import OPENAPI_PATH, openapi_handler
 from dockyard.auth import AuthChallenge
-from dockyard.registry.errors import RegistryFault
-from dockyard.storage.drivers.base import StorageError
+from dockyard.errors import RegistryFault, StorageError
 
 __all__ = ["create_app"]
 

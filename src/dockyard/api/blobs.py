@@ -10,7 +10,7 @@ from aiohttp import web
 from dockyard.api.errors import ErrorCode, RegistryError
 from dockyard.api.params import etag_matches, parse_digest, repository
 from dockyard.api.sendfile import send_file
-from dockyard.registry.errors import BlobUnknown
+from dockyard.errors import BlobUnknown
 from dockyard.registry.namespace import BlobContent
 
 __all__ = ["delete_blob", "get_blob"]

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dockyard.registry import errors as domain
+from dockyard import errors as domain
 
 __all__ = ["ErrorCode", "RegistryError", "error_response", "from_domain"]
 

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from dockyard.api.context import context
 from dockyard.digest import Digest, InvalidDigest
-from dockyard.registry.errors import BlobUploadInvalid, DigestInvalid, SizeInvalid
+from dockyard.errors import BlobUploadInvalid, DigestInvalid, SizeInvalid
 from dockyard.registry.namespace import Repository
 
 __all__ = [

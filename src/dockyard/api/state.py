@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from dockyard.registry.errors import BlobUploadInvalid
+from dockyard.errors import BlobUploadInvalid
 
 __all__ = ["UploadState", "UploadStateSigner"]
 

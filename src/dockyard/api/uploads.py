@@ -16,7 +16,7 @@ from dockyard.api.params import (
 )
 from dockyard.api.state import UploadState
 from dockyard.api.urls import blob_url, upload_url
-from dockyard.registry.errors import (
+from dockyard.errors import (
     BlobUploadInvalid,
     DigestInvalid,
     NameInvalid,
@@ -24,7 +24,7 @@ from dockyard.registry.errors import (
     SizeInvalid,
 )
 from dockyard.registry.namespace import Repository
-from dockyard.registry.types import BlobDescriptor, UploadStatus
+from dockyard.types import BlobDescriptor, UploadStatus
 
 __all__ = ["cancel_upload", "finish_upload", "patch_upload", "start_upload", "upload_status"]
 

@@ -9,10 +9,10 @@ from dockyard.auth.access import (
     AccessController,
     AuthChallenge,
     Grant,
-    build_access_controller,
     format_scope,
     parse_scope,
 )
+from dockyard.auth.factory import build_access_controller
 
 __all__ = [
     "Access",

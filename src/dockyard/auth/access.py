@@ -4,7 +4,7 @@ The HTTP layer turns each route into a list of :class:`Access` (``repository:foo
 asks an :class:`AccessController` to ``authorize`` them, and either gets a :class:`Grant`
 or catches an :class:`AuthChallenge` it turns into the spec's error envelope::
 
-    controller = build_access_controller(kind, options)   # once, at start
+    controller = build_access_controller(kind, options)   # once, at start (auth.factory)
     try:
         grant = await controller.authorize(request.headers, accesses)
     except AuthChallenge as exc:
@@ -32,7 +32,6 @@ __all__ = [
     "AuthChallenge",
     "Grant",
     "access_detail",
-    "build_access_controller",
     "format_scope",
     "parse_scope",
     "resource_actions",
@@ -190,26 +189,3 @@ class AccessController(Protocol):
         pull on the source repository of a cross-repository mount.
         """
         ...
-
-
-def build_access_controller(kind: str, options: Mapping[str, Any]) -> AccessController:
-    """Build the controller of the config's ``auth.<kind>`` section.
-
-    ``kind`` is ``htpasswd``, ``token`` or ``silly``. Raises ``ValueError`` naming the
-    option key on bad configuration.
-    """
-    if not isinstance(options, Mapping):
-        raise ValueError(f"auth.{kind}: options must be a mapping")
-    if kind == "htpasswd":
-        from dockyard.auth.htpasswd import HtpasswdAccessController
-
-        return HtpasswdAccessController.from_options(options)
-    if kind == "token":
-        from dockyard.auth.token import TokenAccessController
-
-        return TokenAccessController.from_options(options)
-    if kind == "silly":
-        from dockyard.auth.silly import SillyAccessController
-
-        return SillyAccessController.from_options(options)
-    raise ValueError(f"auth: unknown access controller {kind!r} (htpasswd, token, silly)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from dockyard.digest import Digest
-from dockyard.registry.types import BlobDescriptor
+from dockyard.types import BlobDescriptor
 
 __all__ = ["MemoryCache"]
 

@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from dockyard.cache.base import CacheFailure
 from dockyard.digest import Digest, InvalidDigest
-from dockyard.registry.types import BLOB_MEDIA_TYPE, BlobDescriptor
+from dockyard.types import BLOB_MEDIA_TYPE, BlobDescriptor
 
 __all__ = ["RedisCache"]
 

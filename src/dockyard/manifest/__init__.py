@@ -11,7 +11,7 @@ manifest themselves::
     ...
     body = merge_schema1_signatures(payload, signatures)  # serving signed schema1
 
-Errors (from :mod:`dockyard.registry.errors`)::
+Errors (from :mod:`dockyard.errors`)::
 
     ManifestTooLarge     body over MAX_MANIFEST_SIZE
     ManifestInvalid      not JSON, wrong or unknown media type, bad field or descriptor

@@ -7,9 +7,9 @@ from types import MappingProxyType
 from typing import Any
 
 from dockyard.digest import Digest, InvalidDigest
+from dockyard.errors import ManifestInvalid
 from dockyard.manifest._gojson import JSONObject, field
 from dockyard.manifest._types import Descriptor
-from dockyard.registry.errors import ManifestInvalid
 
 __all__ = [
     "descriptor",

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 
 from dockyard.digest import Digest
+from dockyard.errors import ManifestInvalid, ManifestTooLarge
 from dockyard.manifest._common import (
     descriptor,
     descriptors,
@@ -29,7 +30,6 @@ from dockyard.manifest._types import (
     Descriptor,
     Manifest,
 )
-from dockyard.registry.errors import ManifestInvalid, ManifestTooLarge
 
 __all__ = ["parse_manifest"]
 
@@ -165,11 +165,11 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
 
     ``content_type`` is the request's Content-Type header (``None`` if absent).
     Nothing is reformatted: the digest is of ``body`` itself (for signed schema1, of
-    its signed payload). Raises :class:`~dockyard.registry.errors.ManifestTooLarge`
-    over :data:`MAX_MANIFEST_SIZE`, :class:`~dockyard.registry.errors.ManifestUnverified`
+    its signed payload). Raises :class:`~dockyard.errors.ManifestTooLarge`
+    over :data:`MAX_MANIFEST_SIZE`, :class:`~dockyard.errors.ManifestUnverified`
     for schema1 signatures that are missing or do not verify, ``NameInvalid`` /
     ``TagInvalid`` for a schema1 ``name`` / ``tag`` that breaks the grammar, and
-    :class:`~dockyard.registry.errors.ManifestInvalid` for anything else wrong.
+    :class:`~dockyard.errors.ManifestInvalid` for anything else wrong.
     """
     if len(body) > MAX_MANIFEST_SIZE:
         raise ManifestTooLarge(

@@ -20,7 +20,7 @@ search, as Go's ``MatchString`` on the patterns joined with ``|``).
 
 distribution reports both URL failures as ``ErrManifestBlobUnknown{Digest}`` next to
 the plain error (which its handler turns into a 500 UNKNOWN); dockyard raises
-:class:`~dockyard.registry.errors.ManifestBlobUnknown` with that message and the
+:class:`~dockyard.errors.ManifestBlobUnknown` with that message and the
 digest as detail, so the client gets MANIFEST_BLOB_UNKNOWN and a 400.
 """
 
@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from dockyard.errors import ManifestBlobUnknown
 from dockyard.manifest._types import (
     DOCKER_FOREIGN_LAYER,
     DOCKER_MANIFEST_LIST,
@@ -41,7 +42,6 @@ from dockyard.manifest._types import (
     Descriptor,
     Manifest,
 )
-from dockyard.registry.errors import ManifestBlobUnknown
 
 __all__ = ["foreign_layer_check", "referenced_blobs", "referenced_manifests", "url_allowed"]
 
@@ -131,7 +131,7 @@ def foreign_layer_check(
     A schema2 foreign layer (:data:`DOCKER_FOREIGN_LAYER`) must list URLs; the URLs
     of foreign layers and of OCI layers (:data:`OCI_LAYER_TYPES`, distributable or
     not) must be http(s), without fragment, allowed and not denied. Other manifest
-    types pass. Raises :class:`~dockyard.registry.errors.ManifestBlobUnknown` with the
+    types pass. Raises :class:`~dockyard.errors.ManifestBlobUnknown` with the
     layer's digest as detail, as distribution reports it.
     """
     if manifest.media_type == DOCKER_SCHEMA2:

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 
 from dockyard.digest import Digest
+from dockyard.errors import ManifestUnverified, NameInvalid, TagInvalid
 from dockyard.manifest._common import invalid, optional_str, required_digest, schema_version
 from dockyard.manifest._gojson import JSONObject, field, loads
 from dockyard.manifest._libtrust import (
@@ -17,7 +18,6 @@ from dockyard.manifest._libtrust import (
 )
 from dockyard.manifest._types import SCHEMA1_LAYER, SCHEMA1_SIGNED, Descriptor, Manifest
 from dockyard.names import is_valid_tag
-from dockyard.registry.errors import ManifestUnverified, NameInvalid, TagInvalid
 
 __all__ = ["merge_schema1_signatures", "parse_schema1"]
 

@@ -32,6 +32,8 @@ __all__ = [
     "blobs_root",
     "layer_link_path",
     "layers_root",
+    "link_dir",
+    "link_in",
     "manifest_referrer_link_path",
     "manifest_referrers_path",
     "manifest_revision_link_path",
@@ -50,6 +52,7 @@ __all__ = [
     "upload_hashstate_path",
     "upload_hashstates_path",
     "upload_path",
+    "upload_startedat_in",
     "upload_startedat_path",
     "uploads_root",
 ]
@@ -60,6 +63,16 @@ REPOSITORIES_ROOT = f"{ROOT}/repositories"
 
 def _digest_components(d: Digest) -> str:
     return f"{d.algorithm}/{d.hex}"
+
+
+def link_in(directory: str) -> str:
+    """The link file of an entry directory (one listed under ``_layers``, ``referrers`` ...)."""
+    return f"{directory}/link"
+
+
+def link_dir(link: str) -> str:
+    """The entry directory of a link file: what removing the link deletes."""
+    return link.rsplit("/", 1)[0]
 
 
 def blobs_root() -> str:
@@ -84,7 +97,7 @@ def layers_root(name: str) -> str:
 
 
 def layer_link_path(name: str, d: Digest) -> str:
-    return f"{layers_root(name)}/{_digest_components(d)}/link"
+    return link_in(f"{layers_root(name)}/{_digest_components(d)}")
 
 
 def manifest_revisions_root(name: str) -> str:
@@ -96,7 +109,7 @@ def manifest_revision_path(name: str, d: Digest) -> str:
 
 
 def manifest_revision_link_path(name: str, d: Digest) -> str:
-    return f"{manifest_revision_path(name, d)}/link"
+    return link_in(manifest_revision_path(name, d))
 
 
 def manifest_signatures_path(name: str, revision: Digest) -> str:
@@ -104,7 +117,7 @@ def manifest_signatures_path(name: str, revision: Digest) -> str:
 
 
 def manifest_signature_link_path(name: str, revision: Digest, signature: Digest) -> str:
-    return f"{manifest_signatures_path(name, revision)}/{_digest_components(signature)}/link"
+    return link_in(f"{manifest_signatures_path(name, revision)}/{_digest_components(signature)}")
 
 
 def manifest_referrers_path(name: str, subject: Digest) -> str:
@@ -112,7 +125,7 @@ def manifest_referrers_path(name: str, subject: Digest) -> str:
 
 
 def manifest_referrer_link_path(name: str, subject: Digest, referrer: Digest) -> str:
-    return f"{manifest_referrers_path(name, subject)}/{_digest_components(referrer)}/link"
+    return link_in(f"{manifest_referrers_path(name, subject)}/{_digest_components(referrer)}")
 
 
 def referrers_indexed_path(name: str) -> str:
@@ -129,7 +142,7 @@ def tag_path(name: str, tag: str) -> str:
 
 
 def tag_current_link_path(name: str, tag: str) -> str:
-    return f"{tag_path(name, tag)}/current/link"
+    return link_in(f"{tag_path(name, tag)}/current")
 
 
 def tag_index_path(name: str, tag: str) -> str:
@@ -137,7 +150,7 @@ def tag_index_path(name: str, tag: str) -> str:
 
 
 def tag_index_entry_link_path(name: str, tag: str, d: Digest) -> str:
-    return f"{tag_index_path(name, tag)}/{_digest_components(d)}/link"
+    return link_in(f"{tag_index_path(name, tag)}/{_digest_components(d)}")
 
 
 def uploads_root(name: str) -> str:
@@ -152,8 +165,13 @@ def upload_data_path(name: str, upload_id: str) -> str:
     return f"{upload_path(name, upload_id)}/data"
 
 
+def upload_startedat_in(upload: str) -> str:
+    """The ``startedat`` file of an upload directory found by listing ``_uploads``."""
+    return f"{upload}/startedat"
+
+
 def upload_startedat_path(name: str, upload_id: str) -> str:
-    return f"{upload_path(name, upload_id)}/startedat"
+    return upload_startedat_in(upload_path(name, upload_id))
 
 
 def upload_hashstates_path(name: str, upload_id: str, algorithm: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from dockyard.digest import Digest, InvalidDigest
-from dockyard.registry.errors import ManifestUnknown, NameUnknown
+from dockyard.errors import ManifestUnknown, NameUnknown
 from dockyard.storage import paths
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver
 

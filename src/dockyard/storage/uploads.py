@@ -16,12 +16,11 @@ import hashlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from dockyard.digest import CANONICAL_ALGORITHM, Digest
-from dockyard.hashstate import SUPPORTED_ALGORITHMS, InvalidHashState, ResumableHash
-from dockyard.registry.errors import (
+from dockyard.errors import (
     BlobUnknown,
     BlobUploadInvalid,
     BlobUploadUnknown,
@@ -29,10 +28,11 @@ from dockyard.registry.errors import (
     RangeInvalid,
     SizeInvalid,
 )
-from dockyard.registry.types import BlobDescriptor, UploadStatus
+from dockyard.hashstate import SUPPORTED_ALGORITHMS, InvalidHashState, ResumableHash
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore, LinkedBlobStore
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver, StorageError, roll_back
+from dockyard.types import BlobDescriptor, UploadStatus
 
 __all__ = ["UPLOAD_ID_PATTERN", "UploadStore"]
 
@@ -92,11 +92,13 @@ class UploadStore:
         # Clean-up tasks, held (by whoever outlives requests) until they finish.
         self._background = background if background is not None else set()
 
-    def _path(self, upload_id: str, fn: str) -> str:
+    def _path(
+        self, upload_id: str, location: Callable[[str, str], str] = paths.upload_path
+    ) -> str:
+        """``location`` (a :mod:`~dockyard.storage.paths` function) of a checked upload id."""
         if not UPLOAD_ID_PATTERN.fullmatch(upload_id):
             raise BlobUploadUnknown(upload_id[:100])
-        base = paths.upload_path(self.repository, upload_id)
-        return f"{base}/{fn}" if fn else base
+        return location(self.repository, upload_id)
 
     async def create(self) -> UploadStatus:
         upload_id = str(uuid.uuid4())
@@ -109,7 +111,7 @@ class UploadStore:
 
     async def _started_at(self, upload_id: str) -> datetime:
         try:
-            raw = await self.driver.get_content(self._path(upload_id, "startedat"))
+            raw = await self.driver.get_content(self._path(upload_id, paths.upload_startedat_path))
         except PathNotFound:
             raise BlobUploadUnknown(upload_id) from None
         try:
@@ -119,7 +121,7 @@ class UploadStore:
 
     async def _data_size(self, upload_id: str) -> int:
         try:
-            return (await self.driver.stat(self._path(upload_id, "data"))).size
+            return (await self.driver.stat(self._path(upload_id, paths.upload_data_path))).size
         except PathNotFound:
             return 0
 
@@ -164,8 +166,9 @@ class UploadStore:
                         start, h = candidate, restored
                         break
         remaining = offset - start
+        data = self._path(upload_id, paths.upload_data_path)
         try:
-            async for chunk in self.driver.reader(self._path(upload_id, "data"), start):
+            async for chunk in self.driver.reader(data, start):
                 piece = chunk[:remaining]
                 await asyncio.to_thread(h.update, piece)
                 remaining -= len(piece)
@@ -211,7 +214,7 @@ class UploadStore:
         hashes = await self._load_hashes(upload_id, current.offset)
         if body is None and not (final and current.offset):
             return current, hashes
-        data_path = self._path(upload_id, "data")
+        data_path = self._path(upload_id, paths.upload_data_path)
         writer = await self.driver.writer(data_path, current.offset)
         received = 0
         try:
@@ -288,7 +291,7 @@ class UploadStore:
             await self.blobs.stat(canonical)  # already stored: keep it, drop this copy
         except BlobUnknown:
             try:
-                await self.driver.move(self._path(upload_id, "data"), blob_path)
+                await self.driver.move(self._path(upload_id, paths.upload_data_path), blob_path)
             except PathNotFound:
                 if status.offset:
                     raise
@@ -335,7 +338,7 @@ class UploadStore:
         the process die first, upload purging finds the directory.
         """
         try:
-            await self.driver.delete(self._path(upload_id, "startedat"))
+            await self.driver.delete(self._path(upload_id, paths.upload_startedat_path))
         except PathNotFound:
             pass
         except StorageError as exc:  # the blob is published: clean-up must not fail it
@@ -346,7 +349,7 @@ class UploadStore:
 
     async def _remove_quietly(self, upload_id: str) -> None:
         try:
-            await self.driver.delete(self._path(upload_id, ""))
+            await self.driver.delete(self._path(upload_id))
         except PathNotFound:
             pass
         except Exception as exc:  # cleanup only: purging will retry
@@ -354,7 +357,7 @@ class UploadStore:
 
     async def cancel(self, upload_id: str) -> None:
         try:
-            await self.driver.delete(self._path(upload_id, ""))
+            await self.driver.delete(self._path(upload_id))
         except PathNotFound:
             raise BlobUploadUnknown(upload_id) from None
 

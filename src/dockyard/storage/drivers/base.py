@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from dockyard.errors import StorageError
+
 __all__ = [
     "PATH_PATTERN",
     "AbortsStaleWrites",
@@ -29,14 +31,6 @@ __all__ = [
 ]
 
 PATH_PATTERN = re.compile(r"(?:/[A-Za-z0-9._-]+)+")
-
-
-class StorageError(Exception):
-    """A driver operation failed (the backend is broken or unreachable)."""
-
-    def __init__(self, message: str, driver: str = "") -> None:
-        super().__init__(f"{driver}: {message}" if driver else message)
-        self.driver = driver
 
 
 class PathNotFound(StorageError):

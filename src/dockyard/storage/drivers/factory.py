@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dockyard.storage.drivers.base import CheckedDriver, StorageDriver
+from dockyard.storage.drivers.filesystem import FilesystemDriver
+from dockyard.storage.drivers.inmemory import InMemoryDriver
+from dockyard.storage.drivers.params import DriverConfigError, missing_extra
 
 __all__ = ["DriverConfigError", "create_driver"]
 
-
-class DriverConfigError(ValueError):
-    """The driver cannot be built from its ``storage.<driver>`` parameters."""
+#: ``from_parameters(params, *, redirect)`` of an object store's driver class.
+_Builder = Callable[..., StorageDriver]
 
 
 def create_driver(
@@ -20,40 +22,35 @@ def create_driver(
     """The driver ``name`` (``storage.<name>`` in config.yml), wrapped with path checks.
 
     ``redirect`` is ``not storage.redirect.disable``: object stores may then answer
-    blob GETs with pre-signed URLs.
+    blob GETs with pre-signed URLs. Raises :class:`DriverConfigError` naming the bad
+    key, or the extra to install for an object store whose client library is missing.
     """
     driver: StorageDriver
     if name == "filesystem":
-        from dockyard.storage.drivers.filesystem import FilesystemDriver
-
         driver = FilesystemDriver.from_parameters(params)
     elif name == "inmemory":
-        from dockyard.storage.drivers.inmemory import InMemoryDriver
-
         driver = InMemoryDriver()
-    elif name == "s3":
-        from dockyard.storage.drivers.s3 import S3Driver  # raises DriverConfigError without [s3]
-
-        driver = S3Driver.from_parameters(params, redirect=redirect)
-    elif name == "azure":
-        try:
-            from dockyard.storage.drivers.azure import AzureDriver
-        except ImportError as exc:
-            raise _missing_extra(name, exc) from exc
-        driver = AzureDriver.from_parameters(params, redirect=redirect)
-    elif name == "gcs":
-        try:
-            from dockyard.storage.drivers.gcs import GCSDriver
-        except ImportError as exc:
-            raise _missing_extra(name, exc) from exc
-        driver = GCSDriver.from_parameters(params, redirect=redirect)
     else:
-        raise DriverConfigError(f"storage.{name}: storage driver {name!r} is not supported yet")
+        driver = _object_store(name)(params, redirect=redirect)
     return CheckedDriver(driver)
 
 
-def _missing_extra(name: str, exc: ImportError) -> DriverConfigError:
-    return DriverConfigError(
-        f"storage.{name}: the {name} driver needs the {name!r} extra "
-        f"(pip install 'dockyard[{name}]'): {exc}"
-    )
+def _object_store(name: str) -> _Builder:
+    """The builder of object store ``name``, imported now: its package imports its client
+    library (the ``dockyard[<name>]`` extra) at the top."""
+    try:
+        if name == "s3":
+            from dockyard.storage.drivers.s3 import S3Driver
+
+            return S3Driver.from_parameters
+        if name == "azure":
+            from dockyard.storage.drivers.azure import AzureDriver
+
+            return AzureDriver.from_parameters
+        if name == "gcs":
+            from dockyard.storage.drivers.gcs import GCSDriver
+
+            return GCSDriver.from_parameters
+    except ImportError as exc:
+        raise missing_extra(name, exc) from exc
+    raise DriverConfigError(f"storage.{name}: storage driver {name!r} is not supported yet")

@@ -1,0 +1,198 @@
+"""``storage``: the driver with its free-form parameters, and the common settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+from dockyard.config.section import Section, unread_key
+from dockyard.config.tree import (
+    KeyPath,
+    Leaf,
+    Map,
+    Node,
+    at,
+    describe,
+    expand_type_name,
+    fail,
+    plain,
+)
+
+BlobDescriptorCache = Literal["", "inmemory", "redis"]
+
+STORAGE_DRIVERS = ("filesystem", "inmemory", "s3", "azure", "gcs")
+"""The storage driver names dockyard accepts under ``storage``."""
+
+STORAGE_SUBSECTIONS = ("delete", "redirect", "cache", "maintenance", "tag")
+"""The keys of ``storage`` that are not a driver."""
+
+# The object-store drivers refuse parameters they do not know (naming those they do);
+# these two, like distribution's, would ignore them, so a misspelt one is a warning here.
+_DRIVER_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "filesystem": ("rootdirectory", "maxthreads"),
+    "inmemory": (),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeleteConfig:
+    """``storage.delete``: deleting manifests and blobs through the API."""
+
+    enabled: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedirectConfig:
+    """``storage.redirect``: ``disable: true`` serves blobs instead of redirecting."""
+
+    disable: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheConfig:
+    """``storage.cache``: the blob descriptor cache (``""`` means none)."""
+
+    blob_descriptor: BlobDescriptorCache = ""
+    blob_descriptor_size: int = 10000
+    """Entries of the in-memory cache."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class UploadPurgingConfig:
+    """``storage.maintenance.uploadpurging``: removal of abandoned uploads."""
+
+    enabled: bool = True
+    age: float = 168 * 3600.0
+    """Seconds after which an upload is abandoned."""
+    interval: float = 24 * 3600.0
+    """Seconds between two purges."""
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadOnlyConfig:
+    """``storage.maintenance.readonly``: refuse every write."""
+
+    enabled: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaintenanceConfig:
+    """``storage.maintenance``."""
+
+    upload_purging: UploadPurgingConfig = field(default_factory=UploadPurgingConfig)
+    read_only: ReadOnlyConfig = field(default_factory=ReadOnlyConfig)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TagConfig:
+    """``storage.tag``."""
+
+    concurrency_limit: int = 0
+    """Concurrent tag lookups; 0 means automatic."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageConfig:
+    """``storage``: one driver with its free-form parameters, and the common settings.
+
+    ``parameters`` holds the driver section as written, with its top-level keys
+    lower-cased (``rootdirectory``, ``regionendpoint``...); the driver validates
+    them. The dataclass default is the in-memory driver, handy for tests;
+    :func:`load_config` always sets a driver.
+    """
+
+    driver: str = "inmemory"
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    delete: DeleteConfig = field(default_factory=DeleteConfig)
+    redirect: RedirectConfig = field(default_factory=RedirectConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
+    tag: TagConfig = field(default_factory=TagConfig)
+
+
+def read_storage(node: Node | None, warnings: list[str]) -> StorageConfig:
+    """The validated ``storage`` section; unknown keys become warnings."""
+    path: KeyPath = ("storage",)
+    drivers_list = ", ".join(STORAGE_DRIVERS)
+    if node is None:
+        raise fail(path, None, f"missing; configure one storage driver: {drivers_list}")
+    s = Section(expand_type_name(node), path, warnings)
+    drivers = [k for k in s.items if k not in STORAGE_SUBSECTIONS]
+    if not drivers:
+        raise fail(path, node, f"no storage driver configured; expected one of {drivers_list}")
+    if len(drivers) > 1:
+        raise fail(path, node, f"exactly one storage driver expected, got {', '.join(drivers)}")
+    driver = drivers[0]
+    params_node = s.raw(driver)
+    if driver not in STORAGE_DRIVERS:
+        raise fail(
+            (*path, driver),
+            params_node or node,
+            f"unsupported storage driver; expected one of {drivers_list}",
+        )
+    params: dict[str, Any] = {}
+    if params_node is not None:
+        if not isinstance(params_node, Map):
+            raise fail(
+                (*path, driver),
+                params_node,
+                f"expected a mapping of parameters, got {describe(params_node)}",
+            )
+        for key, value in params_node.items.items():
+            if key.lower() in params:
+                raise fail((*path, driver, key.lower()), value, "given twice (keys ignore case)")
+            params[key.lower()] = plain(value)
+            known = _DRIVER_PARAMETERS.get(driver)
+            if known is not None and key.lower() not in known:
+                warnings.append(unread_key((*path, driver, key), value.where, known))
+
+    delete = s.section("delete")
+    redirect = s.section("redirect")
+    cache = s.section("cache")
+    maintenance = s.section("maintenance")
+    purging = maintenance.section("uploadpurging")
+    readonly = maintenance.section("readonly")
+    tag = s.section("tag")
+
+    kind = cache.text("blobdescriptor") if cache.raw("blobdescriptor") else cache.text("layerinfo")
+    if kind not in ("", "inmemory", "redis"):
+        warnings.append(
+            f"storage.cache.blobdescriptor: unknown cache type {kind!r} (expected inmemory or "
+            f"redis); caching disabled{at(cache.where)}"
+        )
+        kind = ""
+    size_node = cache.raw("blobdescriptorsize")
+    size_text = size_node.text if isinstance(size_node, Leaf) else ""
+    if size_text.isascii() and size_text.isdigit():
+        size = int(size_text)  # distribution takes "5000" as well
+    else:
+        size = cache.integer("blobdescriptorsize", 10000, minimum=1)
+    if size < 1:
+        raise fail(
+            (*path, "cache", "blobdescriptorsize"), size_node, f"must be at least 1, got {size}"
+        )
+    result = StorageConfig(
+        driver=driver,
+        parameters=params,
+        delete=DeleteConfig(enabled=delete.flag("enabled")),
+        redirect=RedirectConfig(disable=redirect.flag("disable")),
+        cache=CacheConfig(
+            blob_descriptor=cast(BlobDescriptorCache, kind),
+            blob_descriptor_size=size,
+        ),
+        maintenance=MaintenanceConfig(
+            upload_purging=UploadPurgingConfig(
+                enabled=purging.flag("enabled", True),
+                age=purging.duration("age", 168 * 3600.0),
+                interval=purging.duration("interval", 24 * 3600.0),
+                dry_run=purging.flag("dryrun"),
+            ),
+            read_only=ReadOnlyConfig(enabled=readonly.flag("enabled")),
+        ),
+        tag=TagConfig(concurrency_limit=tag.integer("concurrencylimit")),
+    )
+    for section in (delete, redirect, cache, purging, readonly, maintenance, tag, s):
+        section.done()
+    return result

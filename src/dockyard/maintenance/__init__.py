@@ -1,0 +1,1 @@
+"""Offline jobs over the storage layout: garbage collection, upload purging."""
