@@ -13,10 +13,10 @@ import uuid
 
 import httpx
 import pytest
+from tests.support.auth import bearer, parse_challenge, scope_set
 from tests.support.routes import router_routes
 
 from .conftest import TokenEnv
-from .support import bearer, parse_challenge, scope_set
 
 # (method, route) -> the scope it needs ("{name}" is the repository in the path);
 # None: only a valid identity, as /v2/ in distribution.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.api.helpers import TARGET
+from tests.support.api import TARGET
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.api.helpers import digest_of, push_blob
-from tests.servers import RegistryProcess, process_env
+from tests.support.api import digest_of, push_blob
+from tests.support.servers import RegistryProcess, process_env
 
 from dockyard.api.openapi import document
 

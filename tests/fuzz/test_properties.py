@@ -29,15 +29,15 @@ from dockyard.api.errors import ErrorCode, RegistryError
 from dockyard.api.params import content_length, parse_content_range, parse_digest
 from dockyard.api.state import UploadState, UploadStateSigner
 from dockyard.digest import Digest, InvalidDigest
-from dockyard.manifest import KNOWN_MEDIA_TYPES, parse_manifest
-from dockyard.names import MAX_NAME_LENGTH, is_valid_repository_name
-from dockyard.registry.errors import (
+from dockyard.errors import (
     BlobUploadInvalid,
     DigestInvalid,
     NameInvalid,
     RegistryFault,
     SizeInvalid,
 )
+from dockyard.manifest import KNOWN_MEDIA_TYPES, parse_manifest
+from dockyard.names import MAX_NAME_LENGTH, is_valid_repository_name
 from dockyard.registry.namespace import Namespace, RegistryOptions
 from dockyard.storage import paths
 from dockyard.storage.drivers.factory import create_driver
