@@ -51,7 +51,7 @@ def content_length(request: web.Request) -> int | None:
     raw = request.headers.get("Content-Length")
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # str.isdigit() takes "²", int() does not
         raise SizeInvalid(f"invalid Content-Length {raw[:40]!r}")
     return int(raw)
 
