@@ -10,5 +10,6 @@
 loopback and the fixtures' bookkeeping of them. ``redis``: a real redis-server.
 ``data``: test data. ``layout``: a registry's storage checked blob by blob and link by
 link. ``crash``: the crash campaign's client (pushes that go on while the registry is
-killed).
+killed). ``routes``: the routes of the
+router, for tests that cover every one.
 """

@@ -11,6 +11,7 @@ from dockyard.api import base, blobs, listing, manifests, uploads
 from dockyard.api.auth import auth_middleware
 from dockyard.api.context import CONTEXT, AppContext
 from dockyard.api.errors import ErrorCode, RegistryError, error_response, from_domain
+from dockyard.api.openapi import OPENAPI_PATH, openapi_handler
 from dockyard.auth import AuthChallenge
 from dockyard.errors import RegistryFault, StorageError
 
@@ -89,4 +90,7 @@ def create_app(ctx: AppContext) -> web.Application:
     blob = f"{v2}/{name}/blobs/{{digest}}"
     router.add_get(blob, blobs.get_blob)
     router.add_delete(blob, blobs.delete_blob)
+    # dockyard's own API: the access control of /v2/ (auth.required_accesses).
+    prefix = ctx.urls.prefix.rstrip("/")
+    router.add_get(prefix + OPENAPI_PATH, openapi_handler(ctx.urls.prefix))
     return app
