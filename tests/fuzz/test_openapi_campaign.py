@@ -47,15 +47,6 @@ CHECKS = (
     "response_schema_conformance",
 )
 
-# The tracebacks aiohttp's HTTP parser logs for malformed framing (schemathesis probes
-# the server with a NUL in a header value). Excluded only until issue 8's hostile-input
-# part ("Malformed HTTP framing ... never a traceback") lands; remove then.
-_FRAMING_TRACEBACK = re.compile(
-    r"ERROR aiohttp\.server: Error handling request.*?\nTraceback \(most recent call last\):\n"
-    r"(?:  .*\n)+aiohttp\.http_exceptions\.BadHttpMessage: .*\n(?:  .*\n|\s*\n)*",
-)
-
-
 def _seed_repository(url: str) -> None:
     """What the spec's examples name: ``library/example`` with the empty blob (the
     example digest) and a manifest tagged ``latest``, so some cases get past 404."""
@@ -82,7 +73,6 @@ def _seed_repository(url: str) -> None:
 
 
 def _tracebacks(log: str) -> list[str]:
-    log = _FRAMING_TRACEBACK.sub("", log)
     return [part[:3000] for part in re.split(r"(?=Traceback \(most recent)", log)[1:]]
 
 
