@@ -38,6 +38,7 @@ from dockyard.config import (
 )
 from dockyard.logs import setup_logging
 from dockyard.registry.namespace import Namespace, RegistryOptions
+from dockyard.storage.drivers.base import StorageDriver
 from dockyard.storage.drivers.factory import create_driver
 from dockyard.tls import server_ssl_context
 
@@ -56,8 +57,6 @@ def unsupported_features(config: Config) -> list[str]:
     found = []
     if config.notifications.endpoints:
         found.append("notifications.endpoints: notifications are not implemented yet")
-    if config.proxy.remote_url:
-        found.append("proxy.remoteurl: the pull-through cache is not implemented yet")
     if config.http.debug.addr:
         found.append("http.debug: the debug server is not implemented yet")
     return found
@@ -133,6 +132,20 @@ def check_config(config: Config, workers: int | None = None) -> None:
     server_ssl_context(config.http.tls)
 
 
+def build_namespace(
+    config: Config, driver: StorageDriver, options: RegistryOptions
+) -> Namespace:
+    """The registry's repositories: hosted, or a pull-through cache with ``proxy.remoteurl``."""
+    cache = build_cache(config)
+    proxy = config.proxy
+    if not proxy.remote_url:
+        return Namespace(driver, options, cache=cache)
+    from dockyard.proxy import ProxyNamespace, RemoteRegistry
+
+    remote = RemoteRegistry(proxy.remote_url, proxy.username, proxy.password)
+    return ProxyNamespace(driver, options, remote, proxy.ttl, cache=cache)
+
+
 def build_context(config: Config, secret: bytes) -> AppContext:
     """Everything the application needs, from the configuration."""
     storage = config.storage
@@ -153,7 +166,7 @@ def build_context(config: Config, secret: bytes) -> AppContext:
         prefix=config.http.prefix or "/",
     )
     return AppContext(
-        namespace=Namespace(driver, options, cache=build_cache(config)),
+        namespace=build_namespace(config, driver, options),
         signer=UploadStateSigner(secret),
         urls=urls,
         headers=dict(config.http.headers),
@@ -306,6 +319,9 @@ def _run_worker(config: Config, secret: bytes, sock: socket.socket, purge: bool 
 async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: bool) -> None:
     ctx = build_context(config, secret)
     app = create_app(ctx)
+    lifespan = getattr(ctx.namespace, "lifespan", None)
+    if lifespan is not None:  # the pull-through cache's scheduler and upstream client
+        app.cleanup_ctx.append(lifespan)
     access_log = None if config.log.access_log.disabled else logging.getLogger("aiohttp.access")
     runner = web.AppRunner(
         app,
