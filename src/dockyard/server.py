@@ -37,6 +37,7 @@ from dockyard.config import (
     split_host_port,
 )
 from dockyard.logs import setup_logging
+from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
 from dockyard.registry.namespace import Namespace, RegistryOptions
 from dockyard.storage.drivers.base import StorageDriver
 from dockyard.storage.drivers.factory import create_driver
@@ -138,12 +139,18 @@ def build_namespace(
     """The registry's repositories: hosted, or a pull-through cache with ``proxy.remoteurl``."""
     cache = build_cache(config)
     proxy = config.proxy
-    if not proxy.remote_url:
+    if not proxy.enabled:
         return Namespace(driver, options, cache=cache)
-    from dockyard.proxy import ProxyNamespace, RemoteRegistry
-
-    remote = RemoteRegistry(proxy.remote_url, proxy.username, proxy.password)
-    return ProxyNamespace(driver, options, remote, proxy.ttl, cache=cache)
+    if proxy.remote_url:
+        remote = RemoteRegistry(proxy.remote_url, proxy.username, proxy.password)
+        upstreams = [Upstream("", remote, proxy.ttl)]
+    else:
+        upstreams = [
+            Upstream(u.prefix, RemoteRegistry(u.remote_url, u.username, u.password), u.ttl,
+                     u.namespace)
+            for u in proxy.upstreams
+        ]
+    return ProxyNamespace(driver, options, upstreams, cache=cache)
 
 
 def build_context(config: Config, secret: bytes) -> AppContext:
@@ -319,9 +326,8 @@ def _run_worker(config: Config, secret: bytes, sock: socket.socket, purge: bool 
 async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: bool) -> None:
     ctx = build_context(config, secret)
     app = create_app(ctx)
-    lifespan = getattr(ctx.namespace, "lifespan", None)
-    if lifespan is not None:  # the pull-through cache's scheduler and upstream client
-        app.cleanup_ctx.append(lifespan)
+    if isinstance(ctx.namespace, ProxyNamespace):
+        ctx.namespace.install(app)
     access_log = None if config.log.access_log.disabled else logging.getLogger("aiohttp.access")
     runner = web.AppRunner(
         app,

@@ -115,7 +115,7 @@ from dockyard.config.notifications import (
     IgnoreConfig,
     NotificationsConfig,
 )
-from dockyard.config.proxy import ProxyConfig
+from dockyard.config.proxy import ProxyConfig, UpstreamConfig
 from dockyard.config.redis import RedisConfig, RedisPoolConfig, RedisTLSConfig
 from dockyard.config.storage import (
     CacheConfig,
@@ -175,6 +175,7 @@ __all__ = [
     "TokenAuthConfig",
     "URLValidationConfig",
     "UploadPurgingConfig",
+    "UpstreamConfig",
     "ValidationConfig",
     "load_config",
     "parse_duration",

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 
@@ -45,12 +45,8 @@ from dockyard.errors import (
 from dockyard.manifest import Manifest, parse_manifest
 from dockyard.metadata import MetadataIndex, Page
 from dockyard.names import is_valid_repository_name, is_valid_tag
-from dockyard.proxy.remote import (
-    RemoteManifest,
-    RemoteRegistry,
-    UpstreamNotFound,
-    UpstreamUnavailable,
-)
+from dockyard.proxy.remote import RemoteManifest, UpstreamNotFound, UpstreamUnavailable
+from dockyard.proxy.routes import Upstream, mark_stale, proxy_middleware, route, warn_if_stale
 from dockyard.proxy.scheduler import BLOB, MANIFEST, Entry, TTLScheduler
 from dockyard.registry.namespace import (
     BlobContent,
@@ -74,25 +70,36 @@ _READ_ONLY_CACHE = "this registry is a pull-through cache: pushes and deletes ar
 
 
 class ProxyNamespace(Namespace):
-    """Every repository is a cache of the same repository on ``remote``."""
+    """Repositories that are caches of an upstream (all of them with ``remoteurl``),
+    beside hosted ones (with ``upstreams``)."""
 
     def __init__(
         self,
         driver: StorageDriver,
         options: RegistryOptions,
-        remote: RemoteRegistry,
-        ttl: float,
+        upstreams: Sequence[Upstream],
         metadata: MetadataIndex | None = None,
         cache: BlobDescriptorCache | None = None,
     ) -> None:
         super().__init__(driver, options, metadata, cache)
-        self.remote = remote
-        self.scheduler = TTLScheduler(driver, self._expire, ttl) if ttl > 0 else None
+        self.upstreams = tuple(upstreams)
+        # With remoteurl the whole registry is the cache: a blob expires globally,
+        # as in distribution. Beside hosted repositories, only the cache's link goes.
+        self.caches_everything = len(self.upstreams) == 1 and not self.upstreams[0].prefix
+        self.scheduler = (
+            TTLScheduler(driver, self._expire) if any(u.ttl > 0 for u in upstreams) else None
+        )
         # Blob downloads in flight, shared by every request that misses the same blob.
         self.fills: dict[tuple[str, Digest], asyncio.Task[None]] = {}
 
-    async def lifespan(self, _app: web.Application) -> AsyncIterator[None]:
-        """aiohttp ``cleanup_ctx``: the scheduler runs while the application does."""
+    def install(self, app: web.Application) -> None:
+        """Hook the cache into the application (before it starts)."""
+        app.cleanup_ctx.append(self._lifespan)
+        app.middlewares.append(proxy_middleware(self.upstreams))
+        app.on_response_prepare.append(warn_if_stale)
+
+    async def _lifespan(self, _app: web.Application) -> AsyncIterator[None]:
+        """The scheduler runs, and upstream connections stay open, while the app does."""
         if self.scheduler is not None:
             await self.scheduler.start()
         try:
@@ -102,22 +109,27 @@ class ProxyNamespace(Namespace):
                 task.cancel()
             if self.scheduler is not None:
                 await self.scheduler.stop()
-            await self.remote.aclose()
+            for upstream in self.upstreams:
+                await upstream.remote.aclose()
 
     async def catalog(self, n: int, last: str) -> Page:
+        if not self.caches_everything:
+            return await super().catalog(n, last)
         try:
-            return await self.remote.catalog(n, last)
+            return await self.upstreams[0].remote.catalog(n, last)
         except (UpstreamUnavailable, UpstreamNotFound) as exc:
             log.warning("proxy: catalog from the cache, the upstream failed: %s", exc)
+            mark_stale()
             return await super().catalog(n, last)
 
-    def repository(self, name: str) -> ProxyRepository:
-        super().repository(name)  # validates the name
-        return ProxyRepository(self, name)
+    def repository(self, name: str) -> Repository:
+        hosted = super().repository(name)  # validates the name
+        upstream = route(self.upstreams, name)
+        return hosted if upstream is None else ProxyRepository(self, name, upstream)
 
-    def schedule(self, repository: str, digest: Digest, kind: int) -> None:
-        if self.scheduler is not None:
-            self.scheduler.add(repository, digest, kind)
+    def schedule(self, upstream: Upstream, repository: str, digest: Digest, kind: int) -> None:
+        if self.scheduler is not None and upstream.ttl > 0:
+            self.scheduler.add(repository, digest, kind, upstream.ttl)
 
     async def _expire(self, entry: Entry) -> None:
         """Remove expired content; content already gone is no error."""
@@ -129,7 +141,8 @@ class ProxyNamespace(Namespace):
             with contextlib.suppress(BlobUnknown, PathNotFound):
                 canonical = await layers.resolve(digest)
                 await layers.unlink(digest)
-                await self.blobs.delete(canonical)
+                if self.caches_everything:
+                    await self.blobs.delete(canonical)
         else:
             tags = TagStore(self.driver, name)
             for tag in await tags.lookup(digest):
@@ -146,9 +159,11 @@ class ProxyRepository(Repository):
 
     namespace: ProxyNamespace
 
-    def __init__(self, namespace: ProxyNamespace, name: str) -> None:
+    def __init__(self, namespace: ProxyNamespace, name: str, upstream: Upstream) -> None:
         super().__init__(namespace, name)
-        self.remote = namespace.remote
+        self.upstream = upstream
+        self.remote = upstream.remote
+        self.remote_name = upstream.remote_name(name)
         self._cached_manifests = ManifestStore(namespace.driver, namespace.blobs, name)
         self._cached_tags = TagStore(namespace.driver, name)
 
@@ -186,7 +201,7 @@ class ProxyRepository(Repository):
         )
         status = await uploads.create()
         try:
-            async with self.remote.blob(self.name, digest) as blob:
+            async with self.remote.blob(self.remote_name, digest) as blob:
                 await uploads.commit(
                     status.upload_id, digest, blob.chunks, claimed=0, length=blob.size
                 )
@@ -200,7 +215,7 @@ class ProxyRepository(Repository):
         except BaseException:
             await _cancel(uploads, status)
             raise
-        self.namespace.schedule(self.name, digest, BLOB)
+        self.namespace.schedule(self.upstream, self.name, digest, BLOB)
 
     # -- manifests and tags --------------------------------------------------------------
 
@@ -212,19 +227,24 @@ class ProxyRepository(Repository):
             except ManifestUnknown:
                 pass
             await self._store(await self._fetch(str(digest)), digest)
-            self.namespace.schedule(self.name, digest, MANIFEST)
+            self.namespace.schedule(self.upstream, self.name, digest, MANIFEST)
             return await super().get_manifest(reference)
         if not is_valid_tag(reference):
             raise TagInvalid(f"invalid tag {reference[:200]!r}")
         try:
-            head = await self.remote.manifest(self.name, reference, head=True)
+            head = await self.remote.manifest(self.remote_name, reference, head=True)
         except UpstreamNotFound:
             raise ManifestUnknown(f"unknown tag {reference}") from None
         except UpstreamUnavailable as exc:
             try:
-                return await super().get_manifest(reference)
+                stored = await super().get_manifest(reference)
             except ManifestUnknown:
                 raise exc from None
+            log.warning(
+                "proxy: %s:%s from the cache, the upstream failed: %s", self.name, reference, exc
+            )
+            mark_stale()
+            return stored
         if head.digest is None:  # an upstream that does not name digests: fetch by tag
             fetched = await self._fetch(reference)
             digest = await self._store(fetched, fetched.digest or Digest.of(fetched.body))
@@ -235,12 +255,12 @@ class ProxyRepository(Repository):
             except ManifestUnknown:
                 await self._store(await self._fetch(str(digest)), digest)
         await self._cached_tags.tag(reference, digest)
-        self.namespace.schedule(self.name, digest, MANIFEST)
+        self.namespace.schedule(self.upstream, self.name, digest, MANIFEST)
         return await super().get_manifest(str(digest))
 
     async def _fetch(self, reference: str) -> RemoteManifest:
         try:
-            return await self.remote.manifest(self.name, reference, head=False)
+            return await self.remote.manifest(self.remote_name, reference, head=False)
         except UpstreamNotFound:
             raise ManifestUnknown(f"unknown manifest {reference}") from None
 
@@ -269,15 +289,17 @@ class ProxyRepository(Repository):
 
     async def tags(self, n: int | None, last: str) -> Page:
         try:
-            return await self.remote.tags(self.name, n, last)
+            return await self.remote.tags(self.remote_name, n, last)
         except UpstreamNotFound:
             raise NameUnknown(self.name) from None
         except UpstreamUnavailable as exc:
             log.warning("proxy: tags of %s from the cache, the upstream failed: %s", self.name, exc)
             try:
-                return await super().tags(n, last)
+                page = await super().tags(n, last)
             except NameUnknown:
                 raise exc from None
+            mark_stale()
+            return page
 
     # -- writes: refused ------------------------------------------------------------------
 

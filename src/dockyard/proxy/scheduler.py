@@ -82,9 +82,8 @@ ExpireFn = Callable[[Entry], Awaitable[None]]
 class TTLScheduler:
     """Timers that call ``on_expire`` for each entry, and the state file behind them."""
 
-    def __init__(self, driver: StorageDriver, on_expire: ExpireFn, ttl: float) -> None:
+    def __init__(self, driver: StorageDriver, on_expire: ExpireFn) -> None:
         self.driver = driver
-        self.ttl = ttl
         self._on_expire = on_expire
         self._entries: dict[str, Entry] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -112,9 +111,9 @@ class TTLScheduler:
             task.cancel()
         await self.save()
 
-    def add(self, repository: str, digest: Digest, kind: int) -> None:
+    def add(self, repository: str, digest: Digest, kind: int, ttl: float) -> None:
         """(Re)schedule the removal of ``repository@digest`` ``ttl`` seconds from now."""
-        entry = Entry(repository, digest, kind, datetime.now(UTC) + timedelta(seconds=self.ttl))
+        entry = Entry(repository, digest, kind, datetime.now(UTC) + timedelta(seconds=ttl))
         old = self._timers.pop(entry.key, None)
         if old is not None:
             old.cancel()
