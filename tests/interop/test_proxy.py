@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -337,3 +339,111 @@ def test_schedule_survives_a_restart_in_distributions_format(
         deadline=30,
     )
     assert "Traceback" not in proxy.log_text()
+
+
+# -- several upstreams beside hosted repositories --------------------------------------
+
+
+def test_upstreams_under_prefixes_beside_hosted_repositories(
+    upstream: RegistryProcess,
+    server_factory: ServerFactory,
+    skopeo: Skopeo,
+    images: Images,
+    tmp_path: Path,
+) -> None:
+    """Two upstreams (docker-registry with htpasswd, an open dockyard) under prefixes,
+    a hosted repository beside them; ``?ns=`` selects an upstream; a failing upstream's
+    cached tag is served with a ``Warning``."""
+    second = server_factory("dockyard")
+    repo_a, repo_b = random_repo("proxy"), random_repo("proxy")
+    push(skopeo, images.single.ref, upstream, repo_a, "v1")
+    skopeo.copy(images.index.ref, docker_ref(second, repo_b, "multi"), "--all")
+    proxy = server_factory(
+        "dockyard",
+        overrides={
+            "proxy": {
+                "upstreams": [
+                    {
+                        "prefix": "a",
+                        "remoteurl": upstream.url,
+                        "username": USER,
+                        "password": PASSWORD,
+                        "namespace": "a.example",
+                        "ttl": "1h",
+                    },
+                    {"prefix": "mirror/b", "remoteurl": second.url, "namespace": "b.example"},
+                ]
+            }
+        },
+    )
+
+    expected_a = upstream_manifest(upstream, repo_a, "v1")
+    expected_b = httpx.get(
+        f"{second.url}/v2/{repo_b}/manifests/multi", headers={"Accept": MANIFEST_ACCEPT}
+    )
+    skopeo.copy(docker_ref(proxy, f"a/{repo_a}", "v1"), f"oci:{tmp_path / 'a'}:v1")
+    skopeo.copy(
+        docker_ref(proxy, f"mirror/b/{repo_b}", "multi"), f"oci:{tmp_path / 'b'}:m", "--all"
+    )
+    assert skopeo.raw_manifest(docker_ref(proxy, f"a/{repo_a}", "v1")) == expected_a.content
+    assert (
+        skopeo.raw_manifest(docker_ref(proxy, f"mirror/b/{repo_b}", "multi")) == expected_b.content
+    )
+
+    # A hosted repository: pushes, pulls and deletes as usual.
+    hosted = random_repo("hosted")
+    skopeo.copy(images.single.ref, docker_ref(proxy, hosted, "v1"))
+    skopeo.copy(docker_ref(proxy, hosted, "v1"), f"oci:{tmp_path / 'hosted'}:v1")
+    with httpx.Client(base_url=proxy.url, headers={"Accept": MANIFEST_ACCEPT}) as client:
+        refused = client.post(f"/v2/a/{repo_a}/blobs/uploads/")
+        assert refused.status_code == 405
+        assert refused.json()["errors"][0]["code"] == "UNSUPPORTED"
+        digest = client.get(f"/v2/{hosted}/manifests/v1").headers["Docker-Content-Digest"]
+        assert client.delete(f"/v2/{hosted}/manifests/{digest}").status_code == 202
+
+        # containerd's mirror request: the unprefixed name and ?ns=.
+        by_ns = client.get(f"/v2/{repo_b}/manifests/multi", params={"ns": "b.example"})
+        assert by_ns.status_code == 200
+        assert by_ns.content == expected_b.content
+        assert client.get(f"/v2/{repo_b}/manifests/multi").status_code == 404
+
+        upstream.stop()
+        stale = client.get(f"/v2/a/{repo_a}/manifests/v1")
+        assert stale.status_code == 200
+        assert stale.content == expected_a.content
+        assert stale.headers["Warning"] == '110 - "Response is Stale"'
+        fresh = client.get(f"/v2/mirror/b/{repo_b}/manifests/multi")
+        assert fresh.status_code == 200 and "Warning" not in fresh.headers
+    assert "Traceback" not in proxy.log_text()
+
+
+def test_concurrent_misses_make_one_upstream_download(
+    upstream: RegistryProcess, server_factory: ServerFactory
+) -> None:
+    repo = random_repo("proxy")
+    data = os.urandom(8 << 20)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with httpx.Client(base_url=upstream.url, auth=(USER, PASSWORD), timeout=60) as client:
+        start = client.post(f"/v2/{repo}/blobs/uploads/")
+        assert start.status_code == 202, start.text
+        location = start.headers["Location"]
+        separator = "&" if "?" in location else "?"
+        done = client.put(f"{location}{separator}digest={digest}", content=data)
+        assert done.status_code == 201, done.text
+    proxy = server_factory("dockyard", overrides=proxy_config(upstream.url))
+
+    def pull(_: int) -> tuple[int, str]:
+        response = httpx.get(f"{proxy.url}/v2/{repo}/blobs/{digest}", timeout=60)
+        return response.status_code, "sha256:" + hashlib.sha256(response.content).hexdigest()
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(pull, range(8)))
+    assert results == [(200, digest)] * 8
+    downloads = [
+        line
+        for line in upstream.log_text().splitlines()
+        if "response completed" in line
+        and "http.request.method=GET" in line
+        and f"/v2/{repo}/blobs/{digest}" in line
+    ]
+    assert len(downloads) == 1, downloads
