@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.auth.conftest import start_token_env
 from tests.auth.support import write_htpasswd
 from tests.servers import RegistryProcess
 from tests.support.net import wait_until
@@ -447,3 +448,51 @@ def test_concurrent_misses_make_one_upstream_download(
         and f"/v2/{repo}/blobs/{digest}" in line
     ]
     assert len(downloads) == 1, downloads
+
+
+def test_token_auth_upstream(
+    tmp_path_factory: pytest.TempPathFactory,
+    server_factory: ServerFactory,
+    skopeo: Skopeo,
+    images: Images,
+    tmp_path: Path,
+) -> None:
+    """docker-registry 2.8 with token auth, dockyard's token-server its issuer: the proxy
+    follows the Bearer challenge with its credentials and keeps the token."""
+    env = start_token_env(tmp_path_factory, "distribution")
+    try:
+        repo = random_repo("team")
+        creds = env.creds("alice")
+        skopeo.copy(
+            images.single.ref, docker_ref(env.registry, repo, "v1"), f"--dest-creds={creds}"
+        )
+        proxy = server_factory(
+            "dockyard",
+            overrides={
+                "proxy": {
+                    "remoteurl": env.registry.url,
+                    "username": "alice",
+                    "password": env.passwords["alice"],
+                }
+            },
+        )
+        skopeo.copy(docker_ref(proxy, repo, "v1"), f"oci:{tmp_path / 'out'}:v1")
+        token = env.token("alice", f"repository:{repo}:pull")
+        expected = httpx.get(
+            f"{env.registry.url}/v2/{repo}/manifests/v1",
+            headers={"Accept": MANIFEST_ACCEPT, "Authorization": f"Bearer {token}"},
+        )
+        assert expected.status_code == 200
+        assert skopeo.raw_manifest(docker_ref(proxy, repo, "v1")) == expected.content
+        # One token for all of the pull's requests: the proxy keeps it until it expires
+        # (the issuer's access log names the proxy's aiohttp client).
+        fetched = [
+            line
+            for line in env.issuer.log_text().splitlines()
+            if "GET /token?" in line and "aiohttp" in line
+        ]
+        assert len(fetched) == 1, fetched
+        assert env.passwords["alice"] not in proxy.log_text()
+    finally:
+        env.registry.stop()
+        env.issuer.stop()
