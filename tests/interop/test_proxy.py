@@ -489,7 +489,7 @@ def test_token_auth_upstream(
         fetched = [
             line
             for line in env.issuer.log_text().splitlines()
-            if "GET /token?" in line and "aiohttp" in line
+            if "GET /token?" in line and "aiohttp/" in line
         ]
         assert len(fetched) == 1, fetched
         assert env.passwords["alice"] not in proxy.log_text()
