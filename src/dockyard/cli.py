@@ -34,11 +34,14 @@ configuration:
   inmemory, s3, azure, gcs; delete, redirect, cache.blobdescriptor inmemory|redis,
   maintenance.uploadpurging, maintenance.readonly); http (addr, secret, host, prefix,
   relativeurls, headers, tls with clientcas/minimumtls/ciphersuites, workers); auth
-  (htpasswd, token, silly); redis; validation. Any key can be overridden from the
+  (htpasswd, token, silly); redis; validation; proxy (pull-through cache: remoteurl,
+  username, password, ttl as in distribution, or upstreams: a list of prefix,
+  remoteurl, namespace, username, password, ttl caching each upstream under its
+  prefix beside hosted repositories). Any key can be overridden from the
   environment as REGISTRY_<SECTION>_<KEY>, e.g.
   REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/srv/registry or
   REGISTRY_HTTP_ADDR=127.0.0.1:5001. Keys dockyard does not support yet
-  (notifications, proxy, http.debug) are named in a warning at start.
+  (notifications, http.debug) are named in a warning at start.
 
   Without CONFIG: filesystem storage in ./registry-data, port 5000, deletes off.
 

@@ -242,6 +242,10 @@ def serve(config: Config, warnings: list[str], workers: int | None = None) -> in
     if config.auth is not None:
         log.info("access control: %s", type(config.auth).__name__.removesuffix("AuthConfig"))
     log.info("dockyard %s starting; %s", __version__, _describe_storage(config))
+    if config.proxy.remote_url:
+        log.info("pull-through cache of %s (every repository)", config.proxy.remote_url)
+    for upstream in config.proxy.upstreams:
+        log.info("pull-through cache of %s under %s/", upstream.remote_url, upstream.prefix)
     log.info("listening on %s with %d worker%s", where, count, "s" if count > 1 else "")
     if count == 1:
         return _run_worker(config, secret, sock, purge=True)
