@@ -186,7 +186,8 @@ def test_upstream_down_serves_the_cache_and_503_otherwise(
 
 
 class _LyingUpstream(BaseHTTPRequestHandler):
-    """Names one digest and sends other bytes, for blobs and manifests alike."""
+    """Names one digest and sends other bytes, for blobs and manifests alike;
+    rate-limits everything under ``limited/``."""
 
     manifest = json.dumps(
         {
@@ -218,7 +219,13 @@ class _LyingUpstream(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def do_GET(self) -> None:
-        if self.path == "/v2/":
+        if self.path.startswith("/v2/limited/"):
+            self.requests.append(f"{self.command} {self.path}")
+            self.send_response(429)
+            self.send_header("Retry-After", "42")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif self.path == "/v2/":
             self._answer(b"{}")
         elif "/manifests/" in self.path:
             self._answer(self.manifest)
@@ -496,3 +503,15 @@ def test_token_auth_upstream(
     finally:
         env.registry.stop()
         env.issuer.stop()
+
+
+def test_upstream_rate_limit_is_passed_on_with_retry_after(
+    lying_upstream: str, server_factory: ServerFactory
+) -> None:
+    proxy = server_factory("dockyard", overrides={"proxy": {"remoteurl": lying_upstream}})
+    with httpx.Client(base_url=proxy.url, headers={"Accept": MANIFEST_ACCEPT}) as client:
+        for path in ("/v2/limited/app/manifests/latest", "/v2/limited/app/tags/list"):
+            response = client.get(path)
+            assert response.status_code == 429, (path, response.text)
+            assert response.json()["errors"][0]["code"] == "TOOMANYREQUESTS"
+            assert response.headers["Retry-After"] == "42"

@@ -1,8 +1,10 @@
 """The upstream registry, seen through the V2 API with aiohttp.
 
-Every failure to get an answer (unreachable, 429, 5xx, refused credentials)
-becomes :class:`UpstreamUnavailable`, which the HTTP layer answers with 503 and
-``Retry-After``; a 404 becomes :class:`UpstreamNotFound` for the caller to name.
+Every failure to get an answer (unreachable, 5xx, refused credentials) becomes
+:class:`UpstreamUnavailable`, which the HTTP layer answers with 503 and
+``Retry-After``; a 429 is :class:`UpstreamRateLimited`, one of them, answered 429
+with the upstream's ``Retry-After``; a 404 becomes :class:`UpstreamNotFound` for the
+caller to name.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 
 from dockyard.digest import Digest, InvalidDigest
-from dockyard.errors import BackendUnavailable
+from dockyard.errors import BackendUnavailable, TooManyRequests
 from dockyard.manifest import (
     DOCKER_MANIFEST_LIST,
     DOCKER_SCHEMA2,
@@ -33,6 +35,7 @@ __all__ = [
     "RemoteManifest",
     "RemoteRegistry",
     "UpstreamNotFound",
+    "UpstreamRateLimited",
     "UpstreamUnavailable",
 ]
 
@@ -45,6 +48,10 @@ _TIMEOUT = aiohttp.ClientTimeout(total=None, connect=15, sock_connect=15, sock_r
 
 class UpstreamUnavailable(BackendUnavailable):
     """The upstream could not answer (unreachable, rate-limited, failing, refusing us)."""
+
+
+class UpstreamRateLimited(TooManyRequests, UpstreamUnavailable):
+    """The upstream answered 429: the client is told so (429), with its Retry-After."""
 
 
 class UpstreamNotFound(Exception):
@@ -116,6 +123,12 @@ class RemoteRegistry:
             try:
                 if response.status == 404:
                     raise UpstreamNotFound(f"{method} {path}")
+                if response.status == 429:
+                    wait = response.headers.get("Retry-After", "")
+                    raise UpstreamRateLimited(
+                        f"upstream rate-limits {method} /v2/{path}",
+                        wait if wait.isascii() and wait.isdigit() else "60",
+                    )
                 if response.status != 200:
                     raise UpstreamUnavailable(
                         f"upstream answered {response.status} to {method} /v2/{path}"
