@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tests.servers import RegistryProcess
+from tests.support.servers import RegistryProcess
 
 from bench_client import (
     BLOCK,

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.servers import RegistryProcess  # run.py puts the checkout first on sys.path
+from tests.support.servers import RegistryProcess  # run.py puts the checkout first on sys.path
 
 MB = 1_000_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -69,7 +69,7 @@ def group_peak_rss_mib(pgid: int | None) -> float:
 
 
 class Server:
-    """A registry process of the test suite's (tests/servers.py), plus what is measured.
+    """A registry process of the test suite's (tests/support/servers.py), plus what is measured.
 
     Its own process group (``start_new_session``) holds it and its workers.
     """

@@ -64,7 +64,7 @@ class S3Group:
     def __init__(self, args: argparse.Namespace, workdir: Path, secret: str,
                  pool: ThreadPoolExecutor) -> None:
         # Imported here: the other groups do without moto, boto3 and redis.
-        from tests.integration.backends import MotoServer, RedisServer
+        from tests.support.backends import MotoServer, RedisServer
 
         self.args = args
         self.pool = pool
@@ -103,7 +103,7 @@ class S3Group:
         return out
 
     def _make(self, label: str, kind: str, db: int) -> dict[str, Server]:
-        from tests.integration.backends import S3RegistryProcess, s3_params
+        from tests.support.backends import S3RegistryProcess, s3_params
 
         bucket = self.moto.create_bucket("dockyard-bench" if kind == "dockyard"
                                          else "registry-bench")
@@ -254,6 +254,6 @@ class S3Group:
 
 
 def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    from tests.servers import deep_merge
+    from tests.support.servers import deep_merge
 
     return deep_merge(base, overrides)

@@ -39,11 +39,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
-# The checkout's root (for tests/servers.py and the rest of tests/) and benchmarks/.
+# The checkout's root (for tests/support/servers.py and the rest of tests/) and benchmarks/.
 for _path in (Path(__file__).resolve().parent.parent, Path(__file__).resolve().parent):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
-from tests.servers import DISTRIBUTION_BINARY  # noqa: E402
+from tests.support.servers import DISTRIBUTION_BINARY  # noqa: E402
 
 from bench_blobs import BlobsGroup  # noqa: E402
 from bench_core import LABELS, Row, Sample, fmt, log, parse_size  # noqa: E402

@@ -15,13 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-
-try:  # `python -m pytest` from the project root puts the root on sys.path
-    from tests.servers import DISTRIBUTION_BINARY, Kind, RegistryProcess
-    from tests.support.net import ServerPool
-except ImportError:  # plain `pytest`: rootdir-relative import of this folder
-    from servers import DISTRIBUTION_BINARY, Kind, RegistryProcess
-    from support.net import ServerPool
+from tests.support.net import ServerPool
+from tests.support.servers import DISTRIBUTION_BINARY, Kind, RegistryProcess
 
 TARGETS: tuple[Kind, ...] = ("dockyard", "distribution")
 TARGET = os.environ.get("DOCKYARD_TEST_TARGET", "dockyard")

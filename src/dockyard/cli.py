@@ -9,7 +9,8 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar
 
 from dockyard import __version__
-from dockyard.config import Config, ConfigError, load_config
+from dockyard.config import Config, ConfigError, load_config, refuse_unknown_keys
+from dockyard.durations import parse_duration
 from dockyard.storage.drivers.factory import DriverConfigError
 
 if TYPE_CHECKING:
@@ -41,9 +42,12 @@ configuration:
   environment as REGISTRY_<SECTION>_<KEY>, e.g.
   REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/srv/registry or
   REGISTRY_HTTP_ADDR=127.0.0.1:5001. Keys dockyard does not support yet
-  (notifications, http.debug) are named in a warning at start.
+  (notifications, http.debug) are named in a warning at start, and so is an
+  unknown (misspelt) key, with the nearest known one; --strict refuses to start
+  with an unknown key.
 
-  Without CONFIG: filesystem storage in ./registry-data, port 5000, deletes off.
+  Without CONFIG: filesystem storage in ./registry-data, port 5000, deletes off;
+  unless http.secret is set, a generated one is kept in registry-data/http.secret.
 
 workers:
   --workers N (or http.workers) runs N processes on one port. Every worker
@@ -89,13 +93,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("config", nargs="?", metavar="CONFIG",
                        help="path to config.yml (default: the embedded default)")
-    serve.add_argument("--workers", type=int, metavar="N",
+    serve.add_argument("--workers", type=_positive, metavar="N",
                        help="worker processes sharing the port (overrides http.workers)")
+    serve.add_argument("--strict", action="store_true", help=STRICT_HELP)
     check = commands.add_parser(
         "check-config", help="validate a config.yml and print its warnings",
-        description="Validate CONFIG (with REGISTRY_* overrides) and exit.",
+        description="Validate CONFIG (with REGISTRY_* overrides) and exit: status 0 if "
+        "serve would start, 2 if not.",
     )
     check.add_argument("config", nargs="?", metavar="CONFIG")
+    check.add_argument("--strict", action="store_true", help=STRICT_HELP)
     purge = commands.add_parser(
         "purge-uploads", help="delete abandoned uploads once",
         description="Delete uploads started more than AGE ago from the storage of CONFIG, "
@@ -103,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=PURGE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     purge.add_argument("config", nargs="?", metavar="CONFIG")
-    purge.add_argument("--age", metavar="DURATION",
+    purge.add_argument("--age", metavar="DURATION", type=_duration,
                        help="Go duration such as 168h or 30m "
                        "(default: storage.maintenance.uploadpurging.age, 168h)")
     purge.add_argument("--dry-run", action="store_true",
@@ -137,6 +144,29 @@ def _parser() -> argparse.ArgumentParser:
                         help="the issuer's YAML file (issuer, service, addr, certificate, "
                         "key, htpasswd, anonymous, groups, acl)")
     return parser
+
+
+STRICT_HELP = ("refuse a configuration with unknown keys (misspellings: warned about "
+               "either way, with the nearest known key)")
+
+
+def _positive(text: str) -> int:
+    """``--workers``: an integer of at least 1 (argparse reports it with the usage)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _duration(text: str) -> float:
+    """``--age``: seconds in a Go duration such as 168h or 30m."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _token_server(path: str) -> int:
@@ -184,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         for warning in [*warnings, *unsupported_features(config)]:
             print(f"warning: {warning}")
         try:
+            if args.strict:
+                refuse_unknown_keys(warnings)
             check_config(config)
         except (ConfigError, DriverConfigError) as exc:
             print(f"dockyard: configuration error: {exc}", file=sys.stderr)
@@ -191,17 +223,15 @@ def main(argv: list[str] | None = None) -> int:
         print("configuration OK")
         return 0
     if args.command == "purge-uploads":
-        return _purge_uploads(parser, args, config)
+        return _purge_uploads(args, config)
     if args.command == "index-referrers":
         return _index_referrers(config)
     if args.command == "garbage-collect":
         return _garbage_collect(args, config)
-    if args.workers is not None and args.workers < 1:
-        parser.error("--workers must be at least 1")
     from dockyard.server import serve
 
     try:
-        return serve(config, warnings, args.workers)
+        return serve(config, warnings, args.workers, strict=args.strict)
     except (ConfigError, DriverConfigError) as exc:
         print(f"dockyard: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -210,20 +240,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _purge_uploads(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                   config: Config) -> int:
+def _purge_uploads(args: argparse.Namespace, config: Config) -> int:
     """``dockyard purge-uploads``: one purge, progress on stderr, summary on stdout."""
     import asyncio
 
-    from dockyard.config import parse_duration
     from dockyard.maintenance.purge import format_duration, purge_uploads
 
-    age = config.storage.maintenance.upload_purging.age
-    if args.age is not None:
-        try:
-            age = parse_duration(args.age)
-        except ValueError as exc:
-            parser.error(f"--age: {exc}")
+    age = config.storage.maintenance.upload_purging.age if args.age is None else args.age
     driver = _open_storage(config)
     if driver is None:
         return 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import logging
 import os
 import secrets
@@ -34,6 +35,7 @@ from dockyard.config import (
     HtpasswdAuthConfig,
     SillyAuthConfig,
     TokenAuthConfig,
+    refuse_unknown_keys,
     split_host_port,
 )
 from dockyard.logs import setup_logging
@@ -208,14 +210,16 @@ def _bind(config: Config) -> tuple[socket.socket, str]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(http.addr)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(http.addr)
+        _bind_to(sock, http.addr, f"unix:{http.addr}")
         where = f"unix:{http.addr}"
     else:
         host, port = split_host_port(http.addr)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+        host = host or ("::" if family == socket.AF_INET6 else "0.0.0.0")
+        address = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        _bind_to(sock, (host, port), address)
         bound_host, bound_port = sock.getsockname()[:2]
         shown = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
         where = f"http://{shown}:{bound_port}{http.prefix.rstrip('/')}"
@@ -224,17 +228,84 @@ def _bind(config: Config) -> tuple[socket.socket, str]:
     return sock, where
 
 
-def serve(config: Config, warnings: list[str], workers: int | None = None) -> int:
-    """Serve until SIGTERM/SIGINT; returns the exit code."""
+def _bind_to(sock: socket.socket, address: str | tuple[str, int], shown: str) -> None:
+    """``sock.bind``, failing with an OSError that names the address (no errno noise)."""
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(f"address {shown} already in use") from None
+        raise OSError(f"cannot listen on {shown}: {exc.strerror or exc}") from None
+
+
+def _upload_secret(config: Config) -> bytes:
+    """The key of upload-state tokens: ``http.secret``; else the one kept in
+    ``http.secret_file`` (generated there on first start); else a random one (the
+    configuration warned that uploads then stay with this instance and start)."""
+    http = config.http
+    if http.secret:
+        return http.secret.encode()
+    if http.secret_file:
+        return _kept_secret(http.secret_file)
+    return secrets.token_bytes(32)
+
+
+def _kept_secret(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            secret = f.read().strip()
+    except FileNotFoundError:
+        pass
+    else:
+        if not secret:
+            raise ConfigError(
+                f"http.secret: {path} is empty; delete it for a new one or set http.secret",
+                "http.secret",
+            )
+        log.info("http.secret: not set; using the one kept in %s", path)
+        return secret
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    # Written whole under a temporary name, then linked into place: a start racing
+    # this one reads either no file or the complete secret, never a partial one.
+    partial = f"{path}.{os.getpid()}.tmp"
+    secret = secrets.token_hex(32).encode()
+    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+        f.write(secret + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        return _kept_secret(path)
+    finally:
+        os.unlink(partial)
+    log.info(
+        "http.secret: not set; generated one in %s (mode 0600), kept for restarts and "
+        "workers; several instances must set the same http.secret instead",
+        path,
+    )
+    return secret
+
+
+def serve(
+    config: Config, warnings: list[str], workers: int | None = None, *, strict: bool = False
+) -> int:
+    """Serve until SIGTERM/SIGINT; returns the exit code.
+
+    With ``strict``, unknown configuration keys (logged like every warning) refuse
+    the start with a ConfigError.
+    """
     setup_logging(config.log.level, config.log.formatter, config.log.fields)
     for warning in warnings:
         log.warning("config: %s", warning)
     for warning in unsupported_features(config):
         log.warning("config: %s", warning)
+    if strict:
+        refuse_unknown_keys(warnings)
     count = workers or config.http.workers
     check_config(config, workers)
-    # Without http.secret (config warns) a random one, shared by this process's workers.
-    secret = config.http.secret.encode() or secrets.token_bytes(32)
+    secret = _upload_secret(config)  # before the fork: every worker shares it
     ssl_context = server_ssl_context(config.http.tls)
     sock, where = _bind(config)
     if ssl_context is not None:

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from dockyard.digest import Digest
 
-__all__ = ["BLOB_MEDIA_TYPE", "BlobDescriptor", "UploadStatus"]
+__all__ = [
+    "BLOB_MEDIA_TYPE",
+    "BlobDescriptor",
+    "BlobDescriptorService",
+    "ManifestReader",
+    "StoredManifest",
+    "UploadStatus",
+]
 
 BLOB_MEDIA_TYPE = "application/octet-stream"
 
@@ -28,3 +36,43 @@ class UploadStatus:
     upload_id: str
     offset: int
     started_at: datetime
+
+
+class BlobDescriptorService(Protocol):
+    """Where descriptors come from: the storage layout, or a cache wrapped around it.
+
+    Stores hold one (distribution's ``BlobDescriptorService``), so a cache is added
+    by wrapping it rather than by branches inside the store.
+    """
+
+    async def stat(self, digest: Digest) -> BlobDescriptor:
+        """The content ``digest`` names (through a link: under its canonical digest).
+
+        Raises BlobUnknown.
+        """
+        ...
+
+    async def clear(self, digest: Digest) -> None:
+        """Forget ``digest``: a cache drops its entry, a store its link."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    """A manifest as served: the bytes, their media type, and the revision digest."""
+
+    digest: Digest
+    media_type: str
+    body: bytes
+
+
+class ManifestReader(Protocol):
+    """Reads a repository's manifest revision, from storage or a cache in front of it."""
+
+    async def read(self, digest: Digest, canonical: Digest | None) -> StoredManifest:
+        """The revision ``digest``; ``canonical`` when its link was already read."""
+        ...
+
+    def forget(self, digest: Digest) -> None:
+        """The revision was deleted: a cache drops it."""
+        ...

@@ -6,8 +6,13 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-
-from .helpers import API_VERSION, API_VERSION_HEADER, assert_error, random_repo, raw_request
+from tests.support.api import (
+    API_VERSION,
+    API_VERSION_HEADER,
+    assert_error,
+    random_repo,
+    raw_request,
+)
 
 if TYPE_CHECKING:
     from servers import RegistryProcess

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-
-from .helpers import (
+from tests.support.api import (
     API_VERSION,
     API_VERSION_HEADER,
     RawResponse,

@@ -17,20 +17,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-
-from .helpers import (
+from tests.support.api import (
     assert_error,
     deviates_on_distribution,
     follow,
     push_blob,
     start_upload,
 )
-from .manifests_helpers import image, put_manifest, repo_dir
-
-try:
-    from tests.servers import Kind, RegistryProcess
-except ImportError:  # plain `pytest` with the tests folder as rootdir
-    from servers import Kind, RegistryProcess  # type: ignore[no-redef]
+from tests.support.manifests import image, put_manifest, repo_dir
+from tests.support.servers import Kind, RegistryProcess
 
 RegistryFactory = Callable[..., RegistryProcess]
 LINK_NEXT = re.compile(r'^<([^>]+)>;\s*rel="next"$')

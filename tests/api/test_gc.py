@@ -22,9 +22,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 import yaml
-
-from .helpers import digest_of, push_blob, random_repo
-from .manifests_helpers import (
+from tests.support.api import digest_of, push_blob, random_repo
+from tests.support.manifests import (
     DOCKER_LAYER,
     DOCKER_SCHEMA2,
     OCI_INDEX,
@@ -328,7 +327,7 @@ def test_garbage_collect_on_s3(
     tmp_path_factory: pytest.TempPathFactory, client_factory: ClientFactory
 ) -> None:
     """The same command on object storage (moto's S3 server), beside docker-registry's."""
-    from tests.integration.backends import SAFE_AWS_ENV, S3RegistryProcess, s3_params, shared_moto
+    from tests.support.backends import SAFE_AWS_ENV, S3RegistryProcess, s3_params, shared_moto
 
     moto = shared_moto(tmp_path_factory.mktemp("moto"))
     bucket = moto.create_bucket("gc")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.api.helpers import TARGET, digest_of, push_blob, random_repo
-from tests.servers import RegistryProcess
+from tests.support.api import TARGET, digest_of, push_blob, random_repo
+from tests.support.servers import RegistryProcess
 
 Factory = Callable[..., RegistryProcess]
 ClientFactory = Callable[[RegistryProcess], httpx.Client]
@@ -64,3 +64,33 @@ def test_index_referrers_relinks_what_another_registry_left_unlinked(
         listed = client.get(f"/v2/{repo}/referrers/{subject}").json()["manifests"]
     assert [d["digest"] for d in listed] == [referrer]
     assert listed[0]["artifactType"] == "application/vnd.example.note"
+
+
+def test_read_only_lists_unindexed_referrers_without_writing(
+    registry_factory: Factory, client_factory: ClientFactory
+) -> None:
+    """Listing referrers would index the repository (a write): not in read-only mode."""
+    server = registry_factory()
+    repo = random_repo()
+    with client_factory(server) as client:
+        config = push_blob(client, repo, b"{}")
+        image = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                            "digest": config, "size": 2}, "layers": []}
+        subject = _put(client, repo, "v1", image)
+        note = {**image, "artifactType": "application/vnd.example.note",
+                "subject": {"mediaType": OCI_MANIFEST, "digest": subject,
+                            "size": len(json.dumps(image))}}
+        referrer = _put(client, repo, "note", note)
+    server.stop()
+    manifests = Path(server.root) / "docker/registry/v2/repositories" / repo / "_manifests"
+    shutil.rmtree(manifests / "revisions/sha256" / subject.split(":")[1] / "referrers")
+    (manifests / "referrers-indexed").unlink(missing_ok=True)
+    before = sorted(p for p in Path(server.root).rglob("*") if p.is_file())
+    server.reconfigure({"storage": {"maintenance": {"readonly": {"enabled": True}}}})
+    server.start()
+    with client_factory(server) as client:
+        response = client.get(f"/v2/{repo}/referrers/{subject}")
+    assert response.status_code == 200, response.text
+    assert [d["digest"] for d in response.json()["manifests"]] == [referrer]
+    assert sorted(p for p in Path(server.root).rglob("*") if p.is_file()) == before

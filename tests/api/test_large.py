@@ -37,8 +37,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-
-from .helpers import TARGET, random_repo, upload_range, uploads_path
+from tests.support.api import TARGET, random_repo, upload_range, uploads_path
 
 if TYPE_CHECKING:
     from servers import RegistryProcess

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-
-from .helpers import (
+from tests.support.api import (
     assert_error,
     deviates_on_distribution,
     digest_of,
@@ -24,7 +23,7 @@ from .helpers import (
     random_repo,
     raw_request,
 )
-from .manifests_helpers import (
+from tests.support.manifests import (
     DOCKER_CONFIG,
     DOCKER_FOREIGN_LAYER,
     DOCKER_LIST,

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 
 import httpx
-from tests.api.helpers import (
+from tests.support.api import (
     assert_error,
     deviates_on_distribution,
     digest_of,
@@ -14,7 +14,7 @@ from tests.api.helpers import (
     random_repo,
     with_query,
 )
-from tests.servers import RegistryProcess
+from tests.support.servers import RegistryProcess
 
 Factory = Callable[..., RegistryProcess]
 ClientFactory = Callable[[RegistryProcess], httpx.Client]

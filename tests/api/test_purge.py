@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-
-from .helpers import (
+from tests.support.api import (
     TARGET,
     digest_of,
     patch_chunk,

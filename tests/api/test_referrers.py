@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
-
-from .helpers import (
+from tests.support.api import (
     assert_error,
     deviates_on_distribution,
     digest_of,
     push_blob,
     random_repo,
 )
-from .manifests_helpers import (
+from tests.support.manifests import (
     OCI_EMPTY,
     OCI_EMPTY_JSON,
     OCI_INDEX,

@@ -27,8 +27,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
-
-from .helpers import (
+from tests.support.api import (
     TARGET,
     RawResponse,
     assert_error,

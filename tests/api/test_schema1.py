@@ -15,11 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from dockyard.manifest import SCHEMA1_SIGNED as PARSER_SIGNED
-from dockyard.manifest import parse_manifest
-
-from .helpers import (
+from tests.support.api import (
     assert_error,
     deviates_on_distribution,
     digest_of,
@@ -27,7 +23,7 @@ from .helpers import (
     push_blob,
     random_repo,
 )
-from .manifests_helpers import (
+from tests.support.manifests import (
     ALL_MANIFEST_TYPES,
     SCHEMA1_SIGNED,
     SCHEMA1_UNSIGNED,
@@ -42,11 +38,10 @@ from .manifests_helpers import (
     signed_schema1,
     verify_jws,
 )
+from tests.support.servers import Kind, RegistryProcess
 
-try:
-    from tests.servers import Kind, RegistryProcess
-except ImportError:  # plain `pytest` with the tests folder as rootdir
-    from servers import Kind, RegistryProcess  # type: ignore[no-redef]
+from dockyard.manifest import SCHEMA1_SIGNED as PARSER_SIGNED
+from dockyard.manifest import parse_manifest
 
 SCHEMA1_ACCEPT = [SCHEMA1_SIGNED, SCHEMA1_UNSIGNED, *ALL_MANIFEST_TYPES]
 

@@ -14,15 +14,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-
-from .helpers import (
+from tests.support.api import (
     assert_error,
     deviates_on_distribution,
     digest_of,
     follow,
     random_repo,
 )
-from .manifests_helpers import (
+from tests.support.manifests import (
     Built,
     get_manifest,
     image,

@@ -12,8 +12,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
-
-from .helpers import (
+from tests.support.api import (
     API_VERSION,
     API_VERSION_HEADER,
     TARGET,

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.servers import RegistryProcess
-
-from .support import PKI, OciImage, Skopeo, TokenServer, make_oci_image, write_htpasswd
+from tests.support.auth import PKI, OciImage, Skopeo, TokenServer, make_oci_image, write_htpasswd
+from tests.support.servers import RegistryProcess
 
 ISSUER = "dockyard-test-issuer"
 SERVICE = "dockyard-test-registry"

@@ -15,11 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from tests.servers import RegistryProcess
-from tests.support.net import free_port
-
-from .conftest import ImageFactory
-from .support import (
+from tests.support.auth import (
     Skopeo,
     TokenServer,
     assert_not_logged,
@@ -27,6 +23,10 @@ from .support import (
     sha256_digest,
     write_htpasswd,
 )
+from tests.support.net import free_port
+from tests.support.servers import RegistryProcess
+
+from .conftest import ImageFactory
 
 pytestmark = pytest.mark.interop
 

@@ -14,10 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.servers import RegistryProcess, RegistryStartError
-
-from .conftest import ImageFactory
-from .support import (
+from tests.support.auth import (
     Skopeo,
     assert_not_logged,
     parse_challenge,
@@ -25,6 +22,9 @@ from .support import (
     unique_repo,
     write_htpasswd,
 )
+from tests.support.servers import RegistryProcess, RegistryStartError
+
+from .conftest import ImageFactory
 
 pytestmark = pytest.mark.interop
 

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from tests.servers import RegistryProcess
-
-from .support import parse_challenge, scope_set, sha256_digest, unique_repo
+from tests.support.auth import parse_challenge, scope_set, sha256_digest, unique_repo
+from tests.support.servers import RegistryProcess
 
 REALM = "http://127.0.0.1:9/silly-token"
 SERVICE = "silly-service"

@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.support.auth import PKI, IssuedCert, Skopeo, TLSRegistry, sha256_digest, unique_repo
 
 from .conftest import ImageFactory
-from .support import PKI, IssuedCert, Skopeo, TLSRegistry, sha256_digest, unique_repo
 
 pytestmark = pytest.mark.interop
 

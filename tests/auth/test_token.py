@@ -23,17 +23,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from tests.servers import RegistryProcess
-
-from .conftest import (
-    ISSUER,
-    SERVICE,
-    ImageFactory,
-    TokenEnv,
-    issuer_settings,
-    start_token_env,
-)
-from .support import (
+from tests.support.auth import (
     PKI,
     Skopeo,
     TokenServer,
@@ -49,6 +39,16 @@ from .support import (
     unique_repo,
     write_htpasswd,
     x5c_of,
+)
+from tests.support.servers import RegistryProcess
+
+from .conftest import (
+    ISSUER,
+    SERVICE,
+    ImageFactory,
+    TokenEnv,
+    issuer_settings,
+    start_token_env,
 )
 
 pytestmark = pytest.mark.interop

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from tests.servers import RegistryProcess
 from tests.support.redis import RedisServer
+from tests.support.servers import RegistryProcess
 
 Factory = Callable[..., RegistryProcess]
 

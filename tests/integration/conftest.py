@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.backends import (
+from tests.support.backends import (
     MotoServer,
     S3RegistryProcess,
     TcpProxy,
     s3_params,
     shared_moto,
 )
-from tests.servers import DISTRIBUTION_BINARY, Kind
 from tests.support.net import ServerPool
 from tests.support.redis import RedisServer
+from tests.support.servers import DISTRIBUTION_BINARY, Kind
 
 S3RegistryFactory = Callable[..., S3RegistryProcess]
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration import azure_gcs_fixtures as fixtures
-from tests.integration.azure_gcs_fixtures import (
+from tests.support import azure_gcs as fixtures
+from tests.support.azure_gcs import (
     AzuriteServer,
     FakeGCSServer,
     ObjectStoreRegistryProcess,
@@ -36,7 +36,7 @@ from tests.integration.azure_gcs_fixtures import (
     push_image,
     service_account_key,
 )
-from tests.interop.tools import Layout, Skopeo, Umoci, random_repo, require_binary
+from tests.support.interop import Layout, Skopeo, Umoci, random_repo, require_binary
 
 pytestmark = pytest.mark.interop
 

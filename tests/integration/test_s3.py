@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from tests.api.helpers import (
+from tests.integration.conftest import S3RegistryFactory
+from tests.support.api import (
     blob_path,
     content_range,
     digest_of,
@@ -34,8 +35,7 @@ from tests.api.helpers import (
     upload_range,
     with_query,
 )
-from tests.integration.backends import MotoServer, S3RegistryProcess, TcpProxy
-from tests.integration.conftest import S3RegistryFactory
+from tests.support.backends import MotoServer, S3RegistryProcess, TcpProxy
 from tests.support.data import blob
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(600)]

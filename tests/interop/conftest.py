@@ -15,15 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-try:  # `python -m pytest` from the project root puts the root on sys.path
-    from tests.servers import DISTRIBUTION_BINARY, Kind, RegistryProcess
-    from tests.support.net import ServerPool
-except ImportError:  # plain `pytest`: rootdir-relative import
-    from servers import DISTRIBUTION_BINARY, Kind, RegistryProcess
-    from support.net import ServerPool
-
-from .tools import BuiltImage, BuiltIndex, Layout, Skopeo, Umoci, make_index, require_binary
+from tests.support.interop import (
+    BuiltImage,
+    BuiltIndex,
+    Layout,
+    Skopeo,
+    Umoci,
+    make_index,
+    require_binary,
+)
+from tests.support.net import ServerPool
+from tests.support.servers import DISTRIBUTION_BINARY, Kind, RegistryProcess
 
 ServerFactory = Callable[..., RegistryProcess]
 

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from .tools import (
+from tests.support.interop import (
     DOCKER_MANIFEST,
     MANIFEST_ACCEPT,
     OCI_MANIFEST,

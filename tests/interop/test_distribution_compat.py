@@ -18,9 +18,7 @@ import httpx
 import oras.client
 import oras.oci
 import pytest
-
-from .conftest import Images, ServerFactory
-from .tools import (
+from tests.support.interop import (
     DISTRIBUTION_BINARY,
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -34,6 +32,8 @@ from .tools import (
     sha256_digest,
     storage_files,
 )
+
+from .conftest import Images, ServerFactory
 
 pytestmark = pytest.mark.interop
 

@@ -16,8 +16,7 @@ import httpx
 import pytest
 import requests
 from dxf import DXF, DXFBase
-
-from .tools import (
+from tests.support.interop import (
     DOCKER_MANIFEST,
     OCI_CONFIG,
     OCI_MANIFEST,

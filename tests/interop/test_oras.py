@@ -16,9 +16,7 @@ import httpx
 import oras.client
 import oras.oci
 import pytest
-
-from .conftest import Images
-from .tools import (
+from tests.support.interop import (
     OCI_EMPTY,
     OCI_INDEX,
     OCI_MANIFEST,
@@ -27,6 +25,8 @@ from .tools import (
     random_repo,
     sha256_digest,
 )
+
+from .conftest import Images
 
 pytestmark = pytest.mark.interop
 

@@ -22,12 +22,12 @@ from typing import Any
 import httpx
 import pytest
 from tests.auth.conftest import start_token_env
-from tests.auth.support import write_htpasswd
-from tests.servers import RegistryProcess
+from tests.support.auth import write_htpasswd
+from tests.support.interop import MANIFEST_ACCEPT, Skopeo, random_repo
 from tests.support.net import wait_until
+from tests.support.servers import RegistryProcess
 
 from .conftest import Images, ServerFactory
-from .tools import MANIFEST_ACCEPT, Skopeo, random_repo
 
 pytestmark = pytest.mark.interop
 

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from .conftest import Images
-from .tools import (
+from tests.support.interop import (
     DOCKER_CONFIG,
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -29,6 +27,8 @@ from .tools import (
     random_repo,
     sha256_digest,
 )
+
+from .conftest import Images
 
 pytestmark = pytest.mark.interop
 

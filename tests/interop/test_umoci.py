@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.support.interop import BuiltImage, Layout, Skopeo, Umoci, access_log, random_repo
 
 from .conftest import Images
-from .tools import BuiltImage, Layout, Skopeo, Umoci, access_log, random_repo
 
 pytestmark = pytest.mark.interop
 

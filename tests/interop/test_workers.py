@@ -16,9 +16,9 @@ from pathlib import Path
 
 import oras.client
 import pytest
+from tests.support.interop import Layout, Skopeo, random_repo
 
 from .conftest import Images, ServerFactory
-from .tools import Layout, Skopeo, random_repo
 
 pytestmark = pytest.mark.interop
 

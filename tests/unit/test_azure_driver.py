@@ -1,6 +1,6 @@
 """The azure driver against Azurite: the driver contract, and what only object stores do.
 
-The contract tests are those of tests/unit/test_drivers.py, run here with this module's
+The contract tests are those of tests/unit/test_driver_contract.py, run here with this module's
 ``driver`` fixture (each test gets a fresh container and a root directory in it, and
 blocks of 256 KiB so that small files already span several blocks). Skipped, with the
 install command, when ``azurite-blob`` is not installed.
@@ -17,14 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration import azure_gcs_fixtures as fixtures
-from tests.integration.azure_gcs_fixtures import (
+from tests.support import azure_gcs as fixtures
+from tests.support.azure_gcs import (
     AZURITE_ACCOUNT,
     AZURITE_KEY,
     AzuriteServer,
     azure_params,
 )
-from tests.unit.test_drivers import contract, read_all, run, write_file
+from tests.unit.test_driver_contract import contract, read_all, run, write_file
 
 from dockyard.storage.drivers.azure import AzureDriver, AzureParameters
 from dockyard.storage.drivers.base import CheckedDriver, StorageDriver

@@ -16,6 +16,7 @@ from dockyard.config import (
     HtpasswdAuthConfig,
     SillyAuthConfig,
     TokenAuthConfig,
+    UnknownKeyWarning,
     load_config,
     parse_duration,
     split_host_port,
@@ -93,8 +94,30 @@ def test_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.http.workers == 1
     assert config.auth is None
     assert config.log.level == "info"
-    assert [w for w in warnings if "http.secret" not in w] == []
-    assert any(w.startswith("http.secret is not set") for w in warnings)
+    # No warning about http.secret: the server keeps a generated one with the data.
+    assert warnings == []
+    assert config.http.secret == ""
+    assert config.http.secret_file == str(tmp_path / "registry-data" / "http.secret")
+
+
+def test_default_without_filesystem_warns_about_the_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config, warnings = load_config(None, {"REGISTRY_STORAGE": "inmemory"})
+    assert config.http.secret_file == ""
+    assert len(warnings) == 1 and warnings[0].startswith("http.secret is not set")
+    config, warnings = load_config(None, {"REGISTRY_HTTP_SECRET": "s"})
+    assert (config.http.secret, config.http.secret_file, warnings) == ("s", "", [])
+
+
+def test_a_config_file_without_secret_keeps_nothing(tmp_path: Path) -> None:
+    config, warnings = load(
+        tmp_path, f"version: 0.1\nstorage: {{filesystem: {{rootdirectory: {tmp_path}}}}}\n"
+    )
+    assert config.http.secret_file == ""
+    assert len(warnings) == 1
+    assert "several instances must set the same http.secret" in warnings[0]
 
 
 def test_default_takes_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -649,13 +672,13 @@ def test_env_values_are_yaml_scalars(tmp_path: Path) -> None:
             "REGISTRY_STORAGE_DELETE_ENABLED": "yes",
             "REGISTRY_HTTP_WORKERS": "3",
             "REGISTRY_HTTP_SECRET": "007",
-            "REGISTRY_STORAGE_INMEMORY_COUNT": "12",
+            "REGISTRY_LOG_FIELDS_COUNT": "12",
         },
     )
     assert config.storage.delete.enabled is True
     assert config.http.workers == 3
     assert config.http.secret == "007"
-    assert config.storage.parameters == {"count": 12}
+    assert config.log.fields == {"count": 12}
 
 
 def test_env_creates_absent_section(tmp_path: Path) -> None:
@@ -836,7 +859,7 @@ def test_env_ignored_variables_warn(tmp_path: Path) -> None:
     assert "ignoring environment variable REGISTRY_http_addr" in joined
     assert "ignoring environment variable REGISTRY_HTTP__ADDR" in joined
     assert 'REGISTRY_HTTP_SECRET_FILE: "http.secret" is a value, not a section' in joined
-    assert 'unsupported configuration key "port" (from REGISTRY_PORT)' in joined
+    assert 'unknown configuration key "port" (from REGISTRY_PORT)' in joined
 
 
 def test_env_errors_name_key_and_variable(tmp_path: Path) -> None:
@@ -948,12 +971,13 @@ def test_error_example_from_file(tmp_path: Path) -> None:
     assert info.value.key == "storage.delete.enabled"
 
 
-def test_malformed_yaml_has_line(tmp_path: Path) -> None:
+def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.yml"
     message = error(tmp_path, "version: 0.1\nstorage:\n  inmemory: {\nhttp: x\n")
-    assert message.startswith("malformed YAML at line ")
+    assert message.startswith(f"malformed YAML ({path}, line ")
     message = error(tmp_path, "version: 0.1\nstorage: [a\n")
     assert "line 2" in message or "line 3" in message
-    assert error(tmp_path, "a: 1\n---\nb: 2\n").startswith("malformed YAML at line 2")
+    assert error(tmp_path, "a: 1\n---\nb: 2\n").startswith(f"malformed YAML ({path}, line 2")
 
 
 H = "version: 0.1\nstorage: inmemory\n"  # the least configuration that loads
@@ -1281,22 +1305,68 @@ def test_unsupported_keys_warn_with_full_path(tmp_path: Path) -> None:
             - {name: a, url: 'http://a/', queue: 5}
         """,
     )
+    # distribution's keys that dockyard does not read, and keys neither knows.
     unsupported = sorted(w.split('"')[1] for w in warnings if w.startswith("unsupported"))
     assert unsupported == [
         "auth.token.signingalgorithms",
         "http.tls.letsencrypt",
         "log.hooks",
-        "notifications.endpoints[0].queue",
         "reporting",
+    ]
+    unknown = sorted(w.key for w in warnings if isinstance(w, UnknownKeyWarning))
+    assert unknown == [
+        "notifications.endpoints[0].queue",
         "storage.delete.soft",
         "storage.maintenance.readonly.reason",
         "token_server",
     ]
-    assert len(warnings) == len(unsupported)
-    assert any(
-        w == f'unsupported configuration key "reporting" ({tmp_path / "config.yml"}, line 14)'
-        for w in warnings
+    assert len(warnings) == len(unsupported) + len(unknown)
+    assert (
+        f'unsupported configuration key "reporting" ({tmp_path / "config.yml"}, line 14): '
+        "supported by distribution but not by dockyard, ignored"
+    ) in warnings
+    assert f'unknown configuration key "token_server" ({tmp_path / "config.yml"}, line 16)' in (
+        warnings
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "nearest"),
+    [
+        ("http: {adress: ':5000'}", "http.adress", "http.addr"),
+        ("http: {secrte: x}", "http.secrte", "http.secret"),
+        (
+            "storage: {filesystem: {rootdirectroy: /srv}}",
+            "storage.filesystem.rootdirectroy",
+            "storage.filesystem.rootdirectory",
+        ),
+        (
+            "storage: {filesystem: {maxthread: 4}}",
+            "storage.filesystem.maxthread",
+            "storage.filesystem.maxthreads",
+        ),
+        ("log: {levle: debug}", "log.levle", "log.level"),
+        ("reportng: {}", "reportng", "reporting"),  # a key of distribution's is near too
+        ("storage: {inmemory: {x: 1}}", "storage.inmemory.x", None),
+        (
+            "validation: {manifests: {urls: {alow: [x]}}}",
+            "validation.manifests.urls.alow",
+            "validation.manifests.urls.allow",
+        ),
+    ],
+)
+def test_unknown_key_names_the_nearest_known_one(
+    tmp_path: Path, text: str, key: str, nearest: str | None
+) -> None:
+    storage = "" if text.startswith("storage") else "storage: {inmemory: {}}\n"
+    http = "" if text.startswith("http") else "http: {secret: s}\n"
+    doc = f"version: 0.1\n{storage}{http}{text}\n"
+    _, warnings = load(tmp_path, doc)
+    unknown = [w for w in warnings if isinstance(w, UnknownKeyWarning)]
+    assert [w.key for w in unknown] == [key], warnings
+    hint = f'; did you mean "{nearest}"?' if nearest else ""
+    assert unknown[0].startswith(f'unknown configuration key "{key}" (')
+    assert unknown[0].endswith(")" + hint)
 
 
 def test_middleware_warns(tmp_path: Path) -> None:
@@ -1335,5 +1405,11 @@ def test_duplicate_key_warns_and_last_wins(tmp_path: Path) -> None:
 def test_env_unknown_key_warns(tmp_path: Path) -> None:
     _, warnings = load(tmp_path, BASE, {"REGISTRY_HTTP_FROBNICATE": "1"})
     assert warnings == [
-        'unsupported configuration key "http.frobnicate" (from REGISTRY_HTTP_FROBNICATE)'
+        'unknown configuration key "http.frobnicate" (from REGISTRY_HTTP_FROBNICATE)'
+    ]
+    assert isinstance(warnings[0], UnknownKeyWarning)
+    _, warnings = load(tmp_path, BASE, {"REGISTRY_HTTP_ADRESS": ":1"})
+    assert warnings == [
+        'unknown configuration key "http.adress" (from REGISTRY_HTTP_ADRESS); '
+        'did you mean "http.addr"?'
     ]

@@ -1,6 +1,6 @@
 """The gcs driver against fake-gcs-server: the driver contract, and its upload parts.
 
-The contract tests are those of tests/unit/test_drivers.py, run here with this module's
+The contract tests are those of tests/unit/test_driver_contract.py, run here with this module's
 ``driver`` fixture (each test gets a fresh bucket, a root directory in it, and a chunk
 size of 256 KiB -- the smallest GCS allows -- so small files already span parts).
 """
@@ -18,13 +18,13 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration import azure_gcs_fixtures as fixtures
-from tests.integration.azure_gcs_fixtures import (
+from tests.support import azure_gcs as fixtures
+from tests.support.azure_gcs import (
     FakeGCSServer,
     gcs_params,
     service_account_key,
 )
-from tests.unit.test_drivers import contract, read_all, run, write_file
+from tests.unit.test_driver_contract import contract, read_all, run, write_file
 
 from dockyard.storage.drivers.base import CheckedDriver, StorageDriver
 from dockyard.storage.drivers.factory import DriverConfigError, create_driver

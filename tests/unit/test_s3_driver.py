@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from tests.integration.backends import MotoServer, TcpProxy, s3_params, shared_moto
+from tests.support.backends import MotoServer, TcpProxy, s3_params, shared_moto
 from tests.support.data import blob
-from tests.unit.test_drivers import contract
+from tests.unit.test_driver_contract import contract
 
 from dockyard.storage.drivers.base import (
     CheckedDriver,
@@ -124,7 +124,7 @@ def s3(moto: MotoServer, bucket: str) -> Harness:
 
 @pytest.fixture
 def driver(s3: Harness) -> CheckedDriver:
-    """For the contract tests of test_drivers.py: a fresh root directory in the bucket."""
+    """For the contract tests of test_driver_contract.py: a fresh root directory in the bucket."""
     return s3.make()
 
 

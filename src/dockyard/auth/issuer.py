@@ -40,47 +40,36 @@ password revokes it. Passwords and tokens are never logged.
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import json
 import logging
-import os
 import secrets
-import tempfile
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
-from pathlib import Path
-from types import MappingProxyType
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
-import yaml
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from cryptography.x509.oid import NameOID
 
-from dockyard.auth._util import check_keys, parse_basic, quote_param
+from dockyard.auth._util import parse_basic, quote_param
 from dockyard.auth.access import (
-    ALL_ACTIONS,
     Access,
     format_scope,
     parse_scope,
     resource_actions,
 )
 from dockyard.auth.htpasswd import HtpasswdFile
-from dockyard.auth.keys import (
-    PrivateKey,
-    algorithm_for,
-    libtrust_key_id,
-    load_certificates,
-    spki_der,
+from dockyard.auth.issuer_config import (
+    SECTION,
+    AclRule,
+    IssuerConfig,
+    granted_accesses,
+    load_issuer_config,
+    parse_issuer_config,
 )
+from dockyard.auth.issuer_signing import TokenSigner
 
 __all__ = [
     "AclRule",
@@ -95,365 +84,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_SECTION = "issuer config"
-_ANONYMOUS = "anonymous"
-_ANY_USER = "*"
-_GROUP = "group:"
-_CERT_VALIDITY = dt.timedelta(days=3650)
 _REFRESH_TYPE = "refresh"
-
-
-# Configuration
-
-
-@dataclass(frozen=True)
-class AclRule:
-    """Allow ``subject`` the ``actions`` on resources of ``type`` whose name matches
-    the glob ``repository``."""
-
-    subject: str
-    repository: str
-    actions: tuple[str, ...]
-    type: str = "repository"
-
-    def matches(self, access: Access) -> bool:
-        """True if this rule is about ``access``'s resource."""
-        return access.type == self.type and fnmatchcase(access.name, self.repository)
-
-    def permits(self, action: str) -> bool:
-        """True if this rule allows ``action`` (``*`` allows all, incl. ``*`` itself)."""
-        return ALL_ACTIONS in self.actions or action in self.actions
-
-
-@dataclass(frozen=True)
-class IssuerConfig:
-    """The token issuer's settings (see :func:`load_issuer_config`)."""
-
-    certificate: Path
-    key: Path
-    issuer: str = "dockyard-token-issuer"
-    service: str = "dockyard"
-    addr: str = "127.0.0.1:5001"
-    expiration: int = 300
-    htpasswd: Path | None = None
-    anonymous: bool = False
-    groups: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
-    acl: tuple[AclRule, ...] = ()
-    realm: str = ""  # Basic challenge realm; empty means the issuer name
-    refresh_expiration: int = 30 * 24 * 3600  # 0: no refresh tokens
-
-    @property
-    def host(self) -> str:
-        """Host part of ``addr`` (IPv6 without brackets)."""
-        return _split_addr(self.addr)[0]
-
-    @property
-    def port(self) -> int:
-        """Port part of ``addr``."""
-        return _split_addr(self.addr)[1]
-
-
-def _split_addr(addr: str) -> tuple[str, int]:
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"{_SECTION}: option 'addr' must be host:port, got {addr!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
-def _get_str(data: Mapping[str, Any], key: str, default: str | None = None) -> str:
-    value = data.get(key, default)
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{_SECTION}: option {key!r} must be a non-empty string")
-    return value
-
-
-def _get_int(data: Mapping[str, Any], key: str, default: int, minimum: int) -> int:
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{_SECTION}: option {key!r} must be an integer >= {minimum}")
-    return value
-
-
-def _get_path(data: Mapping[str, Any], key: str, base: Path | None) -> Path:
-    path = Path(_get_str(data, key))
-    return base / path if base is not None and not path.is_absolute() else path
-
-
-def _str_list(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ValueError(f"{_SECTION}: option {where!r} must be a list of non-empty strings")
-    return tuple(value)
-
-
-def _parse_groups(value: Any) -> dict[str, frozenset[str]]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{_SECTION}: option 'groups' must map group names to user lists")
-    groups: dict[str, frozenset[str]] = {}
-    for name, members in value.items():
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"{_SECTION}: option 'groups' has an invalid group name {name!r}")
-        groups[name] = frozenset(_str_list(members, f"groups.{name}"))
-    return groups
-
-
-def _parse_acl(value: Any, groups: Mapping[str, frozenset[str]]) -> tuple[AclRule, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise ValueError(f"{_SECTION}: option 'acl' must be a list of rules")
-    rules: list[AclRule] = []
-    for index, entry in enumerate(value):
-        where = f"acl[{index}]"
-        if not isinstance(entry, Mapping):
-            raise ValueError(f"{_SECTION}: option {where!r} must be a mapping")
-        check_keys(entry, f"{_SECTION} {where}", ("subject", "repository", "actions", "type"))
-        subject = entry.get("subject")
-        if not isinstance(subject, str) or not subject or subject != subject.strip():
-            raise ValueError(f"{_SECTION}: option '{where}.subject' must be a non-empty string")
-        if subject.startswith(_GROUP) and subject[len(_GROUP) :] not in groups:
-            raise ValueError(
-                f"{_SECTION}: option '{where}.subject' names undefined group "
-                f"{subject[len(_GROUP) :]!r} (define it under 'groups')"
-            )
-        repository = entry.get("repository")
-        if not isinstance(repository, str) or not repository:
-            raise ValueError(f"{_SECTION}: option '{where}.repository' must be a glob")
-        rtype = entry.get("type", "repository")
-        if not isinstance(rtype, str) or not rtype:
-            raise ValueError(f"{_SECTION}: option '{where}.type' must be a non-empty string")
-        actions = _str_list(entry.get("actions"), f"{where}.actions")
-        rules.append(AclRule(subject, repository, actions, rtype))
-    return tuple(rules)
-
-
-_CONFIG_KEYS = (
-    "issuer",
-    "service",
-    "addr",
-    "expiration",
-    "certificate",
-    "key",
-    "htpasswd",
-    "anonymous",
-    "groups",
-    "acl",
-    "realm",
-    "refresh_expiration",
-)
-
-
-def parse_issuer_config(data: Any, base_dir: Path | None = None) -> IssuerConfig:
-    """An :class:`IssuerConfig` from parsed YAML; relative paths are resolved against
-    ``base_dir``. Raises ``ValueError`` naming the offending key."""
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{_SECTION}: expected a mapping at the top level")
-    check_keys(data, _SECTION, _CONFIG_KEYS)
-    anonymous = data.get("anonymous", False)
-    if not isinstance(anonymous, bool):
-        raise ValueError(f"{_SECTION}: option 'anonymous' must be true or false")
-    groups = _parse_groups(data.get("groups"))
-    realm = data.get("realm", "")
-    if not isinstance(realm, str):
-        raise ValueError(f"{_SECTION}: option 'realm' must be a string")
-    cfg = IssuerConfig(
-        certificate=_get_path(data, "certificate", base_dir),
-        key=_get_path(data, "key", base_dir),
-        issuer=_get_str(data, "issuer", IssuerConfig.issuer),
-        service=_get_str(data, "service", IssuerConfig.service),
-        addr=_get_str(data, "addr", IssuerConfig.addr),
-        expiration=_get_int(data, "expiration", IssuerConfig.expiration, 1),
-        htpasswd=_get_path(data, "htpasswd", base_dir) if data.get("htpasswd") else None,
-        anonymous=anonymous,
-        groups=MappingProxyType(groups),
-        acl=_parse_acl(data.get("acl"), groups),
-        realm=realm,
-        refresh_expiration=_get_int(data, "refresh_expiration", IssuerConfig.refresh_expiration, 0),
-    )
-    _split_addr(cfg.addr)
-    return cfg
-
-
-def load_issuer_config(path: str | os.PathLike[str]) -> IssuerConfig:
-    """Read the issuer's YAML config file (relative paths are relative to its folder)."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(f"{_SECTION}: cannot read {path}: {exc}") from None
-    return parse_issuer_config(data, path.parent)
-
-
-# Authorization
-
-
-def granted_accesses(
-    cfg: IssuerConfig, subject: str | None, requested: Sequence[Access]
-) -> list[Access]:
-    """The requested accesses the ACL allows ``subject`` (None: anonymous)."""
-    rules = [rule for rule in cfg.acl if _applies(cfg, rule, subject)]
-    return [a for a in requested if any(r.matches(a) and r.permits(a.action) for r in rules)]
-
-
-def _applies(cfg: IssuerConfig, rule: AclRule, subject: str | None) -> bool:
-    if rule.subject == _ANONYMOUS:
-        return cfg.anonymous
-    if subject is None:
-        return False
-    if rule.subject == _ANY_USER:
-        return True
-    if rule.subject.startswith(_GROUP):
-        return subject in cfg.groups.get(rule.subject[len(_GROUP) :], frozenset())
-    return rule.subject == subject
-
-
-# Signing
-
-
-def _write_file(path: Path, data: bytes, mode: int) -> None:
-    """Write ``path`` atomically with exactly ``mode`` (umask does not apply)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _generate(cert_path: Path, key_path: Path, common_name: str) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + _CERT_VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    _write_file(
-        key_path,
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-        0o600,
-    )
-    _write_file(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    log.warning(
-        "generated token signing key %s and self-signed certificate %s (kid %s); "
-        "point the registry's auth.token.rootcertbundle at the certificate",
-        key_path,
-        cert_path,
-        libtrust_key_id(key.public_key()),
-    )
-
-
-def _ensure_signing_material(cert_path: Path, key_path: Path, common_name: str) -> None:
-    """Generate key and certificate unless both exist; one process at a time."""
-    if cert_path.exists() and key_path.exists():
-        return
-    for folder in {cert_path.parent, key_path.parent}:
-        folder.mkdir(parents=True, exist_ok=True)
-    lock_fd = os.open(key_path.parent, os.O_RDONLY)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        has_cert, has_key = cert_path.exists(), key_path.exists()
-        if has_cert and has_key:
-            return
-        if has_cert or has_key:
-            missing, present = ("key", "certificate") if has_cert else ("certificate", "key")
-            raise ValueError(
-                f"{_SECTION}: option {missing!r}: file is missing while the {present} exists; "
-                "provide both or neither (then both are generated)"
-            )
-        _generate(cert_path, key_path, common_name)
-    finally:
-        os.close(lock_fd)
-
-
-class TokenSigner:
-    """Signs JWTs with a private key, naming it by ``kid`` and ``x5c``."""
-
-    def __init__(self, private_key: PrivateKey, chain: Sequence[x509.Certificate]) -> None:
-        public = private_key.public_key()
-        if not chain or spki_der(chain[0].public_key()) != spki_der(public):  # type: ignore[arg-type]
-            raise ValueError("the certificate does not match the signing key")
-        self.private_key = private_key
-        self.public_key = public
-        self.chain = tuple(chain)
-        self.algorithm = algorithm_for(private_key)
-        self.key_id = libtrust_key_id(public)
-        self.x5c = [
-            base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode("ascii")
-            for c in chain
-        ]
-
-    @classmethod
-    def load(cls, cert_path: Path, key_path: Path) -> TokenSigner:
-        """From PEM files; ``ValueError`` naming the ``key`` or ``certificate`` option."""
-        try:
-            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-        except (OSError, ValueError, TypeError) as exc:
-            raise ValueError(f"{_SECTION}: option 'key': cannot load {key_path}: {exc}") from None
-        if not isinstance(
-            key,
-            rsa.RSAPrivateKey
-            | ec.EllipticCurvePrivateKey
-            | ed25519.Ed25519PrivateKey
-            | ed448.Ed448PrivateKey,
-        ):
-            raise ValueError(f"{_SECTION}: option 'key': unsupported key type in {key_path}")
-        try:
-            chain = load_certificates(cert_path)
-            return cls(key, chain)
-        except ValueError as exc:
-            raise ValueError(f"{_SECTION}: option 'certificate': {exc}") from None
-
-    @classmethod
-    def load_or_create(cls, cert_path: Path, key_path: Path, common_name: str) -> TokenSigner:
-        """Load key and certificate, generating both first if neither exists."""
-        try:
-            _ensure_signing_material(cert_path, key_path, common_name)
-        except OSError as exc:
-            raise ValueError(
-                f"{_SECTION}: option 'key': cannot create signing key and certificate: {exc}"
-            ) from None
-        return cls.load(cert_path, key_path)
-
-    def sign(self, claims: Mapping[str, Any], *, x5c: bool = True) -> str:
-        """A compact JWS of ``claims`` with ``kid`` and (unless ``x5c=False``) ``x5c``."""
-        headers: dict[str, Any] = {"typ": "JWT", "kid": self.key_id}
-        if x5c:
-            headers["x5c"] = self.x5c
-        return jwt.encode(dict(claims), self.private_key, algorithm=self.algorithm, headers=headers)
 
 
 # The application
@@ -688,7 +319,7 @@ def create_token_app(cfg: IssuerConfig) -> web.Application:
         try:
             users = HtpasswdFile(cfg.htpasswd)
         except ValueError as exc:
-            raise ValueError(f"{_SECTION}: option 'htpasswd': {exc}") from None
+            raise ValueError(f"{SECTION}: option 'htpasswd': {exc}") from None
     app = web.Application(client_max_size=64 * 1024)
     app[_ISSUER] = _Issuer(cfg, signer, users)
     app.router.add_get("/token", _get_token)

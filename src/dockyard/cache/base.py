@@ -6,10 +6,10 @@ import logging
 import time
 from typing import Protocol
 
-from dockyard.digest import Digest
-from dockyard.types import BlobDescriptor
+from dockyard.digest import CANONICAL_ALGORITHM, Digest
+from dockyard.types import BlobDescriptor, BlobDescriptorService
 
-__all__ = ["BlobDescriptorCache", "CacheFailure", "SafeCache"]
+__all__ = ["BlobDescriptorCache", "CacheFailure", "CachedBlobStatter", "SafeCache"]
 
 log = logging.getLogger("dockyard.cache")
 
@@ -74,3 +74,33 @@ class SafeCache:
             self._failed(exc)
         else:
             self._ok()
+
+
+class CachedBlobStatter:
+    """A store's descriptors with a cache in front (distribution's ``cachedBlobStatter``).
+
+    ``repository`` None is the global content store; a name, that repository's
+    links, of which only canonical (sha256) digests are looked up and remembered
+    (a link in another algorithm names content stored under its sha256).
+    """
+
+    def __init__(
+        self, inner: BlobDescriptorService, cache: BlobDescriptorCache, repository: str | None
+    ) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.repository = repository
+
+    async def stat(self, digest: Digest) -> BlobDescriptor:
+        if self.repository is not None and digest.algorithm != CANONICAL_ALGORITHM:
+            return await self.inner.stat(digest)
+        if hit := await self.cache.get(self.repository, digest):
+            return hit
+        desc = await self.inner.stat(digest)
+        if desc.digest == digest:  # not through a link to other content
+            await self.cache.set(self.repository, desc)
+        return desc
+
+    async def clear(self, digest: Digest) -> None:
+        await self.cache.clear(self.repository, digest)
+        await self.inner.clear(digest)

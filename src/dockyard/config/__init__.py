@@ -10,13 +10,17 @@ whose message starts with the offending key path, e.g.
 File
     One YAML document; ``version`` must be ``0.1``. Anchors, aliases and ``<<``
     merge keys work. A key given twice is a warning (the last one wins, as in
-    distribution). Every key that is not modelled here is reported as a warning
-    ``unsupported configuration key "a.b.c"``, never silently ignored; the
-    parameters of a storage driver and ``log.fields`` are free-form (the driver
-    validates its own parameters). ``path=None`` uses the embedded default: the
-    stock ``config.yml`` of distribution, with filesystem storage rooted at
-    ``./registry-data`` (made absolute against the current directory) and deletes
-    disabled.
+    distribution). Every key that is not modelled here is reported as a warning,
+    never silently ignored: ``unsupported configuration key "a.b.c" ...: supported by
+    distribution but not by dockyard`` for distribution's keys, else ``unknown
+    configuration key "a.b.c" ...; did you mean "a.b.d"?`` (an
+    :class:`UnknownKeyWarning`, which ``--strict`` refuses). The parameters of a
+    storage driver and ``log.fields`` are free-form (the object-store drivers
+    validate their own parameters; filesystem's are checked here). ``path=None``
+    uses the embedded default: the stock ``config.yml`` of distribution, with
+    filesystem storage rooted at ``./registry-data`` (made absolute against the
+    current directory) and deletes disabled; without ``http.secret`` it keeps a
+    generated one in ``registry-data/http.secret`` (``http.secret_file``).
 
 Values
     A string field takes any scalar as written (``secret: 12345`` is ``"12345"``),
@@ -117,6 +121,7 @@ from dockyard.config.notifications import (
 )
 from dockyard.config.proxy import ProxyConfig, UpstreamConfig
 from dockyard.config.redis import RedisConfig, RedisPoolConfig, RedisTLSConfig
+from dockyard.config.section import UnknownKeyWarning, refuse_unknown_keys
 from dockyard.config.storage import (
     CacheConfig,
     DeleteConfig,
@@ -174,10 +179,12 @@ __all__ = [
     "TagConfig",
     "TokenAuthConfig",
     "URLValidationConfig",
+    "UnknownKeyWarning",
     "UploadPurgingConfig",
     "UpstreamConfig",
     "ValidationConfig",
     "load_config",
     "parse_duration",
+    "refuse_unknown_keys",
     "split_host_port",
 ]

@@ -51,8 +51,9 @@ class HTTPConfig:
     ``addr`` is ``host:port`` for ``net`` tcp/tcp4/tcp6 (see :func:`split_host_port`)
     or a socket path for ``unix``. ``prefix`` is ``""`` or starts and ends with
     ``/``. ``host`` is ``""`` or an absolute URL. ``secret`` is ``""`` when not
-    configured: the server must then generate one per start and share it with all
-    its workers. ``workers`` is a dockyard extension.
+    configured: the server then uses the one kept in ``secret_file`` if that is set,
+    else generates one per start and shares it with all its workers. ``workers`` is a
+    dockyard extension.
     """
 
     addr: str = ":5000"
@@ -67,6 +68,8 @@ class HTTPConfig:
     tls: TLSConfig = field(default_factory=TLSConfig)
     debug: DebugConfig = field(default_factory=DebugConfig)
     workers: int = 1
+    secret_file: str = ""
+    """Not a key: where the embedded default keeps a generated secret (with the data)."""
 
 
 def read_http(s: Section) -> HTTPConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 
 import yaml
 
@@ -28,7 +29,11 @@ from dockyard.config.validation import read_validation
 __all__ = ["load_config"]
 
 
-def _build(root: Map, warnings: list[str]) -> Config:
+SECRET_FILE = "http.secret"
+"""The file, in the embedded default's storage root, that keeps its generated secret."""
+
+
+def _build(root: Map, warnings: list[str], default: bool) -> Config:
     top = Section(root, (), warnings)
     version = top.raw("version")
     if version is None:
@@ -46,12 +51,19 @@ def _build(root: Map, warnings: list[str]) -> Config:
             "storage.cache.blobdescriptor: the redis cache needs redis.addr",
             "storage.cache.blobdescriptor",
         )
+    data = storage.parameters.get("rootdirectory") if storage.driver == "filesystem" else None
     if not http.secret and not proxy.remote_url:
-        warnings.append(
-            "http.secret is not set: a random secret will be generated at start, so uploads "
-            "fail when they move between registry instances (set http.secret or "
-            "REGISTRY_HTTP_SECRET)"
-        )
+        if default and data:
+            # One registry on local disk: a secret kept with the data lets uploads
+            # continue across restarts and workers without anyone having to set one.
+            http = replace(http, secret_file=os.path.join(str(data), SECRET_FILE))
+        else:
+            warnings.append(
+                "http.secret is not set: a random secret will be generated at start, so "
+                "uploads fail when they move between registry instances or outlive a "
+                "restart (several instances must set the same http.secret or "
+                "REGISTRY_HTTP_SECRET)"
+            )
     config = Config(
         log=read_log(top),
         storage=storage,
@@ -94,8 +106,10 @@ def load_config(
 ) -> tuple[Config, list[str]]:
     """Read ``path`` (or the embedded default if None), apply ``environ``, validate.
 
-    Returns the settings and the warnings to report at start (unsupported keys, a
-    missing ``http.secret``...). Raises :class:`ConfigError` naming the key.
+    Returns the settings and the warnings to report at start (unknown and unsupported
+    keys, a missing ``http.secret``...). Raises :class:`ConfigError` naming the key.
+    Without ``http.secret``, the embedded default keeps a generated one in the storage
+    root (``http.secret_file``) instead of warning.
     """
     warnings: list[str] = []
     if path is None:
@@ -116,4 +130,4 @@ def load_config(
         if key in tree.items:
             tree.items[key] = expand_type_name(tree.items[key])
     apply_env(tree, environ, warnings)
-    return _build(tree, warnings), warnings
+    return _build(tree, warnings, default=path is None), warnings

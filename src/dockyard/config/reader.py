@@ -30,8 +30,9 @@ class YamlReader:
             node = loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            what = f"{self.source}: malformed YAML" if self.env else f"malformed YAML{where}"
+            line = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            place = ", ".join(p for p in (self.source, line) if p)
+            what = f"{self.source}: malformed YAML" if self.env else f"malformed YAML{at(place)}"
             problem = " ".join(p for p in (exc.context, exc.problem) if p)
             raise ConfigError(f"{what}: {problem}" if problem else what) from None
         except yaml.YAMLError as exc:

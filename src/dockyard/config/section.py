@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
+from dockyard.config.distribution import distribution_only, distribution_siblings
 from dockyard.config.tree import (
+    ConfigError,
     KeyPath,
     Leaf,
     Map,
@@ -24,6 +27,58 @@ from dockyard.config.values import parse_duration, split_host_port
 Headers = Mapping[str, tuple[str, ...]]
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+class UnknownKeyWarning(str):
+    """A warning about ``key``, which neither dockyard nor distribution reads: a misspelling,
+    most likely (``check-config --strict`` and ``serve --strict`` refuse the configuration)."""
+
+    key: str
+
+    def __new__(cls, message: str, key: str) -> UnknownKeyWarning:
+        self = super().__new__(cls, message)
+        self.key = key
+        return self
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]
+        return str(self), self.key
+
+
+def refuse_unknown_keys(warnings: Iterable[str]) -> None:
+    """``--strict``: raises :class:`ConfigError` naming the unknown keys among ``warnings``."""
+    unknown = [w.key for w in warnings if isinstance(w, UnknownKeyWarning)]
+    if unknown:
+        plural = "s" if len(unknown) > 1 else ""
+        raise ConfigError(
+            f"unknown configuration key{plural} {', '.join(unknown)}: refused with --strict",
+            unknown[0],
+        )
+
+
+def _shared_prefix(a: str, b: str) -> int:
+    pairs = zip(a, b, strict=False)
+    return next((i for i, (x, y) in enumerate(pairs) if x != y), min(len(a), len(b)))
+
+
+def unread_key(path: KeyPath, where: str, known: Iterable[str]) -> str:
+    """The warning for the key at ``path`` that nothing reads; ``known``: its readable siblings.
+
+    A key of distribution's is "supported by distribution but not by dockyard"; any
+    other is an :class:`UnknownKeyWarning` naming the nearest known key, if one is near.
+    """
+    name = key_path(path)
+    if distribution_only(path):
+        return (
+            f'unsupported configuration key "{name}"{at(where)}: '
+            "supported by distribution but not by dockyard, ignored"
+        )
+    key = str(path[-1])
+    candidates = sorted({*known, *distribution_siblings(path[:-1])})
+    close = difflib.get_close_matches(key, candidates, n=3)
+    # Typos seldom touch the first letters: "adress" means "addr", not "headers".
+    near = max(close, key=lambda c: _shared_prefix(c, key), default="")
+    hint = f'; did you mean "{key_path((*path[:-1], near))}"?' if near else ""
+    return UnknownKeyWarning(f'unknown configuration key "{name}"{at(where)}{hint}', name)
 
 
 class Section:
@@ -176,8 +231,7 @@ class Section:
         return value
 
     def done(self) -> None:
+        """Reports every key of this mapping that was not read (see :func:`unread_key`)."""
         for key, node in self.items.items():
             if key not in self.used:
-                self.warnings.append(
-                    f'unsupported configuration key "{key_path((*self.path, key))}"{at(node.where)}'
-                )
+                self.warnings.append(unread_key((*self.path, key), node.where, self.used))

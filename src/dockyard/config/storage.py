@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from dockyard.config.section import Section
+from dockyard.config.section import Section, unread_key
 from dockyard.config.tree import (
     KeyPath,
     Leaf,
@@ -26,6 +26,13 @@ STORAGE_DRIVERS = ("filesystem", "inmemory", "s3", "azure", "gcs")
 
 STORAGE_SUBSECTIONS = ("delete", "redirect", "cache", "maintenance", "tag")
 """The keys of ``storage`` that are not a driver."""
+
+# The object-store drivers refuse parameters they do not know (naming those they do);
+# these two, like distribution's, would ignore them, so a misspelt one is a warning here.
+_DRIVER_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "filesystem": ("rootdirectory", "maxthreads"),
+    "inmemory": (),
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +144,9 @@ def read_storage(node: Node | None, warnings: list[str]) -> StorageConfig:
             if key.lower() in params:
                 raise fail((*path, driver, key.lower()), value, "given twice (keys ignore case)")
             params[key.lower()] = plain(value)
+            known = _DRIVER_PARAMETERS.get(driver)
+            if known is not None and key.lower() not in known:
+                warnings.append(unread_key((*path, driver, key), value.where, known))
 
     delete = s.section("delete")
     redirect = s.section("redirect")

@@ -48,19 +48,12 @@ from dockyard.names import is_valid_repository_name, is_valid_tag
 from dockyard.proxy.remote import RemoteManifest, UpstreamNotFound, UpstreamUnavailable
 from dockyard.proxy.routes import Upstream, mark_stale, proxy_middleware, route, warn_if_stale
 from dockyard.proxy.scheduler import BLOB, MANIFEST, Entry, TTLScheduler
-from dockyard.registry.namespace import (
-    BlobContent,
-    Namespace,
-    RegistryOptions,
-    Repository,
-    StoredManifest,
-)
-from dockyard.storage.blobs import LinkedBlobStore
+from dockyard.registry.namespace import BlobContent, Namespace, RegistryOptions, Repository
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver
 from dockyard.storage.manifests import ManifestStore
 from dockyard.storage.tags import TagStore
 from dockyard.storage.uploads import UploadStore
-from dockyard.types import BlobDescriptor, UploadStatus
+from dockyard.types import BlobDescriptor, StoredManifest, UploadStatus
 
 __all__ = ["ProxyNamespace", "ProxyRepository"]
 
@@ -137,7 +130,7 @@ class ProxyNamespace(Namespace):
             return
         name, digest = entry.repository, entry.digest
         if entry.kind == BLOB:
-            layers = LinkedBlobStore(self.driver, self.blobs, name, cache=self.cache)
+            layers = Repository(self, name).layers  # the hosted view: no upstream asked
             with contextlib.suppress(BlobUnknown, PathNotFound):
                 canonical = await layers.resolve(digest)
                 await layers.unlink(digest)
@@ -150,7 +143,7 @@ class ProxyNamespace(Namespace):
                     await tags.untag(tag)
             with contextlib.suppress(ManifestUnknown, BlobUnknown, PathNotFound):
                 await ManifestStore(self.driver, self.blobs, name).delete(digest)
-            self.manifest_cache.pop(digest, None)
+            self.manifest_cache.remove(digest)
         log.info("proxy: expired %s", entry.key)
 
 

@@ -7,13 +7,12 @@ mechanics of the storage layout live in :mod:`dockyard.storage`.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from dockyard.cache.base import BlobDescriptorCache
+from dockyard.cache.base import BlobDescriptorCache, CachedBlobStatter
+from dockyard.cache.manifests import CachedManifestReader, ManifestLRU
 from dockyard.digest import CANONICAL_ALGORITHM, Digest, InvalidDigest
 from dockyard.errors import (
     BlobUnknown,
@@ -27,38 +26,30 @@ from dockyard.errors import (
     Unsupported,
 )
 from dockyard.manifest import (
-    OCI_INDEX,
-    OCI_MANIFEST,
-    SCHEMA1_SIGNED,
-    SCHEMA1_UNSIGNED,
     Manifest,
     foreign_layer_check,
-    merge_schema1_signatures,
     parse_manifest,
     referenced_blobs,
     referenced_manifests,
 )
 from dockyard.metadata import MetadataIndex, Page
 from dockyard.names import is_valid_repository_name, is_valid_tag
-from dockyard.storage.blobs import BlobStore, LinkedBlobStore
+from dockyard.registry.manifests import StoredManifestReader
+from dockyard.storage.blobs import BlobStatter, BlobStore, LinkedBlobStatter, LinkedBlobStore
 from dockyard.storage.drivers.base import StorageDriver
 from dockyard.storage.manifests import ManifestStore
 from dockyard.storage.metadata import StorageMetadataIndex
 from dockyard.storage.tags import TagStore
 from dockyard.storage.uploads import UploadStore
-from dockyard.types import BlobDescriptor, UploadStatus
+from dockyard.types import BlobDescriptor, BlobDescriptorService, StoredManifest, UploadStatus
 
 __all__ = [
     "BlobContent",
     "Namespace",
     "RegistryOptions",
     "Repository",
-    "StoredManifest",
 ]
 
-# Parsed manifests kept per process: content-addressed, so never stale (schema1
-# signed manifests can gain signatures and are not cached).
-_MANIFEST_CACHE_ENTRIES = 2048
 # The allow list distribution uses when validation.manifests.urls sets no pattern.
 _ALLOW_NO_URL = re.compile("^$")
 
@@ -76,15 +67,6 @@ class RegistryOptions:
     validation_disabled: bool = False
     urls_allow: Sequence[re.Pattern[str]] = field(default_factory=tuple)
     urls_deny: Sequence[re.Pattern[str]] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredManifest:
-    """A manifest as served: the bytes, their media type, and the revision digest."""
-
-    digest: Digest
-    media_type: str
-    body: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,14 +100,22 @@ class Namespace:
         self.driver = driver
         self.options = options
         self.cache = cache
-        self.blobs = BlobStore(driver, cache)
-        self.metadata: MetadataIndex = metadata or StorageMetadataIndex(driver, self.blobs)
-        self.manifest_cache: OrderedDict[Digest, StoredManifest] = OrderedDict()
+        self.blobs = BlobStore(driver, self.cached(BlobStatter(driver), None))
+        self.metadata: MetadataIndex = metadata or StorageMetadataIndex(
+            driver, self.blobs, read_only=options.read_only
+        )
+        self.manifest_cache = ManifestLRU()
         # Work that finishes after a response (removing a finished upload's files).
         self.background: set[asyncio.Task[None]] = set()
 
     async def catalog(self, n: int, last: str) -> Page:
         return await self.metadata.repositories(n, last)
+
+    def cached(
+        self, statter: BlobDescriptorService, repository: str | None
+    ) -> BlobDescriptorService:
+        """``statter`` behind the blob-descriptor cache, when one is configured."""
+        return statter if self.cache is None else CachedBlobStatter(statter, self.cache, repository)
 
     def repository(self, name: str) -> Repository:
         """The repository ``name``; raises :class:`NameInvalid` before any path is built."""
@@ -140,12 +130,14 @@ class Repository:
     def __init__(self, namespace: Namespace, name: str) -> None:
         self.namespace = namespace
         self.name = name
-        self.layers = LinkedBlobStore(
-            namespace.driver, namespace.blobs, name, cache=namespace.cache
-        )
+        links = LinkedBlobStatter(namespace.driver, namespace.blobs, name)
+        self.layers = LinkedBlobStore(links, namespace.cached(links, name))
         self._uploads = UploadStore(namespace.driver, name, self.layers, namespace.background)
         self._manifests = ManifestStore(namespace.driver, namespace.blobs, name)
         self._tags = TagStore(namespace.driver, name)
+        self._manifest_reader = CachedManifestReader(
+            StoredManifestReader(self._manifests), namespace.manifest_cache
+        )
 
     def _writable(self) -> None:
         if self.namespace.options.read_only:
@@ -251,30 +243,7 @@ class Repository:
             _check_tag(reference)
             digest = await self._tags.get(reference)
             canonical = None
-        cache = self.namespace.manifest_cache
-        cached = cache.get(digest)
-        if cached is not None:
-            cache.move_to_end(digest)
-            return cached
-        payload = await (
-            self._manifests.read(canonical) if canonical is not None
-            else self._manifests.get_payload(digest)
-        )
-        media_type = _stored_media_type(payload)
-        if media_type in (SCHEMA1_SIGNED, SCHEMA1_UNSIGNED):
-            signatures = await self._manifests.signatures(digest)
-            if signatures:
-                try:
-                    merged = merge_schema1_signatures(payload, signatures)
-                except ValueError as exc:
-                    raise ManifestInvalid(f"stored signatures of {digest} are unusable") from exc
-                return StoredManifest(digest, SCHEMA1_SIGNED, merged)
-            return StoredManifest(digest, SCHEMA1_UNSIGNED, payload)
-        stored = StoredManifest(digest, media_type, payload)
-        cache[digest] = stored
-        if len(cache) > _MANIFEST_CACHE_ENTRIES:
-            cache.popitem(last=False)
-        return stored
+        return await self._manifest_reader.read(digest, canonical)
 
     async def put_manifest(
         self, reference: str, body: bytes, content_type: str | None
@@ -344,7 +313,7 @@ class Repository:
         digest = _digest(reference)
         payload = await self._manifests.get_payload(digest)
         await self._manifests.delete(digest)
-        self.namespace.manifest_cache.pop(digest, None)
+        self._manifest_reader.forget(digest)
         for tag in await self._tags.lookup(digest):
             await self._tags.untag(tag)
         try:
@@ -402,19 +371,3 @@ def _digest(reference: str) -> Digest:
 def _check_tag(tag: str) -> None:
     if not is_valid_tag(tag):
         raise TagInvalid(f"invalid tag {tag[:200]!r}")
-
-
-def _stored_media_type(payload: bytes) -> str:
-    """The media type of a stored payload, sniffed as distribution does on read."""
-    try:
-        document = json.loads(payload)
-    except ValueError:
-        raise ManifestInvalid("stored manifest is not JSON") from None
-    if not isinstance(document, dict):
-        raise ManifestInvalid("stored manifest is not a JSON object")
-    media_type = document.get("mediaType")
-    if isinstance(media_type, str) and media_type:
-        return media_type
-    if document.get("schemaVersion") == 1:
-        return SCHEMA1_UNSIGNED
-    return OCI_INDEX if "manifests" in document else OCI_MANIFEST

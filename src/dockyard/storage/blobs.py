@@ -9,38 +9,49 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 
-from dockyard.cache.base import BlobDescriptorCache
-from dockyard.digest import CANONICAL_ALGORITHM, Digest, InvalidDigest
+from dockyard.digest import Digest, InvalidDigest
 from dockyard.errors import BlobUnknown
 from dockyard.storage import paths
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver
-from dockyard.types import BlobDescriptor
+from dockyard.types import BlobDescriptor, BlobDescriptorService
 
-__all__ = ["BlobStore", "LinkPathFn", "LinkedBlobStore"]
+__all__ = ["BlobStatter", "BlobStore", "LinkPathFn", "LinkedBlobStatter", "LinkedBlobStore"]
 
 LinkPathFn = Callable[[str, Digest], str]
 
 
-class BlobStore:
-    """Content-addressed bytes under ``blobs/``, shared by every repository."""
+class BlobStatter:
+    """Descriptors of the content store, read from the layout (the data file's size)."""
 
-    def __init__(self, driver: StorageDriver, cache: BlobDescriptorCache | None = None) -> None:
+    def __init__(self, driver: StorageDriver) -> None:
         self.driver = driver
-        self.cache = cache
 
     async def stat(self, digest: Digest) -> BlobDescriptor:
-        if self.cache is not None and (hit := await self.cache.get(None, digest)):
-            return hit
         try:
             info = await self.driver.stat(paths.blob_data_path(digest))
         except PathNotFound:
             raise BlobUnknown(str(digest)) from None
         if info.is_dir:
             raise BlobUnknown(str(digest))
-        desc = BlobDescriptor(digest, info.size)
-        if self.cache is not None:
-            await self.cache.set(None, desc)
-        return desc
+        return BlobDescriptor(digest, info.size)
+
+    async def clear(self, digest: Digest) -> None:
+        """Nothing to forget: the layout is the record (the store deletes the data)."""
+
+
+class BlobStore:
+    """Content-addressed bytes under ``blobs/``, shared by every repository.
+
+    Descriptors come from ``statter`` (by default the layout itself); a cache is
+    put in front by wrapping it (:class:`dockyard.cache.base.CachedBlobStatter`).
+    """
+
+    def __init__(self, driver: StorageDriver, statter: BlobDescriptorService | None = None) -> None:
+        self.driver = driver
+        self.statter: BlobDescriptorService = statter or BlobStatter(driver)
+
+    async def stat(self, digest: Digest) -> BlobDescriptor:
+        return await self.statter.stat(digest)
 
     async def get(self, digest: Digest) -> bytes:
         """The whole blob: only for small blobs such as manifests and configs."""
@@ -65,21 +76,20 @@ class BlobStore:
         return await self.driver.redirect_url(paths.blob_data_path(digest), method)
 
     async def delete(self, digest: Digest) -> None:
-        if self.cache is not None:
-            await self.cache.clear(None, digest)
+        await self.statter.clear(digest)
         try:
             await self.driver.delete(paths.blob_dir_path(digest))
         except PathNotFound:
             raise BlobUnknown(str(digest)) from None
 
 
-class LinkedBlobStore:
-    """One repository's view of the content store, through link files.
+class LinkedBlobStatter:
+    """One repository's descriptors, read through its link files.
 
     ``link_paths`` lists where links are written (first) and looked for (all, in
     order), so manifests can also be found where distribution 2.1.0 put them.
-    ``cache`` (layers only, as in distribution) remembers which canonical digests
-    the repository links, so a blob HEAD can skip storage entirely.
+    Clearing a digest removes the repository's link (as distribution's
+    ``linkedBlobStatter.Clear``).
     """
 
     def __init__(
@@ -88,17 +98,15 @@ class LinkedBlobStore:
         blobs: BlobStore,
         repository: str,
         link_paths: Sequence[LinkPathFn] = (paths.layer_link_path,),
-        cache: BlobDescriptorCache | None = None,
     ) -> None:
         self.driver = driver
         self.blobs = blobs
         self.repository = repository
-        self._link_paths = tuple(link_paths)
-        self._cache = cache
+        self.link_paths = tuple(link_paths)
 
     async def resolve(self, digest: Digest) -> Digest:
         """The canonical digest a link for ``digest`` points to."""
-        for link_path in self._link_paths:
+        for link_path in self.link_paths:
             try:
                 target = await self.driver.get_content(link_path(self.repository, digest))
             except PathNotFound:
@@ -111,30 +119,49 @@ class LinkedBlobStore:
         raise BlobUnknown(str(digest))
 
     async def stat(self, digest: Digest) -> BlobDescriptor:
-        cached = self._cache is not None and digest.algorithm == CANONICAL_ALGORITHM
-        if cached and self._cache and (hit := await self._cache.get(self.repository, digest)):
-            return hit
-        canonical = await self.resolve(digest)
-        desc = await self.blobs.stat(canonical)
-        if cached and self._cache and canonical == digest:
-            await self._cache.set(self.repository, desc)
-        return BlobDescriptor(digest, desc.size, desc.media_type)
+        """The linked content's descriptor, under its canonical digest."""
+        return await self.blobs.stat(await self.resolve(digest))
+
+    async def clear(self, digest: Digest) -> None:
+        await self.resolve(digest)
+        link_path = self.link_paths[0](self.repository, digest)
+        try:
+            await self.driver.delete(paths.link_dir(link_path))
+        except PathNotFound:
+            raise BlobUnknown(str(digest)) from None
+
+
+class LinkedBlobStore:
+    """One repository's view of the content store, through link files.
+
+    Descriptors come from ``statter``: the links themselves, or (for layers, as in
+    distribution) a cache wrapped around them, so a blob HEAD can skip storage.
+    """
+
+    def __init__(
+        self, links: LinkedBlobStatter, statter: BlobDescriptorService | None = None
+    ) -> None:
+        self.links = links
+        self.blobs = links.blobs
+        self.statter: BlobDescriptorService = statter or links
+
+    async def resolve(self, digest: Digest) -> Digest:
+        """The canonical digest a link for ``digest`` points to."""
+        return await self.links.resolve(digest)
+
+    async def stat(self, digest: Digest) -> BlobDescriptor:
+        """The blob as this repository names it (``digest``, maybe not the canonical one)."""
+        desc = await self.statter.stat(digest)
+        return desc if desc.digest == digest else BlobDescriptor(digest, desc.size, desc.media_type)
 
     async def link(self, canonical: Digest, *aliases: Digest) -> None:
         """Make ``canonical`` (and the same content under ``aliases``) visible here."""
-        link_path = self._link_paths[0]
+        links = self.links
         for digest in dict.fromkeys((canonical, *aliases)):
-            await self.driver.put_content(
-                link_path(self.repository, digest), str(canonical).encode()
+            await links.driver.put_content(
+                links.link_paths[0](links.repository, digest), str(canonical).encode()
             )
 
     async def unlink(self, digest: Digest) -> None:
         """Remove the repository's link; the content stays for garbage collection."""
-        if self._cache is not None:
-            await self._cache.clear(self.repository, digest)
-        await self.resolve(digest)
-        link_path = self._link_paths[0](self.repository, digest)
-        try:
-            await self.driver.delete(link_path.rsplit("/", 1)[0])
-        except PathNotFound:
-            raise BlobUnknown(str(digest)) from None
+        await self.statter.clear(digest)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
 from dockyard.digest import Digest, InvalidDigest
 from dockyard.errors import BlobUnknown, ManifestUnknown, RegistryFault
 from dockyard.manifest import parse_manifest
 from dockyard.storage import paths
-from dockyard.storage.blobs import BlobStore, LinkedBlobStore
+from dockyard.storage.blobs import BlobStore, LinkedBlobStatter, LinkedBlobStore
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver
 
 __all__ = ["ManifestStore"]
@@ -29,10 +30,10 @@ class ManifestStore:
         self.blobs = blobs
         self.repository = repository
         # Manifests are also looked for under _layers, where distribution 2.1.0 linked them.
-        self.revisions = LinkedBlobStore(
+        self.revisions = LinkedBlobStore(LinkedBlobStatter(
             driver, blobs, repository,
             link_paths=(paths.manifest_revision_link_path, paths.layer_link_path),
-        )
+        ))
 
     async def exists(self, digest: Digest) -> bool:
         try:
@@ -103,14 +104,8 @@ class ManifestStore:
         with contextlib.suppress(PathNotFound):
             await self.driver.delete(paths.link_dir(link))
 
-    async def index_referrers(self) -> int:
-        """Link every stored manifest that names a subject; returns how many.
-
-        Registries that keep no referrer links (distribution 2.x) leave manifests
-        with a ``subject`` unlisted; this derives the links from the revisions,
-        once per repository, then marks the repository as indexed.
-        """
-        linked = 0
+    async def derive_referrers(self) -> AsyncIterator[tuple[Digest, Digest]]:
+        """(subject, referrer) for every stored revision that names a subject."""
         try:
             algorithms = await self.driver.list(paths.manifest_revisions_root(self.repository))
         except PathNotFound:
@@ -130,19 +125,45 @@ class ManifestStore:
                 except RegistryFault:
                     continue
                 if subject is not None:
-                    await self.add_referrer(subject.digest, digest)
-                    linked += 1
+                    yield subject.digest, digest
+
+    async def index_referrers(self) -> int:
+        """Link every stored manifest that names a subject; returns how many.
+
+        Registries that keep no referrer links (distribution 2.x) leave manifests
+        with a ``subject`` unlisted; this derives the links from the revisions,
+        once per repository, then marks the repository as indexed.
+        """
+        linked = 0
+        async for subject, digest in self.derive_referrers():
+            await self.add_referrer(subject, digest)
+            linked += 1
         await self.driver.put_content(
             paths.referrers_indexed_path(self.repository), b"referrer links derived from revisions"
         )
         return linked
 
-    async def referrers(self, subject: Digest) -> list[Digest]:
-        """Digests linked as referrers of ``subject`` (whether or not they still exist)."""
+    async def referrers(self, subject: Digest, *, may_index: bool = True) -> list[Digest]:
+        """Digests linked as referrers of ``subject`` (whether or not they still exist).
+
+        A repository not indexed yet is indexed first; with ``may_index`` False
+        (read-only mode) its revisions are scanned instead and nothing is written.
+        """
+        unindexed: list[Digest] = []
         try:
             await self.driver.stat(paths.referrers_indexed_path(self.repository))
         except PathNotFound:
-            await self.index_referrers()
+            if may_index:
+                await self.index_referrers()
+            else:
+                unindexed = [r async for s, r in self.derive_referrers() if s == subject]
+        linked = await self._linked_referrers(subject)
+        if unindexed:
+            # The order the links would have been listed in once written.
+            return sorted({*linked, *unindexed}, key=str)
+        return linked
+
+    async def _linked_referrers(self, subject: Digest) -> list[Digest]:
         root = paths.manifest_referrers_path(self.repository, subject)
         try:
             algorithms = await self.driver.list(root)

@@ -39,9 +39,12 @@ def paginate(items: list[str], n: int | None, last: str) -> Page:
 class StorageMetadataIndex:
     """Listings by reading the layout (the original's way, pruned)."""
 
-    def __init__(self, driver: StorageDriver, blobs: BlobStore) -> None:
+    def __init__(self, driver: StorageDriver, blobs: BlobStore, *, read_only: bool = False) -> None:
         self.driver = driver
         self.blobs = blobs
+        # Listing referrers of a repository written without referrer links indexes
+        # it (a write), unless the registry is read-only.
+        self.read_only = read_only
 
     async def repositories(self, n: int, last: str) -> Page:
         found: list[str] = []
@@ -81,4 +84,5 @@ class StorageMetadataIndex:
         return paginate(await TagStore(self.driver, repository).all(), n, last)
 
     async def referrers(self, repository: str, subject: Digest) -> list[Digest]:
-        return await ManifestStore(self.driver, self.blobs, repository).referrers(subject)
+        store = ManifestStore(self.driver, self.blobs, repository)
+        return await store.referrers(subject, may_index=not self.read_only)

@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dockyard.storage.drivers.base import CheckedDriver, StorageDriver
+from dockyard.storage.drivers.filesystem import FilesystemDriver
+from dockyard.storage.drivers.inmemory import InMemoryDriver
 from dockyard.storage.drivers.params import DriverConfigError, missing_extra
 
 __all__ = ["DriverConfigError", "create_driver"]
@@ -25,12 +27,8 @@ def create_driver(
     """
     driver: StorageDriver
     if name == "filesystem":
-        from dockyard.storage.drivers.filesystem import FilesystemDriver
-
         driver = FilesystemDriver.from_parameters(params)
     elif name == "inmemory":
-        from dockyard.storage.drivers.inmemory import InMemoryDriver
-
         driver = InMemoryDriver()
     else:
         driver = _object_store(name)(params, redirect=redirect)

@@ -17,7 +17,7 @@ from typing import Any
 
 from dockyard.durations import parse_duration
 
-__all__ = ["DriverConfigError", "ParameterReader", "missing_extra", "parse_duration"]
+__all__ = ["DriverConfigError", "ParameterReader", "missing_extra"]
 
 
 class DriverConfigError(ValueError):

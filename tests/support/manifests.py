@@ -1,6 +1,6 @@
 """Builders for manifests whose blobs are pushed first, and a libtrust-style schema1 signer.
 
-Like :mod:`helpers`, everything here talks HTTP to a real registry process; the only
+Like :mod:`tests.support.api`, everything here talks HTTP to a real registry process; the only
 server-independent logic is how the documents are built (and signed).
 """
 
@@ -27,8 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
-
-from .helpers import digest_of, push_blob
+from tests.support.api import digest_of, push_blob
 
 __all__ = [
     "ALL_MANIFEST_TYPES",
@@ -51,7 +50,6 @@ __all__ = [
     "get_manifest",
     "image",
     "index",
-    "jws_payload",
     "link_text",
     "manifest_path",
     "put_manifest",
@@ -355,13 +353,6 @@ def signed_schema1(
     payload = schema1_payload(repo, tag, sums)
     signing_keys = [SigningKey() for _ in range(keys)]
     return payload, sign_schema1(payload, signing_keys), signing_keys
-
-
-def jws_payload(signed: bytes) -> bytes:
-    """The payload a pretty JWS signs (``body[:formatLength] + formatTail``), via its header."""
-    document = json.loads(signed)
-    protected = json.loads(_b64url_decode(document["signatures"][0]["protected"]))
-    return signed[: protected["formatLength"]] + _b64url_decode(protected["formatTail"])
 
 
 def verify_jws(signed: bytes) -> tuple[bytes, list[str]]:

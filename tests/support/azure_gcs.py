@@ -1,7 +1,7 @@
 """Azure and GCS emulators on loopback, and registry processes on them.
 
 Import the fixtures you use into the test module (``from
-tests.integration.azure_gcs_fixtures import azurite, ...``); this file is not a
+tests.support.azure_gcs import azurite, ...``); this file is not a
 conftest so that the S3 tests' conftest stays untouched.
 
 ``azurite`` (session)
@@ -33,8 +33,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.servers import RegistryProcess, StorageRegistryProcess
 from tests.support.net import LoopbackServer, ServerPool, shared
+from tests.support.servers import RegistryProcess, StorageRegistryProcess
 
 __all__ = [
     "AZURITE_ACCOUNT",

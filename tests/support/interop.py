@@ -43,17 +43,6 @@ def only_on_dockyard(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(TARGET == "distribution", reason=f"distribution 2.8: {reason}")
 
 
-def dockyard_bug(reason: str, *, target_dependent: bool = True) -> pytest.MarkDecorator:
-    """A known dockyard bug: a strict xfail (the lead removes it with the fix).
-
-    With ``target_dependent`` the test runs against the ``registry`` fixture, so under
-    ``DOCKYARD_TEST_TARGET=distribution`` it is an ordinary test that must pass; otherwise
-    (tests that start dockyard themselves) it is an xfail whatever the target.
-    """
-    applies = TARGET == "dockyard" or not target_dependent
-    return pytest.mark.xfail(applies, reason=reason, strict=True)
-
-
 def random_repo(prefix: str = "interop") -> str:
     return f"{prefix}/{uuid.uuid4().hex[:10]}"
 

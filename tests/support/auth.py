@@ -34,8 +34,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from tests.servers import RegistryProcess, process_env
 from tests.support.net import LoopbackServer
+from tests.support.servers import RegistryProcess, process_env
 
 __all__ = [
     "BASIC_PATTERN",

@@ -33,7 +33,7 @@ Kind = Literal["dockyard", "distribution"]
 
 DISTRIBUTION_BINARY = "/usr/bin/docker-registry"
 # The source tree under test; put first on PYTHONPATH so `python -m dockyard` runs it.
-SRC_DIR = Path(__file__).resolve().parent.parent / "src"
+SRC_DIR = Path(__file__).resolve().parents[2] / "src"
 STARTUP_DEADLINE = 15.0
 STOP_TIMEOUT = 10.0
 LOG_TAIL_LINES = 60

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.servers import StorageRegistryProcess
 from tests.support.net import LoopbackServer, free_port, shared
 from tests.support.redis import RedisServer
+from tests.support.servers import StorageRegistryProcess
 
 __all__ = [
     "ACCESS_KEY",
