@@ -241,14 +241,23 @@ class ProxyRepository(Repository):
         if head.digest is None:  # an upstream that does not name digests: fetch by tag
             fetched = await self._fetch(reference)
             digest = await self._store(fetched, fetched.digest or Digest.of(fetched.body))
+            fresh = True
         else:
             digest = head.digest
             try:
                 await super().get_manifest(str(digest))
+                fresh = False
             except ManifestUnknown:
                 await self._store(await self._fetch(str(digest)), digest)
-        await self._cached_tags.tag(reference, digest)
-        self.namespace.schedule(self.upstream, self.name, digest, MANIFEST)
+                fresh = True
+        try:
+            moved = await self._cached_tags.get(reference) != digest
+        except ManifestUnknown:
+            moved = True
+        if moved:  # the tag is written only when it changed upstream (no write per pull)
+            await self._cached_tags.tag(reference, digest)
+        if fresh or moved:
+            self.namespace.schedule(self.upstream, self.name, digest, MANIFEST)
         return await super().get_manifest(str(digest))
 
     async def _fetch(self, reference: str) -> RemoteManifest:
