@@ -79,6 +79,18 @@ def layer_link(server: RegistryProcess, repo: str, digest: str) -> Path:
     return server.root / V2 / "repositories" / repo / "_layers" / alg / hexpart / "link"
 
 
+def push_blob(upstream: RegistryProcess, repo: str, data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with httpx.Client(base_url=upstream.url, auth=(USER, PASSWORD), timeout=60) as client:
+        start = client.post(f"/v2/{repo}/blobs/uploads/")
+        assert start.status_code == 202, start.text
+        location = start.headers["Location"]
+        separator = "&" if "?" in location else "?"
+        done = client.put(f"{location}{separator}digest={digest}", content=data)
+        assert done.status_code == 201, done.text
+    return digest
+
+
 # -- pulls through the cache -----------------------------------------------------------
 
 
@@ -429,15 +441,7 @@ def test_concurrent_misses_make_one_upstream_download(
     upstream: RegistryProcess, server_factory: ServerFactory
 ) -> None:
     repo = random_repo("proxy")
-    data = os.urandom(8 << 20)
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    with httpx.Client(base_url=upstream.url, auth=(USER, PASSWORD), timeout=60) as client:
-        start = client.post(f"/v2/{repo}/blobs/uploads/")
-        assert start.status_code == 202, start.text
-        location = start.headers["Location"]
-        separator = "&" if "?" in location else "?"
-        done = client.put(f"{location}{separator}digest={digest}", content=data)
-        assert done.status_code == 201, done.text
+    digest = push_blob(upstream, repo, os.urandom(8 << 20))
     proxy = server_factory("dockyard", overrides=proxy_config(upstream.url))
 
     def pull(_: int) -> tuple[int, str]:
@@ -515,3 +519,25 @@ def test_upstream_rate_limit_is_passed_on_with_retry_after(
             assert response.status_code == 429, (path, response.text)
             assert response.json()["errors"][0]["code"] == "TOOMANYREQUESTS"
             assert response.headers["Retry-After"] == "42"
+
+
+def test_head_and_range_on_uncached_blobs_and_ttl_zero_keeps_no_schedule(
+    upstream: RegistryProcess, server_factory: ServerFactory
+) -> None:
+    repo = random_repo("proxy")
+    data = os.urandom(3 << 20)
+    first, second = push_blob(upstream, repo, data), push_blob(upstream, repo, data[::-1])
+    proxy = server_factory("dockyard", overrides=proxy_config(upstream.url, ttl="0"))
+    with httpx.Client(base_url=proxy.url, timeout=60) as client:
+        head = client.head(f"/v2/{repo}/blobs/{first}")
+        assert head.status_code == 200
+        assert head.headers["Content-Length"] == str(len(data))
+        assert head.headers["Docker-Content-Digest"] == first
+        ranged = client.get(f"/v2/{repo}/blobs/{second}", headers={"Range": "bytes=100-1099"})
+        assert ranged.status_code == 206
+        assert ranged.content == data[::-1][100:1100]
+        assert ranged.headers["Content-Range"] == f"bytes 100-1099/{len(data)}"
+        assert client.get(f"/v2/{repo}/blobs/{first}").content == data
+    assert blob_file(proxy, first).exists() and blob_file(proxy, second).exists()
+    proxy.stop()
+    assert not (proxy.root / "scheduler-state.json").exists()  # ttl 0: kept forever
