@@ -48,9 +48,10 @@ from tests.support.servers import DISTRIBUTION_BINARY  # noqa: E402
 from bench_blobs import BlobsGroup  # noqa: E402
 from bench_core import LABELS, Row, Sample, fmt, log, parse_size  # noqa: E402
 from bench_manifests import ManifestsGroup  # noqa: E402
+from bench_proxy import ProxyGroup  # noqa: E402
 from bench_s3 import S3Group, missing_dependencies  # noqa: E402
 
-GROUPS = ("blobs", "manifests", "s3")
+GROUPS = ("blobs", "manifests", "s3", "proxy")
 Results = dict[str, dict[str, list[Sample]]]  # label -> row key -> one sample per repetition
 
 
@@ -129,6 +130,8 @@ def make_group(name: str, args: argparse.Namespace, workdir: Path, secret: str,
         return BlobsGroup(args, workdir, secret, pool)
     if name == "manifests":
         return ManifestsGroup(args, workdir, secret)
+    if name == "proxy":
+        return ProxyGroup(args, workdir, secret, pool)
     return S3Group(args, workdir, secret, pool)
 
 
@@ -145,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", type=parse_only, default=list(GROUPS),
-                        help="groups to run, comma-separated (default blobs,manifests,s3)")
+                        help="groups to run, comma-separated (default blobs,manifests,s3,proxy)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="repetitions; each figure is the median (default 3)")
     parser.add_argument("--workers", type=int, default=2,
@@ -194,11 +197,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="HEAD requests per S3 HEAD row (default 2000)")
     s3.add_argument("--s3-small", type=int, default=100,
                     help="small blobs pushed (untimed) for the S3 HEAD rows (default 100)")
+    proxy = parser.add_argument_group("proxy")
+    proxy.add_argument("--proxy-size", type=parse_size, default=256 << 20,
+                       help="size of the blob pulled through the caches (default 256M)")
     args = parser.parse_args(argv)
     counts = (args.size, args.chunk, args.repeat, args.small, args.heads, args.manifests,
               args.manifest_gets, args.tags, args.tag_lists, args.page, args.walks,
               args.s3_size, args.s3_heads, args.s3_small, args.workers,
-              args.small_concurrency, args.head_concurrency, args.manifest_concurrency)
+              args.small_concurrency, args.head_concurrency, args.manifest_concurrency,
+              args.proxy_size)
     if min(counts) < 1:
         parser.error("sizes and counts must be positive")
     if args.repos < 3:

@@ -37,13 +37,16 @@ configuration:
   relativeurls, headers, tls with clientcas/minimumtls/ciphersuites, workers,
   limits: headertimeout/bodytimeout (either way) 60s, maxheaderbytes 65536, maxconnections 1000
   per worker, dockyard's guards against slow and hostile clients); auth
-  (htpasswd, token, silly); redis; validation. Any key can be overridden from the
+  (htpasswd, token, silly); redis; validation; proxy (pull-through cache: remoteurl,
+  username, password, ttl as in distribution, or upstreams: a list of prefix,
+  remoteurl, namespace, username, password, ttl caching each upstream under its
+  prefix beside hosted repositories). Any key can be overridden from the
   environment as REGISTRY_<SECTION>_<KEY>, e.g.
   REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/srv/registry or
   REGISTRY_HTTP_ADDR=127.0.0.1:5001. Keys dockyard does not support yet
-  (notifications, proxy, http.debug) are named in a warning at start, and so
-  is an unknown (misspelt) key, with the nearest known one; --strict refuses
-  to start with an unknown key.
+  (notifications, http.debug) are named in a warning at start, and so is an
+  unknown (misspelt) key, with the nearest known one; --strict refuses to start
+  with an unknown key.
 
   Without CONFIG: filesystem storage in ./registry-data, port 5000, deletes off;
   unless http.secret is set, a generated one is kept in registry-data/http.secret.

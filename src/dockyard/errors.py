@@ -10,6 +10,7 @@ The HTTP layer maps each to a spec error code in one table (``dockyard.api.error
     ├── TagInvalid, ManifestTooLarge
     ├── Unsupported (deletes disabled, operation not offered)
     ├── ReadOnly (maintenance.readonly)
+    ├── TooManyRequests (an upstream rate-limits: 429, Retry-After)
     └── BackendUnavailable (the storage backend failed: 5xx)
 
     StorageError: a storage driver operation failed (raised by the drivers, and
@@ -37,6 +38,7 @@ __all__ = [
     "SizeInvalid",
     "StorageError",
     "TagInvalid",
+    "TooManyRequests",
     "Unsupported",
 ]
 
@@ -115,6 +117,14 @@ class Unsupported(RegistryFault):
 
 class ReadOnly(RegistryFault):
     """The registry is in read-only maintenance mode."""
+
+
+class TooManyRequests(RegistryFault):
+    """A backend (a proxied upstream) asks the client to slow down."""
+
+    def __init__(self, message: str = "", retry_after: str = "60") -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class BackendUnavailable(RegistryFault):

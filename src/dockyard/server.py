@@ -40,7 +40,9 @@ from dockyard.config import (
 )
 from dockyard.connections import GuardedAppRunner
 from dockyard.logs import setup_logging
+from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
 from dockyard.registry.namespace import Namespace, RegistryOptions
+from dockyard.storage.drivers.base import StorageDriver
 from dockyard.storage.drivers.factory import create_driver
 from dockyard.tls import server_ssl_context
 
@@ -59,8 +61,6 @@ def unsupported_features(config: Config) -> list[str]:
     found = []
     if config.notifications.endpoints:
         found.append("notifications.endpoints: notifications are not implemented yet")
-    if config.proxy.remote_url:
-        found.append("proxy.remoteurl: the pull-through cache is not implemented yet")
     if config.http.debug.addr:
         found.append("http.debug: the debug server is not implemented yet")
     return found
@@ -136,6 +136,26 @@ def check_config(config: Config, workers: int | None = None) -> None:
     server_ssl_context(config.http.tls)
 
 
+def build_namespace(
+    config: Config, driver: StorageDriver, options: RegistryOptions
+) -> Namespace:
+    """The registry's repositories: hosted, or a pull-through cache with ``proxy.remoteurl``."""
+    cache = build_cache(config)
+    proxy = config.proxy
+    if not proxy.enabled:
+        return Namespace(driver, options, cache=cache)
+    if proxy.remote_url:
+        remote = RemoteRegistry(proxy.remote_url, proxy.username, proxy.password)
+        upstreams = [Upstream("", remote, proxy.ttl)]
+    else:
+        upstreams = [
+            Upstream(u.prefix, RemoteRegistry(u.remote_url, u.username, u.password), u.ttl,
+                     u.namespace)
+            for u in proxy.upstreams
+        ]
+    return ProxyNamespace(driver, options, upstreams, cache=cache)
+
+
 def build_context(config: Config, secret: bytes) -> AppContext:
     """Everything the application needs, from the configuration."""
     storage = config.storage
@@ -156,7 +176,7 @@ def build_context(config: Config, secret: bytes) -> AppContext:
         prefix=config.http.prefix or "/",
     )
     return AppContext(
-        namespace=Namespace(driver, options, cache=build_cache(config)),
+        namespace=build_namespace(config, driver, options),
         signer=UploadStateSigner(secret),
         urls=urls,
         headers=dict(config.http.headers),
@@ -295,6 +315,10 @@ def serve(
     if config.auth is not None:
         log.info("access control: %s", type(config.auth).__name__.removesuffix("AuthConfig"))
     log.info("dockyard %s starting; %s", __version__, _describe_storage(config))
+    if config.proxy.remote_url:
+        log.info("pull-through cache of %s (every repository)", config.proxy.remote_url)
+    for upstream in config.proxy.upstreams:
+        log.info("pull-through cache of %s under %s/", upstream.remote_url, upstream.prefix)
     log.info("listening on %s with %d worker%s", where, count, "s" if count > 1 else "")
     if count == 1:
         return _run_worker(config, secret, sock, purge=True)
@@ -379,6 +403,8 @@ def _run_worker(config: Config, secret: bytes, sock: socket.socket, purge: bool 
 async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: bool) -> None:
     ctx = build_context(config, secret)
     app = create_app(ctx)
+    if isinstance(ctx.namespace, ProxyNamespace):
+        ctx.namespace.install(app)
     access_log = None if config.log.access_log.disabled else logging.getLogger("aiohttp.access")
     runner = GuardedAppRunner(
         app,

@@ -35,6 +35,7 @@ LAYER_OF = {
     "dockyard.auth": "auth",
     "dockyard.maintenance": "maintenance",
     "dockyard.registry": "registry",
+    "dockyard.proxy": "proxy",
     "dockyard.storage": "storage",
     "dockyard.storage.drivers": "drivers",
     "dockyard.cache": "cache",
@@ -53,12 +54,14 @@ LAYER_OF = {
 #: api -> registry -> storage -> drivers; caches wrap stores, so registry (which
 #: composes them) imports cache and storage does not.
 MAY_IMPORT: dict[str, frozenset[str]] = {
-    "cli": frozenset({"server", "api", "auth", "maintenance", "registry", "storage", "drivers",
-                      "cache", "manifest", "config", "root"}),
-    "server": frozenset({"api", "auth", "maintenance", "registry", "storage", "drivers",
-                         "cache", "manifest", "config", "root"}),
+    "cli": frozenset({"server", "api", "auth", "maintenance", "proxy", "registry", "storage",
+                      "drivers", "cache", "manifest", "config", "root"}),
+    "server": frozenset({"api", "auth", "maintenance", "proxy", "registry", "storage",
+                         "drivers", "cache", "manifest", "config", "root"}),
     "api": frozenset({"auth", "registry", "manifest", "root"}),
     "maintenance": frozenset({"registry", "storage", "drivers", "cache", "manifest", "root"}),
+    # The pull-through cache is another Namespace: it wraps the registry layer.
+    "proxy": frozenset({"registry", "storage", "drivers", "cache", "manifest", "root"}),
     "registry": frozenset({"storage", "drivers", "cache", "manifest", "root"}),
     "storage": frozenset({"drivers", "manifest", "root"}),
     "drivers": frozenset({"root"}),

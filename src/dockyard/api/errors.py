@@ -89,6 +89,7 @@ _DOMAIN_CODES: tuple[tuple[type[domain.RegistryFault], ErrorCode], ...] = (
     (domain.TagInvalid, ErrorCode.TAG_INVALID),
     (domain.Unsupported, ErrorCode.UNSUPPORTED),
     (domain.ReadOnly, ErrorCode.UNSUPPORTED),
+    (domain.TooManyRequests, ErrorCode.TOOMANYREQUESTS),
     (domain.BackendUnavailable, ErrorCode.UNAVAILABLE),
 )
 
@@ -101,7 +102,9 @@ def from_domain(exc: domain.RegistryFault) -> RegistryError:
             if detail is None and str(exc) != cls.__name__:
                 detail = str(exc)
             headers: dict[str, str] = {}
-            if isinstance(exc, domain.BackendUnavailable):
+            if isinstance(exc, domain.TooManyRequests):
+                headers["Retry-After"] = exc.retry_after
+            elif isinstance(exc, domain.BackendUnavailable):
                 headers["Retry-After"] = "5"
             message = "registry is in read-only mode" if isinstance(exc, domain.ReadOnly) else None
             return RegistryError(code, detail, message=message, headers=headers)

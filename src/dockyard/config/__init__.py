@@ -128,7 +128,7 @@ from dockyard.config.notifications import (
     IgnoreConfig,
     NotificationsConfig,
 )
-from dockyard.config.proxy import ProxyConfig
+from dockyard.config.proxy import ProxyConfig, UpstreamConfig
 from dockyard.config.redis import RedisConfig, RedisPoolConfig, RedisTLSConfig
 from dockyard.config.section import UnknownKeyWarning, refuse_unknown_keys
 from dockyard.config.storage import (
@@ -191,6 +191,7 @@ __all__ = [
     "URLValidationConfig",
     "UnknownKeyWarning",
     "UploadPurgingConfig",
+    "UpstreamConfig",
     "ValidationConfig",
     "load_config",
     "parse_duration",

@@ -1,0 +1,154 @@
+"""The pull-through cache's pure parts: config, challenges, routing, the schedule format."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from dockyard.config import ConfigError, load_config
+from dockyard.digest import Digest
+from dockyard.proxy.auth import parse_challenge
+from dockyard.proxy.remote import RemoteRegistry
+from dockyard.proxy.routes import Upstream, route
+from dockyard.proxy.scheduler import BLOB, MANIFEST, Entry
+
+H = "version: 0.1\nstorage: inmemory\nhttp: {secret: s}\n"
+
+
+def load(tmp_path: Path, text: str) -> tuple[object, list[str]]:
+    path = tmp_path / "config.yml"
+    path.write_text(H + textwrap.dedent(text))
+    return load_config(path, {})
+
+
+def test_upstreams_are_read_with_their_defaults(tmp_path: Path) -> None:
+    config, warnings = load(
+        tmp_path,
+        """\
+        proxy:
+          upstreams:
+            - prefix: hub
+              remoteurl: https://registry-1.docker.io
+              namespace: docker.io
+              username: u
+              password: p
+              ttl: 24h
+            - prefix: /ghcr/
+              remoteurl: https://ghcr.io
+        """,
+    )
+    assert warnings == []
+    upstreams = config.proxy.upstreams  # type: ignore[attr-defined]
+    assert [(u.prefix, u.remote_url, u.namespace, u.ttl) for u in upstreams] == [
+        ("hub", "https://registry-1.docker.io", "docker.io", 24 * 3600.0),
+        ("ghcr", "https://ghcr.io", "", 168 * 3600.0),
+    ]
+    assert (upstreams[0].username, upstreams[0].password) == ("u", "p")
+    assert config.proxy.enabled  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "proxy: {remoteurl: 'https://a.example', upstreams: [{prefix: a, remoteurl: "
+            "'https://b.example'}]}\n",
+            "proxy.upstreams: cannot be combined with proxy.remoteurl",
+        ),
+        (
+            "proxy: {upstreams: [{remoteurl: 'https://b.example'}]}\n",
+            "proxy.upstreams[0].prefix: required",
+        ),
+        ("proxy: {upstreams: [{prefix: hub}]}\n", "proxy.upstreams[0].remoteurl: required"),
+        (
+            "proxy: {upstreams: [{prefix: 'Hub!', remoteurl: 'https://b.example'}]}\n",
+            "is not a repository name prefix",
+        ),
+        (
+            "proxy: {upstreams: [{prefix: a, remoteurl: 'https://b.example'},"
+            " {prefix: a/b, remoteurl: 'https://c.example'}]}\n",
+            "overlaps the prefix 'a'",
+        ),
+        (
+            "proxy: {upstreams: [{prefix: a, remoteurl: 'https://b.example', namespace: x},"
+            " {prefix: b, remoteurl: 'https://c.example', namespace: x}]}\n",
+            "two upstreams have the same namespace",
+        ),
+        (
+            "proxy: {upstreams: [{prefix: a, remoteurl: 'https://b.example', ttl: soon}]}\n",
+            "proxy.upstreams[0].ttl: invalid duration 'soon'",
+        ),
+    ],
+)
+def test_bad_upstreams_are_refused(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, text)
+    assert expected in str(info.value)
+
+
+def test_unknown_upstream_key_is_a_warning(tmp_path: Path) -> None:
+    _, warnings = load(
+        tmp_path, "proxy: {upstreams: [{prefix: a, remoteurl: 'https://b.example', x: 1}]}\n"
+    )
+    assert any("proxy.upstreams[0].x" in w for w in warnings), warnings
+
+
+def test_challenges_are_parsed_like_distributions() -> None:
+    bearer = parse_challenge(
+        'Bearer realm="https://auth.example/token",service="registry.example",'
+        'scope="repository:a/b:pull,push"'
+    )
+    assert bearer is not None and bearer.scheme == "bearer"
+    assert bearer.params == {
+        "realm": "https://auth.example/token",
+        "service": "registry.example",
+        "scope": "repository:a/b:pull,push",
+    }
+    basic = parse_challenge('Basic realm="upstream \\"quoted\\""')
+    assert basic is not None and basic.scheme == "basic"
+    assert basic.params == {"realm": 'upstream "quoted"'}
+    assert parse_challenge("") is None
+
+
+def test_prefixes_route_and_docker_hub_gets_library() -> None:
+    hub = Upstream("hub", RemoteRegistry("https://registry-1.docker.io"), 0.0, "docker.io")
+    ghcr = Upstream("ghcr", RemoteRegistry("https://ghcr.io"), 0.0)
+    everything = Upstream("", RemoteRegistry("https://mirror.example"), 0.0)
+    assert route([hub, ghcr], "hub/alpine") is hub
+    assert route([hub, ghcr], "ghcr/org/tool") is ghcr
+    assert route([hub, ghcr], "hubble/app") is None  # a prefix is a whole component
+    assert route([hub, ghcr], "mine/app") is None
+    assert hub.remote_name("hub/alpine") == "library/alpine"
+    assert hub.remote_name("hub/bitnami/redis") == "bitnami/redis"
+    assert ghcr.remote_name("ghcr/tool") == "tool"
+    assert route([everything], "anything/at/all") is everything
+    assert everything.remote_name("a/b") == "a/b"
+
+
+def test_schedule_entries_round_trip_distributions_json() -> None:
+    # As distribution's Go time.Time marshals it: RFC 3339 with nanoseconds.
+    go = {
+        "Key": "lib/app@sha256:" + "a" * 64,
+        "ExpiryData": "2026-12-11T15:04:05.123456789Z",
+        "EntryType": 1,
+    }
+    entry = Entry.from_json(go)
+    assert entry is not None
+    assert (entry.repository, entry.kind) == ("lib/app", MANIFEST)
+    assert entry.digest == Digest.parse("sha256:" + "a" * 64)
+    assert entry.expiry == datetime(2026, 12, 11, 15, 4, 5, 123456, tzinfo=UTC)
+    written = entry.to_json()
+    assert written == {**go, "ExpiryData": "2026-12-11T15:04:05.123456Z"}
+    assert json.loads(json.dumps(written)) == written
+    assert Entry(entry.repository, entry.digest, BLOB, entry.expiry).to_json()["EntryType"] == 0
+    for bad in (
+        {"Key": "nodigest", "ExpiryData": go["ExpiryData"], "EntryType": 0},
+        {**go, "EntryType": 7},
+        {**go, "ExpiryData": "tomorrow"},
+        "text",
+    ):
+        assert Entry.from_json(bad) is None
