@@ -469,19 +469,26 @@ def test_crash_between_final_move_and_retire_leaves_an_unknown_upload(
     Killed in between (found by the crash campaign, tests/campaigns), the upload kept its
     startedat but not its data, and its status said ``Range: 0-0``, behind bytes it had
     acknowledged. It is finished: 404 BLOB_UPLOAD_UNKNOWN, and the client starts again.
-    The state the crash leaves is made here by restoring startedat after the PUT.
+    The state the crash leaves is made here by restoring startedat and the hash states
+    after the PUT.
     """
     server = registry_factory()
     client = client_factory(server)
     repo = random_repo("crash")
     first, last = os.urandom(1000), os.urandom(500)
     location, acked = push_chunks(client, start_upload(client, repo), [first])
-    startedat = upload_data_file(server, repo, location).with_name("startedat")
-    saved = startedat.read_bytes()
+    upload_dir = upload_data_file(server, repo, location).parent
+    saved = {
+        path.relative_to(upload_dir): path.read_bytes()
+        for path in upload_dir.rglob("*")
+        if path.is_file() and path.name != "data" and "claims" not in path.parts
+    }
+    assert Path("startedat") in saved
     digest = finish(client, location, first + last, last=last)
-    wait_for(lambda: not startedat.parent.exists(), what="the finished upload's removal")
-    startedat.parent.mkdir(parents=True)
-    startedat.write_bytes(saved)
+    wait_for(lambda: not upload_dir.exists(), what="the finished upload's removal")
+    for name, content in saved.items():
+        (upload_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (upload_dir / name).write_bytes(content)
 
     code = "BLOB_UPLOAD_UNKNOWN" if TARGET == "dockyard" else "BLOB_UPLOAD_INVALID"
     assert_error(client.get(location), 404, code)

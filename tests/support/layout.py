@@ -11,6 +11,7 @@ never lists) are counted, not reported; uploads in progress are not looked at.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,11 +48,11 @@ class DirectoryFiles:
         self.base = Path(root) / V2
 
     def paths(self) -> Iterator[str]:
-        if not self.base.exists():
-            return
-        for path in self.base.rglob("*"):
-            if not path.is_dir():
-                yield path.relative_to(self.base).as_posix()
+        # os.walk skips a directory removed while it walks (a finished upload's clean-up
+        # runs after its response); Path.rglob raises FileNotFoundError there.
+        for top, _dirs, names in os.walk(self.base):
+            for name in names:
+                yield (Path(top) / name).relative_to(self.base).as_posix()
 
     def read(self, key: str) -> bytes:
         return (self.base / key).read_bytes()

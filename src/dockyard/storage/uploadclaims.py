@@ -77,17 +77,34 @@ def _owner(path: str, stamp: object) -> _Owner:
     if stamp.get("host") == _HOST and isinstance(pid, int):
         if pid == os.getpid():
             return _Owner.RUNNING if path in _RUNNING else _Owner.FINISHED
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             return _Owner.LOST
-        except OSError:
-            pass  # exists, owned by someone else
     try:
         age = time.time() - float(stamp.get("time", 0))
     except (TypeError, ValueError):
         return _Owner.LOST
     return _Owner.RUNNING if age < LEASE else _Owner.LOST
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host can still write: it exists and is no zombie.
+
+    A worker killed with its supervisor is reparented to init, and an init that does not
+    reap leaves it a zombie for good: ``kill(pid, 0)`` still succeeds on it.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # exists, owned by someone else
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # The state follows the command name in parentheses, which may hold spaces.
+            state = stat.read().rpartition(b")")[2].split()[0]
+    except (OSError, IndexError):
+        return True  # no procfs here: trust kill()
+    return state not in (b"Z", b"X")
 
 
 class OffsetBusy(Exception):

@@ -272,7 +272,11 @@ class UploadStore:
         data_path = self._path(upload_id, paths.upload_data_path)
         try:
             writer = await self.driver.writer(data_path, current.offset)
-        except InvalidOffset:
+        except (InvalidOffset, PathNotFound):
+            if not await self._has_data(upload_id):
+                # Acknowledged bytes and no data: a final PUT published them and died
+                # before retiring the upload (see status), so the upload is finished.
+                raise BlobUploadUnknown(upload_id) from None
             raise BlobUploadInvalid(
                 f"the upload's data ends before its acknowledged offset {current.offset}"
             ) from None
