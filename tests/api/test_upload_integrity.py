@@ -89,6 +89,13 @@ def two_chunks(client: httpx.Client, repo: str) -> tuple[str, str, str]:
 # -- one client replaying its own tokens -----------------------------------------------------
 
 
+
+@pytest.fixture
+def registry(registry_factory: RegistryFactory) -> RegistryProcess:
+    """A registry of the test's own (overrides the session's): the tests check the whole
+    storage, where other modules leave deliberate damage in the session registry."""
+    return registry_factory()
+
 @deviates_on_distribution(STALE)
 @pytest.mark.parametrize("framing", ["content-range", "streamed"])
 def test_rewind_with_an_older_token_is_refused(
