@@ -127,6 +127,9 @@ def test_prefixes_route_and_docker_hub_gets_library() -> None:
     assert ghcr.remote_name("ghcr/tool") == "tool"
     assert route([everything], "anything/at/all") is everything
     assert everything.remote_name("a/b") == "a/b"
+    # A mirror of the Hub (another cache) is known by containerd's namespace for it.
+    hub_mirror = Upstream("hub", RemoteRegistry("http://mirror.example:5000"), 0.0, "docker.io")
+    assert hub_mirror.remote_name("hub/alpine") == "library/alpine"
 
 
 def test_schedule_entries_round_trip_distributions_json() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 
 from aiohttp import web
@@ -11,10 +12,13 @@ from dockyard.api.context import context
 from dockyard.api.errors import ErrorCode, RegistryError
 from dockyard.api.params import etag_matches, parse_count, parse_digest, repository
 from dockyard.api.sendfile import send_file, write_unless_stalled
-from dockyard.errors import BlobUnknown
+from dockyard.errors import BlobUnknown, RegistryFault
 from dockyard.registry.namespace import BlobContent
+from dockyard.storage.drivers.base import StorageError
 
 __all__ = ["delete_blob", "get_blob"]
+
+log = logging.getLogger("dockyard.api")
 
 CACHE_CONTROL = "max-age=31536000"
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -60,19 +64,21 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     """GET and HEAD: the blob's bytes (or a redirect to the backend), ranges honoured."""
     repo = repository(request)
     digest = parse_digest(request.match_info["digest"])
-    content = await repo.open_blob(digest)
-    size = content.descriptor.size
+    # A HEAD needs the descriptor only (a pull-through cache asks its upstream's HEAD).
+    content = await repo.open_blob(digest) if request.method == "GET" else None
+    descriptor = content.descriptor if content else await repo.stat_blob(digest)
+    size = descriptor.size
     etag = f'"{digest}"'
     headers = {
         "Docker-Content-Digest": str(digest),
         "ETag": etag,
         "Cache-Control": CACHE_CONTROL,
-        "Content-Type": content.descriptor.media_type,
+        "Content-Type": descriptor.media_type,
         "Accept-Ranges": "bytes",
     }
     if etag_matches(request, digest):
         return web.Response(status=304, headers=headers)
-    if request.method == "GET":
+    if content is not None:
         url = await content.redirect_url(request.method)
         if url is not None:
             raise web.HTTPTemporaryRedirect(url, headers={"Docker-Content-Digest": str(digest)})
@@ -82,7 +88,7 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     response.content_length = count
     if byte_range:
         response.headers["Content-Range"] = f"bytes {offset}-{offset + count - 1}/{size}"
-    if request.method == "HEAD" or count == 0:
+    if content is None or count == 0:
         await response.prepare(request)
         await response.write_eof()
         return response
@@ -120,7 +126,14 @@ async def _send(
         piece = chunk[:remaining]
         await write_unless_stalled(response, piece, stall)
         remaining -= len(piece)
-        chunk = await anext(chunks, b"") if remaining > 0 else b""
+        try:
+            chunk = await anext(chunks, b"") if remaining > 0 else b""
+        except (RegistryFault, StorageError) as exc:
+            # The headers are gone: the only honest answer left is a broken-off body.
+            log.warning("%s %s broken off after the headers: %s", request.method, request.path, exc)
+            raise ConnectionAbortedError(str(exc)) from None
+    if remaining:
+        raise ConnectionAbortedError(f"blob {content.descriptor.digest} ended {remaining} early")
     await response.write_eof()
 
 

@@ -19,7 +19,6 @@ Pushes, mounts and deletes are refused with ``UNSUPPORTED``, as in distribution.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import logging
@@ -45,6 +44,7 @@ from dockyard.errors import (
 from dockyard.manifest import Manifest, parse_manifest
 from dockyard.metadata import MetadataIndex, Page
 from dockyard.names import is_valid_repository_name, is_valid_tag
+from dockyard.proxy.fill import BlobFill, FillingBlob, claim_fill, verify
 from dockyard.proxy.remote import RemoteManifest, UpstreamNotFound, UpstreamUnavailable
 from dockyard.proxy.routes import Upstream, mark_stale, proxy_middleware, route, warn_if_stale
 from dockyard.proxy.scheduler import BLOB, MANIFEST, Entry, TTLScheduler
@@ -79,11 +79,15 @@ class ProxyNamespace(Namespace):
         # With remoteurl the whole registry is the cache: a blob expires globally,
         # as in distribution. Beside hosted repositories, only the cache's link goes.
         self.caches_everything = len(self.upstreams) == 1 and not self.upstreams[0].prefix
+        # Read-only storage (maintenance.readonly): nothing is cached, nothing expires;
+        # the stored schedule waits untouched until writes are allowed again.
         self.scheduler = (
-            TTLScheduler(driver, self._expire) if any(u.ttl > 0 for u in upstreams) else None
+            TTLScheduler(driver, self._expire)
+            if any(u.ttl > 0 for u in upstreams) and not options.read_only
+            else None
         )
         # Blob downloads in flight, shared by every request that misses the same blob.
-        self.fills: dict[tuple[str, Digest], asyncio.Task[None]] = {}
+        self.fills: dict[tuple[str, Digest], BlobFill] = {}
 
     def install(self, app: web.Application) -> None:
         """Hook the cache into the application (before it starts)."""
@@ -98,8 +102,8 @@ class ProxyNamespace(Namespace):
         try:
             yield
         finally:
-            for task in list(self.fills.values()):
-                task.cancel()
+            for fill in list(self.fills.values()):
+                fill.task.cancel()
             if self.scheduler is not None:
                 await self.scheduler.stop()
             for upstream in self.upstreams:
@@ -163,52 +167,93 @@ class ProxyRepository(Repository):
     # -- blobs ---------------------------------------------------------------------------
 
     async def stat_blob(self, digest: Digest) -> BlobDescriptor:
+        """Local first; on a miss the upstream's ``HEAD`` (nothing downloaded)."""
         try:
             return await super().stat_blob(digest)
         except BlobUnknown:
-            await self._fill(digest)
-        return await super().stat_blob(digest)
+            pass
+        try:
+            size = await self.remote.blob_size(self.remote_name, digest)
+        except UpstreamNotFound:
+            raise BlobUnknown(str(digest)) from None
+        return BlobDescriptor(digest, size)
 
     async def open_blob(self, digest: Digest) -> BlobContent:
+        """Local first; on a miss the bytes of the fill, streamed while it downloads."""
         try:
             return await super().open_blob(digest)
         except BlobUnknown:
-            await self._fill(digest)
-        return await super().open_blob(digest)
+            pass
+        fill = self._fill(digest)
+        # A client that disconnects stops waiting here; the fill others share goes on.
+        if await fill.streaming():
+            assert fill.size is not None
+            descriptor = BlobDescriptor(digest, fill.size)
+            return FillingBlob(descriptor, digest, self.namespace.blobs, fill)
+        return await super().open_blob(digest)  # another process stored it
 
-    async def _fill(self, digest: Digest) -> None:
-        """Wait for the blob's download, starting it unless one is in flight."""
+    def _fill(self, digest: Digest) -> BlobFill:
+        """The blob's download in this process, started unless one is in flight."""
         fills = self.namespace.fills
         key = (self.name, digest)
-        task = fills.get(key)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self._download(digest))
-            fills[key] = task
-            task.add_done_callback(lambda done: _forget_fill(fills, key, done))
-        # A client that disconnects cancels its wait, not the download others share.
-        await asyncio.shield(task)
+        fill = fills.get(key)
+        if fill is None:
+            fill = BlobFill(lambda started: self._download(started, digest))
+            fills[key] = fill
+            fill.task.add_done_callback(lambda _: fills.pop(key, None))
+        return fill
 
-    async def _download(self, digest: Digest) -> None:
+    async def _download(self, fill: BlobFill, digest: Digest) -> None:
+        try:
+            if self.namespace.options.read_only:
+                await self._pass_through(fill, digest)
+                return
+            claim = await claim_fill(
+                self.namespace.driver, self.name, digest, lambda: self._stored(digest)
+            )
+            if claim is None:
+                return  # another process downloaded it meanwhile
+            try:
+                await self._store_blob(fill, digest)
+            finally:
+                await claim.finish()
+        except UpstreamNotFound:
+            raise BlobUnknown(str(digest)) from None
+        except (DigestInvalid, SizeInvalid) as exc:
+            log.error("proxy: upstream sent a wrong %s/%s: %s", self.name, digest, exc)
+            raise UpstreamUnavailable(f"the upstream's copy of {digest} is corrupt") from None
+        self.namespace.schedule(self.upstream, self.name, digest, BLOB)
+
+    async def _store_blob(self, fill: BlobFill, digest: Digest) -> None:
+        """Download into an upload committed under ``digest`` (hashed before it is linked)."""
         uploads = UploadStore(
             self.namespace.driver, self.name, self.layers, self.namespace.background
         )
         status = await uploads.create()
         try:
             async with self.remote.blob(self.remote_name, digest) as blob:
+                # Without a size the response cannot announce one: clients wait for the end.
+                chunks = blob.chunks if blob.size is None else fill.tee(blob.chunks, blob.size)
                 await uploads.commit(
-                    status.upload_id, digest, blob.chunks, claimed=0, length=blob.size
+                    status.upload_id, digest, chunks, claimed=0, length=blob.size
                 )
-        except UpstreamNotFound:
-            await _cancel(uploads, status)
-            raise BlobUnknown(str(digest)) from None
-        except (DigestInvalid, SizeInvalid) as exc:
-            await _cancel(uploads, status)
-            log.error("proxy: upstream sent a wrong %s/%s: %s", self.name, digest, exc)
-            raise UpstreamUnavailable(f"the upstream's copy of {digest} is corrupt") from None
         except BaseException:
             await _cancel(uploads, status)
             raise
-        self.namespace.schedule(self.upstream, self.name, digest, BLOB)
+
+    async def _pass_through(self, fill: BlobFill, digest: Digest) -> None:
+        """Read-only storage: stream the upstream's bytes, verified, and store nothing."""
+        async with self.remote.blob(self.remote_name, digest) as blob:
+            if blob.size is None:
+                raise UpstreamUnavailable(f"the upstream names no size for blob {digest}")
+            await verify(fill.tee(blob.chunks, blob.size), digest, blob.size)
+
+    async def _stored(self, digest: Digest) -> bool:
+        try:
+            await self.layers.stat(digest)
+        except BlobUnknown:
+            return False
+        return True
 
     # -- manifests and tags --------------------------------------------------------------
 
@@ -219,7 +264,10 @@ class ProxyRepository(Repository):
                 return await super().get_manifest(reference)
             except ManifestUnknown:
                 pass
-            await self._store(await self._fetch(str(digest)), digest)
+            fetched = await self._fetch(str(digest))
+            if self.namespace.options.read_only:
+                return _served(self._check(fetched, digest), fetched, digest)
+            await self._store(fetched, digest)
             self.namespace.schedule(self.upstream, self.name, digest, MANIFEST)
             return await super().get_manifest(reference)
         if not is_valid_tag(reference):
@@ -238,6 +286,8 @@ class ProxyRepository(Repository):
             )
             mark_stale()
             return stored
+        if self.namespace.options.read_only:
+            return await self._pass_through_manifest(reference, head.digest)
         if head.digest is None:  # an upstream that does not name digests: fetch by tag
             fetched = await self._fetch(reference)
             digest = await self._store(fetched, fetched.digest or Digest.of(fetched.body))
@@ -260,14 +310,24 @@ class ProxyRepository(Repository):
             self.namespace.schedule(self.upstream, self.name, digest, MANIFEST)
         return await super().get_manifest(str(digest))
 
+    async def _pass_through_manifest(self, tag: str, digest: Digest | None) -> StoredManifest:
+        """Read-only storage: the cached revision if there is one, else the upstream's,
+        checked and not stored (nor tagged)."""
+        if digest is not None:
+            with contextlib.suppress(ManifestUnknown):
+                return await super().get_manifest(str(digest))
+        fetched = await self._fetch(str(digest) if digest is not None else tag)
+        expected = digest or fetched.digest or Digest.of(fetched.body)
+        return _served(self._check(fetched, expected), fetched, expected)
+
     async def _fetch(self, reference: str) -> RemoteManifest:
         try:
             return await self.remote.manifest(self.remote_name, reference, head=False)
         except UpstreamNotFound:
             raise ManifestUnknown(f"unknown manifest {reference}") from None
 
-    async def _store(self, fetched: RemoteManifest, expected: Digest) -> Digest:
-        """Check the upstream's manifest against ``expected``, then store it as a revision."""
+    def _check(self, fetched: RemoteManifest, expected: Digest) -> Manifest:
+        """The upstream's manifest, parsed and checked against ``expected``."""
         try:
             manifest = parse_manifest(fetched.body, fetched.media_type or None)
         except (ManifestInvalid, ManifestUnverified, ValueError, RegistryFault) as exc:
@@ -282,6 +342,11 @@ class ProxyRepository(Repository):
         if actual != expected or (fetched.digest is not None and fetched.digest != expected):
             log.error("proxy: upstream manifest %s/%s has digest %s", self.name, expected, actual)
             raise UpstreamUnavailable(f"the upstream's manifest {expected} does not match")
+        return manifest
+
+    async def _store(self, fetched: RemoteManifest, expected: Digest) -> Digest:
+        """Check the upstream's manifest against ``expected``, then store it as a revision."""
+        manifest = self._check(fetched, expected)
         canonical = await self._cached_manifests.put(manifest.payload, manifest.signatures)
         if expected != canonical:
             await self._cached_manifests.revisions.link(canonical, expected)
@@ -352,21 +417,16 @@ class ProxyRepository(Repository):
         raise Unsupported(_READ_ONLY_CACHE)
 
 
+def _served(manifest: Manifest, fetched: RemoteManifest, digest: Digest) -> StoredManifest:
+    """A checked upstream manifest as served without storing it."""
+    return StoredManifest(digest, fetched.media_type or manifest.media_type, fetched.body)
+
+
 def _parse_digest(reference: str) -> Digest:
     try:
         return Digest.parse(reference)
     except InvalidDigest as exc:
         raise DigestInvalid(str(exc)) from None
-
-
-def _forget_fill(
-    fills: dict[tuple[str, Digest], asyncio.Task[None]],
-    key: tuple[str, Digest],
-    task: asyncio.Task[None],
-) -> None:
-    fills.pop(key, None)
-    if not task.cancelled():
-        task.exception()  # retrieved: waiters re-raise it; no "never retrieved" warning
 
 
 async def _cancel(uploads: UploadStore, status: UploadStatus) -> None:

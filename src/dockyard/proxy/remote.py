@@ -155,6 +155,14 @@ class RemoteRegistry:
             body = b"" if head else await _read_limited(response)
         return RemoteManifest(digest, media_type, body)
 
+    async def blob_size(self, name: str, digest: Digest) -> int:
+        """The blob's size, from a ``HEAD`` (nothing downloaded)."""
+        async with self._request("HEAD", f"{name}/blobs/{digest}", _pull(name)) as response:
+            size = response.content_length
+        if size is None:
+            raise UpstreamUnavailable(f"the upstream names no size for blob {digest}")
+        return size
+
     @contextlib.asynccontextmanager
     async def blob(self, name: str, digest: Digest) -> AsyncIterator[RemoteBlob]:
         """The blob's bytes, streamed (redirects to a CDN followed)."""

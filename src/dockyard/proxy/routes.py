@@ -49,10 +49,16 @@ class Upstream:
     def remote_name(self, name: str) -> str:
         """The upstream's name for the local repository ``name``."""
         remote = name[len(self.prefix) + 1 :] if self.prefix else name
-        host = urlsplit(self.remote.url).hostname or ""
-        if host in _DOCKER_HUB and "/" not in remote:
+        if self.is_docker_hub and "/" not in remote:
             return f"library/{remote}"
         return remote
+
+    @property
+    def is_docker_hub(self) -> bool:
+        """Docker Hub by its host, or by the namespace containerd sends for it (a mirror
+        of the Hub, such as another pull-through cache, names its images the same way)."""
+        host = urlsplit(self.remote.url).hostname or ""
+        return host in _DOCKER_HUB or self.namespace == "docker.io"
 
 
 def route(upstreams: Sequence[Upstream], name: str) -> Upstream | None:
