@@ -22,73 +22,31 @@ from typing import Any
 import httpx
 import pytest
 from tests.auth.conftest import start_token_env
-from tests.support.auth import write_htpasswd
 from tests.support.interop import MANIFEST_ACCEPT, Skopeo, random_repo
 from tests.support.net import wait_until
+from tests.support.proxy import (
+    PASSWORD,
+    USER,
+    V2,
+    blob_file,
+    docker_ref,
+    layer_link,
+    proxy_config,
+    push,
+    push_blob,
+    start_upstream,
+    upstream_manifest,
+)
 from tests.support.servers import RegistryProcess
 
 from .conftest import Images, ServerFactory
 
 pytestmark = pytest.mark.interop
 
-USER, PASSWORD = "mirror", "s3cret-upstream"
-V2 = "docker/registry/v2"
-
-
-def docker_ref(server: RegistryProcess, repo: str, ref: str) -> str:
-    sep = "@" if ref.startswith("sha256:") else ":"
-    return f"docker://127.0.0.1:{server.port}/{repo}{sep}{ref}"
-
 
 @pytest.fixture
 def upstream(server_factory: ServerFactory, tmp_path: Path) -> RegistryProcess:
-    """docker-registry 2.8 requiring a login (htpasswd)."""
-    htpasswd = tmp_path / "htpasswd"
-    write_htpasswd(htpasswd, {USER: PASSWORD})
-    return server_factory(
-        "distribution",
-        overrides={"auth": {"htpasswd": {"realm": "upstream", "path": str(htpasswd)}}},
-    )
-
-
-def push(skopeo: Skopeo, src: str, upstream: RegistryProcess, repo: str, tag: str) -> None:
-    skopeo.copy(src, docker_ref(upstream, repo, tag), "--all", f"--dest-creds={USER}:{PASSWORD}")
-
-
-def proxy_config(upstream_url: str, **extra: Any) -> dict[str, Any]:
-    return {"proxy": {"remoteurl": upstream_url, "username": USER, "password": PASSWORD, **extra}}
-
-
-def upstream_manifest(upstream: RegistryProcess, repo: str, ref: str) -> httpx.Response:
-    response = httpx.get(
-        f"{upstream.url}/v2/{repo}/manifests/{ref}",
-        headers={"Accept": MANIFEST_ACCEPT},
-        auth=(USER, PASSWORD),
-    )
-    assert response.status_code == 200, response.text
-    return response
-
-
-def blob_file(server: RegistryProcess, digest: str) -> Path:
-    alg, hexpart = digest.split(":", 1)
-    return server.root / V2 / "blobs" / alg / hexpart[:2] / hexpart / "data"
-
-
-def layer_link(server: RegistryProcess, repo: str, digest: str) -> Path:
-    alg, hexpart = digest.split(":", 1)
-    return server.root / V2 / "repositories" / repo / "_layers" / alg / hexpart / "link"
-
-
-def push_blob(upstream: RegistryProcess, repo: str, data: bytes) -> str:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    with httpx.Client(base_url=upstream.url, auth=(USER, PASSWORD), timeout=60) as client:
-        start = client.post(f"/v2/{repo}/blobs/uploads/")
-        assert start.status_code == 202, start.text
-        location = start.headers["Location"]
-        separator = "&" if "?" in location else "?"
-        done = client.put(f"{location}{separator}digest={digest}", content=data)
-        assert done.status_code == 201, done.text
-    return digest
+    return start_upstream(server_factory, tmp_path)
 
 
 # -- pulls through the cache -----------------------------------------------------------
@@ -437,12 +395,26 @@ def test_upstreams_under_prefixes_beside_hosted_repositories(
     assert "Traceback" not in proxy.log_text()
 
 
+def upstream_requests(upstream: RegistryProcess, method: str, path: str) -> list[str]:
+    """The upstream's access-log lines of finished ``method`` requests for ``path``."""
+    return [
+        line
+        for line in upstream.log_text().splitlines()
+        if "response completed" in line and f"http.request.method={method}" in line and path in line
+    ]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_concurrent_misses_make_one_upstream_download(
-    upstream: RegistryProcess, server_factory: ServerFactory
+    upstream: RegistryProcess, server_factory: ServerFactory, workers: str
 ) -> None:
+    """Eight pulls of one uncached blob, in one process or spread over two workers
+    (which share storage only), make one upstream download."""
     repo = random_repo("proxy")
     digest = push_blob(upstream, repo, os.urandom(8 << 20))
-    proxy = server_factory("dockyard", overrides=proxy_config(upstream.url))
+    proxy = server_factory(
+        "dockyard", overrides=proxy_config(upstream.url), extra_args=["--workers", workers]
+    )
 
     def pull(_: int) -> tuple[int, str]:
         response = httpx.get(f"{proxy.url}/v2/{repo}/blobs/{digest}", timeout=60)
@@ -451,14 +423,9 @@ def test_concurrent_misses_make_one_upstream_download(
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(pull, range(8)))
     assert results == [(200, digest)] * 8
-    downloads = [
-        line
-        for line in upstream.log_text().splitlines()
-        if "response completed" in line
-        and "http.request.method=GET" in line
-        and f"/v2/{repo}/blobs/{digest}" in line
-    ]
+    downloads = upstream_requests(upstream, "GET", f"/v2/{repo}/blobs/{digest}")
     assert len(downloads) == 1, downloads
+    assert "Traceback" not in proxy.log_text()
 
 
 def test_token_auth_upstream(
@@ -533,6 +500,11 @@ def test_head_and_range_on_uncached_blobs_and_ttl_zero_keeps_no_schedule(
         assert head.status_code == 200
         assert head.headers["Content-Length"] == str(len(data))
         assert head.headers["Docker-Content-Digest"] == first
+        # Answered by the upstream's HEAD: nothing downloaded, nothing cached yet.
+        assert upstream_requests(upstream, "HEAD", f"/v2/{repo}/blobs/{first}")
+        assert not upstream_requests(upstream, "GET", f"/v2/{repo}/blobs/{first}")
+        assert not blob_file(proxy, first).exists()
+        assert client.head(f"/v2/{repo}/blobs/sha256:{'ef' * 32}").status_code == 404
         ranged = client.get(f"/v2/{repo}/blobs/{second}", headers={"Range": "bytes=100-1099"})
         assert ranged.status_code == 206
         assert ranged.content == data[::-1][100:1100]
@@ -541,3 +513,44 @@ def test_head_and_range_on_uncached_blobs_and_ttl_zero_keeps_no_schedule(
     assert blob_file(proxy, first).exists() and blob_file(proxy, second).exists()
     proxy.stop()
     assert not (proxy.root / "scheduler-state.json").exists()  # ttl 0: kept forever
+
+
+def test_docker_hub_namespace_gets_library(
+    upstream: RegistryProcess,
+    server_factory: ServerFactory,
+    skopeo: Skopeo,
+    images: Images,
+    tmp_path: Path,
+) -> None:
+    """An upstream with ``namespace: docker.io`` names its images as Docker Hub does:
+    ``hub/<name>`` (and ``<name>?ns=docker.io``) pull ``library/<name>`` from it."""
+    name = random_repo("alpine").replace("/", "-")  # one component, as "alpine"
+    push(skopeo, images.single.ref, upstream, f"library/{name}", "3")
+    proxy = server_factory(
+        "dockyard",
+        overrides={
+            "proxy": {
+                "upstreams": [
+                    {
+                        "prefix": "hub",
+                        "remoteurl": upstream.url,
+                        "namespace": "docker.io",
+                        "username": USER,
+                        "password": PASSWORD,
+                    }
+                ]
+            }
+        },
+    )
+    expected = upstream_manifest(upstream, f"library/{name}", "3")
+    skopeo.copy(docker_ref(proxy, f"hub/{name}", "3"), f"oci:{tmp_path / 'out'}:3")
+    assert skopeo.raw_manifest(docker_ref(proxy, f"hub/{name}", "3")) == expected.content
+    by_ns = httpx.get(
+        f"{proxy.url}/v2/{name}/manifests/3",
+        params={"ns": "docker.io"},
+        headers={"Accept": MANIFEST_ACCEPT},
+    )
+    assert by_ns.status_code == 200
+    assert by_ns.headers["Docker-Content-Digest"] == expected.headers["Docker-Content-Digest"]
+    layer = json.loads(expected.content)["layers"][0]["digest"]
+    assert layer_link(proxy, f"hub/{name}", layer).exists()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import tempfile
 import weakref
@@ -39,6 +40,8 @@ from dockyard.storage.drivers.base import StorageDriver
 from dockyard.storage.uploadclaims import ChunkClaim, OffsetBusy
 
 __all__ = ["CLAIMS_ROOT", "HOLD_BACK", "BlobFill", "FillingBlob", "claim_fill", "verify"]
+
+log = logging.getLogger("dockyard.proxy")
 
 # Held from the clients until the digest matched (one upstream chunk).
 HOLD_BACK = 1 << 20
@@ -153,6 +156,7 @@ async def claim_fill(
                 return claim
             await claim.finish()
             return None
+        log.info("proxy: %s@%s is being downloaded by another process", repository, digest)
         await asyncio.sleep(_POLL)
         if await stored():
             return None
