@@ -149,6 +149,7 @@ async def claim_fill(
     """This process's claim on downloading ``repository@digest``; None once ``stored()``
     says another process has stored it (waiting for it meanwhile)."""
     claim = ChunkClaim(driver, f"{CLAIMS_ROOT}/{repository}/{digest.algorithm}/{digest.hex}")
+    waiting = False
     while True:
         with contextlib.suppress(OffsetBusy):
             await claim.acquire()
@@ -156,7 +157,9 @@ async def claim_fill(
                 return claim
             await claim.finish()
             return None
-        log.info("proxy: %s@%s is being downloaded by another process", repository, digest)
+        if not waiting:
+            waiting = True
+            log.info("proxy: %s@%s is being downloaded by another process", repository, digest)
         await asyncio.sleep(_POLL)
         if await stored():
             return None
