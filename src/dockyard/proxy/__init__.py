@@ -2,8 +2,9 @@
 
 :mod:`~.remote` talks to the upstream (with :mod:`~.auth`'s challenge handling),
 :mod:`~.namespace` serves the cache as another Namespace (:mod:`~.routes`
-says which repositories are caches of which upstream), and :mod:`~.scheduler`
-expires cached content after ``proxy.ttl``. Nothing here is imported or built
+says which repositories are caches of which upstream, :mod:`~.fill` shares and
+streams each blob's download), and :mod:`~.scheduler` expires cached content after
+``proxy.ttl``. Nothing here is imported or built
 unless ``proxy.remoteurl`` or ``proxy.upstreams`` is set.
 """
 

@@ -5,8 +5,10 @@ whose reads fall back to the upstream on a miss and store what they fetch in the
 normal layout, verified first:
 
 * a blob is streamed from the upstream into an ordinary upload and committed under
-  the digest asked for, so its bytes are hashed before it is linked (one download
-  per blob however many clients wait for it; a client that leaves does not stop it);
+  the digest asked for, so its bytes are hashed before it is linked; every client
+  waiting for it is streamed the bytes meanwhile (:mod:`~.fill`: one download per
+  blob across processes; a client that leaves does not stop it); a ``HEAD`` asks the
+  upstream's ``HEAD`` and downloads nothing;
 * a tag is resolved upstream with ``HEAD`` (Docker Hub does not count those); the
   manifest is fetched with ``GET`` by digest only when that digest is not cached,
   checked against the digest, stored without waiting for its blobs (as
@@ -15,6 +17,9 @@ normal layout, verified first:
   cached copy answers instead.
 
 Pushes, mounts and deletes are refused with ``UNSUPPORTED``, as in distribution.
+On read-only storage (``maintenance.readonly``) the cache writes nothing: misses are
+served from the upstream, verified the same way, and not kept; nothing expires.
+(distribution's proxy would go on writing: its read-only mode only refuses requests.)
 """
 
 from __future__ import annotations
