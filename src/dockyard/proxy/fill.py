@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dockyard.digest import Digest
-from dockyard.errors import DigestInvalid
+from dockyard.errors import BackendUnavailable, DigestInvalid
 from dockyard.registry.namespace import BlobContent
 from dockyard.storage.drivers.base import StorageDriver
 from dockyard.storage.uploadclaims import ChunkClaim, OffsetBusy
@@ -85,11 +85,17 @@ class BlobFill:
 
     async def tee(self, chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
         """``chunks`` (``size`` bytes), each spooled for the readers before it is passed on."""
-        spool = await asyncio.to_thread(_Spool)
+        try:
+            spool = await asyncio.to_thread(_Spool)
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot create the download's spool file: {exc}") from None
         self._spool, self.size = spool, size
         self._notify()
         async for chunk in chunks:
-            await asyncio.to_thread(os.pwrite, spool.fd, chunk, self._written)
+            try:
+                await asyncio.to_thread(_write_all, spool.fd, chunk, self._written)
+            except OSError as exc:  # a full disk, typically
+                raise BackendUnavailable(f"cannot write the download's spool: {exc}") from None
             self._written += len(chunk)
             self._notify()
             yield chunk
@@ -118,13 +124,23 @@ class BlobFill:
                 limit = min(self._written, max(size - HOLD_BACK, 0))
             if position < limit:
                 count = min(_READ, limit - position)
-                chunk = await asyncio.to_thread(os.pread, spool.fd, count, position)
+                try:
+                    chunk = await asyncio.to_thread(os.pread, spool.fd, count, position)
+                except OSError as exc:
+                    raise BackendUnavailable(f"cannot read the download's spool: {exc}") from None
                 if not chunk:
-                    raise DigestInvalid("the spool ended early")
+                    raise BackendUnavailable("the download's spool ended early")
                 position += len(chunk)
                 yield chunk
             else:
                 await changed.wait()
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 @dataclass(frozen=True, slots=True)

@@ -239,9 +239,7 @@ class ProxyRepository(Repository):
             async with self.remote.blob(self.remote_name, digest) as blob:
                 # Without a size the response cannot announce one: clients wait for the end.
                 chunks = blob.chunks if blob.size is None else fill.tee(blob.chunks, blob.size)
-                await uploads.commit(
-                    status.upload_id, digest, chunks, claimed=0, length=blob.size
-                )
+                await uploads.commit(status.upload_id, digest, chunks, claimed=0, length=blob.size)
         except BaseException:
             await _cancel(uploads, status)
             raise
