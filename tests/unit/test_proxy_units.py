@@ -1,9 +1,13 @@
-"""The pull-through cache's pure parts: config, challenges, routing, the schedule format."""
+"""The pull-through cache's parts without a server: config, challenges, routing, the
+schedule format, and how a fill streams to its readers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import textwrap
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +15,9 @@ import pytest
 
 from dockyard.config import ConfigError, load_config
 from dockyard.digest import Digest
+from dockyard.errors import DigestInvalid
 from dockyard.proxy.auth import parse_challenge
+from dockyard.proxy.fill import HOLD_BACK, BlobFill, verify
 from dockyard.proxy.remote import RemoteRegistry
 from dockyard.proxy.routes import Upstream, route
 from dockyard.proxy.scheduler import BLOB, MANIFEST, Entry
@@ -155,3 +161,71 @@ def test_schedule_entries_round_trip_distributions_json() -> None:
         "text",
     ):
         assert Entry.from_json(bad) is None
+
+
+async def _fill_of(data: bytes, digest: Digest, release: asyncio.Event) -> BlobFill:
+    """A fill of ``data`` checked against ``digest``: all but its last MiB arrive at
+    once, the rest once ``release`` is set."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield data[: -(1 << 20)]
+        await release.wait()
+        yield data[-(1 << 20) :]
+
+    async def download(fill: BlobFill) -> None:
+        await verify(fill.tee(chunks(), len(data)), digest, len(data))
+
+    fill = BlobFill(download)
+    assert await fill.streaming()
+    return fill
+
+
+async def _take(chunks: AsyncIterator[bytes], count: int) -> bytes:
+    """At least ``count`` bytes of ``chunks``, as many as its chunks hold."""
+    received = b""
+    while len(received) < count:
+        received += await anext(chunks)
+    return received
+
+
+async def _rest(chunks: AsyncIterator[bytes]) -> bytes:
+    return b"".join([chunk async for chunk in chunks])
+
+
+def test_a_fill_holds_back_the_last_mib_until_the_digest_matched() -> None:
+    data = os.urandom(HOLD_BACK + (2 << 20) + 5)
+    sent = len(data) - HOLD_BACK
+
+    async def scenario() -> None:
+        release = asyncio.Event()
+        fill = await _fill_of(data, Digest.of(data), release)
+        early = fill.reader()
+        assert await _take(early, sent) == data[:sent]  # nothing of the held-back MiB
+        ranged = asyncio.create_task(_rest(fill.reader(len(data) - 10)))
+        await asyncio.sleep(0)
+        assert not ranged.done()
+        release.set()
+        assert await _rest(early) == data[sent:]
+        assert await ranged == data[-10:]
+        await fill.task
+        assert await _rest(fill.reader()) == data  # a reader after the end: the whole spool
+
+    asyncio.run(scenario())
+
+
+def test_a_fill_of_wrong_bytes_breaks_its_readers_off() -> None:
+    data = os.urandom(HOLD_BACK + (1 << 20))
+    sent = len(data) - HOLD_BACK
+
+    async def scenario() -> None:
+        release = asyncio.Event()
+        fill = await _fill_of(data, Digest.of(b"other bytes"), release)
+        reader = fill.reader()
+        assert await _take(reader, sent) == data[:sent]
+        release.set()
+        with pytest.raises(DigestInvalid):
+            await _rest(reader)
+        with pytest.raises(DigestInvalid):  # a reader that comes later fails at once
+            await anext(fill.reader())
+
+    asyncio.run(scenario())
