@@ -219,8 +219,16 @@ async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
 
 
 async def _stream(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The body in chunks of about :data:`_CHUNK` (the socket hands over far smaller
+    pieces; each chunk costs its consumers a hop to a thread or two)."""
+    pending = bytearray()
     try:
-        async for chunk in response.content.iter_chunked(_CHUNK):
-            yield chunk
+        async for piece in response.content.iter_chunked(_CHUNK):
+            pending += piece
+            if len(pending) >= _CHUNK:
+                yield bytes(pending)
+                pending.clear()
+        if pending:
+            yield bytes(pending)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         raise UpstreamUnavailable(f"upstream blob download failed: {exc}") from None
