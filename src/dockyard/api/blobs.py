@@ -12,9 +12,8 @@ from dockyard.api.context import context
 from dockyard.api.errors import ErrorCode, RegistryError
 from dockyard.api.params import etag_matches, parse_count, parse_digest, repository
 from dockyard.api.sendfile import send_file, write_unless_stalled
-from dockyard.errors import BlobUnknown, RegistryFault
+from dockyard.errors import BlobUnknown, RegistryFault, StorageError
 from dockyard.registry.namespace import BlobContent
-from dockyard.storage.drivers.base import StorageError
 
 __all__ = ["delete_blob", "get_blob"]
 
