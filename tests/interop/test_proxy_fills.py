@@ -139,6 +139,8 @@ def test_a_miss_is_streamed_to_every_client_while_it_downloads(
         assert received == data
     wait_until(lambda: blob_file(proxy, digest).exists(), what="the blob stored", deadline=30)
     assert blob_file(proxy, digest).read_bytes() == data
+    claims = proxy.root / "proxy-fills" / "streamed" / "sha256"
+    wait_until(lambda: not list(claims.glob("*")), what="the fill's claim removed", deadline=30)
     assert [r for r in gated.requests if r.startswith("GET") and digest in r] == [
         f"GET /v2/streamed/blobs/{digest}"
     ]

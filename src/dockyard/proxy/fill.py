@@ -34,12 +34,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from dockyard.digest import Digest
-from dockyard.errors import BackendUnavailable, DigestInvalid
+from dockyard.errors import BackendUnavailable, DigestInvalid, StorageError
 from dockyard.registry.namespace import BlobContent
-from dockyard.storage.drivers.base import StorageDriver
+from dockyard.storage.drivers.base import PathNotFound, StorageDriver
 from dockyard.storage.uploadclaims import ChunkClaim, OffsetBusy
 
-__all__ = ["CLAIMS_ROOT", "HOLD_BACK", "BlobFill", "FillingBlob", "claim_fill", "verify"]
+__all__ = [
+    "CLAIMS_ROOT",
+    "HOLD_BACK",
+    "BlobFill",
+    "FillingBlob",
+    "claim_fill",
+    "release_claim",
+    "verify",
+]
 
 log = logging.getLogger("dockyard.proxy")
 
@@ -167,18 +175,28 @@ async def claim_fill(
     claim = ChunkClaim(driver, f"{CLAIMS_ROOT}/{repository}/{digest.algorithm}/{digest.hex}")
     waiting = False
     while True:
-        with contextlib.suppress(OffsetBusy):
+        # PathNotFound: the winner removed the claims as it finished (see release_claim).
+        with contextlib.suppress(OffsetBusy, PathNotFound):
             await claim.acquire()
             if not await stored():
                 return claim
             await claim.finish()
             return None
+        if await stored():
+            return None
         if not waiting:
             waiting = True
             log.info("proxy: %s@%s is being downloaded by another process", repository, digest)
         await asyncio.sleep(_POLL)
-        if await stored():
-            return None
+
+
+async def release_claim(claim: ChunkClaim, *, stored: bool) -> None:
+    """Withdraw the claim; once the blob is stored, remove the claims' directory too
+    (whoever claims after that finds the blob stored and downloads nothing)."""
+    await claim.finish()
+    if stored:
+        with contextlib.suppress(StorageError):
+            await claim.driver.delete(claim.directory)
 
 
 async def verify(chunks: AsyncIterator[bytes], digest: Digest, size: int) -> None:

@@ -49,7 +49,7 @@ from dockyard.errors import (
 from dockyard.manifest import Manifest, parse_manifest
 from dockyard.metadata import MetadataIndex, Page
 from dockyard.names import is_valid_repository_name, is_valid_tag
-from dockyard.proxy.fill import BlobFill, FillingBlob, claim_fill, verify
+from dockyard.proxy.fill import BlobFill, FillingBlob, claim_fill, release_claim, verify
 from dockyard.proxy.remote import RemoteManifest, UpstreamNotFound, UpstreamUnavailable
 from dockyard.proxy.routes import Upstream, mark_stale, proxy_middleware, route, warn_if_stale
 from dockyard.proxy.scheduler import BLOB, MANIFEST, Entry, TTLScheduler
@@ -218,10 +218,12 @@ class ProxyRepository(Repository):
             )
             if claim is None:
                 return  # another process downloaded it meanwhile
+            stored = False
             try:
                 await self._store_blob(fill, digest)
+                stored = True
             finally:
-                await claim.finish()
+                await release_claim(claim, stored=stored)
         except UpstreamNotFound:
             raise BlobUnknown(str(digest)) from None
         except (DigestInvalid, SizeInvalid) as exc:
