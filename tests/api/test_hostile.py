@@ -21,10 +21,14 @@ from tests.support.api import (
     assert_error,
     blob_path,
     deviates_on_distribution,
+    digest_of,
+    follow,
+    patch_chunk,
     push_blob,
     random_repo,
     raw_request,
     start_upload,
+    with_query,
 )
 
 if TYPE_CHECKING:
@@ -321,6 +325,66 @@ def test_stalled_body_is_abandoned(registry_factory: RegistryFactory) -> None:
     )
     assert status_of(response) == 400, response[:300]
     assert b"BLOB_UPLOAD_INVALID" in response
+    assert_no_traceback(server)
+
+
+@dockyard_only
+def test_trickling_body_is_cut_off_and_the_upload_resumes(
+    registry_factory: RegistryFactory,
+) -> None:
+    """A body that never stalls but trickles (20 bytes/s) is ended by minbodyrate, the
+    connection is closed, and the upload goes on from its last committed offset."""
+    server = registry_factory(
+        {"http": {"limits": {"bodytimeout": "1s", "minbodyrate": 100}}}
+    )
+    client = httpx.Client(base_url=server.url, timeout=DEADLINE)
+    repo, data = random_repo(), bytes(range(256)) * 8
+    first = patch_chunk(client, start_upload(client, repo), data[:100], start=0)
+    assert first.status_code == 202, first.text
+    location = follow(client, first.headers["Location"])
+    head = (
+        f"PATCH {httpx.URL(location).raw_path.decode()} HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Length: {len(data) - 100}\r\nContent-Range: 100-{len(data) - 1}\r\n"
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    answer, closed = b"", False
+    deadline = time.monotonic() + DEADLINE
+    with socket.create_connection(("127.0.0.1", server.port)) as trickle:
+        trickle.sendall(head)
+        for byte in data[100:]:
+            assert time.monotonic() < deadline, f"a trickling body was kept {DEADLINE}s"
+            try:
+                trickle.send(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            trickle.settimeout(0.05)  # also paces the trickle: ~20 bytes a second
+            try:
+                chunk = trickle.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+                break
+            if not chunk:
+                closed = True
+                break
+            answer += chunk
+        # The answer came; then the connection is closed, not kept for more trickling.
+        while not closed and time.monotonic() < deadline:
+            closed = closed_by_server(trickle)
+            time.sleep(0.1)
+    assert status_of(answer) == 400, answer[:300]
+    assert b"BLOB_UPLOAD_INVALID" in answer and b"minbodyrate" in answer, answer
+    assert closed, f"the trickling connection was still open after {DEADLINE}s"
+    # Nothing of the trickled chunk was committed: the upload resumes at 100.
+    status = client.get(location)
+    assert status.status_code == 204 and status.headers["Range"] == "0-99", status.headers
+    rest = patch_chunk(client, follow(client, status.headers["Location"]), data[100:], start=100)
+    assert rest.status_code == 202, rest.text
+    done = client.put(with_query(follow(client, rest.headers["Location"]), digest=digest_of(data)))
+    assert done.status_code == 201, done.text
+    assert client.get(blob_path(repo, digest_of(data))).content == data
     assert_no_traceback(server)
 
 
