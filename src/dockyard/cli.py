@@ -35,8 +35,9 @@ configuration:
   inmemory, s3, azure, gcs; delete, redirect, cache.blobdescriptor inmemory|redis,
   maintenance.uploadpurging, maintenance.readonly); http (addr, secret, host, prefix,
   relativeurls, headers, tls with clientcas/minimumtls/ciphersuites, workers,
-  limits: headertimeout/bodytimeout (either way) 60s, maxheaderbytes 65536, maxconnections 1000
-  per worker, dockyard's guards against slow and hostile clients); auth
+  limits: headertimeout/bodytimeout (either way) 60s, minbodyrate 1024 B/s,
+  maxheaderbytes 65536, maxconnections 1000 per worker, dockyard's guards
+  against slow and hostile clients); auth
   (htpasswd, token, silly); redis; validation; proxy (pull-through cache: remoteurl,
   username, password, ttl as in distribution, or upstreams: a list of prefix,
   remoteurl, namespace, username, password, ttl caching each upstream under its
