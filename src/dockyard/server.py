@@ -411,7 +411,6 @@ async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: boo
         app,
         config.http.limits,
         access_log=access_log,
-        handle_signals=False,
         shutdown_timeout=config.http.drain_timeout or 5.0,
     )
     await runner.setup()

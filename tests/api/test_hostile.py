@@ -199,6 +199,24 @@ def test_malformed_framing(hostile_registry: RegistryProcess, case: str) -> None
     assert httpx.get(f"{hostile_registry.url}/v2/", timeout=DEADLINE).status_code == 200
 
 
+def test_requests_pipelined_before_junk_are_answered(hostile_registry: RegistryProcess) -> None:
+    """Valid requests and junk in one packet: each request its answer, then the 400."""
+    client = httpx.Client(base_url=hostile_registry.url, timeout=DEADLINE)
+    repo, data = random_repo(), b"{}"
+    target = httpx.URL(start_upload(client, repo)).raw_path.decode()
+    get = b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"
+    put = (
+        f"PUT {with_query(target, digest=digest_of(data))} HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {len(data)}\r\n\r\n"
+    ).encode() + data
+    junk = b"\x00\x01GARBAGE junk\r\n\r\n"
+    for packet, expected in ((get + junk, [200, 400]), (get + get + junk, [200, 200, 400]),
+                             (put + junk, [201, 400])):
+        assert statuses(exchange(hostile_registry, packet)) == expected, packet[:60]
+    # The PUT before the junk did its work.
+    assert client.get(blob_path(repo, digest_of(data))).content == data
+
+
 # -- header size -------------------------------------------------------------------------
 
 
