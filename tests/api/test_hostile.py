@@ -189,12 +189,16 @@ _GO_TAKES = {
     ],
 )
 def test_malformed_framing(hostile_registry: RegistryProcess, case: str) -> None:
+    logged = len(hostile_registry.log_text().splitlines())
     response = exchange(hostile_registry, MALFORMED[case] + b"\r\n")
     codes = statuses(response)
     # A request before the junk may be answered first (distribution does); the
     # malformed part is a 4xx, and nothing is a 5xx.
     assert codes and all(code < 500 for code in codes), response[:300]
     assert 400 <= codes[-1] < 500, response[:300]
+    if TARGET == "dockyard":  # its access-log line at most: no warning, no traceback
+        lines = hostile_registry.log_text().splitlines()[logged:]
+        assert not [line for line in lines if "aiohttp.access" not in line], "\n".join(lines)
     # ...and it still serves everyone else.
     assert httpx.get(f"{hostile_registry.url}/v2/", timeout=DEADLINE).status_code == 200
 
