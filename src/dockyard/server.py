@@ -183,6 +183,7 @@ def build_context(config: Config, secret: bytes) -> AppContext:
         catalog_max_entries=config.catalog.max_entries,
         access=build_access(config),
         body_timeout=config.http.limits.body_timeout,
+        ui_enabled=config.ui.enabled,
     )
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from dockyard.api.context import context
 from dockyard.auth import Access, Grant
+from dockyard.ui import PUBLIC_ROUTE_PREFIX
 
 __all__ = ["GRANT", "auth_middleware", "may_read", "may_read_anywhere", "required_accesses"]
 
@@ -50,7 +51,10 @@ def required_accesses(request: web.Request) -> list[Access]:
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Authorize before the handler runs; AuthChallenge becomes a 401/403 upstream."""
     controller = context(request).access
-    if controller is None or request.match_info.http_exception is not None:
+    route = request.match_info.route.name or ""
+    # The UI's pages are public; the data they show comes through /v2/ as the user.
+    public = route.startswith(PUBLIC_ROUTE_PREFIX)
+    if controller is None or public or request.match_info.http_exception is not None:
         request[GRANT] = _OPEN
     else:
         request[GRANT] = await controller.authorize(request.headers, required_accesses(request))

@@ -35,6 +35,8 @@ class AppContext:
     access: AccessController | None = None
     body_timeout: float = 60.0
     """``http.limits.bodytimeout``: the longest a body may stall, either way."""
+    ui_enabled: bool = True
+    """``ui.enabled``: serve the web UI (:mod:`dockyard.ui`) at ``<prefix>/ui/``."""
 
 
 CONTEXT = web.AppKey("dockyard.context", AppContext)

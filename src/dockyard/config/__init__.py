@@ -91,7 +91,7 @@ Modules
     one module per top-level section (:mod:`~.storage`, :mod:`~.http`, :mod:`~.auth`,
     :mod:`~.log`, :mod:`~.redis`, :mod:`~.notifications`, :mod:`~.proxy`,
     :mod:`~.health`, :mod:`~.validation`, :mod:`~.compatibility`, :mod:`~.catalog`,
-    :mod:`~.middleware`), each holding its dataclasses and the function that reads
+    :mod:`~.middleware`, :mod:`~.ui`), each holding its dataclasses and the function that reads
     them with a :class:`~.section.Section`. A new section gets its own module, a field
     in ``Config`` and a line in ``load._build``.
 
@@ -142,6 +142,7 @@ from dockyard.config.storage import (
     UploadPurgingConfig,
 )
 from dockyard.config.tree import ConfigError
+from dockyard.config.ui import UIConfig
 from dockyard.config.validation import (
     ManifestValidationConfig,
     URLValidationConfig,
@@ -188,6 +189,7 @@ __all__ = [
     "TLSConfig",
     "TagConfig",
     "TokenAuthConfig",
+    "UIConfig",
     "URLValidationConfig",
     "UnknownKeyWarning",
     "UploadPurgingConfig",
