@@ -19,6 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.wait import WebDriverWait
 from tests.support.interop import (
     OCI_CONFIG,
     OCI_EMPTY,
@@ -34,9 +39,14 @@ __all__ = [
     "CHROMIUM",
     "SBOM_TYPE",
     "SIGNATURE_TYPE",
+    "WAIT",
     "Pushed",
     "chromium_options",
+    "open_ui",
     "push_sample",
+    "rows",
+    "settled",
+    "wait_for",
 ]
 
 CHROMIUM = "/usr/bin/chromium"
@@ -47,10 +57,8 @@ SIGNATURE_TYPE = "application/vnd.dev.cosign.artifact.sig.v1+json"
 CREATED = "2024-05-01T12:00:00Z"
 
 
-def chromium_options(profile: Path) -> Any:
+def chromium_options(profile: Path) -> Options:
     """Headless Chromium that talks to nothing but the pages it is sent to."""
-    from selenium.webdriver.chrome.options import Options
-
     options = Options()
     options.binary_location = CHROMIUM
     for flag in (
@@ -63,11 +71,52 @@ def chromium_options(profile: Path) -> Any:
         "--disable-component-update",
         "--disable-sync",
         "--disable-dev-shm-usage",
-        "--window-size=1280,900",
+        "--window-size=1280,1000",
         f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
     return options
+
+
+WAIT = 30.0  # seconds a page may take to show what a test waits for
+
+
+def open_ui(driver: WebDriver, url: str, fragment: str = "#/") -> None:
+    """Open the UI of the registry at ``url`` on page ``fragment``; wait until it is drawn."""
+    driver.get(f"{url}/ui/{fragment}")
+    settled(driver)
+
+
+def settled(driver: WebDriver) -> None:
+    """Wait until the page of the current URL has been drawn with everything it shows."""
+    WebDriverWait(driver, WAIT).until(
+        lambda d: d.execute_script(
+            "const main = document.querySelector('main');"
+            "return main.dataset.shown === location.hash && !main.hasAttribute('aria-busy');"
+        )
+    )
+
+
+def wait_for(driver: WebDriver, css: str, text: str = "") -> WebElement:
+    """The first element matching ``css`` (whose text contains ``text``), once there is one."""
+
+    def found(d: WebDriver) -> WebElement | bool:
+        for element in d.find_elements(By.CSS_SELECTOR, css):
+            if text in element.text:
+                return element
+        return False
+
+    element = WebDriverWait(driver, WAIT).until(found)
+    assert isinstance(element, WebElement)
+    return element
+
+
+def rows(driver: WebDriver, table: str) -> list[list[str]]:
+    """The cells' text of each body row of ``table.<table>``."""
+    return [
+        [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+        for row in driver.find_elements(By.CSS_SELECTOR, f"table.{table} tbody tr")
+    ]
 
 
 def _descriptor(media_type: str, data: bytes, **extra: Any) -> dict[str, Any]:
@@ -148,7 +197,8 @@ class Pushed:
 
     repo: str
     image: Built  # v1, linux/amd64, with a signature and an SBOM (itself signed)
-    index: Built  # multi: linux/amd64 and linux/arm64
+    arm: Built  # linux/arm64, untagged
+    index: Built  # multi: image and arm
     signature: Built
     sbom: Built
     sbom_signature: Built
@@ -194,6 +244,6 @@ def push_sample(skopeo: Skopeo, workdir: Path, host: str, repo: str, creds: str 
     extra = ["--dest-creds", creds] if creds else []
     for tag in refs:
         skopeo.copy(layout.ref(tag), f"docker://{host}/{repo}:{tag}", "--all", *extra)
-    return Pushed(repo, image, index, signature, sbom, sbom_signature)
+    return Pushed(repo, image, arm, index, signature, sbom, sbom_signature)
 
 

@@ -28,6 +28,7 @@ async function route(registry) {
   const query = new URLSearchParams(search || "");
   const again = () => route(registry);
   main.setAttribute("aria-busy", "true");
+  delete main.dataset.shown;
   try {
     if (path.startsWith("r/")) {
       await tagsPage(registry, main, path.slice(2), query, again);
@@ -49,6 +50,7 @@ async function route(registry) {
     }
   } finally {
     main.removeAttribute("aria-busy");
+    main.dataset.shown = location.hash; // the page drawn: what tests wait for
   }
 }
 

@@ -40,8 +40,13 @@ function breadcrumbs(...parts) {
   );
 }
 
-/** The last name that sorts before every name starting with `prefix` (names use [a-z0-9._/-]). */
+/**
+ * A `last` that sorts before every name starting with `prefix`, whether the listing
+ * orders names as strings or, as distribution's catalog does, component by component
+ * (names use [a-z0-9._/-], and "~" sorts after all of them).
+ */
 function before(prefix) {
+  if (prefix.endsWith("/")) return prefix.slice(0, -1);
   const last = prefix.charCodeAt(prefix.length - 1);
   return prefix.slice(0, -1) + String.fromCharCode(last - 1) + "~";
 }
@@ -72,9 +77,9 @@ export async function repositoriesPage(registry, main, query) {
   let items = page.items;
   let next = page.next;
   if (q) {
-    const matching = items.filter((r) => r.name.startsWith(q));
-    if (matching.length < items.length) next = null; // past the prefix: no more matches
-    items = matching;
+    // Past the prefix in either order: no more matches on later pages.
+    if (items.some((r) => r.name.slice(0, q.length) > q)) next = null;
+    items = items.filter((r) => r.name.startsWith(q));
   }
   if (!items.length) {
     main.append(h("p", { class: "empty" }, q ? `No repository starts with “${q}”.` : "No repositories yet."));
