@@ -122,7 +122,7 @@ export class Registry {
     const query = scope.split(" ").map((s) => "scope=" + encodeURIComponent(s)).join("&");
     const response = await fetch(`${this.prefix}ui/token?${query}`, { headers });
     if (response.status === 401 || response.status === 403) {
-      throw new AuthError(basic ? "The user name or password is wrong." : "Please sign in.");
+      throw new AuthError(basic ? "The user name or password is wrong." : "Please sign in to see this.");
     }
     if (!response.ok) throw await errorOf(response);
     const body = await response.json();
@@ -169,12 +169,10 @@ export class Registry {
       }
     }
     if (response.status === 401 || response.status === 403) {
-      const error = await errorOf(response);
-      throw new AuthError(
-        this.user
-          ? `${this.user} may not do this (${error.code || response.status}).`
-          : "Please sign in to see this.",
-      );
+      if (!this.user) throw new AuthError("Please sign in to see this.");
+      if (this.auth === "basic") throw new AuthError("The user name or password is wrong.");
+      // A token was issued, but without the access asked for.
+      throw new AuthError(`${this.user} may not see this; sign in as another user?`);
     }
     if (!response.ok && !allow.includes(response.status)) throw await errorOf(response);
     return response;
