@@ -245,5 +245,3 @@ def push_sample(skopeo: Skopeo, workdir: Path, host: str, repo: str, creds: str 
     for tag in refs:
         skopeo.copy(layout.ref(tag), f"docker://{host}/{repo}:{tag}", "--all", *extra)
     return Pushed(repo, image, arm, index, signature, sbom, sbom_signature)
-
-

@@ -6,6 +6,7 @@ The registry has no access control and deletes enabled; the content is pushed by
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,10 @@ def test_repositories_are_listed_a_page_at_a_time(
     page.find_element(By.CSS_SELECTOR, ".pager a.first").click()
     settled(page)
     assert [row[0] for row in rows(page, "repositories")] == first
+    # A page at a time, never the whole catalog.
+    listed = re.findall(r'"GET (/v2/_catalog[^ ]*) ', open_registry.log_text())
+    assert listed
+    assert all(f"n={PAGE}" in request for request in listed), listed
 
 
 def test_search_finds_repositories_by_prefix(
@@ -140,6 +145,34 @@ def test_tags_are_listed_a_page_at_a_time(
     page.find_element(By.CSS_SELECTOR, ".pager a.next").click()
     settled(page)
     assert [row[0] for row in rows(page, "tags")] == many_tags[PAGE : 2 * PAGE]
+    listed = re.findall(r'"GET (/v2/demo/tags/tags/list[^ ]*) ', open_registry.log_text())
+    assert listed == [
+        f"/v2/demo/tags/tags/list?n={PAGE}",
+        f"/v2/demo/tags/tags/list?n={PAGE}&last=t049",
+    ]
+    # Only the tags shown were looked at.
+    looked = set(re.findall(r'"GET /v2/demo/tags/manifests/([^ ]*) ', open_registry.log_text()))
+    assert looked == set(many_tags[: 2 * PAGE])
+
+
+def test_the_ui_lives_under_http_prefix(page: Any, tmp_path: Path) -> None:
+    server = RegistryProcess(tmp_path, overrides={"http": {"prefix": "/registry/"}})
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url + "/registry", timeout=60) as client:
+            put_manifest(client, "under/prefix", "v1", image(client, "under/prefix"))
+        redirect = httpx.get(server.url + "/registry/", follow_redirects=False)
+        assert redirect.headers["Location"] == "/registry/ui/"
+        page.get(server.url + "/registry/")
+        settled(page)
+        assert [row[0] for row in rows(page, "repositories")] == ["under/prefix"]
+        page.find_element(By.LINK_TEXT, "under/prefix").click()
+        wait_for(page, "table.tags tr[data-tag='v1']")
+        settled(page)
+        assert rows(page, "tags")[0][0] == "v1"
+    finally:
+        page.get("about:blank")
+        server.stop()
 
 
 def test_an_image_shows_config_layers_annotations_and_referrers(

@@ -155,7 +155,8 @@ export class Registry {
     };
     let authorization = null;
     if (this.auth === "basic") authorization = this.basic();
-    const known = this.scopeOf.get(key);
+    const resource = `${method} ${key}`; // DELETE needs another scope than GET
+    const known = this.scopeOf.get(resource);
     if (this.auth === "token" && known && this.tokens.has(known)) {
       authorization = "Bearer " + this.tokens.get(known);
     }
@@ -164,7 +165,8 @@ export class Registry {
       const challenge = parseChallenge(response.headers.get("WWW-Authenticate"));
       if (challenge && challenge.scheme === "bearer") {
         const scope = challenge.params.scope || "";
-        this.scopeOf.set(key, scope);
+        this.scopeOf.set(resource, scope);
+        this.tokens.delete(scope); // expired, or never asked for
         response = await send("Bearer " + (await this.token(scope)));
       }
     }
