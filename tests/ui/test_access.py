@@ -159,7 +159,10 @@ def test_token_users_see_what_their_scopes_allow(
     sign_in(page, "bob", token_env.passwords["bob"])
     assert notice(page) == "bob may not see this; sign in as another user?"
     shot("catalog-refused")
-    open_ui(page, url, "#/r/team/app")
+    page.find_element(By.NAME, "repository").send_keys("team/app")
+    page.find_element(By.CSS_SELECTOR, "form.open-repository button").click()
+    wait_for(page, "table.tags")
+    settled(page)
     assert sorted(row[0] for row in rows(page, "tags")) == token_sample.tags
     assert not page.find_elements(By.CSS_SELECTOR, "button.delete")  # no delete scope
     open_ui(page, url, f"#/m/team/app/{token_sample.image.digest}")

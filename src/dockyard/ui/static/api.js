@@ -83,6 +83,19 @@ export class Registry {
     this.tokens = new Map(); // scope -> token
     this.scopeOf = new Map(); // resource key -> scope last asked for it
     this.indexApi = undefined; // unknown until probed
+    this.immutable = new Map(); // "repository@digest" -> promise of its content
+  }
+
+  /** `load()` once per digest: what a digest names never changes. */
+  once(name, digest, load) {
+    const key = `${name}@${digest}`;
+    if (!this.immutable.has(key)) {
+      if (this.immutable.size > 2000) this.immutable.clear();
+      const promise = load();
+      promise.catch(() => this.immutable.delete(key)); // a failure may be a passing one
+      this.immutable.set(key, promise);
+    }
+    return this.immutable.get(key);
   }
 
   get user() {
@@ -96,14 +109,20 @@ export class Registry {
 
   signIn(user, password) {
     sessionStorage.setItem(CREDENTIALS_KEY, JSON.stringify({ user, password }));
-    this.tokens.clear();
-    this.scopeOf.clear();
+    this.forget();
   }
 
   signOut() {
     sessionStorage.removeItem(CREDENTIALS_KEY);
+    this.forget();
+  }
+
+  /** Drop everything obtained as the previous user: the next one may see less. */
+  forget() {
     this.tokens.clear();
     this.scopeOf.clear();
+    this.immutable.clear();
+    this.indexApi = undefined;
   }
 
   basic() {
@@ -246,7 +265,12 @@ export class Registry {
   }
 
   /** {digest, mediaType, size, body} of a manifest by tag or digest. */
-  async manifest(name, reference) {
+  manifest(name, reference) {
+    if (!reference.includes(":")) return this.fetchManifest(name, reference);
+    return this.once(name, reference, () => this.fetchManifest(name, reference));
+  }
+
+  async fetchManifest(name, reference) {
     const response = await this.request(`v2/${name}/manifests/${reference}`, {
       key: name,
       headers: { Accept: MANIFEST_TYPES.join(", ") },
@@ -258,8 +282,8 @@ export class Registry {
     return { digest, mediaType, size: new TextEncoder().encode(text).length, body };
   }
 
-  async blobJson(name, digest) {
-    return this.json(`v2/${name}/blobs/${digest}`, { key: name });
+  blobJson(name, digest) {
+    return this.once(name, digest, () => this.json(`v2/${name}/blobs/${digest}`, { key: name }));
   }
 
   async referrers(name, digest) {
@@ -269,6 +293,7 @@ export class Registry {
 
   async deleteManifest(name, reference) {
     await this.request(`v2/${name}/manifests/${reference}`, { method: "DELETE", key: name });
+    this.immutable.delete(`${name}@${reference}`);
   }
 }
 

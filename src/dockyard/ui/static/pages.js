@@ -69,7 +69,7 @@ export async function repositoriesPage(registry, main, query) {
   try {
     page = await registry.repositories(PAGE_SIZE, last);
   } catch (error) {
-    if (!(error instanceof AuthError) || !q) throw error;
+    if (!(error instanceof AuthError) || !q || !registry.user) throw error;
     // Without the catalog scope a user may still open a repository it may pull.
     main.append(h("p", {}, error.message, " ", h("a", { href: link("r", q) }, `Open ${q}`)));
     return;
@@ -275,4 +275,20 @@ export function loginPage(registry, main, message, done) {
     done();
   });
   main.replaceChildren(form);
+  if (registry.user) main.append(openRepository());
+}
+
+/** For a user who may not list the catalog: go to a repository it may pull, by name. */
+function openRepository() {
+  const form = h(
+    "form",
+    { class: "open-repository" },
+    h("label", {}, "Or open a repository by name", h("input", { name: "repository", required: true, placeholder: "team/app" })),
+    h("button", { type: "submit" }, "Open"),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    location.hash = link("r", form.repository.value.trim());
+  });
+  return form;
 }
