@@ -15,8 +15,9 @@ import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from tests.auth.conftest import TokenEnv, start_token_env
-from tests.support.auth import write_htpasswd
+from tests.support.auth import PKI, write_htpasswd
 from tests.support.interop import Skopeo
+from tests.support.net import free_port
 from tests.support.servers import RegistryProcess
 from tests.support.ui import Pushed, open_ui, push_sample, rows, settled, wait_for
 
@@ -141,6 +142,32 @@ def test_the_token_relay_asks_the_configured_realm(token_env: TokenEnv) -> None:
         headers={"Authorization": f"Bearer {token}"},
     )
     assert pulled.status_code in (200, 404)  # past access control
+
+
+def test_an_unreachable_realm_is_a_bad_gateway(tmp_path: Path) -> None:
+    pki = PKI(tmp_path / "pki")
+    realm = f"http://127.0.0.1:{free_port()}/token"  # nothing listens there
+    server = RegistryProcess(
+        tmp_path / "registry",
+        overrides={
+            "auth": {
+                "token": {
+                    "realm": realm,
+                    "service": "registry",
+                    "issuer": "nobody",
+                    "rootcertbundle": str(pki.ca_path),
+                }
+            }
+        },
+    )
+    server.start()
+    try:
+        answer = httpx.get(f"{server.url}/ui/token", params={"scope": "registry:catalog:*"})
+        assert answer.status_code == 502
+        assert answer.json()["errors"][0]["code"] == "UNAVAILABLE"
+        assert "Traceback" not in server.log_text()
+    finally:
+        server.stop()
 
 
 def test_token_users_see_what_their_scopes_allow(

@@ -130,6 +130,7 @@ def test_a_repository_shows_its_tags(
     assert table["multi"][1] == sample.index.digest[:19]
     assert table["multi"][4] == "linux/amd64, linux/arm64"
     assert table["multi"][2] == "2024-05-02 08:30 UTC"  # the newest platform's
+    assert table["sbom"][4] == SBOM_TYPE  # an artifact: its type instead of a platform
     host = open_registry.url.removeprefix("http://")
     assert page.find_element(By.CSS_SELECTOR, "code.command").text == (
         f"docker pull {host}/{sample.repo}:multi"

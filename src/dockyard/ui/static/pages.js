@@ -145,7 +145,9 @@ export async function tagsPage(registry, main, name, query, rerender) {
       const info = await describe(registry, name, manifest);
       cells[2].textContent = formatTime(info.created);
       cells[3].textContent = formatSize(info.size);
-      cells[4].textContent = info.platforms.join(", ") || "—";
+      // An artifact has no platform: its type says what it is.
+      const artifactType = manifest.body.artifactType;
+      cells[4].replaceChildren(info.platforms.join(", ") || (artifactType ? h("span", { class: "muted" }, artifactType) : "—"));
       const button = await deleteButton(registry, name, tag, `tag ${tag}`, rerender);
       if (button) cells[5].replaceChildren(button);
     } catch (error) {
