@@ -255,7 +255,7 @@ export class Registry {
     if (!(await this.hasIndexApi().catch(() => false))) return null;
     const response = await this.request(`dockyard/v1/repositories/${name}`, {
       key: name,
-      allow: [404],
+      allow: [404, 405],
     });
     return response.ok ? summary(await response.json()) : null;
   }
