@@ -316,3 +316,14 @@ def test_deleting_a_manifest_asks_first(
     assert response.status_code == 404
     referrers = httpx.get(f"{open_registry.url}/v2/{pushed.repo}/referrers/{pushed.image.digest}")
     assert [m["digest"] for m in referrers.json()["manifests"]] == [pushed.signature.digest]
+
+
+def test_what_is_not_a_name_is_never_requested(page: Any, open_registry: RegistryProcess) -> None:
+    open_ui(page, open_registry.url, "#/r/../../dockyard/v1/openapi.json")
+    assert (
+        wait_for(page, "p.error").text
+        == "“../../dockyard/v1/openapi.json” is not a repository name."
+    )
+    assert "openapi.json" not in open_registry.log_text()
+    open_ui(page, open_registry.url, "#/m/demo/app/..%2Fx")
+    assert "is not a tag or digest" in wait_for(page, "p.error").text

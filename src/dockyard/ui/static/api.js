@@ -17,6 +17,15 @@ export const MANIFEST_TYPES = [
   "application/vnd.docker.distribution.manifest.v1+prettyjws",
 ];
 const INDEX_TYPES = new Set([MANIFEST_TYPES[0], MANIFEST_TYPES[2]]);
+// The grammar of the distribution spec: anything else never becomes part of a URL path.
+const NAME = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
+const REFERENCE = /^(?:[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}|[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+)$/;
+
+/** Throws NAME_INVALID or MANIFEST_UNKNOWN for what cannot be a repository name or reference. */
+export function checkReference(name, reference = "latest") {
+  if (!NAME.test(name)) throw new ApiError(400, "NAME_INVALID", `“${name}” is not a repository name.`);
+  if (!REFERENCE.test(reference)) throw new ApiError(400, "TAG_INVALID", `“${reference}” is not a tag or digest.`);
+}
 const CREDENTIALS_KEY = "dockyard.credentials";
 
 /** The user must sign in (again), or lacks the access: the page shows the login form. */

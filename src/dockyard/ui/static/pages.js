@@ -1,6 +1,6 @@
 // The pages: each renders into `main` from the registry, a page at a time.
 
-import { AuthError, describe, isIndex, mapLimited, platformOf } from "./api.js";
+import { AuthError, checkReference, describe, isIndex, mapLimited, platformOf } from "./api.js";
 import {
   commandLine,
   confirmDialog,
@@ -117,6 +117,7 @@ async function deleteButton(registry, name, reference, what, after, label = "Del
 export async function tagsPage(registry, main, name, query, rerender) {
   const last = query.get("last") || "";
   main.replaceChildren(breadcrumbs([name]), h("h1", {}, name));
+  checkReference(name);
   const [page, summary] = await Promise.all([
     registry.tags(name, PAGE_SIZE, last),
     registry.repositorySummary(name).catch(() => null),
@@ -194,6 +195,7 @@ async function referrerTree(registry, name, digest, depth) {
 
 export async function manifestPage(registry, main, name, reference, afterDelete) {
   main.replaceChildren(breadcrumbs([name, link("r", name)], [reference.includes(":") ? shortDigest(reference) : reference]));
+  checkReference(name, reference);
   const manifest = await registry.manifest(name, reference);
   const body = manifest.body;
   const host = location.host;
