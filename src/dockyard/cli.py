@@ -41,7 +41,8 @@ configuration:
   (htpasswd, token, silly); redis; validation; proxy (pull-through cache: remoteurl,
   username, password, ttl as in distribution, or upstreams: a list of prefix,
   remoteurl, namespace, username, password, ttl caching each upstream under its
-  prefix beside hosted repositories). Any key can be overridden from the
+  prefix beside hosted repositories); ui (dockyard's web UI at <http.prefix>/ui/,
+  where / redirects: on unless ui.enabled is false). Any key can be overridden from the
   environment as REGISTRY_<SECTION>_<KEY>, e.g.
   REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/srv/registry or
   REGISTRY_HTTP_ADDR=127.0.0.1:5001. Keys dockyard does not support yet

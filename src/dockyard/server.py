@@ -184,6 +184,7 @@ def build_context(config: Config, secret: bytes) -> AppContext:
         access=build_access(config),
         body_timeout=config.http.limits.body_timeout,
         min_body_rate=config.http.limits.min_body_rate,
+        ui_enabled=config.ui.enabled,
     )
 
 

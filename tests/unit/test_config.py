@@ -656,6 +656,13 @@ def test_compatibility_and_catalog(tmp_path: Path) -> None:
     assert with_base(tmp_path, "catalog: {maxentries: 0}\n").catalog.max_entries == 1000
 
 
+def test_ui_is_on_unless_turned_off(tmp_path: Path) -> None:
+    assert with_base(tmp_path, "").ui.enabled is True
+    assert with_base(tmp_path, "ui: {enabled: false}\n").ui.enabled is False
+    assert with_base(tmp_path, "", {"REGISTRY_UI_ENABLED": "false"}).ui.enabled is False
+    assert "ui.enabled: expected a boolean" in error(tmp_path, H + "ui: {enabled: maybe}\n")
+
+
 def test_yaml_anchors_and_merge_keys(tmp_path: Path) -> None:
     cfg, warnings = load(
         tmp_path,

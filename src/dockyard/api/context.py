@@ -38,6 +38,8 @@ class AppContext:
     min_body_rate: int = 0
     """``http.limits.minbodyrate``: bytes/s a request body averages over each
     ``body_timeout`` spent waiting for it (0: no minimum)."""
+    ui_enabled: bool = True
+    """``ui.enabled``: serve the web UI (:mod:`dockyard.ui`) at ``<prefix>/ui/``."""
 
 
 CONTEXT = web.AppKey("dockyard.context", AppContext)
