@@ -35,12 +35,14 @@ configuration:
   inmemory, s3, azure, gcs; delete, redirect, cache.blobdescriptor inmemory|redis,
   maintenance.uploadpurging, maintenance.readonly); http (addr, secret, host, prefix,
   relativeurls, headers, tls with clientcas/minimumtls/ciphersuites, workers,
-  limits: headertimeout/bodytimeout (either way) 60s, maxheaderbytes 65536, maxconnections 1000
-  per worker, dockyard's guards against slow and hostile clients); auth
+  limits: headertimeout/bodytimeout (either way) 60s, minbodyrate 1024 B/s,
+  maxheaderbytes 65536, maxconnections 1000 per worker, dockyard's guards
+  against slow and hostile clients); auth
   (htpasswd, token, silly); redis; validation; proxy (pull-through cache: remoteurl,
   username, password, ttl as in distribution, or upstreams: a list of prefix,
   remoteurl, namespace, username, password, ttl caching each upstream under its
-  prefix beside hosted repositories). Any key can be overridden from the
+  prefix beside hosted repositories); ui (dockyard's web UI at <http.prefix>/ui/,
+  where / redirects: on unless ui.enabled is false). Any key can be overridden from the
   environment as REGISTRY_<SECTION>_<KEY>, e.g.
   REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/srv/registry or
   REGISTRY_HTTP_ADDR=127.0.0.1:5001. Keys dockyard does not support yet

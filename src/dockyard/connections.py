@@ -14,11 +14,23 @@ what it lacks:
   is closed to make room; when every connection is busy the new one gets 503;
 * malformed framing (bad ``Content-Length``, junk after a body, oversized headers) is
   the client's fault: a short plain-text 4xx and one debug line, never a traceback;
-  so is a client hanging up mid-response.
+  so is a client hanging up mid-response;
+* requests pipelined before junk in the same packet are answered before its 400
+  (aiohttp alone drops them with the packet).
+
+aiohttp offers no public way to choose the connection class, so two private names are
+used, here only, and ``tests/unit/test_connections.py`` fails by name when an aiohttp
+release changes them (pyproject pins the tested minor release):
+``AppRunner._make_server`` (overridden to make the server ours) and
+``RequestHandler._waiter`` (read to tell an idle connection, as aiohttp's keep-alive
+timer does). Everything else is public: :class:`aiohttp.web.Server` and
+:class:`aiohttp.web.RequestHandler`, their ``connection_made``, ``data_received``,
+``handle_error`` and ``force_close``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
@@ -28,8 +40,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
-from aiohttp.web_protocol import RequestHandler
-from aiohttp.web_request import BaseRequest
+from aiohttp.web import BaseRequest, RequestHandler
 
 from dockyard.config import HTTPLimitsConfig
 
@@ -63,6 +74,21 @@ class _Handler(RequestHandler):
         if not self._guard.admit(self):
             transport.write(_REFUSED)
             self.force_close()
+
+    def data_received(self, data: bytes) -> None:
+        # aiohttp parses a whole packet in one go and, when any part of it is malformed,
+        # drops the requests parsed before the fault with it: a valid request pipelined
+        # with junk got only the 400. Fed up to the end of each request head in turn
+        # (as if the packet had been split there, which TCP may do anyway), the requests
+        # before the fault are queued, hence answered, before it is met.
+        start = 0
+        while True:
+            end = data.find(b"\r\n\r\n", start) + 4
+            if end == 3 or end >= len(data):  # no head ends here, or nothing follows it
+                break
+            super().data_received(data[start:end])
+            start = end
+        super().data_received(data[start:])
 
     def waiting(self) -> bool:
         """Between requests or still reading a request head: nothing is lost by closing.
@@ -109,13 +135,25 @@ class _Handler(RequestHandler):
 class _Server(web.Server):
     """aiohttp's connection factory, making :class:`_Handler` connections under a cap."""
 
-    def __init__(self, *args: Any, max_connections: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        request_factory: Any,
+        handler_cancellation: bool,
+        max_connections: int,
+        handler_kwargs: dict[str, Any],
+    ) -> None:
+        super().__init__(
+            handler, request_factory=request_factory, handler_cancellation=handler_cancellation
+        )
+        self._event_loop = asyncio.get_running_loop()
+        self._handler_kwargs = handler_kwargs
         self._max_connections = max_connections
         self._warned = 0.0
 
     def __call__(self) -> RequestHandler:
-        return _Handler(self, loop=self._loop, **self._kwargs)
+        return _Handler(self, loop=self._event_loop, **self._handler_kwargs)
 
     def admit(self, handler: _Handler) -> bool:
         """Room for ``handler`` (already counted): evict the oldest waiting connection
@@ -142,28 +180,38 @@ class _Server(web.Server):
 
 
 class GuardedAppRunner(web.AppRunner):
-    """An :class:`aiohttp.web.AppRunner` whose connections keep ``http.limits``."""
+    """An :class:`aiohttp.web.AppRunner` whose connections keep ``http.limits``.
 
-    def __init__(self, app: web.Application, limits: HTTPLimitsConfig, **kwargs: Any) -> None:
-        super().__init__(
-            app,
-            keepalive_timeout=limits.header_timeout,
-            max_line_size=limits.max_header_bytes,
-            max_field_size=limits.max_header_bytes,
-            max_headers=MAX_HEADERS,
-            **kwargs,
-        )
+    ``access_log`` None logs no requests; signals are left to the caller.
+    """
+
+    def __init__(
+        self,
+        app: web.Application,
+        limits: HTTPLimitsConfig,
+        *,
+        access_log: logging.Logger | None,
+        shutdown_timeout: float,
+    ) -> None:
+        super().__init__(app, handle_signals=False, shutdown_timeout=shutdown_timeout)
         self._max_connections = limits.max_connections
+        # What each connection is made with (aiohttp's defaults for everything else).
+        self._handler_kwargs: dict[str, Any] = {
+            "keepalive_timeout": limits.header_timeout,
+            "max_line_size": limits.max_header_bytes,
+            "max_field_size": limits.max_header_bytes,
+            "max_headers": MAX_HEADERS,
+            "access_log": access_log,
+        }
 
     async def _make_server(self) -> web.Server:
-        # aiohttp builds its Server with the application's handler and settings; the
-        # same, with the connection class swapped (aiohttp offers no public hook).
+        # aiohttp's own server for the application (started and frozen), remade to make
+        # our connections: the one private hook (see the module docstring).
         plain = await super()._make_server()
         return _Server(
             plain.request_handler,
             request_factory=plain.request_factory,
             handler_cancellation=plain.handler_cancellation,
-            loop=plain._loop,
             max_connections=self._max_connections,
-            **plain._kwargs,
+            handler_kwargs=self._handler_kwargs,
         )

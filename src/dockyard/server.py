@@ -183,6 +183,8 @@ def build_context(config: Config, secret: bytes) -> AppContext:
         catalog_max_entries=config.catalog.max_entries,
         access=build_access(config),
         body_timeout=config.http.limits.body_timeout,
+        min_body_rate=config.http.limits.min_body_rate,
+        ui_enabled=config.ui.enabled,
     )
 
 
@@ -410,7 +412,6 @@ async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: boo
         app,
         config.http.limits,
         access_log=access_log,
-        handle_signals=False,
         shutdown_timeout=config.http.drain_timeout or 5.0,
     )
     await runner.setup()

@@ -21,10 +21,14 @@ from tests.support.api import (
     assert_error,
     blob_path,
     deviates_on_distribution,
+    digest_of,
+    follow,
+    patch_chunk,
     push_blob,
     random_repo,
     raw_request,
     start_upload,
+    with_query,
 )
 
 if TYPE_CHECKING:
@@ -185,14 +189,36 @@ _GO_TAKES = {
     ],
 )
 def test_malformed_framing(hostile_registry: RegistryProcess, case: str) -> None:
+    logged = len(hostile_registry.log_text().splitlines())
     response = exchange(hostile_registry, MALFORMED[case] + b"\r\n")
     codes = statuses(response)
     # A request before the junk may be answered first (distribution does); the
     # malformed part is a 4xx, and nothing is a 5xx.
     assert codes and all(code < 500 for code in codes), response[:300]
     assert 400 <= codes[-1] < 500, response[:300]
+    if TARGET == "dockyard":  # its access-log line at most: no warning, no traceback
+        lines = hostile_registry.log_text().splitlines()[logged:]
+        assert not [line for line in lines if "aiohttp.access" not in line], "\n".join(lines)
     # ...and it still serves everyone else.
     assert httpx.get(f"{hostile_registry.url}/v2/", timeout=DEADLINE).status_code == 200
+
+
+def test_requests_pipelined_before_junk_are_answered(hostile_registry: RegistryProcess) -> None:
+    """Valid requests and junk in one packet: each request its answer, then the 400."""
+    client = httpx.Client(base_url=hostile_registry.url, timeout=DEADLINE)
+    repo, data = random_repo(), b"{}"
+    target = httpx.URL(start_upload(client, repo)).raw_path.decode()
+    get = b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"
+    put = (
+        f"PUT {with_query(target, digest=digest_of(data))} HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {len(data)}\r\n\r\n"
+    ).encode() + data
+    junk = b"\x00\x01GARBAGE junk\r\n\r\n"
+    for packet, expected in ((get + junk, [200, 400]), (get + get + junk, [200, 200, 400]),
+                             (put + junk, [201, 400])):
+        assert statuses(exchange(hostile_registry, packet)) == expected, packet[:60]
+    # The PUT before the junk did its work.
+    assert client.get(blob_path(repo, digest_of(data))).content == data
 
 
 # -- header size -------------------------------------------------------------------------
@@ -321,6 +347,66 @@ def test_stalled_body_is_abandoned(registry_factory: RegistryFactory) -> None:
     )
     assert status_of(response) == 400, response[:300]
     assert b"BLOB_UPLOAD_INVALID" in response
+    assert_no_traceback(server)
+
+
+@dockyard_only
+def test_trickling_body_is_cut_off_and_the_upload_resumes(
+    registry_factory: RegistryFactory,
+) -> None:
+    """A body that never stalls but trickles (20 bytes/s) is ended by minbodyrate, the
+    connection is closed, and the upload goes on from its last committed offset."""
+    server = registry_factory(
+        {"http": {"limits": {"bodytimeout": "1s", "minbodyrate": 100}}}
+    )
+    client = httpx.Client(base_url=server.url, timeout=DEADLINE)
+    repo, data = random_repo(), bytes(range(256)) * 8
+    first = patch_chunk(client, start_upload(client, repo), data[:100], start=0)
+    assert first.status_code == 202, first.text
+    location = follow(client, first.headers["Location"])
+    head = (
+        f"PATCH {httpx.URL(location).raw_path.decode()} HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Length: {len(data) - 100}\r\nContent-Range: 100-{len(data) - 1}\r\n"
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    answer, closed = b"", False
+    deadline = time.monotonic() + DEADLINE
+    with socket.create_connection(("127.0.0.1", server.port)) as trickle:
+        trickle.sendall(head)
+        for byte in data[100:]:
+            assert time.monotonic() < deadline, f"a trickling body was kept {DEADLINE}s"
+            try:
+                trickle.send(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            trickle.settimeout(0.05)  # also paces the trickle: ~20 bytes a second
+            try:
+                chunk = trickle.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+                break
+            if not chunk:
+                closed = True
+                break
+            answer += chunk
+        # The answer came; then the connection is closed, not kept for more trickling.
+        while not closed and time.monotonic() < deadline:
+            closed = closed_by_server(trickle)
+            time.sleep(0.1)
+    assert status_of(answer) == 400, answer[:300]
+    assert b"BLOB_UPLOAD_INVALID" in answer and b"minbodyrate" in answer, answer
+    assert closed, f"the trickling connection was still open after {DEADLINE}s"
+    # Nothing of the trickled chunk was committed: the upload resumes at 100.
+    status = client.get(location)
+    assert status.status_code == 204 and status.headers["Range"] == "0-99", status.headers
+    rest = patch_chunk(client, follow(client, status.headers["Location"]), data[100:], start=100)
+    assert rest.status_code == 202, rest.text
+    done = client.put(with_query(follow(client, rest.headers["Location"]), digest=digest_of(data)))
+    assert done.status_code == 201, done.text
+    assert client.get(blob_path(repo, digest_of(data))).content == data
     assert_no_traceback(server)
 
 

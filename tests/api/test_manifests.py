@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from tests.support.api import (
+    TARGET,
     assert_error,
     deviates_on_distribution,
     digest_of,
@@ -401,6 +402,22 @@ def test_unknown_manifest(client: httpx.Client) -> None:
             head = get_manifest(client, owner, reference, method="HEAD")
             assert head.status_code == 404
             assert head.content == b""
+
+
+def test_reference_neither_tag_nor_digest_is_unknown(client: httpx.Client) -> None:
+    """The original's router never matches such a reference: 404, which clients and the
+    spec's conformance tests expect (not 400). distribution's body is its router's plain
+    "404 page not found"; dockyard's the error envelope, MANIFEST_UNKNOWN."""
+    repo = random_repo()
+    put_manifest(client, repo, "latest", image(client, repo))
+    for reference in (".INVALID_MANIFEST_NAME", "-leading-dash", "t" * 129):
+        response = get_manifest(client, repo, reference)
+        if TARGET == "dockyard":
+            assert_error(response, 404, "MANIFEST_UNKNOWN")
+        assert response.status_code == 404, (reference, response.status_code)
+        head = get_manifest(client, repo, reference, method="HEAD")
+        assert head.status_code == 404, (reference, head.status_code)
+        assert head.content == b""
 
 
 @deviates_on_distribution(

@@ -19,7 +19,9 @@ from tests.support.routes import router_routes
 from .conftest import TokenEnv
 
 # (method, route) -> the scope it needs ("{name}" is the repository in the path);
-# None: only a valid identity, as /v2/ in distribution.
+# None: only a valid identity, as /v2/ in distribution; PUBLIC: no access control (the
+# web UI's pages, whose data the browser then fetches from /v2/ as the user).
+PUBLIC = "public"
 ACCESS: dict[tuple[str, str], str | None] = {
     ("GET", "/v2/"): None,
     ("HEAD", "/v2/"): None,
@@ -45,6 +47,11 @@ ACCESS: dict[tuple[str, str], str | None] = {
     ("PATCH", "/v2/{name}/blobs/uploads/{uuid}"): "repository:{name}:pull,push",
     ("PUT", "/v2/{name}/blobs/uploads/{uuid}"): "repository:{name}:pull,push",
     ("DELETE", "/v2/{name}/blobs/uploads/{uuid}"): "repository:{name}:delete",
+    **{
+        (method, route): PUBLIC
+        for method in ("GET", "HEAD")
+        for route in ("/", "/ui", "/ui/", "/ui/config.json", "/ui/{asset}")
+    },
 }
 
 # Actions a token may hold on the repository that are not enough for each need.
@@ -66,7 +73,9 @@ def _dockyard_only(target: str) -> None:
 
 
 def _url(env: TokenEnv, route: str, name: str) -> str:
-    path = route.format(name=name, digest=_DIGEST, reference="latest", uuid=str(uuid.uuid4()))
+    path = route.format(
+        name=name, digest=_DIGEST, reference="latest", uuid=str(uuid.uuid4()), asset="app.js"
+    )
     return env.registry.url + path
 
 
@@ -99,6 +108,11 @@ def test_a_route_refuses_requests_without_its_scope(
     name = f"team/{uuid.uuid4().hex[:12]}"
     needed = needed_template.format(name=name) if needed_template is not None else None
     url = _url(token_env, route, name)
+    if needed_template == PUBLIC:
+        response = _request(method, url, None)
+        assert response.status_code in (200, 302), f"{method} {url}: {response.status_code}"
+        assert "WWW-Authenticate" not in response.headers
+        return
 
     # No credentials at all: every route challenges.
     _assert_refused(_request(method, url, None), method, needed)

@@ -247,6 +247,8 @@ class _Campaign:
         self.up = asyncio.Event()
         self.up.set()
         self.finished = asyncio.Event()
+        self.answered = asyncio.Event()
+        """Set at each response and when the pushes are over (wakes the killer)."""
         self.down: BaseException | None = None
         """Why the registry could not be started again, if it could not."""
 
@@ -267,6 +269,7 @@ class _Campaign:
             self.result.interrupted += 1
             raise _Lost(repr(exc)) from None
         self.result.responses += 1
+        self.answered.set()
         if response.status_code >= 500:
             raise Anomaly(f"{method} {response.request.url.path} -> {response.status_code}: "
                           f"{response.text[:500]}")
@@ -280,7 +283,8 @@ class _Campaign:
             while self.result.responses < point:
                 if self.finished.is_set():
                     return
-                await asyncio.sleep(0.002)
+                self.answered.clear()
+                await self.answered.wait()
             # A few milliseconds on: into whatever body is streaming in just then.
             await asyncio.sleep(self.rng.uniform(0, 0.02))
             if self.kill_one is not None and self.rng.random() < 0.5:
@@ -450,6 +454,7 @@ async def run_round(server: KillSwitch, seed: int, *, pushes: int, kills: int, p
             await asyncio.gather(*(campaign.push(job) for job in plan(seed, pushes, prefix, sizes)))
         finally:
             campaign.finished.set()
+            campaign.answered.set()
             await killer
     return result
 

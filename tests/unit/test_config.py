@@ -382,6 +382,7 @@ def test_http_limits(tmp_path: Path) -> None:
           limits:
             headertimeout: 5s
             bodytimeout: 2m
+            minbodyrate: 512
             maxheaderbytes: 32768
             maxconnections: 50
         """,
@@ -389,6 +390,7 @@ def test_http_limits(tmp_path: Path) -> None:
     assert warnings == []
     limits = config.http.limits
     assert (limits.header_timeout, limits.body_timeout) == (5.0, 120.0)
+    assert limits.min_body_rate == 512
     assert (limits.max_header_bytes, limits.max_connections) == (32768, 50)
     default, _ = load(tmp_path, "version: 0.1\nstorage: {inmemory: {}}\n")
     assert default.http.limits == HTTPLimitsConfig()
@@ -400,6 +402,7 @@ def test_http_limits(tmp_path: Path) -> None:
     [
         ("headertimeout: 0s", "http.limits.headertimeout"),
         ("bodytimeout: 0", "http.limits.bodytimeout"),
+        ("minbodyrate: -1", "http.limits.minbodyrate"),
         ("maxheaderbytes: 100", "http.limits.maxheaderbytes"),
         ("maxconnections: 0", "http.limits.maxconnections"),
     ],
@@ -651,6 +654,13 @@ def test_compatibility_and_catalog(tmp_path: Path) -> None:
     assert config.compatibility.schema1.enabled is True
     assert config.catalog.max_entries == 50
     assert with_base(tmp_path, "catalog: {maxentries: 0}\n").catalog.max_entries == 1000
+
+
+def test_ui_is_on_unless_turned_off(tmp_path: Path) -> None:
+    assert with_base(tmp_path, "").ui.enabled is True
+    assert with_base(tmp_path, "ui: {enabled: false}\n").ui.enabled is False
+    assert with_base(tmp_path, "", {"REGISTRY_UI_ENABLED": "false"}).ui.enabled is False
+    assert "ui.enabled: expected a boolean" in error(tmp_path, H + "ui: {enabled: maybe}\n")
 
 
 def test_yaml_anchors_and_merge_keys(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ LAYER_OF = {
     "dockyard.cache": "cache",
     "dockyard.manifest": "manifest",
     "dockyard.config": "config",
+    "dockyard.ui": "ui",
     "dockyard.digest": "root",
     "dockyard.durations": "root",
     "dockyard.names": "root",
@@ -58,7 +59,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
                       "drivers", "cache", "manifest", "config", "root"}),
     "server": frozenset({"api", "auth", "maintenance", "proxy", "registry", "storage",
                          "drivers", "cache", "manifest", "config", "root"}),
-    "api": frozenset({"auth", "registry", "manifest", "root"}),
+    "api": frozenset({"auth", "registry", "manifest", "ui", "root"}),
     "maintenance": frozenset({"registry", "storage", "drivers", "cache", "manifest", "root"}),
     # The pull-through cache is another Namespace: it wraps the registry layer.
     "proxy": frozenset({"registry", "storage", "drivers", "cache", "manifest", "root"}),
@@ -68,6 +69,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "cache": frozenset({"manifest", "root"}),
     "manifest": frozenset({"root"}),
     "auth": frozenset({"root"}),
+    # The web UI's routes and assets; api wires them in.
+    "ui": frozenset({"root"}),
     "config": frozenset({"root"}),
     "root": frozenset(),
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 from aiohttp import web
 
@@ -12,8 +13,12 @@ from dockyard.api.auth import auth_middleware
 from dockyard.api.context import CONTEXT, AppContext
 from dockyard.api.errors import ErrorCode, RegistryError, error_response, from_domain
 from dockyard.api.openapi import OPENAPI_PATH, openapi_handler
-from dockyard.auth import AuthChallenge
+from dockyard.auth import AccessController, AuthChallenge
+from dockyard.auth.htpasswd import HtpasswdAccessController
+from dockyard.auth.silly import SillyAccessController
+from dockyard.auth.token import TokenAccessController
 from dockyard.errors import RegistryFault, StorageError
+from dockyard.ui import UISettings, ui_routes
 
 __all__ = ["create_app"]
 
@@ -35,7 +40,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except AuthChallenge as exc:
         code = ErrorCode.DENIED if exc.status == 403 else ErrorCode.UNAUTHORIZED
         err = RegistryError(code, exc.detail, message=exc.message, status=exc.status,
-                            headers=dict(exc.headers))
+                            headers=_challenge_headers(request, exc))
     except StorageError as exc:
         log.error("storage backend failed on %s %s: %s", request.method, request.path, exc)
         err = RegistryError(ErrorCode.UNAVAILABLE, "storage backend failed",
@@ -55,6 +60,39 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     if err.status >= 500 or err.code == ErrorCode.UNKNOWN:
         log.warning("%s %s -> %d %s", request.method, request.path, err.status, err.code.name)
     return error_response(err, with_body=request.method != "HEAD")
+
+
+def _challenge_headers(request: web.Request, exc: AuthChallenge) -> dict[str, str]:
+    """The challenge's headers, without a Basic challenge for a script that says it is one.
+
+    A 401 with ``WWW-Authenticate: Basic`` makes a browser show its own login dialog,
+    even for a ``fetch`` from a page; the web UI (which has its own login form) sends
+    ``X-Requested-With: XMLHttpRequest``, as many web frameworks do, and is answered
+    without that header. Bearer challenges are kept: they open no dialog and the UI
+    needs their realm and scope.
+    """
+    headers = dict(exc.headers)
+    challenge = headers.get("WWW-Authenticate", "")
+    if request.headers.get("X-Requested-With") and challenge.lower().startswith("basic"):
+        del headers["WWW-Authenticate"]
+    return headers
+
+
+def _ui_settings(ctx: AppContext) -> UISettings:
+    access: AccessController | None = ctx.access
+    if isinstance(access, TokenAccessController | SillyAccessController):
+        auth: Literal["none", "basic", "token"] = "token"
+        realm, service = access.realm, access.service
+    else:
+        auth = "basic" if isinstance(access, HtpasswdAccessController) else "none"
+        realm = service = ""
+    return UISettings(
+        prefix=ctx.urls.prefix,
+        delete_enabled=ctx.namespace.options.delete_enabled,
+        auth=auth,
+        realm=realm,
+        service=service,
+    )
 
 
 async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -93,4 +131,9 @@ def create_app(ctx: AppContext) -> web.Application:
     # dockyard's own API: the access control of /v2/ (auth.required_accesses).
     prefix = ctx.urls.prefix.rstrip("/")
     router.add_get(prefix + OPENAPI_PATH, openapi_handler(ctx.urls.prefix))
+    if ctx.ui_enabled:
+        routes, relay = ui_routes(_ui_settings(ctx))
+        router.add_routes(routes)
+        if relay is not None:
+            app.on_cleanup.append(relay.close)
     return app

@@ -3,7 +3,9 @@
 As distribution's ``app.go``: GET/HEAD need ``pull``, POST/PUT/PATCH ``pull,push``,
 DELETE ``delete`` on the repository in the path; the catalog needs
 ``registry:catalog:*``; ``/v2/`` and dockyard's own ``/dockyard/v1/openapi.json``
-need only a valid identity. tests/auth/test_route_access.py holds the table of every
+need only a valid identity; the web UI's pages (routes named ``ui.*``) need nothing,
+since the data they show comes from ``/v2/`` with the user's own credentials.
+tests/auth/test_route_access.py holds the table of every
 route's access and tries each against a real server. A mount's source is
 checked by the upload handler against the grant, so a missing ``pull`` there
 falls back to a normal upload instead of failing the request.
@@ -17,6 +19,7 @@ from aiohttp import web
 
 from dockyard.api.context import context
 from dockyard.auth import Access, Grant
+from dockyard.ui import PUBLIC_ROUTE_PREFIX
 
 __all__ = ["GRANT", "auth_middleware", "may_read", "may_read_anywhere", "required_accesses"]
 
@@ -50,7 +53,10 @@ def required_accesses(request: web.Request) -> list[Access]:
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Authorize before the handler runs; AuthChallenge becomes a 401/403 upstream."""
     controller = context(request).access
-    if controller is None or request.match_info.http_exception is not None:
+    route = request.match_info.route.name or ""
+    # The UI's pages are public; the data they show comes through /v2/ as the user.
+    public = route.startswith(PUBLIC_ROUTE_PREFIX)
+    if controller is None or public or request.match_info.http_exception is not None:
         request[GRANT] = _OPEN
     else:
         request[GRANT] = await controller.authorize(request.headers, required_accesses(request))

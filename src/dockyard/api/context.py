@@ -35,6 +35,11 @@ class AppContext:
     access: AccessController | None = None
     body_timeout: float = 60.0
     """``http.limits.bodytimeout``: the longest a body may stall, either way."""
+    min_body_rate: int = 0
+    """``http.limits.minbodyrate``: bytes/s a request body averages over each
+    ``body_timeout`` spent waiting for it (0: no minimum)."""
+    ui_enabled: bool = True
+    """``ui.enabled``: serve the web UI (:mod:`dockyard.ui`) at ``<prefix>/ui/``."""
 
 
 CONTEXT = web.AppKey("dockyard.context", AppContext)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -102,11 +103,21 @@ def parse_content_range(request: web.Request) -> tuple[int, int] | None:
 
 
 async def _stream(request: web.Request) -> AsyncIterator[bytes]:
-    stall = context(request).body_timeout
+    """The body's chunks; a body that stalls or trickles ends in BLOB_UPLOAD_INVALID.
+
+    A client must not hold the upload (and its lock, and a connection) forever: it may
+    send nothing for at most ``bodytimeout`` (``http.limits``), and over each
+    ``bodytimeout`` spent waiting for it must average ``minbodyrate`` bytes a second.
+    Only time spent waiting for the client counts, so a slow storage backend downstream
+    is never blamed on it.
+    """
+    ctx = context(request)
+    stall, rate = ctx.body_timeout, ctx.min_body_rate
     content = request.content
+    waited, received = 0.0, 0  # in the current window
     try:
         while True:
-            # A client that stops sending must not hold the upload (and its lock) forever.
+            began = time.monotonic()
             try:
                 async with asyncio.timeout(stall):
                     chunk = await content.readany()
@@ -116,6 +127,15 @@ async def _stream(request: web.Request) -> AsyncIterator[bytes]:
                 ) from None
             if not chunk:
                 return
+            waited += time.monotonic() - began
+            received += len(chunk)
+            if waited >= stall:
+                if received < rate * waited:
+                    raise BlobUploadInvalid(
+                        f"request body sent {received} bytes in {waited:.1f}s, below "
+                        f"{rate} bytes/s (http.limits.minbodyrate)"
+                    )
+                waited, received = 0.0, 0
             yield chunk
     except (ConnectionError, OSError, web.HTTPException) as exc:
         raise BlobUploadInvalid(f"request body ended early: {exc}") from None

@@ -75,6 +75,8 @@ Differences from distribution, all deliberate
       time rather than a panic later. An unknown ``storage.cache.blobdescriptor``
       only warns and disables the cache, as in distribution.
     * ``http.tls.minimumtls`` defaults to ``tls1.2``.
+    * dockyard extension: ``ui.enabled`` (default true) serves the web UI at
+      ``<http.prefix>/ui/`` (see :mod:`dockyard.ui`).
     * dockyard extension: ``http.workers`` (integer >= 1, default 1) is the number
       of worker processes serving ``http.addr``; ``http.limits`` (timeouts, header
       size, connection cap: see :class:`HTTPLimitsConfig`) guards against slow or
@@ -91,8 +93,8 @@ Modules
     one module per top-level section (:mod:`~.storage`, :mod:`~.http`, :mod:`~.auth`,
     :mod:`~.log`, :mod:`~.redis`, :mod:`~.notifications`, :mod:`~.proxy`,
     :mod:`~.health`, :mod:`~.validation`, :mod:`~.compatibility`, :mod:`~.catalog`,
-    :mod:`~.middleware`), each holding its dataclasses and the function that reads
-    them with a :class:`~.section.Section`. A new section gets its own module, a field
+    :mod:`~.middleware`, :mod:`~.ui`), each holding its dataclasses and the function that
+    reads them with a :class:`~.section.Section`. A new section gets its own module, a field
     in ``Config`` and a line in ``load._build``.
 
 The returned :class:`Config` is picklable, so it can be handed to worker processes.
@@ -142,6 +144,7 @@ from dockyard.config.storage import (
     UploadPurgingConfig,
 )
 from dockyard.config.tree import ConfigError
+from dockyard.config.ui import UIConfig
 from dockyard.config.validation import (
     ManifestValidationConfig,
     URLValidationConfig,
@@ -188,6 +191,7 @@ __all__ = [
     "TLSConfig",
     "TagConfig",
     "TokenAuthConfig",
+    "UIConfig",
     "URLValidationConfig",
     "UnknownKeyWarning",
     "UploadPurgingConfig",

@@ -51,7 +51,8 @@ class HTTPLimitsConfig:
     ``headertimeout``: a request's line and headers must be complete this long after the
     connection opened or the previous response ended (idle keep-alive connections too).
     ``bodytimeout``: the longest a request body may send nothing, or a response body go
-    unread. ``maxheaderbytes``: the
+    unread. ``minbodyrate``: bytes a second a request body must average over each
+    ``bodytimeout`` spent waiting for it (0: no minimum). ``maxheaderbytes``: the
     longest request line or header field (bearer tokens with certificate chains exceed
     8 KiB). ``maxconnections``: per worker; past it the oldest idle connection is closed,
     or, when none is idle, the new one is answered 503.
@@ -59,6 +60,7 @@ class HTTPLimitsConfig:
 
     header_timeout: float = 60.0
     body_timeout: float = 60.0
+    min_body_rate: int = 1024
     max_header_bytes: int = 65536
     max_connections: int = 1000
 
@@ -162,6 +164,7 @@ def _read_limits(s: Section) -> HTTPLimitsConfig:
     result = HTTPLimitsConfig(
         header_timeout=timeouts["headertimeout"],
         body_timeout=timeouts["bodytimeout"],
+        min_body_rate=s.integer("minbodyrate", defaults.min_body_rate),
         max_header_bytes=s.integer("maxheaderbytes", defaults.max_header_bytes, minimum=1024),
         max_connections=s.integer("maxconnections", defaults.max_connections, minimum=1),
     )

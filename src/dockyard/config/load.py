@@ -24,6 +24,7 @@ from dockyard.config.redis import read_redis
 from dockyard.config.section import Section
 from dockyard.config.storage import read_storage
 from dockyard.config.tree import ConfigError, Leaf, Map, describe, expand_type_name, fail, is_null
+from dockyard.config.ui import read_ui
 from dockyard.config.validation import read_validation
 
 __all__ = ["load_config"]
@@ -76,6 +77,7 @@ def _build(root: Map, warnings: list[str], default: bool) -> Config:
         validation=read_validation(top.section("validation")),
         compatibility=read_compatibility(top.section("compatibility")),
         catalog=read_catalog(top.section("catalog")),
+        ui=read_ui(top.section("ui")),
     )
     read_middleware(top.raw("middleware"), warnings)
     top.done()

@@ -14,6 +14,7 @@ from dockyard.config.notifications import NotificationsConfig
 from dockyard.config.proxy import ProxyConfig
 from dockyard.config.redis import RedisConfig
 from dockyard.config.storage import StorageConfig
+from dockyard.config.ui import UIConfig
 from dockyard.config.validation import ValidationConfig
 
 
@@ -33,3 +34,4 @@ class Config:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     compatibility: CompatibilityConfig = field(default_factory=CompatibilityConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    ui: UIConfig = field(default_factory=UIConfig)

@@ -1,0 +1,85 @@
+"""The aiohttp internals :mod:`dockyard.connections` relies on, checked by name.
+
+aiohttp has no public way to choose the connection class, so the module overrides
+``AppRunner._make_server`` and reads ``RequestHandler._waiter`` (its docstring says why).
+An aiohttp release that renames or reshapes either fails here, saying which, instead of
+leaving a server that silently keeps no limits; pyproject pins the tested minor release.
+The behaviour itself (caps, timeouts, 431, pipelining) is tested against real server
+processes in ``tests/api/test_hostile.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+
+from aiohttp import web
+
+from dockyard.config import HTTPLimitsConfig
+from dockyard.connections import GuardedAppRunner, _Handler, _Server
+
+#: Upper bound on any wait below, so a broken hook fails instead of hanging.
+DEADLINE = 10.0
+
+
+def test_apprunner_still_has_the_private_hook() -> None:
+    hook = getattr(web.AppRunner, "_make_server", None)
+    assert hook is not None, "aiohttp removed AppRunner._make_server: see dockyard.connections"
+    assert inspect.iscoroutinefunction(hook), "AppRunner._make_server is no longer a coroutine"
+    assert list(inspect.signature(hook).parameters) == ["self"], inspect.signature(hook)
+
+
+async def _until(condition: Callable[[], object], what: str) -> None:
+    # Polled: the state is aiohttp's, with no event to wait on.
+    for _ in range(int(DEADLINE / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"waited {DEADLINE}s for {what}")
+
+
+def test_guarded_runner_makes_guarded_connections() -> None:
+    """The runner's server and connections are dockyard's; idle and busy are told apart."""
+
+    async def main() -> None:
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        async def slow(request: web.Request) -> web.Response:
+            entered.set()
+            await release.wait()
+            return web.Response(text="done")
+
+        app = web.Application()
+        app.router.add_get("/", slow)
+        limits = HTTPLimitsConfig(max_header_bytes=32768)
+        runner = GuardedAppRunner(app, limits, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        try:
+            server = runner.server
+            assert isinstance(server, _Server), f"AppRunner._make_server ignored: {server!r}"
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await _until(lambda: server.connections, "a connection")
+            (connection,) = server.connections
+            assert isinstance(connection, _Handler), type(connection)
+            assert hasattr(connection, "_waiter"), "aiohttp removed RequestHandler._waiter"
+            await _until(connection.waiting, "the new connection to wait for a request")
+            # A header past aiohttp's 8 KiB default: the runner's settings reach it.
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n")
+            await writer.drain()
+            async with asyncio.timeout(DEADLINE):
+                await entered.wait()
+            assert not connection.waiting(), "a connection inside a request counts as idle"
+            release.set()
+            async with asyncio.timeout(DEADLINE):
+                head = await reader.readuntil(b"\r\n")
+            assert head.startswith(b"HTTP/1.1 200"), head
+            await _until(connection.waiting, "the connection to wait for its next request")
+            writer.close()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
