@@ -31,6 +31,9 @@ LAYER_OF = {
     "dockyard.tls": "server",
     "dockyard.logs": "server",
     "dockyard.connections": "server",
+    "dockyard.debugserver": "server",
+    "dockyard.metrics": "metrics",
+    "dockyard.health": "health",
     "dockyard.api": "api",
     "dockyard.auth": "auth",
     "dockyard.maintenance": "maintenance",
@@ -58,7 +61,12 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "cli": frozenset({"server", "api", "auth", "maintenance", "proxy", "registry", "storage",
                       "drivers", "cache", "manifest", "config", "root"}),
     "server": frozenset({"api", "auth", "maintenance", "proxy", "registry", "storage",
-                         "drivers", "cache", "manifest", "config", "root"}),
+                         "drivers", "cache", "manifest", "config", "root",
+                         "metrics", "health"}),
+    # Operations (wired in by the server when configured): metrics wrap the driver,
+    # the cache and the app; health checks probe the driver and answer in the envelope.
+    "metrics": frozenset({"drivers", "cache", "root"}),
+    "health": frozenset({"api", "drivers", "root"}),
     "api": frozenset({"auth", "registry", "manifest", "ui", "root"}),
     "maintenance": frozenset({"registry", "storage", "drivers", "cache", "manifest", "root"}),
     # The pull-through cache is another Namespace: it wraps the registry layer.

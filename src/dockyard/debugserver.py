@@ -1,0 +1,132 @@
+"""The operator's side of a worker: metrics, health checks and the debug listener.
+
+``http.debug.addr`` starts a second listener (on worker 0 when there are several)
+serving what distribution's debug server does: ``/debug/health``, ``/debug/vars``
+(expvar's JSON) and, with ``http.debug.prometheus.enabled``, the Prometheus text at
+``http.debug.prometheus.path``. The ``health`` section's checks run in every worker,
+whose main listener answers 503 while one fails. Nothing here is built when its
+section is off, so it then costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from dockyard.config import Config, split_host_port
+from dockyard.health import (
+    Check,
+    HealthRegistry,
+    file_checker,
+    health_middleware,
+    http_checker,
+    status_handler,
+    storage_driver_checker,
+    tcp_checker,
+)
+from dockyard.storage.drivers.base import StorageDriver
+
+if TYPE_CHECKING:
+    from dockyard.metrics._families import Metrics
+
+__all__ = ["Instruments", "build_health", "build_metrics", "debug_app", "instrument_app"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(slots=True)
+class Instruments:
+    """What one worker measures: None for each part that is off."""
+
+    metrics: Metrics | None = None
+    health: HealthRegistry | None = None
+
+
+def build_metrics(config: Config) -> Metrics | None:
+    """The worker's metrics when ``http.debug.prometheus.enabled`` (and a debug addr) is set."""
+    debug = config.http.debug
+    if not (debug.addr and debug.prometheus.enabled):
+        return None
+    from dockyard.metrics._families import Metrics
+
+    return Metrics()
+
+
+def build_health(config: Config, driver: StorageDriver) -> HealthRegistry | None:
+    """The ``health`` section's checks, named as the original names them; None if none."""
+    health = config.health
+    checks: list[Check] = []
+    sd = health.storage_driver
+    if sd.enabled:
+        checks.append(Check(f"storagedriver_{config.storage.driver}",
+                            storage_driver_checker(driver), sd.interval, sd.threshold))
+    for f in health.file_checkers:
+        # The original's file checks have no threshold: the file is an operator's switch.
+        checks.append(Check(f.file, file_checker(f.file), f.interval))
+    for h in health.http_checkers:
+        # No timeout configured: bounded by the interval, so a hung probe cannot pile up.
+        probe = http_checker(h.uri, h.status_code, h.timeout or h.interval, h.headers)
+        checks.append(Check(h.uri, probe, h.interval, h.threshold))
+    for t in health.tcp_checkers:
+        host, port = split_host_port(t.addr)
+        probe = tcp_checker(host, port, t.timeout or t.interval)
+        checks.append(Check(t.addr, probe, t.interval, t.threshold))
+    return HealthRegistry(checks) if checks else None
+
+
+def instrument_app(app: web.Application, instruments: Instruments) -> None:
+    """Put the health gate, then the request metrics, in front of the registry's routes."""
+    if instruments.metrics is not None:
+        from dockyard.metrics.http import metrics_middleware
+
+        app.middlewares.insert(0, metrics_middleware(instruments.metrics))
+    if instruments.health is not None:
+        app.middlewares.insert(0, health_middleware(instruments.health))
+
+
+def debug_app(config: Config, instruments: Instruments) -> web.Application:
+    """The debug listener's application."""
+    app = web.Application()
+    health = instruments.health or HealthRegistry([])
+    app.router.add_get("/debug/health", status_handler(health))
+    app.router.add_get("/debug/vars", _vars_handler(instruments))
+    metrics = instruments.metrics
+    if metrics is not None:
+        app.router.add_get(config.http.debug.prometheus.path, _metrics_handler(metrics))
+    return app
+
+
+def _metrics_handler(metrics: Metrics) -> Handler:
+    from dockyard.metrics.exposition import CONTENT_TYPE_LATEST, render
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        body = await asyncio.to_thread(render, metrics)  # multiprocess mode reads files
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    return handler
+
+
+def _vars_handler(instruments: Instruments) -> Handler:
+    """``/debug/vars``: expvar's shape (``cmdline``, ``memstats``, ``registry``)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        health = instruments.health
+        body = {
+            "cmdline": sys.argv,
+            "memstats": {"MaxRSS": usage.ru_maxrss * 1024},
+            "registry": {
+                "health": {"failing": health.failing() if health else {}},
+            },
+        }
+        return web.json_response(body)
+
+    return handler
