@@ -68,7 +68,7 @@ def metrics_middleware(metrics: Metrics) -> Middleware:
         try:
             response = await handler(request)
             status = response.status
-            sent = _body_size(response)
+            sent = _body_size(request, response)
             return response
         except web.HTTPException as exc:
             status = exc.status
@@ -92,10 +92,14 @@ def metrics_middleware(metrics: Metrics) -> Middleware:
     return middleware
 
 
-def _body_size(response: web.StreamResponse) -> int:
-    """Body bytes of a response: written so far when streamed, else the body to send."""
-    if response.prepared:
-        return response.body_length
-    if isinstance(response, web.Response):
-        return response.content_length or 0
-    return 0
+def _body_size(request: web.Request, response: web.StreamResponse) -> int:
+    """Body bytes of a response the handler completed.
+
+    Its ``Content-Length`` when it has one (blob bodies may go out by ``sendfile``,
+    around aiohttp's writer), else what the writer wrote; none for HEAD, 204, 304.
+    """
+    if request.method == "HEAD" or response.status in (204, 304):
+        return 0
+    if response.content_length is not None:
+        return response.content_length
+    return response.body_length if response.prepared else 0
