@@ -11,9 +11,10 @@ section is off, so it then costs nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import resource
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,9 +32,11 @@ from dockyard.health import (
     tcp_checker,
 )
 from dockyard.storage.drivers.base import StorageDriver
+from dockyard.storage.drivers.observed import Observer
 
 if TYPE_CHECKING:
     from dockyard.metrics._families import Metrics
+    from dockyard.tracing._otel import Tracing
 
 __all__ = ["Instruments", "build_health", "build_metrics", "debug_app", "instrument_app"]
 
@@ -46,6 +49,29 @@ class Instruments:
 
     metrics: Metrics | None = None
     health: HealthRegistry | None = None
+    tracing: Tracing | None = None
+
+    def storage_observer(self, driver: str) -> Observer | None:
+        """What watches the storage driver's calls: timers, spans, both or nothing."""
+        observers: list[Observer] = []
+        if self.tracing is not None:
+            observers.append(self.tracing.storage_observer(driver))
+        if self.metrics is not None:
+            from dockyard.metrics.driver import storage_timer
+
+            observers.append(storage_timer(self.metrics, driver))
+        if len(observers) < 2:
+            return observers[0] if observers else None
+        return _both(*observers)
+
+
+def _both(outer: Observer, inner: Observer) -> Observer:
+    @contextlib.contextmanager
+    def observe(action: str, path: str) -> Iterator[None]:
+        with outer(action, path), inner(action, path):
+            yield
+
+    return observe
 
 
 def build_metrics(config: Config) -> Metrics | None:
@@ -81,13 +107,15 @@ def build_health(config: Config, driver: StorageDriver) -> HealthRegistry | None
 
 
 def instrument_app(app: web.Application, instruments: Instruments) -> None:
-    """Put the health gate, then the request metrics, in front of the registry's routes."""
+    """Put tracing, the health gate, then the request metrics in front of the routes."""
     if instruments.metrics is not None:
         from dockyard.metrics.http import metrics_middleware
 
         app.middlewares.insert(0, metrics_middleware(instruments.metrics))
     if instruments.health is not None:
         app.middlewares.insert(0, health_middleware(instruments.health))
+    if instruments.tracing is not None:
+        app.middlewares.insert(0, instruments.tracing.middleware())
 
 
 def debug_app(config: Config, instruments: Instruments) -> web.Application:

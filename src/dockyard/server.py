@@ -45,7 +45,9 @@ from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
 from dockyard.registry.namespace import Namespace, RegistryOptions
 from dockyard.storage.drivers.base import CheckedDriver, StorageDriver
 from dockyard.storage.drivers.factory import create_driver
+from dockyard.storage.drivers.observed import ObservedDriver
 from dockyard.tls import server_ssl_context
+from dockyard.tracing import start_tracing
 
 __all__ = ["build_context", "serve", "unsupported_features"]
 
@@ -167,20 +169,22 @@ def build_namespace(
     return ProxyNamespace(driver, options, upstreams, cache=cache)
 
 
-def build_context(config: Config, secret: bytes, metrics: Metrics | None = None) -> AppContext:
+def build_context(
+    config: Config, secret: bytes, instruments: Instruments | None = None
+) -> AppContext:
     """Everything the application needs, from the configuration.
 
-    With ``metrics``, storage actions and cache lookups are measured.
+    With ``instruments`` (metrics, tracing), storage calls and cache lookups are observed.
     """
     storage = config.storage
     driver = create_driver(
         storage.driver, storage.parameters, redirect=not storage.redirect.disable
     )
-    if metrics is not None:
-        from dockyard.metrics.driver import TimedDriver
-
-        # Inside the path checks: only calls that reach the backend are timed.
-        driver = CheckedDriver(TimedDriver(driver.inner, metrics))
+    observe = instruments.storage_observer(driver.name) if instruments else None
+    if observe is not None:
+        # Inside the path checks: only calls that reach the backend are observed.
+        driver = CheckedDriver(ObservedDriver(driver.inner, observe))
+    metrics = instruments.metrics if instruments else None
     urls_validation = config.validation.manifests.urls
     options = RegistryOptions(
         delete_enabled=storage.delete.enabled,
@@ -469,12 +473,12 @@ async def _worker(
     config: Config, secret: bytes, sock: socket.socket, purge: bool,
     debug_sock: socket.socket | None = None,
 ) -> None:
-    metrics = build_metrics(config)
-    ctx = build_context(config, secret, metrics)
+    instruments = Instruments(metrics=build_metrics(config), tracing=start_tracing())
+    ctx = build_context(config, secret, instruments)
     app = create_app(ctx)
     if isinstance(ctx.namespace, ProxyNamespace):
         ctx.namespace.install(app)
-    instruments = Instruments(metrics, build_health(config, ctx.namespace.driver))
+    instruments.health = build_health(config, ctx.namespace.driver)
     instrument_app(app, instruments)
     access_log = None if config.log.access_log.disabled else logging.getLogger("aiohttp.access")
     runner = GuardedAppRunner(
@@ -505,6 +509,8 @@ async def _worker(
             await instruments.health.stop()
         if debug_runner is not None:
             await debug_runner.cleanup()
+        if instruments.tracing is not None:
+            await asyncio.to_thread(instruments.tracing.shutdown)
         if purger is not None:
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -34,6 +34,7 @@ LAYER_OF = {
     "dockyard.debugserver": "server",
     "dockyard.metrics": "metrics",
     "dockyard.health": "health",
+    "dockyard.tracing": "tracing",
     "dockyard.api": "api",
     "dockyard.auth": "auth",
     "dockyard.maintenance": "maintenance",
@@ -62,11 +63,12 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
                       "drivers", "cache", "manifest", "config", "root"}),
     "server": frozenset({"api", "auth", "maintenance", "proxy", "registry", "storage",
                          "drivers", "cache", "manifest", "config", "root",
-                         "metrics", "health"}),
+                         "metrics", "health", "tracing"}),
     # Operations (wired in by the server when configured): metrics wrap the driver,
     # the cache and the app; health checks probe the driver and answer in the envelope.
     "metrics": frozenset({"drivers", "cache", "root"}),
     "health": frozenset({"api", "drivers", "root"}),
+    "tracing": frozenset({"drivers", "root"}),
     "api": frozenset({"auth", "registry", "manifest", "ui", "root"}),
     "maintenance": frozenset({"registry", "storage", "drivers", "cache", "manifest", "root"}),
     # The pull-through cache is another Namespace: it wraps the registry layer.
