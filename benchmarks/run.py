@@ -48,10 +48,11 @@ from tests.support.servers import DISTRIBUTION_BINARY  # noqa: E402
 from bench_blobs import BlobsGroup  # noqa: E402
 from bench_core import LABELS, Row, Sample, fmt, log, parse_size  # noqa: E402
 from bench_manifests import ManifestsGroup  # noqa: E402
+from bench_ops import OpsGroup  # noqa: E402
 from bench_proxy import ProxyGroup  # noqa: E402
 from bench_s3 import S3Group, missing_dependencies  # noqa: E402
 
-GROUPS = ("blobs", "manifests", "s3", "proxy")
+GROUPS = ("blobs", "manifests", "s3", "proxy", "ops")
 Results = dict[str, dict[str, list[Sample]]]  # label -> row key -> one sample per repetition
 
 
@@ -132,6 +133,8 @@ def make_group(name: str, args: argparse.Namespace, workdir: Path, secret: str,
         return ManifestsGroup(args, workdir, secret)
     if name == "proxy":
         return ProxyGroup(args, workdir, secret, pool)
+    if name == "ops":
+        return OpsGroup(args, workdir, secret)
     return S3Group(args, workdir, secret, pool)
 
 

@@ -29,7 +29,7 @@ def test_scrape_counts_known_traffic(
     # A new connection per request, so that with two workers both serve some of them.
     for _ in range(20):
         assert get_manifest(httpx.Client(base_url=registry.url), repo, "v1",
-                            method="HEAD").status_code == 200
+                            method="head").status_code == 200
     for _ in range(7):
         assert get_manifest(httpx.Client(base_url=registry.url), repo, "v1").status_code == 200
     for _ in range(5):
@@ -43,14 +43,14 @@ def test_scrape_counts_known_traffic(
         return value(after, name, **labels) - value(before, name, **labels)
 
     requests = "registry_http_requests_total"
-    assert delta(requests, handler="manifest", code="200", method="HEAD") == 20
-    assert delta(requests, handler="manifest", code="200", method="GET") == 7
-    assert delta(requests, handler="blob", code="200", method="GET") == 5
-    assert delta(requests, handler="blob", code="404", method="GET") == 3
+    assert delta(requests, handler="manifest", code="200", method="head") == 20
+    assert delta(requests, handler="manifest", code="200", method="get") == 7
+    assert delta(requests, handler="blob", code="200", method="get") == 5
+    assert delta(requests, handler="blob", code="404", method="get") == 3
     assert value(after, "registry_http_requests_total",
-                 handler="blob_upload_chunk", code="201", method="PUT") == 3  # blob + image's 2
+                 handler="blob_upload_chunk", code="201", method="put") == 3  # blob + image's 2
     assert delta("registry_http_request_duration_seconds_count",
-                 handler="manifest", method="HEAD") == 20
+                 handler="manifest", method="head") == 20
     # Bytes: the 300 kB blob went in once and out five times (plus 404 envelopes).
     received = value(after, "registry_http_request_bytes_total", handler="blob_upload_chunk")
     assert len(blob) <= received < len(blob) + 10_000
@@ -87,4 +87,4 @@ def test_custom_metrics_path(debug_registry_factory: DebugRegistryFactory) -> No
     httpx.get(registry.url + "/v2/")
     samples = scrape(registry.debug_url + "/prom")
     assert value(samples, "registry_http_requests_total",
-                 handler="base", code="200", method="GET") >= 1
+                 handler="base", code="200", method="get") >= 1

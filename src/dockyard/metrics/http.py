@@ -80,8 +80,9 @@ def metrics_middleware(metrics: Metrics) -> Middleware:
             elapsed = time.perf_counter() - start
             in_flight.dec()
             received = request.content.total_bytes
-            metrics.http_requests.labels(name, str(status), request.method).inc()
-            metrics.http_duration.labels(name, request.method).observe(elapsed)
+            method = request.method.lower()  # as promhttp labels it
+            metrics.http_requests.labels(name, str(status), method).inc()
+            metrics.http_duration.labels(name, method).observe(elapsed)
             metrics.http_request_size.labels(name).observe(received)
             metrics.http_response_size.labels(name).observe(sent)
             if received:
