@@ -74,14 +74,15 @@ def _both(outer: Observer, inner: Observer) -> Observer:
     return observe
 
 
-def build_metrics(config: Config) -> Metrics | None:
-    """The worker's metrics when ``http.debug.prometheus.enabled`` (and a debug addr) is set."""
+def build_metrics(config: Config, snapshot_dir: str | None = None) -> Metrics | None:
+    """The worker's metrics when ``http.debug.prometheus.enabled`` (and a debug addr) is
+    set; ``snapshot_dir`` is where several workers' values meet."""
     debug = config.http.debug
     if not (debug.addr and debug.prometheus.enabled):
         return None
     from dockyard.metrics._families import Metrics
 
-    return Metrics()
+    return Metrics(snapshot_dir)
 
 
 def build_health(config: Config, driver: StorageDriver) -> HealthRegistry | None:

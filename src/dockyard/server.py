@@ -346,18 +346,17 @@ def serve(
         log.info("pull-through cache of %s under %s/", upstream.remote_url, upstream.prefix)
     log.info("listening on %s with %d worker%s", where, count, "s" if count > 1 else "")
     debug_sock = _bind_debug(config)
-    metrics_dir = None
-    if count > 1 and debug_sock is not None and config.http.debug.prometheus.enabled:
-        from dockyard.metrics.multiproc import prepare_multiprocess, remove_multiprocess_dir
-
-        metrics_dir = prepare_multiprocess()  # before the fork: one scrape sums all workers
-    try:
-        if count == 1:
-            return _run_worker(config, secret, sock, purge=True, debug_sock=debug_sock)
+    if count == 1:
+        return _run_worker(config, secret, sock, purge=True, debug_sock=debug_sock)
+    if debug_sock is None or not config.http.debug.prometheus.enabled:
         return _supervise(config, secret, sock, count, debug_sock)
+    from dockyard.metrics.multiproc import prepare_snapshot_dir, remove_snapshot_dir
+
+    metrics_dir = prepare_snapshot_dir()  # where the workers' metrics meet for one scrape
+    try:
+        return _supervise(config, secret, sock, count, debug_sock, metrics_dir)
     finally:
-        if metrics_dir is not None:
-            remove_multiprocess_dir(metrics_dir)
+        remove_snapshot_dir(metrics_dir)
 
 
 def _bind_debug(config: Config) -> socket.socket | None:
@@ -383,7 +382,7 @@ def _bind_debug(config: Config) -> socket.socket | None:
 
 def _supervise(
     config: Config, secret: bytes, sock: socket.socket, count: int,
-    debug_sock: socket.socket | None = None,
+    debug_sock: socket.socket | None = None, metrics_dir: str | None = None,
 ) -> int:
     children: dict[int, int] = {}
     stopping = False
@@ -399,7 +398,8 @@ def _supervise(
                 own_debug = debug_sock if index == 0 else None  # the debug server: worker 0
                 if debug_sock is not None and own_debug is None:
                     debug_sock.close()
-                code = _run_worker(config, secret, sock, purge=index == 0, debug_sock=own_debug)
+                code = _run_worker(config, secret, sock, purge=index == 0,
+                                   debug_sock=own_debug, metrics_dir=metrics_dir)
             finally:
                 os._exit(code)
         children[pid] = index
@@ -426,10 +426,6 @@ def _supervise(
         if pid not in children:
             continue
         index = children.pop(pid)
-        if debug_sock is not None and config.http.debug.prometheus.enabled:
-            from dockyard.metrics.multiproc import forget_process
-
-            forget_process(pid)
         if not stopping:
             log.error("worker %d (pid %d) exited with status %d; restarting", index, pid, status)
             time.sleep(0.5)
@@ -456,7 +452,7 @@ def _die_with_parent(parent: int) -> None:
 
 def _run_worker(
     config: Config, secret: bytes, sock: socket.socket, purge: bool = False,
-    debug_sock: socket.socket | None = None,
+    debug_sock: socket.socket | None = None, metrics_dir: str | None = None,
 ) -> int:
     try:
         import uvloop
@@ -465,15 +461,16 @@ def _run_worker(
     except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
         loop_factory = None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(_worker(config, secret, sock, purge, debug_sock))
+        runner.run(_worker(config, secret, sock, purge, debug_sock, metrics_dir))
     return 0
 
 
 async def _worker(
     config: Config, secret: bytes, sock: socket.socket, purge: bool,
-    debug_sock: socket.socket | None = None,
+    debug_sock: socket.socket | None = None, metrics_dir: str | None = None,
 ) -> None:
-    instruments = Instruments(metrics=build_metrics(config), tracing=start_tracing())
+    instruments = Instruments(metrics=build_metrics(config, metrics_dir),
+                              tracing=start_tracing())
     ctx = build_context(config, secret, instruments)
     app = create_app(ctx)
     if isinstance(ctx.namespace, ProxyNamespace):
@@ -497,6 +494,8 @@ async def _worker(
     purger = _start_upload_purger(config, ctx) if purge else None
     if instruments.health is not None:
         instruments.health.start()
+    if instruments.metrics is not None:
+        instruments.metrics.start()
     debug_runner = None
     if debug_sock is not None:
         debug_runner = web.AppRunner(debug_app(config, instruments), access_log=None)
@@ -507,6 +506,8 @@ async def _worker(
     finally:
         if instruments.health is not None:
             await instruments.health.stop()
+        if instruments.metrics is not None:
+            await instruments.metrics.stop()
         if debug_runner is not None:
             await debug_runner.cleanup()
         if instruments.tracing is not None:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.support.net import ServerPool, free_port
+from tests.support.net import ServerPool, free_port, wait_until
 from tests.support.servers import RegistryProcess, deep_merge
 
 
@@ -61,6 +61,19 @@ def scrape(url: str) -> Samples:
         for sample in family.samples:
             samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
     return samples
+
+
+def settled(url: str, done: Callable[[Samples], bool], deadline: float = 15) -> Samples:
+    """The first scrape of ``url`` for which ``done`` is true (several workers' counts
+    reach a scrape within a second)."""
+    last: list[Samples] = []
+
+    def ready() -> bool:
+        last[:] = [scrape(url)]
+        return done(last[0])
+
+    wait_until(ready, what=f"metrics at {url}", deadline=deadline)
+    return last[0]
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:

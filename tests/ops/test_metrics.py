@@ -6,7 +6,7 @@ import os
 
 import httpx
 import pytest
-from tests.ops.conftest import DebugRegistryFactory, scrape, total, value
+from tests.ops.conftest import DebugRegistryFactory, scrape, settled, total, value
 from tests.support.api import blob_path, push_blob, random_repo
 from tests.support.manifests import get_manifest, image, put_manifest
 
@@ -25,7 +25,11 @@ def test_scrape_counts_known_traffic(
         digest = push_blob(client, repo, blob)
         built = image(client, repo)
         put_manifest(client, repo, "v1", built)
-    before = scrape(registry.debug_url + "/metrics")
+    metrics_url = registry.debug_url + "/metrics"
+    # Other workers' counts reach a scrape within a second: wait for the setup's.
+    before = settled(metrics_url, lambda s: value(
+        s, "registry_http_requests_total", handler="blob_upload_chunk", code="201",
+        method="put") == 3)
     # A new connection per request, so that with two workers both serve some of them.
     for _ in range(20):
         assert get_manifest(httpx.Client(base_url=registry.url), repo, "v1",
@@ -37,7 +41,11 @@ def test_scrape_counts_known_traffic(
     missing = "sha256:" + "0" * 64
     for _ in range(3):
         assert httpx.get(registry.url + blob_path(repo, missing)).status_code == 404
-    after = scrape(registry.debug_url + "/metrics")
+    after = settled(metrics_url, lambda s: total(
+        s, "registry_http_requests_total", handler="manifest") - total(
+        before, "registry_http_requests_total", handler="manifest") >= 27 and total(
+        s, "registry_http_requests_total", handler="blob") - total(
+        before, "registry_http_requests_total", handler="blob") >= 8)
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)

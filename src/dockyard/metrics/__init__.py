@@ -3,15 +3,16 @@
 Wired in by the server only when ``http.debug.prometheus.enabled`` is set (a feature
 that is off is not wrapped in and costs nothing):
 
-- :mod:`~._families`: :class:`Metrics`, every family of one worker, and
-  :meth:`Metrics.add_source` for values collected at scrape time;
+- :mod:`~._families`: ``Metrics``, every family of one worker, with ``counter``,
+  ``gauge`` and ``add_source`` for other packages' values (notifications);
+- :mod:`~._store`: the values (cheap updates) and the sum of the workers' snapshots;
 - :mod:`~.http`: the request middleware (``registry_http_*``);
-- :mod:`~.driver`: :class:`TimedDriver` (``registry_storage_action_seconds``);
-- :mod:`~.cache`: :class:`CountingCache` (``registry_storage_cache_*``);
+- :mod:`~.driver`: ``storage_timer``, an observer for the storage driver wrapper
+  (``registry_storage_action_seconds``);
+- :mod:`~.cache`: ``CountingCache`` (``registry_storage_cache_*``);
 - :mod:`~.exposition`: one scrape's text; :mod:`~.multiproc`: ``--workers N``.
 
-This module imports nothing from prometheus-client, so that the supervisor can set up
-multiprocess mode (:func:`~.multiproc.prepare_multiprocess`) before its first import.
+The submodules are imported by the server only when metrics are on.
 """
 
 from __future__ import annotations

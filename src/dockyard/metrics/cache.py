@@ -24,9 +24,9 @@ class CountingCache:
         self._hit = metrics.cache.labels("Hit")
         self._miss = metrics.cache.labels("Miss")
         self._error = metrics.cache.labels("Error")
-        self._requests = metrics.cache_requests
-        self._hits = metrics.cache_hits
-        self._errors = metrics.cache_errors
+        self._requests = metrics.cache_requests.labels()
+        self._hits = metrics.cache_hits.labels()
+        self._errors = metrics.cache_errors.labels()
 
     async def get(self, repository: str | None, digest: Digest) -> BlobDescriptor | None:
         self._request.inc()

@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from types import TracebackType
 
-from prometheus_client import Histogram
-
 from dockyard.metrics._families import Metrics
+from dockyard.metrics._store import Histogram
 from dockyard.storage.drivers.observed import ACTIONS, Observer
 
 __all__ = ["storage_timer"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -49,19 +50,56 @@ def route_name(resource: AbstractResource | None) -> str:
     return "other"
 
 
+class _Route:
+    """The children one route and method update, looked up once (a request then costs
+    a few attribute increments)."""
+
+    __slots__ = (
+        "_metrics",
+        "duration",
+        "in_flight",
+        "method",
+        "name",
+        "received",
+        "request_size",
+        "requests",
+        "response_size",
+        "sent",
+    )
+
+    def __init__(self, metrics: Metrics, name: str, method: str) -> None:
+        self._metrics = metrics
+        self.name = name
+        self.method = method
+        self.in_flight = metrics.http_in_flight.labels(name)
+        self.duration = metrics.http_duration.labels(name, method)
+        self.request_size = metrics.http_request_size.labels(name)
+        self.response_size = metrics.http_response_size.labels(name)
+        self.received = metrics.http_received.labels(name)
+        self.sent = metrics.http_sent.labels(name)
+        self.requests: dict[int, Any] = {}
+
+    def count(self, status: int) -> None:
+        child = self.requests.get(status)
+        if child is None:
+            child = self.requests[status] = self._metrics.http_requests.labels(
+                self.name, str(status), self.method)
+        child.inc()
+
+
 def metrics_middleware(metrics: Metrics) -> Middleware:
     """Count, time and size every request under its route's ``handler`` label."""
-    names: dict[int, str] = {}  # id(resource) -> label; resources live as long as the app
+    routes: dict[tuple[int, str], _Route] = {}  # resources live as long as the app
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         resource = request.match_info.route.resource
-        key = id(resource)
-        name = names.get(key)
-        if name is None:
-            name = names[key] = route_name(resource)
-        in_flight = metrics.http_in_flight.labels(name)
-        in_flight.inc()
+        key = (id(resource), request.method)
+        route = routes.get(key)
+        if route is None:
+            # promhttp labels methods in lowercase.
+            route = routes[key] = _Route(metrics, route_name(resource), request.method.lower())
+        route.in_flight.value += 1
         start = time.perf_counter()
         status = 500
         sent = 0
@@ -77,18 +115,16 @@ def metrics_middleware(metrics: Metrics) -> Middleware:
             status = _CLIENT_GONE
             raise
         finally:
-            elapsed = time.perf_counter() - start
-            in_flight.dec()
+            route.duration.observe(time.perf_counter() - start)
+            route.in_flight.value -= 1
+            route.count(status)
             received = request.content.total_bytes
-            method = request.method.lower()  # as promhttp labels it
-            metrics.http_requests.labels(name, str(status), method).inc()
-            metrics.http_duration.labels(name, method).observe(elapsed)
-            metrics.http_request_size.labels(name).observe(received)
-            metrics.http_response_size.labels(name).observe(sent)
+            route.request_size.observe(received)
+            route.response_size.observe(sent)
             if received:
-                metrics.http_received.labels(name).inc(received)
+                route.received.value += received
             if sent:
-                metrics.http_sent.labels(name).inc(sent)
+                route.sent.value += sent
 
     return middleware
 
