@@ -15,7 +15,7 @@ import contextlib
 import resource
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -50,6 +50,13 @@ class Instruments:
     metrics: Metrics | None = None
     health: HealthRegistry | None = None
     tracing: Tracing | None = None
+    variables: dict[str, Callable[[], object]] = field(default_factory=dict)
+    """Entries of ``registry`` in ``/debug/vars``, computed at each request: e.g.
+    ``"notifications": lambda: {"endpoints": [...]}`` as the original publishes."""
+
+    def add_vars(self, name: str, value: Callable[[], object]) -> None:
+        """Publish ``value()`` (JSON-ready) as ``registry.<name>`` in ``/debug/vars``."""
+        self.variables[name] = value
 
     def storage_observer(self, driver: str) -> Observer | None:
         """What watches the storage driver's calls: timers, spans, both or nothing."""
@@ -147,15 +154,33 @@ def _vars_handler(instruments: Instruments) -> Handler:
     """``/debug/vars``: expvar's shape (``cmdline``, ``memstats``, ``registry``)."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
+        registry: dict[str, object] = {}
+        metrics = instruments.metrics
+        if metrics is not None:
+            registry["cache"] = {"storage": {"blobdescriptor": await asyncio.to_thread(
+                _cache_counts, metrics)}}
+        if instruments.health is not None:
+            registry["health"] = {"failing": instruments.health.failing()}
+        for name, value in instruments.variables.items():
+            registry[name] = value()
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        health = instruments.health
         body = {
             "cmdline": sys.argv,
             "memstats": {"MaxRSS": usage.ru_maxrss * 1024},
-            "registry": {
-                "health": {"failing": health.failing() if health else {}},
-            },
+            "registry": registry,
         }
         return web.json_response(body)
 
     return handler
+
+
+def _cache_counts(metrics: Metrics) -> dict[str, float]:
+    """The blob descriptor cache's Requests, Hits, Misses (and Errors), all workers."""
+    counts = {"Requests": 0.0, "Hits": 0.0, "Misses": 0.0, "Errors": 0.0}
+    names = {"Request": "Requests", "Hit": "Hits", "Miss": "Misses", "Error": "Errors"}
+    for family in metrics.collect():
+        if family.name == "registry_storage_cache":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    counts[names[sample.labels["type"]]] += sample.value
+    return counts

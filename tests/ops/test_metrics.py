@@ -76,6 +76,11 @@ def test_scrape_counts_known_traffic(
     assert value(after, "registry_storage_cache_total", type="Hit") > 0
     assert value(after, "registry_storage_cache_requests_total") == value(
         after, "registry_storage_cache_total", type="Request")
+    # /debug/vars publishes the same cache counts, as the original's expvar does.
+    cache = httpx.get(registry.debug_url + "/debug/vars").json()["registry"]["cache"]
+    counts = cache["storage"]["blobdescriptor"]
+    assert counts["Requests"] >= value(after, "registry_storage_cache_total", type="Request")
+    assert counts["Requests"] == counts["Hits"] + counts["Misses"] + counts["Errors"]
 
 
 def test_debug_listener_without_prometheus(debug_registry_factory: DebugRegistryFactory) -> None:
