@@ -11,7 +11,9 @@ workloads, each with its own pair of servers, run one after the other:
 - manifests: manifest PUT and GET by tag, tags/list of a 10,000-tag repository, a full
   _catalog walk of 2,000 repositories (filesystem storage, seeded before the start);
 - s3: push and pull (redirected and streamed) of a 256 MiB blob, blob HEAD with and
-  without the Redis cache (S3 storage on a moto server, redis-server; both started here).
+  without the Redis cache (S3 storage on a moto server, redis-server; both started here);
+- proxy: pulls through the pull-through cache, cold and warm;
+- ops: blob HEAD and manifest GET with metrics and health checks on against off.
 
 See benchmarks/README.md.
 
@@ -151,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", type=parse_only, default=list(GROUPS),
-                        help="groups to run, comma-separated (default blobs,manifests,s3,proxy)")
+                        help="groups to run, comma-separated (default: all, "
+                        "blobs,manifests,s3,proxy,ops)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="repetitions; each figure is the median (default 3)")
     parser.add_argument("--workers", type=int, default=2,

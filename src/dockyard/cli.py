@@ -46,7 +46,7 @@ configuration:
   environment as REGISTRY_<SECTION>_<KEY>, e.g.
   REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/srv/registry or
   REGISTRY_HTTP_ADDR=127.0.0.1:5001. Keys dockyard does not support yet
-  (notifications, http.debug) are named in a warning at start, and so is an
+  (notifications) are named in a warning at start, and so is an
   unknown (misspelt) key, with the nearest known one; --strict refuses to start
   with an unknown key.
 
