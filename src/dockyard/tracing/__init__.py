@@ -43,4 +43,8 @@ def start_tracing() -> Tracing | None:
         log.warning("tracing: OTEL_* variables are set but OpenTelemetry is missing (%s);"
                     " pip install 'dockyard[otel]'", exc)
         return None
-    return Tracing.from_environment()
+    try:
+        return Tracing.from_environment()
+    except ValueError as exc:  # an exporter this version does not offer: say so, run on
+        log.error("tracing: off: %s", exc)
+        return None
