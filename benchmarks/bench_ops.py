@@ -38,6 +38,7 @@ from bench_manifests import (
 REPO = "bench/ops"
 TAG = "latest"
 KINDS = {"dockyard": "dockyard", "docker-registry": "distribution"}
+SLICES = 8  # per row and repetition: 4 of metrics off, 4 on, interleaved
 
 
 class OpsGroup:
@@ -127,19 +128,37 @@ class OpsGroup:
         return lines
 
     async def run(self, label: str, rep: int) -> dict[str, Sample]:
+        """Each row in slices, off and on in the order ABBA ABBA (BAAB BAAB on odd
+        repetitions), so that a drift of the machine's load weighs on both alike."""
         out: dict[str, Sample] = {}
-        order = [("off", self.plain[label]), ("on", self.measured[label])]
+        servers = {"off": self.plain[label], "on": self.measured[label]}
+        order = ["off", "on", "on", "off"] * (SLICES // 4)
         if rep % 2:
-            order.reverse()  # neither setting always runs first
-        for state, server in order:
-            before = self._scraped(label) if state == "on" else None
-            out[f"ops_head_{state}"] = await self._heads(server)
-            out[f"ops_get_{state}"] = await self._gets(server)
-            if before is not None:
-                self._check_counted(label, before)
+            order = [("on" if s == "off" else "off") for s in order]
+        a = self.args
+        before = self._scraped(label)
+        for row, total, work in (("head", a.heads, self._heads), ("get", a.manifest_gets,
+                                                                   self._gets)):
+            per_slice = max(total // (SLICES // 2), 1)
+            spent = {state: [0.0, 0.0, 0.0, 0] for state in servers}
+            for state in order:
+                server = servers[state]
+                with Measure(server) as m:
+                    seconds = await work(server, per_slice)
+                acc = spent[state]
+                acc[0] += seconds
+                acc[1] += m.server_cpu
+                acc[2] += m.client_cpu
+                acc[3] += per_slice
+            for state, (seconds, server_cpu, client_cpu, count) in spent.items():
+                out[f"ops_{row}_{state}"] = Sample(count / seconds, server_cpu, client_cpu)
+        per_state = {("blob", "head"): max(a.heads // (SLICES // 2), 1) * (SLICES // 2),
+                     ("manifest", "get"): max(a.manifest_gets // (SLICES // 2), 1)
+                     * (SLICES // 2)}
+        self._check_counted(label, before, per_state)
         return out
 
-    async def _heads(self, server: Server) -> Sample:
+    async def _heads(self, server: Server, count: int) -> float:
         a = self.args
         digest = sha256(self.layer)
 
@@ -147,11 +166,9 @@ class OpsGroup:
             r = await conn.request("HEAD", f"/v2/{REPO}/blobs/{digest}")
             expect(r, 200, "HEAD blob")
 
-        with Measure(server) as m:
-            seconds = await run_pool(server.port, a.head_concurrency, a.heads, job)
-        return m.sample(a.heads / seconds)
+        return await run_pool(server.port, a.head_concurrency, count, job)
 
-    async def _gets(self, server: Server) -> Sample:
+    async def _gets(self, server: Server, count: int) -> float:
         a = self.args
         digest = sha256(self.manifest)
 
@@ -162,9 +179,7 @@ class OpsGroup:
             if r.headers.get("docker-content-digest") != digest:
                 raise ProtocolError("manifest GET: wrong digest")
 
-        with Measure(server) as m:
-            seconds = await run_pool(server.port, a.manifest_concurrency, a.manifest_gets, job)
-        return m.sample(a.manifest_gets / seconds)
+        return await run_pool(server.port, a.manifest_concurrency, count, job)
 
     def _scraped(self, label: str) -> dict[tuple[str, str], float]:
         """``registry_http_requests_total`` 2xx by (handler, method), summed over codes."""
@@ -178,11 +193,10 @@ class OpsGroup:
                     counts[key] = counts.get(key, 0.0) + s.value
         return counts
 
-    def _check_counted(self, label: str, before: dict[tuple[str, str], float]) -> None:
+    def _check_counted(self, label: str, before: dict[tuple[str, str], float],
+                       sent: dict[tuple[str, str], int]) -> None:
         """The scrape counts every request sent (dockyard's other workers' counts reach a
         scrape within a second; docker-registry's at once)."""
-        a = self.args
-        sent = {("blob", "head"): a.heads, ("manifest", "get"): a.manifest_gets}
         counted: dict[tuple[str, str], float] = {}
         for _ in range(50):
             after = self._scraped(label)
