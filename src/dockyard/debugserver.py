@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import resource
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -54,9 +55,35 @@ class Instruments:
     """Entries of ``registry`` in ``/debug/vars``, computed at each request: e.g.
     ``"notifications": lambda: {"endpoints": [...]}`` as the original publishes."""
 
+    _debug_runner: web.AppRunner | None = None
+
     def add_vars(self, name: str, value: Callable[[], object]) -> None:
         """Publish ``value()`` (JSON-ready) as ``registry.<name>`` in ``/debug/vars``."""
         self.variables[name] = value
+
+    async def start(self, config: Config, debug_sock: socket.socket | None) -> None:
+        """Start the checks, the metrics' snapshots and (on ``debug_sock``) the debug
+        listener, once the main listener serves."""
+        if self.health is not None:
+            self.health.start()
+        if self.metrics is not None:
+            self.metrics.start()
+        if debug_sock is not None:
+            self._debug_runner = web.AppRunner(debug_app(config, self), access_log=None)
+            await self._debug_runner.setup()
+            await web.SockSite(self._debug_runner, debug_sock).start()
+
+    async def stop(self) -> None:
+        """Stop everything :meth:`start` started; flush the last spans."""
+        if self.health is not None:
+            await self.health.stop()
+        if self.metrics is not None:
+            await self.metrics.stop()
+        if self._debug_runner is not None:
+            await self._debug_runner.cleanup()
+            self._debug_runner = None
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.shutdown)
 
     def storage_observer(self, driver: str) -> Observer | None:
         """What watches the storage driver's calls: timers, spans, both or nothing."""

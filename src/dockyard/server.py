@@ -39,7 +39,7 @@ from dockyard.config import (
     split_host_port,
 )
 from dockyard.connections import GuardedAppRunner
-from dockyard.debugserver import Instruments, build_health, build_metrics, debug_app, instrument_app
+from dockyard.debugserver import Instruments, build_health, build_metrics, instrument_app
 from dockyard.logs import setup_logging
 from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
 from dockyard.registry.namespace import Namespace, RegistryOptions
@@ -492,26 +492,11 @@ async def _worker(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
     purger = _start_upload_purger(config, ctx) if purge else None
-    if instruments.health is not None:
-        instruments.health.start()
-    if instruments.metrics is not None:
-        instruments.metrics.start()
-    debug_runner = None
-    if debug_sock is not None:
-        debug_runner = web.AppRunner(debug_app(config, instruments), access_log=None)
-        await debug_runner.setup()
-        await web.SockSite(debug_runner, debug_sock).start()
+    await instruments.start(config, debug_sock)
     try:
         await stopped.wait()
     finally:
-        if instruments.health is not None:
-            await instruments.health.stop()
-        if instruments.metrics is not None:
-            await instruments.metrics.stop()
-        if debug_runner is not None:
-            await debug_runner.cleanup()
-        if instruments.tracing is not None:
-            await asyncio.to_thread(instruments.tracing.shutdown)
+        await instruments.stop()
         if purger is not None:
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
