@@ -64,3 +64,23 @@ def test_tracing_wanted_only_with_otel_variables() -> None:
     assert tracing_wanted({"OTEL_SERVICE_NAME": "registry"})
     assert not tracing_wanted({"OTEL_SERVICE_NAME": "r", "OTEL_SDK_DISABLED": "true"})
     assert not tracing_wanted({"OTEL_TRACES_EXPORTER": "none"})
+
+
+def test_observed_driver_keeps_optional_capabilities() -> None:
+    """The purger finds an S3 driver's stale-upload abort through the wrapper."""
+    import contextlib
+    from datetime import datetime
+
+    from dockyard.storage.drivers.base import AbortsStaleWrites
+    from dockyard.storage.drivers.inmemory import InMemoryDriver
+    from dockyard.storage.drivers.observed import ObservedDriver
+
+    class Aborting(InMemoryDriver):
+        async def abort_stale_multipart_uploads(self, older_than: datetime) -> int:
+            return 3
+
+    def observe(action: str, path: str) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
+
+    assert isinstance(ObservedDriver(Aborting(), observe), AbortsStaleWrites)
+    assert not isinstance(ObservedDriver(InMemoryDriver(), observe), AbortsStaleWrites)
