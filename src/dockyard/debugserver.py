@@ -36,7 +36,7 @@ from dockyard.storage.drivers.base import StorageDriver
 from dockyard.storage.drivers.observed import Observer
 
 if TYPE_CHECKING:
-    from dockyard.metrics._families import Metrics
+    from dockyard.metrics import Metrics
     from dockyard.tracing._otel import Tracing
 
 __all__ = ["Instruments", "build_health", "build_metrics", "debug_app", "instrument_app"]
@@ -114,7 +114,7 @@ def build_metrics(config: Config, snapshot_dir: str | None = None) -> Metrics | 
     debug = config.http.debug
     if not (debug.addr and debug.prometheus.enabled):
         return None
-    from dockyard.metrics._families import Metrics
+    from dockyard.metrics import Metrics
 
     return Metrics(snapshot_dir)
 

@@ -53,7 +53,7 @@ __all__ = ["build_context", "serve", "unsupported_features"]
 
 if TYPE_CHECKING:
     from dockyard.cache.redis import RedisCache
-    from dockyard.metrics._families import Metrics
+    from dockyard.metrics import Metrics
 
 log = logging.getLogger("dockyard")
 

@@ -12,7 +12,11 @@ that is off is not wrapped in and costs nothing):
 - :mod:`~.cache`: ``CountingCache`` (``registry_storage_cache_*``);
 - :mod:`~.exposition`: one scrape's text; :mod:`~.multiproc`: ``--workers N``.
 
-The submodules are imported by the server only when metrics are on.
+The server imports this package only when metrics are on.
 """
 
 from __future__ import annotations
+
+from dockyard.metrics._families import Metrics, MetricsSource
+
+__all__ = ["Metrics", "MetricsSource"]
