@@ -161,6 +161,9 @@ def _parser() -> argparse.ArgumentParser:
         "docker-registry) has written to the same storage, or ahead of time.",
     )
     index.add_argument("config", nargs="?", metavar="CONFIG")
+    from dockyard.cli_index import add_parsers
+
+    add_parsers(commands)
     issuer = commands.add_parser(
         "token-server", help="run the built-in token issuer for auth.token",
         description="Issue Docker registry bearer tokens: users from an htpasswd file, "
@@ -257,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         return _garbage_collect(args, config)
     if args.command == "verify-blobs":
         return _verify_blobs(args, config)
+    if args.command in ("index", "delete-repository", "usage"):
+        from dockyard.cli_index import run_command
+
+        return run_command(args, config)
     from dockyard.server import serve
 
     try:
