@@ -182,3 +182,33 @@ def test_a_tree_written_by_another_program_is_indexed_by_rebuild(
     dockyard_command(server, "index", "rebuild", str(server.config_path))
     assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == ["copied", "v1"]
     dockyard_command(server, "index", "verify", str(server.config_path))
+
+
+def test_a_crash_between_storage_write_and_index_update_is_repaired(
+    registry_factory: Factory, client_factory: ClientFactory
+) -> None:
+    """SIGKILL after the storage write, before the index update: verify sees it,
+    rebuild repairs it (storage is the truth and kept the write)."""
+    server = registry_factory()
+    repo = random_repo()
+    with client_factory(server) as client:
+        built = image(client, repo, layers=2)
+    server.stop()
+    server.env["DOCKYARD_FAULT_KILL_BEFORE_INDEX"] = "1"
+    server.start()
+    with client_factory(server) as client, pytest.raises(httpx.TransportError):
+        put_manifest(client, repo, "v1", built)
+    server.kill()
+    del server.env["DOCKYARD_FAULT_KILL_BEFORE_INDEX"]
+    tag_link = (server.root / "docker/registry/v2/repositories" / repo
+                / "_manifests/tags/v1/current/link")
+    assert tag_link.read_text() == built.digest  # storage has the write
+    drift = dockyard_command(server, "index", "verify", str(server.config_path), check=False)
+    assert drift.returncode == 1
+    assert f"{repo}@{built.digest}: manifest missing from the index" in drift.stderr
+    dockyard_command(server, "index", "rebuild", str(server.config_path))
+    dockyard_command(server, "index", "verify", str(server.config_path))
+    server.start()
+    with client_factory(server) as client:
+        assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == ["v1"]
+        assert _usage(client, repo)["manifests"] == 1

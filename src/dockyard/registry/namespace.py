@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import signal
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 
@@ -56,6 +58,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("dockyard.index")
+
+# Fault injection for the crash tests: SIGKILL this process after a storage write,
+# before its index update (the window verify/rebuild must repair).
+_KILL_BEFORE_INDEX = "DOCKYARD_FAULT_KILL_BEFORE_INDEX"
 
 # The allow list distribution uses when validation.manifests.urls sets no pattern.
 _ALLOW_NO_URL = re.compile("^$")
@@ -111,6 +117,7 @@ class Namespace:
         self.blobs = BlobStore(driver, self.cached(BlobStatter(driver), None))
         self.index = index
         """The metadata index kept beside storage (None: listings walk storage)."""
+        self._kill_before_index = os.environ.get(_KILL_BEFORE_INDEX) == "1"
         self.metadata: MetadataIndex = metadata or index or StorageMetadataIndex(
             driver, self.blobs, read_only=options.read_only
         )
@@ -133,6 +140,8 @@ class Namespace:
         Storage already holds the write (the truth); the index is repaired by
         ``dockyard index verify``/``rebuild``, so the client is not failed for it.
         """
+        if self._kill_before_index:
+            os.kill(os.getpid(), signal.SIGKILL)
         try:
             await update
         except Exception as exc:
