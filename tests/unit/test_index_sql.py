@@ -89,3 +89,36 @@ async def exercise(index: SqlIndex) -> None:
     assert await index.usage("a/b") is None
     assert "a/b" not in (await index.repositories(10, "")).entries
     await index.aclose()
+
+
+def test_a_new_migration_upgrades_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A schema change is a migration appended to the list: applied once, at start,
+    to an index that keeps its rows (never a rebuild by hand)."""
+    from dockyard.index import schema
+
+    path = str(tmp_path / "index.db")
+
+    async def first() -> None:
+        index = SqlIndex(SqliteDatabase(path))
+        assert await index.migrate() == 1
+        await index.layers_linked("kept", [_digest(b"x")], 1)
+        await index.aclose()
+
+    asyncio.run(first())
+    monkeypatch.setattr(
+        schema, "MIGRATIONS", (*schema.MIGRATIONS, "ALTER TABLE tags ADD COLUMN note {text}")
+    )
+    monkeypatch.setattr("dockyard.index.sqlite.MIGRATIONS", schema.MIGRATIONS)
+
+    async def second() -> None:
+        index = SqlIndex(SqliteDatabase(path))
+        assert await index.migrate() == 2
+        assert await index.migrate() == 2
+        assert (await index.repositories(10, "")).entries == ["kept"]
+        rows = await index.db.fetch("SELECT version FROM schema_version ORDER BY version")
+        assert rows == [(1,), (2,)]
+        await index.aclose()
+
+    asyncio.run(second())
