@@ -342,7 +342,9 @@ class Repository:
             await self._manifests.add_referrer(manifest.subject.digest, manifest.digest)
         index = self.namespace.index
         if index is not None:
-            record = manifest_record(manifest.digest, manifest.payload)
+            record = manifest_record(manifest.digest, manifest.payload, signatures=(
+                Digest.of(signature) for signature in manifest.signatures
+            ))
             await self.namespace.indexed(
                 f"{self.name}@{manifest.digest}", index.manifest_put(self.name, record, tag)
             )
