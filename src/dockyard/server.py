@@ -40,6 +40,7 @@ from dockyard.config import (
 )
 from dockyard.connections import GuardedAppRunner
 from dockyard.debugserver import Instruments, build_health, build_metrics, instrument_app
+from dockyard.index import IndexUnavailable, SqlIndex, open_index
 from dockyard.logs import setup_logging
 from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
 from dockyard.registry.namespace import Namespace, RegistryOptions
@@ -49,7 +50,7 @@ from dockyard.storage.drivers.observed import ObservedDriver
 from dockyard.tls import server_ssl_context
 from dockyard.tracing import start_tracing
 
-__all__ = ["build_context", "serve", "unsupported_features"]
+__all__ = ["build_context", "build_index", "serve", "unsupported_features"]
 
 if TYPE_CHECKING:
     from dockyard.cache.redis import RedisCache
@@ -144,8 +145,28 @@ def check_config(config: Config, workers: int | None = None) -> None:
             "http.workers: the inmemory driver cannot be shared by several workers", "http.workers"
         )
     create_driver(storage.driver, storage.parameters, redirect=not storage.redirect.disable)
+    build_index(config)
     build_access(config)
     server_ssl_context(config.http.tls)
+
+
+def build_index(config: Config) -> SqlIndex | None:
+    """The metadata index ``storage.index`` configures (not migrated yet), or None.
+
+    A pull-through cache writes what it fetches straight to storage, so its
+    listings walk storage (``none``) whatever is configured.
+    """
+    storage, settings = config.storage, config.storage.index
+    if config.proxy.enabled:
+        return None
+    try:
+        return open_index(
+            settings.driver, storage.driver, storage.parameters,
+            path=settings.path, dsn=settings.dsn, pool_size=settings.pool_size,
+        )
+    except IndexUnavailable as exc:
+        key = str(exc).split(":", 1)[0]
+        raise ConfigError(str(exc), key) from None
 
 
 def build_namespace(
@@ -156,7 +177,7 @@ def build_namespace(
     cache = build_cache(config, metrics)
     proxy = config.proxy
     if not proxy.enabled:
-        return Namespace(driver, options, cache=cache)
+        return Namespace(driver, options, cache=cache, index=build_index(config))
     if proxy.remote_url:
         remote = RemoteRegistry(proxy.remote_url, proxy.username, proxy.password)
         upstreams = [Upstream("", remote, proxy.ttl)]
@@ -332,6 +353,7 @@ def serve(
         refuse_unknown_keys(warnings)
     count = workers or config.http.workers
     check_config(config, workers)
+    _prepare_index(config)  # before the fork: one build, not one per worker
     secret = _upload_secret(config)  # before the fork: every worker shares it
     ssl_context = server_ssl_context(config.http.tls)
     sock, where = _bind(config)
@@ -378,6 +400,27 @@ def _bind_debug(config: Config) -> socket.socket | None:
         served.append(debug.prometheus.path)
     log.info("debug server listening on http://%s:%d (%s)", shown, bound_port, ", ".join(served))
     return sock
+
+
+def _prepare_index(config: Config) -> None:
+    """Migrate the index and build it from storage when it is empty (or rebuildonstart)."""
+    index = build_index(config)
+    if index is None:
+        log.info("index: none (listings walk storage)")
+        return
+    log.info("index: %s", index.where)
+    from dockyard.index.maintain import build_if_empty
+
+    driver = create_driver(config.storage.driver, config.storage.parameters)
+
+    async def prepare() -> None:
+        try:
+            await build_if_empty(index, driver, force=config.storage.index.rebuild_on_start)
+        finally:
+            await index.aclose()
+            await driver.aclose()
+
+    asyncio.run(prepare())
 
 
 def _supervise(
@@ -472,6 +515,8 @@ async def _worker(
     instruments = Instruments(metrics=build_metrics(config, metrics_dir),
                               tracing=start_tracing())
     ctx = build_context(config, secret, instruments)
+    if ctx.namespace.index is not None:
+        await ctx.namespace.index.migrate()  # applied already; creates an in-memory one
     app = create_app(ctx)
     if isinstance(ctx.namespace, ProxyNamespace):
         ctx.namespace.install(app)
@@ -502,6 +547,8 @@ async def _worker(
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
         await runner.cleanup()
+        if ctx.namespace.index is not None:
+            await ctx.namespace.index.aclose()
         await ctx.namespace.driver.aclose()
         sys.stderr.flush()
 
