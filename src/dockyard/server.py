@@ -66,6 +66,9 @@ def unsupported_features(config: Config) -> list[str]:
     found = []
     if config.notifications.endpoints:
         found.append("notifications.endpoints: notifications are not implemented yet")
+    if config.http.debug.prometheus.enabled and not config.http.debug.addr:
+        found.append("http.debug.prometheus.enabled: no effect without http.debug.addr"
+                     " (metrics are served by the debug listener)")
     return found
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import httpx
 import pytest
 from tests.ops.conftest import DebugRegistryFactory, scrape, settled, total, value
 from tests.support.api import blob_path, push_blob, random_repo
 from tests.support.manifests import get_manifest, image, put_manifest
+from tests.support.servers import RegistryProcess
 
 PROMETHEUS = {"http": {"debug": {"prometheus": {"enabled": True}}},
               "storage": {"cache": {"blobdescriptor": "inmemory"}}}
@@ -101,3 +103,12 @@ def test_custom_metrics_path(debug_registry_factory: DebugRegistryFactory) -> No
     samples = scrape(registry.debug_url + "/prom")
     assert value(samples, "registry_http_requests_total",
                  handler="base", code="200", method="get") >= 1
+
+
+def test_prometheus_without_debug_addr_is_named(tmp_path: Path, registry_secret: str) -> None:
+    """Metrics need the debug listener: the key that cannot act is named at start."""
+    with RegistryProcess(tmp_path, secret=registry_secret, overrides={
+            "http": {"debug": {"prometheus": {"enabled": True}}}}) as registry:
+        assert httpx.get(registry.url + "/v2/").status_code == 200
+        assert "http.debug.prometheus.enabled: no effect without http.debug.addr" in (
+            registry.log_text())
