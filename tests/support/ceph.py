@@ -19,6 +19,7 @@ stopped at exit); :class:`RadosRegistryProcess` a registry on ``storage.rados``.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from tests.support.net import free_port, shared, wait_until
 from tests.support.servers import StorageRegistryProcess
 
@@ -44,6 +46,7 @@ __all__ = [
     "CephCluster",
     "CephStartError",
     "RadosRegistryProcess",
+    "ceph_cluster",
     "ceph_unavailable",
     "rados_pythonpath",
     "shared_ceph",
@@ -289,10 +292,8 @@ rgw dns name = 127.0.0.1
                     break
                 time.sleep(0.05)
             else:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         self._started.clear()
 
 
@@ -315,3 +316,14 @@ class RadosRegistryProcess(StorageRegistryProcess):
                 p for p in (env.get("PYTHONPATH", os.environ.get("PYTHONPATH")), path) if p
             )
         super().__init__(workdir, driver="rados", params=rados, env=env, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def ceph_cluster(tmp_path_factory: pytest.TempPathFactory) -> CephCluster:
+    """The session's Ceph cluster; skipped, with the reason printed, where Ceph is not
+    installed. A cluster that is installed but fails to start fails the test."""
+    reason = ceph_unavailable()
+    if reason is not None:
+        print(f"\nSKIP (Ceph): {reason}", file=sys.stderr)
+        pytest.skip(reason)
+    return shared_ceph(tmp_path_factory.mktemp("ceph"))
