@@ -46,6 +46,7 @@ __all__ = [
     "CephCluster",
     "CephStartError",
     "RadosRegistryProcess",
+    "RgwServer",
     "ceph_cluster",
     "ceph_unavailable",
     "rados_pythonpath",
@@ -327,3 +328,31 @@ def ceph_cluster(tmp_path_factory: pytest.TempPathFactory) -> CephCluster:
         print(f"\nSKIP (Ceph): {reason}", file=sys.stderr)
         pytest.skip(reason)
     return shared_ceph(tmp_path_factory.mktemp("ceph"))
+
+
+class RgwServer:
+    """radosgw of a :class:`CephCluster` seen as an S3 server, with the interface of
+    tests.support.backends' ``MotoServer`` that the S3 tests use (``url``, ``client()``,
+    ``create_bucket()``), and ``credentials``: the ``storage.s3`` keys of its user."""
+
+    what = "radosgw"
+
+    def __init__(self, cluster: CephCluster) -> None:
+        self.cluster = cluster
+        self.url = cluster.rgw_url
+        self.credentials = {"accesskey": ACCESS_KEY, "secretkey": SECRET_KEY}
+
+    def client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3", endpoint_url=self.url, region_name="us-east-1",
+            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+        )
+
+    def create_bucket(self, prefix: str = "dockyard") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
+        return name
