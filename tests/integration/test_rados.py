@@ -55,15 +55,18 @@ def rados_params(ceph_cluster: CephCluster) -> dict[str, Any]:
 def rados_registry_factory(
     tmp_path_factory: pytest.TempPathFactory, registry_secret: str
 ) -> Iterator[RadosFactory]:
-    """``factory(params, overrides=None)``: a dockyard process on ``storage.rados``."""
+    """``factory(params, overrides=None, extra_args=())``: a dockyard process on
+    ``storage.rados``."""
     with ServerPool[RadosRegistryProcess]() as pool:
 
         def factory(
-            params: dict[str, Any], overrides: dict[str, Any] | None = None
+            params: dict[str, Any],
+            overrides: dict[str, Any] | None = None,
+            extra_args: tuple[str, ...] = (),
         ) -> RadosRegistryProcess:
             server = RadosRegistryProcess(
                 tmp_path_factory.mktemp("dockyard-rados"), rados=params,
-                secret=registry_secret, overrides=overrides,
+                secret=registry_secret, overrides=overrides, extra_args=extra_args,
             )
             return pool.add(server)
 
@@ -82,8 +85,9 @@ def blob_data_path(digest: str) -> str:
 def test_skopeo_push_and_pull_across_two_instances(
     rados_registry_factory: RadosFactory, rados_params: dict[str, Any], tmp_path: Path
 ) -> None:
-    """An image pushed through one instance is pulled from the other, byte for byte."""
-    first = rados_registry_factory(rados_params)
+    """An image pushed through one instance (two worker processes, each with its own
+    librados connection) is pulled from the other, byte for byte."""
+    first = rados_registry_factory(rados_params, extra_args=("--workers", "2"))
     second = rados_registry_factory(rados_params)
     repo = random_repo("rados")
     source = tmp_path / "source"
