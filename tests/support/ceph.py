@@ -115,14 +115,16 @@ def ceph_unavailable() -> str | None:
 class CephCluster:
     """mon ``a``, memstore osd ``0``, radosgw ``client.rgw.test``; see the module docstring.
 
+    The OSD keeps objects in RAM, up to ``memstore_bytes``.
     ``conf`` is the ceph.conf every client uses (``storage.rados.conffile``); ``pool`` a
     pool for the RADOS driver; ``rgw_url`` radosgw's S3 endpoint, with
     :data:`ACCESS_KEY`/:data:`SECRET_KEY` for its user.
     """
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, memstore_bytes: int = 2 << 30) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.memstore_bytes = memstore_bytes
         self.conf = self.workdir / "ceph.conf"
         self.pool = POOL
         self.rgw_port = free_port()
@@ -168,7 +170,7 @@ mon data avail warn = 1
 mon data avail crit = 0
 paxos propose interval = 0.1
 osd objectstore = memstore
-memstore device bytes = {4 << 30}
+memstore device bytes = {self.memstore_bytes}
 osd max object size = {256 << 20}
 
 [mon]
