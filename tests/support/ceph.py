@@ -206,6 +206,7 @@ rgw dns name = 127.0.0.1
         return "\n".join(out)
 
     def start(self) -> None:
+        rados_pythonpath()  # the readiness check writes through the bindings
         d = self.workdir
         for sub in ("run", "log", "crash", "mon/mon.a", "osd/osd.0", "rgw"):
             (d / sub).mkdir(parents=True, exist_ok=True)
