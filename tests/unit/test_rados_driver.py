@@ -8,6 +8,7 @@ stripe size of 64 KiB, so small files already span several stripes.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from typing import Any
@@ -166,3 +167,26 @@ def test_an_unreachable_pool_is_a_storage_error(params: dict[str, Any]) -> None:
     driver = create_driver("rados", {**params, "poolname": "no-such-pool"})
     with pytest.raises(StorageError, match="no-such-pool"):
         run(driver.stat("/x"))
+
+
+def test_racing_writers_leave_no_stray_stripes(params: dict[str, Any]) -> None:
+    """Two instances writing one name at once, a new name included: every replaced file's
+    stripes are removed (an omap compare-and-set decides who replaced whom)."""
+    drivers = [CheckedDriver(RadosDriver(RadosParameters(params))) for _ in range(2)]
+    versions = [os.urandom(CHUNK + i) for i in range(6)]
+
+    async def scenario() -> None:
+        async def put(driver: CheckedDriver, path: str) -> None:
+            for version in versions:
+                await driver.put_content(path, version)
+
+        for round_ in range(3):
+            path = f"/race/{round_}/link"
+            await asyncio.gather(*(put(d, path) for d in drivers))
+            assert await drivers[0].get_content(path) in versions
+
+    run(scenario())
+    ioctx = rados_ioctx(params)
+    live = {omap(ioctx, f"dir:/race/{r}")["link"] for r in range(3)}
+    stripes = {o.key.split(".")[0] for o in ioctx.list_objects() if not o.key.startswith("dir:")}
+    assert stripes == live

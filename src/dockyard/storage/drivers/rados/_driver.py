@@ -77,27 +77,38 @@ class RadosDriver(RadosPool):
             ioctx.operate_write_op(op, stripe_object(oid, 0))
         for index, start in enumerate(range(stripe, len(data), stripe), 1):
             ioctx.write_full(stripe_object(oid, index), data[start : start + stripe])
+        try:
+            entry = self._swap(ioctx, path, entry, oid)
+        except BaseException:
+            self.remove_stripes(ioctx, oid, len(data), stripe)
+            raise
+        if entry is not None:
+            self._drop(ioctx, entry)
+
+    def _swap(self, ioctx: Any, path: str, entry: str | None, oid: str) -> str | None:
+        """Make ``path`` name ``oid`` if it still names ``entry`` (None: nothing), else
+        look again and retry: of racing writers, each replaces the one before, and each
+        file replaced is returned to exactly one of them, to remove."""
         parent, name = dir_object(posixpath.dirname(path)), posixpath.basename(path)
         for _ in range(RETRIES):
             try:
-                self.omap_set(ioctx, parent, name, oid, expect=entry)
-                break
-            except rados.ObjectNotFound:
+                self.omap_set(ioctx, parent, name, oid, expect=entry or "")
+                return entry
+            except self._rados.ObjectNotFound:
                 raise
-            except rados.Error:  # another writer replaced it first: replace theirs
+            except self._rados.Error:  # another writer replaced it first
                 entry = self.lookup(ioctx, path)
                 if entry == DIR_MARK:
-                    self.remove_stripes(ioctx, oid, len(data), stripe)
                     raise StorageError(f"is a directory: {path}", self.name) from None
-        else:
-            self.remove_stripes(ioctx, oid, len(data), stripe)
-            raise StorageError(f"{path} keeps changing", self.name)
-        if entry is not None:
-            try:
-                old = self.file_meta(ioctx, entry)
-            except rados.ObjectNotFound:
-                return
-            self.remove_stripes(ioctx, entry, old.size, old.stripe)
+        raise StorageError(f"{path} keeps changing", self.name)
+
+    def _drop(self, ioctx: Any, oid: str) -> None:
+        """Remove the stripes of a file no name refers to any more."""
+        try:
+            meta = self.file_meta(ioctx, oid)
+        except self._rados.ObjectNotFound:
+            return
+        self.remove_stripes(ioctx, oid, meta.size, meta.stripe)
 
     def _read(self, ioctx: Any, meta: FileMeta, start: int, length: int) -> bytes:
         """Up to ``length`` bytes from ``start``, within one stripe."""
@@ -184,7 +195,7 @@ class RadosDriver(RadosPool):
         if old == DIR_MARK:
             raise StorageError(f"is a directory: {dest}", self.name)
         self.ensure_parents(ioctx, dest)
-        self.omap_set(ioctx, dir_object(posixpath.dirname(dest)), posixpath.basename(dest), entry)
+        old = self._swap(ioctx, dest, old, entry)
         # Replaced meanwhile by a new file (the compare fails): that one stays.
         with contextlib.suppress(self._rados.Error):
             self.omap_remove(
@@ -192,16 +203,10 @@ class RadosDriver(RadosPool):
                 expect=entry,
             )
         if old is not None and old != entry:
-            try:
-                meta = self.file_meta(ioctx, old)
-            except self._rados.ObjectNotFound:
-                return
-            self.remove_stripes(ioctx, old, meta.size, meta.stripe)
+            self._drop(ioctx, old)
 
     def _children(self, ioctx: Any, path: str) -> builtins.list[FileInfo]:
         """The direct children of directory ``path``, sorted, files with their sizes."""
-        if path != "/" and self.lookup(ioctx, path) != DIR_MARK:
-            raise PathNotFound(path, self.name)
         try:
             items = self.omap_items(ioctx, dir_object(path))
         except self._rados.ObjectNotFound:

@@ -9,7 +9,6 @@ fork never shares a socket with its workers.
 from __future__ import annotations
 
 import asyncio
-import errno
 import glob
 import importlib
 import importlib.util
@@ -140,14 +139,6 @@ class RadosPool:
 
         return await asyncio.to_thread(run)
 
-    def is_missing(self, exc: BaseException) -> bool:
-        return isinstance(exc, self._rados.ObjectNotFound)
-
-    def is_canceled(self, exc: BaseException) -> bool:
-        return isinstance(exc, self._rados.Error) and getattr(exc, "errno", None) in (
-            errno.ECANCELED, -errno.ECANCELED, errno.ERANGE, -errno.ERANGE,
-        )
-
     async def aclose(self) -> None:
         def close() -> None:
             with self._lock:
@@ -189,10 +180,13 @@ class RadosPool:
     def omap_set(
         self, ioctx: Any, obj: str, key: str, value: str, *, expect: str | None = None
     ) -> None:
-        """Set ``key``; with ``expect``, only if it holds ``expect`` now (atomic check)."""
+        """Set ``key``; with ``expect``, only if it holds ``expect`` now, ``""`` meaning
+        absent (an atomic check: a rados.Error with ECANCELED when it fails)."""
         rados = self._rados
         with rados.WriteOpCtx() as op:
             if expect is not None:
+                # In the same operation, so a directory's first entry is checked too.
+                op.new(rados.LIBRADOS_CREATE_IDEMPOTENT)
                 op.omap_cmp(key, expect, rados.LIBRADOS_CMPXATTR_OP_EQ)
             ioctx.set_omap(op, (key,), (value.encode(),))
             ioctx.operate_write_op(op, obj)
