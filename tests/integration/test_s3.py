@@ -377,14 +377,15 @@ def test_skopeo_push_and_pull_through_dockyard_on_s3(
 
 def test_bucket_shared_with_docker_registry(
     s3_registry_factory: S3RegistryFactory,
-    moto_server: MotoServer,
-    s3_bucket: str,
+    s3_server: MotoServer | RgwServer,
     tmp_path: Path,
 ) -> None:
     """An image pushed by docker-registry 2.8 is pulled through dockyard from the same
-    bucket with identical digests, and the other way round."""
-    distribution = s3_registry_factory(s3_bucket, kind="distribution")
-    dockyard = s3_registry_factory(s3_bucket)
+    bucket with identical digests, and the other way round (on moto and on radosgw)."""
+    s3_bucket = s3_server.create_bucket()
+    on = {"endpoint": s3_server.url, "s3": s3_server.credentials}
+    distribution = s3_registry_factory(s3_bucket, kind="distribution", **on)
+    dockyard = s3_registry_factory(s3_bucket, **on)
 
     theirs = random_repo("compat")
     source = tmp_path / "source"
@@ -407,7 +408,7 @@ def test_bucket_shared_with_docker_registry(
         data = (pulled / layer["digest"][7:]).read_bytes()
         assert digest_of(data) == layer["digest"] and len(data) == layer["size"]
     assert any(k.startswith(f"docker/registry/v2/repositories/{theirs}/_manifests/tags/v1/")
-               for k in bucket_keys(moto_server, s3_bucket))
+               for k in bucket_keys(s3_server, s3_bucket))
 
     ours = random_repo("compat")
     digest = build_oci_layout(tmp_path / "ours", "v2", [7 * MiB], seed=5)
