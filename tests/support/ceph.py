@@ -14,11 +14,14 @@ on this process's ``sys.path`` and returns it for the ``PYTHONPATH`` of registry
 processes. :func:`ceph_unavailable` says why a cluster cannot start here, or None.
 
 ``shared_ceph(workdir)`` is the one cluster of a test process (started on first use,
-stopped at exit); :class:`RadosRegistryProcess` a registry on ``storage.rados``.
+stopped at exit); :class:`RadosRegistryProcess` a registry on ``storage.rados``;
+:class:`RgwServer` radosgw as the S3 tests see moto; :class:`RadosFiles` a registry's
+files in the pool, for tests.support.layout's checks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import glob
 import json
@@ -29,7 +32,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,7 @@ __all__ = [
     "SECRET_KEY",
     "CephCluster",
     "CephStartError",
+    "RadosFiles",
     "RadosRegistryProcess",
     "RgwServer",
     "ceph_cluster",
@@ -56,6 +60,7 @@ __all__ = [
 BINARIES = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "ceph", "monmaptool")
 DIST_PACKAGES = "/usr/lib/python3/dist-packages"
 POOL = "dockyard"
+V2 = "docker/registry/v2"
 ACCESS_KEY = "dockyard-rgw"
 SECRET_KEY = "dockyard-rgw-secret-key"
 START_DEADLINE = 90.0
@@ -359,3 +364,44 @@ class RgwServer:
         name = f"{prefix}-{uuid.uuid4().hex[:12]}"
         self.client().create_bucket(Bucket=name)
         return name
+
+
+class RadosFiles:
+    """The rados driver's files in a pool and namespace, as keys relative to
+    ``docker/registry/v2/`` (tests.support.layout's ``StoredFiles``), read through the
+    driver of the tree under test."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self.params = dict(params)
+
+    def _driver(self) -> Any:
+        from dockyard.storage.drivers.base import CheckedDriver
+        from dockyard.storage.drivers.rados import RadosDriver, RadosParameters
+
+        return CheckedDriver(RadosDriver(RadosParameters(self.params)))
+
+    def paths(self) -> Iterator[str]:
+        from dockyard.storage.drivers.base import PathNotFound
+
+        async def walk() -> list[str]:
+            driver = self._driver()
+            try:
+                return [i.path async for i in driver.walk(f"/{V2}") if not i.is_dir]
+            except PathNotFound:
+                return []
+            finally:
+                await driver.aclose()
+
+        for path in asyncio.run(walk()):
+            yield path[len(V2) + 2 :]
+
+    def read(self, key: str) -> bytes:
+        async def get() -> bytes:
+            driver = self._driver()
+            try:
+                data: bytes = await driver.get_content(f"/{V2}/{key}")
+                return data
+            finally:
+                await driver.aclose()
+
+        return asyncio.run(get())
