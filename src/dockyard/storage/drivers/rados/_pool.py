@@ -36,6 +36,10 @@ INSTALL_HINT = (
     "finds them in /usr/lib/python3/dist-packages when its version matches)"
 )
 OMAP_PAGE = 1000
+OP_TIMEOUT = "60"
+"""Seconds a librados operation (or the connection) may take before it fails."""
+_FORKED_AWAY: list[tuple[Any, Any]] = []
+"""Connections a forked worker inherited and must not use nor shut down."""
 
 
 def import_rados() -> ModuleType:
@@ -108,15 +112,28 @@ class RadosPool:
         with self._lock:
             if self._ioctx is not None and self._pid == os.getpid():
                 return self._ioctx
+            if self._cluster is not None:
+                # Inherited through fork: librados' threads did not come along, so
+                # shutting it down here could hang; keep it, unused, instead.
+                _FORKED_AWAY.append((self._cluster, self._ioctx))
+                self._cluster = self._ioctx = None
             rados = self._rados
-            kwargs: dict[str, Any] = {"conffile": self.params.conffile or ""}
+            kwargs: dict[str, Any] = {
+                "conffile": self.params.conffile or "",
+                # A backend that does not answer is an error (503), not a request
+                # waiting forever (librados' default).
+                "conf": {"rados_osd_op_timeout": OP_TIMEOUT, "rados_mon_op_timeout": OP_TIMEOUT},
+            }
             if self.params.username:
                 kwargs["rados_id"] = self.params.username
+            cluster = None
             try:
                 cluster = rados.Rados(**kwargs)
-                cluster.connect(timeout=30)
+                cluster.connect(timeout=int(OP_TIMEOUT))
                 ioctx = cluster.open_ioctx(self.params.pool)
             except rados.Error as exc:
+                if cluster is not None:
+                    cluster.shutdown()
                 raise StorageError(
                     f"cannot open pool {self.params.pool!r}: {exc}", self.name
                 ) from None
