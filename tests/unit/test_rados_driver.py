@@ -190,3 +190,30 @@ def test_racing_writers_leave_no_stray_stripes(params: dict[str, Any]) -> None:
     live = {omap(ioctx, f"dir:/race/{r}")["link"] for r in range(3)}
     stripes = {o.key.split(".")[0] for o in ioctx.list_objects() if not o.key.startswith("dir:")}
     assert stripes == live
+
+
+def test_debian_bindings_are_found_by_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Python that cannot ``import rados`` (a venv, pyenv) loads Debian's build for
+    its version from dist-packages, without that directory on its path."""
+    import glob
+    import sys
+
+    from dockyard.storage.drivers.rados import _pool
+
+    tag = f"cpython-{sys.version_info.major}{sys.version_info.minor}-"
+    found = glob.glob(f"{_pool.DIST_PACKAGES}/rados.{tag}*.so")
+    if not found:
+        message = f"no Debian rados module for this Python in {_pool.DIST_PACKAGES}"
+        print(f"\nSKIP: {message}", file=sys.stderr)
+        pytest.skip(message)
+
+    def no_rados(name: str) -> Any:
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(_pool.importlib, "import_module", no_rados)
+    monkeypatch.delitem(sys.modules, "rados", raising=False)
+    module = _pool.import_rados()
+    # (An extension module loaded before, through the tests' link to it, is reused.)
+    assert os.path.realpath(module.__file__) == os.path.realpath(found[0])
+    assert _pool.DIST_PACKAGES not in sys.path
+    assert hasattr(module, "Rados")
