@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -20,8 +21,20 @@ from typing import Any
 import httpx
 import pytest
 from tests.integration.test_s3 import build_oci_layout, copy, layout_blobs, relative, skopeo
-from tests.support.api import blob_path, content_range, digest_of, random_repo, with_query
-from tests.support.ceph import CephCluster, RadosRegistryProcess, rados_pythonpath
+from tests.support.api import (
+    blob_path,
+    content_range,
+    digest_of,
+    push_blob,
+    random_repo,
+    with_query,
+)
+from tests.support.ceph import (
+    CephCluster,
+    RadosRegistryProcess,
+    ceph_unavailable,
+    rados_pythonpath,
+)
 from tests.support.data import blob
 from tests.support.net import ServerPool
 from tests.support.servers import SRC_DIR, process_env
@@ -196,3 +209,39 @@ def test_delete_and_garbage_collect(
     pulled = tmp_path / "pulled"
     copy(ref(server, kept_repo, "v1"), f"oci:{pulled}:v1", "--preserve-digests")
     assert layout_blobs(pulled) == layout_blobs(kept)
+
+
+def test_a_frozen_osd_is_a_503_not_a_hang(
+    tmp_path_factory: pytest.TempPathFactory, rados_registry_factory: RadosFactory
+) -> None:
+    """With the cluster's only OSD frozen (SIGSTOP), requests that need it fail after
+    librados' operation timeout (3 s in this cluster's ceph.conf) with 503; once it
+    thaws, the same requests succeed and nothing was lost."""
+    cluster = CephCluster(
+        tmp_path_factory.mktemp("ceph-outage"),
+        client_conf="rados osd op timeout = 3\nrados mon op timeout = 3",
+    )
+    reason = ceph_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    cluster.start()
+    try:
+        params = {"poolname": cluster.pool, "conffile": str(cluster.conf)}
+        server = rados_registry_factory(params)
+        repo = random_repo("outage")
+        data = blob(3 * MiB, seed=25)
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            digest = push_blob(client, repo, data)
+            osd = cluster.pid("osd.0")
+            os.kill(osd, signal.SIGSTOP)
+            try:
+                frozen = client.get(blob_path(repo, digest))
+                assert frozen.status_code == 503, frozen.text
+                assert frozen.json()["errors"][0]["code"] == "UNAVAILABLE"
+            finally:
+                os.kill(osd, signal.SIGCONT)
+            thawed = client.get(blob_path(repo, digest))
+            assert thawed.status_code == 200 and thawed.content == data
+            assert "Traceback" not in server.log_text()
+    finally:
+        cluster.stop()

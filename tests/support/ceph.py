@@ -120,16 +120,20 @@ def ceph_unavailable() -> str | None:
 class CephCluster:
     """mon ``a``, memstore osd ``0``, radosgw ``client.rgw.test``; see the module docstring.
 
-    The OSD keeps objects in RAM, up to ``memstore_bytes``.
+    The OSD keeps objects in RAM, up to ``memstore_bytes``; ``client_conf`` goes into
+    the ``[client]`` section of ceph.conf (librados options of the registries).
     ``conf`` is the ceph.conf every client uses (``storage.rados.conffile``); ``pool`` a
     pool for the RADOS driver; ``rgw_url`` radosgw's S3 endpoint, with
     :data:`ACCESS_KEY`/:data:`SECRET_KEY` for its user.
     """
 
-    def __init__(self, workdir: Path, *, memstore_bytes: int = 2 << 30) -> None:
+    def __init__(
+        self, workdir: Path, *, memstore_bytes: int = 2 << 30, client_conf: str = ""
+    ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.memstore_bytes = memstore_bytes
+        self.client_conf = client_conf
         self.conf = self.workdir / "ceph.conf"
         self.pool = POOL
         self.rgw_port = free_port()
@@ -183,6 +187,9 @@ mon data = {d}/mon/$name
 
 [osd]
 osd data = {d}/osd/$name
+
+[client]
+{self.client_conf}
 
 [client.rgw.test]
 rgw frontends = beast endpoint=127.0.0.1:{self.rgw_port}
@@ -250,6 +257,10 @@ rgw dns name = 127.0.0.1
             "radosgw-admin", "user", "create", "--uid=dockyard", "--display-name=dockyard",
             f"--access-key={ACCESS_KEY}", f"--secret-key={SECRET_KEY}",
         )
+
+    def pid(self, name: str) -> int:
+        """The process id of daemon ``name`` (``mon.a``, ``osd.0``, ``client.rgw.test``)."""
+        return int((self.workdir / "run" / f"{name}.pid").read_text().strip())
 
     def _pool_writable(self) -> bool:
         """A write to the pool succeeds (its placement groups are active)."""

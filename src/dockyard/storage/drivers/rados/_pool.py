@@ -37,7 +37,8 @@ INSTALL_HINT = (
 )
 OMAP_PAGE = 1000
 OP_TIMEOUT = "60"
-"""Seconds a librados operation (or the connection) may take before it fails."""
+"""Seconds a librados operation (or the connection) may take before it fails, where
+ceph.conf does not say (``rados osd op timeout``, ``rados mon op timeout``)."""
 _FORKED_AWAY: list[tuple[Any, Any]] = []
 """Connections a forked worker inherited and must not use nor shut down."""
 
@@ -118,17 +119,17 @@ class RadosPool:
                 _FORKED_AWAY.append((self._cluster, self._ioctx))
                 self._cluster = self._ioctx = None
             rados = self._rados
-            kwargs: dict[str, Any] = {
-                "conffile": self.params.conffile or "",
-                # A backend that does not answer is an error (503), not a request
-                # waiting forever (librados' default).
-                "conf": {"rados_osd_op_timeout": OP_TIMEOUT, "rados_mon_op_timeout": OP_TIMEOUT},
-            }
+            kwargs: dict[str, Any] = {"conffile": self.params.conffile or ""}
             if self.params.username:
                 kwargs["rados_id"] = self.params.username
             cluster = None
             try:
                 cluster = rados.Rados(**kwargs)
+                # A backend that does not answer is an error (503), not a request waiting
+                # forever (librados' default, 0), unless ceph.conf sets a timeout.
+                for option in ("rados_osd_op_timeout", "rados_mon_op_timeout"):
+                    if float(cluster.conf_get(option) or 0) == 0:
+                        cluster.conf_set(option, OP_TIMEOUT)
                 cluster.connect(timeout=int(OP_TIMEOUT))
                 ioctx = cluster.open_ioctx(self.params.pool)
             except rados.Error as exc:
