@@ -40,6 +40,7 @@ from dockyard.config import (
 )
 from dockyard.connections import GuardedAppRunner
 from dockyard.logs import setup_logging
+from dockyard.policy import ImmutableTagRule, ImmutableTags, KeepTags, RetentionPolicy
 from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
 from dockyard.registry.namespace import Namespace, RegistryOptions
 from dockyard.storage.drivers.base import StorageDriver
@@ -121,6 +122,36 @@ def build_cache(config: Config) -> BlobDescriptorCache | None:
     return None
 
 
+def build_immutable_tags(config: Config) -> ImmutableTags:
+    """The ``immutabletags`` rules; ConfigError naming the rule for a bad glob."""
+    rules = []
+    for i, rule in enumerate(config.immutabletags):
+        try:
+            rules.append(ImmutableTagRule(i, rule.repositories, rule.tags))
+        except ValueError as exc:
+            key = f"immutabletags[{i}]"
+            raise ConfigError(f"{key}: {exc}", key) from None
+    return ImmutableTags(tuple(rules))
+
+
+def build_retention_policies(config: Config) -> tuple[RetentionPolicy, ...]:
+    """The ``retention.policies``; ConfigError naming the policy for a bad glob."""
+    policies = []
+    for i, p in enumerate(config.retention.policies):
+        try:
+            keep = tuple(
+                KeepTags(k.patterns, k.pushed_within, k.pulled_within,
+                         k.most_recently_pushed_count, k.most_recently_pulled_count)
+                for k in p.keep_tags
+            )
+            policies.append(RetentionPolicy(i, p.repositories, keep, p.delete_untagged,
+                                            p.delete_referrers))
+        except ValueError as exc:
+            key = f"retention.policies[{i}]"
+            raise ConfigError(f"{key}: {exc}", key) from None
+    return tuple(policies)
+
+
 def check_config(config: Config, workers: int | None = None) -> None:
     """Build (and drop) what a worker builds, so bad settings fail before the start.
 
@@ -133,6 +164,8 @@ def check_config(config: Config, workers: int | None = None) -> None:
         )
     create_driver(storage.driver, storage.parameters, redirect=not storage.redirect.disable)
     build_access(config)
+    build_immutable_tags(config)
+    build_retention_policies(config)
     server_ssl_context(config.http.tls)
 
 
@@ -169,6 +202,7 @@ def build_context(config: Config, secret: bytes) -> AppContext:
         validation_disabled=config.validation.disabled,
         urls_allow=urls_validation.allow,
         urls_deny=urls_validation.deny,
+        immutable_tags=build_immutable_tags(config),
     )
     urls = UrlSettings(
         host=config.http.host or None,

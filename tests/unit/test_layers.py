@@ -42,6 +42,7 @@ LAYER_OF = {
     "dockyard.manifest": "manifest",
     "dockyard.config": "config",
     "dockyard.ui": "ui",
+    "dockyard.policy": "policy",
     "dockyard.digest": "root",
     "dockyard.durations": "root",
     "dockyard.names": "root",
@@ -56,14 +57,15 @@ LAYER_OF = {
 #: composes them) imports cache and storage does not.
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "cli": frozenset({"server", "api", "auth", "maintenance", "proxy", "registry", "storage",
-                      "drivers", "cache", "manifest", "config", "root"}),
+                      "drivers", "cache", "manifest", "config", "policy", "root"}),
     "server": frozenset({"api", "auth", "maintenance", "proxy", "registry", "storage",
-                         "drivers", "cache", "manifest", "config", "root"}),
+                         "drivers", "cache", "manifest", "config", "policy", "root"}),
     "api": frozenset({"auth", "registry", "manifest", "ui", "root"}),
-    "maintenance": frozenset({"registry", "storage", "drivers", "cache", "manifest", "root"}),
+    "maintenance": frozenset({"registry", "storage", "drivers", "cache", "manifest", "policy",
+                              "root"}),
     # The pull-through cache is another Namespace: it wraps the registry layer.
     "proxy": frozenset({"registry", "storage", "drivers", "cache", "manifest", "root"}),
-    "registry": frozenset({"storage", "drivers", "cache", "manifest", "root"}),
+    "registry": frozenset({"storage", "drivers", "cache", "manifest", "policy", "root"}),
     "storage": frozenset({"drivers", "manifest", "root"}),
     "drivers": frozenset({"root"}),
     "cache": frozenset({"manifest", "root"}),
@@ -72,6 +74,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     # The web UI's routes and assets; api wires them in.
     "ui": frozenset({"root"}),
     "config": frozenset({"root"}),
+    # Tag policies (immutable tags, retention rules): pure decisions, no I/O.
+    "policy": frozenset({"root"}),
     "root": frozenset(),
 }
 

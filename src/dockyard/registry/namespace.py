@@ -22,6 +22,7 @@ from dockyard.errors import (
     ManifestUnknown,
     NameInvalid,
     ReadOnly,
+    TagImmutable,
     TagInvalid,
     Unsupported,
 )
@@ -34,6 +35,7 @@ from dockyard.manifest import (
 )
 from dockyard.metadata import MetadataIndex, Page
 from dockyard.names import is_valid_repository_name, is_valid_tag
+from dockyard.policy import ImmutableTags
 from dockyard.registry.manifests import StoredManifestReader
 from dockyard.storage.blobs import BlobStatter, BlobStore, LinkedBlobStatter, LinkedBlobStore
 from dockyard.storage.drivers.base import StorageDriver
@@ -67,6 +69,8 @@ class RegistryOptions:
     validation_disabled: bool = False
     urls_allow: Sequence[re.Pattern[str]] = field(default_factory=tuple)
     urls_deny: Sequence[re.Pattern[str]] = field(default_factory=tuple)
+    immutable_tags: ImmutableTags = field(default_factory=ImmutableTags)
+    """``immutabletags``: tags that never move or go once they exist."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +277,8 @@ class Repository:
         if expected is not None and expected != manifest.digest:
             raise DigestInvalid(f"manifest digest {manifest.digest} does not match {expected}")
         await self._verify(manifest)
+        if tag is not None:
+            await self._guard_tag(tag, manifest.digest)
         await self._manifests.put(manifest.payload, manifest.signatures)
         if tag is not None:
             await self._tags.tag(tag, manifest.digest)
@@ -318,13 +324,17 @@ class Repository:
         self._deletable()
         if ":" not in reference:
             _check_tag(reference)
+            await self._guard_tag(reference, None)
             await self._tags.untag(reference)
             return
         digest = _digest(reference)
         payload = await self._manifests.get_payload(digest)
+        tags = await self._tags.lookup(digest)
+        for tag in tags:  # deleting the revision would remove them too
+            await self._guard_tag(tag, None)
         await self._manifests.delete(digest)
         self._manifest_reader().forget(digest)
-        for tag in await self._tags.lookup(digest):
+        for tag in tags:
             await self._tags.untag(tag)
         try:
             subject = parse_manifest(payload, None).subject
@@ -332,6 +342,33 @@ class Repository:
             subject = None
         if subject is not None:
             await self._manifests.remove_referrer(subject.digest, digest)
+
+    async def _guard_tag(self, tag: str, new: Digest | None) -> None:
+        """Refuse to move ``tag`` to ``new`` (or remove it: None) when a rule of
+        ``immutabletags`` protects it and it exists; re-pushing its digest is fine.
+
+        Two concurrent first pushes of one immutable tag are not serialized: the
+        last one to write ``current`` wins, as without the rule.
+        """
+        rules = self.namespace.options.immutable_tags
+        if not rules:
+            return
+        rule = rules.rule_for(self.name, tag)
+        if rule is None:
+            return
+        try:
+            current = await self._tags.get(tag)
+        except ManifestUnknown:
+            return
+        if current == new:
+            return
+        action = "deleted" if new is None else "moved"
+        raise TagImmutable(
+            f"tag {tag} of {self.name} is immutable by {rule.describe()}: it cannot be {action}",
+            detail={"rule": f"immutabletags[{rule.index}]",
+                    "repositories": list(rule.repositories), "tags": list(rule.tags),
+                    "repository": self.name, "tag": tag, "digest": str(current)},
+        )
 
     async def index_referrers(self) -> int:
         """Derive referrer links from the stored revisions (see ``dockyard index-referrers``)."""
