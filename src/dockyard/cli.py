@@ -83,6 +83,19 @@ manifest is unlinked instead of marked. Nothing is deleted from blobs/ if any
 repository could not be read completely. Exit status 1 after any error.
 """
 
+RETENTION_EPILOG = """\
+Applies the retention section of CONFIG once (see README, Retention): for every
+repository the first policy matches, each tag is kept by the first keeptags entry
+whose patterns match it if any of its rules keeps it (patterns alone keep what they
+match; a policy without keeptags keeps every tag); immutable tags are always kept.
+Manifests no kept tag reaches (as the tag's manifest, a child of a kept index, or
+a referrer of a kept manifest) and pushed more than retention.delay ago go too
+(unless deleteuntagged: false). Every deletion is printed with the rule that
+decided it; then run garbage-collect to free the blobs. Safe while the registry
+serves: a tag that moved, or a manifest tagged again, since the plan is kept.
+Exit status 1 after any error.
+"""
+
 VERIFY_EPILOG = """\
 Safe while the registry serves: it only reads, and --repair only moves blobs
 whose bytes are provably wrong. Each blob is streamed through its hash (the
@@ -141,6 +154,15 @@ def _parser() -> argparse.ArgumentParser:
                     help="report what would be deleted, delete nothing")
     gc.add_argument("-m", "--delete-untagged", action="store_true",
                     help="also delete manifests no tag reaches, and then their blobs")
+    retention = commands.add_parser(
+        "retention", help="delete tags and manifests by the retention policies",
+        description="Apply the retention policies of CONFIG once, printing what goes and "
+        "which rule decided it (stderr), then a summary (stdout).",
+        epilog=RETENTION_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    retention.add_argument("config", nargs="?", metavar="CONFIG")
+    retention.add_argument("-d", "--dry-run", action="store_true",
+                           help="print what would go, delete nothing (as retention.dryrun)")
     verify = commands.add_parser(
         "verify-blobs", help="re-hash every stored blob; report (and quarantine) mismatches",
         description="Re-hash every blob of CONFIG's storage and report those whose bytes do "
@@ -257,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         return _garbage_collect(args, config)
     if args.command == "verify-blobs":
         return _verify_blobs(args, config)
+    if args.command == "retention":
+        return _retention(args, config)
     from dockyard.server import serve
 
     try:
@@ -357,6 +381,41 @@ def _garbage_collect(args: argparse.Namespace, config: Config) -> int:
                 await cache.client.aclose()
 
     summary = asyncio.run(_closing(driver, run()))
+    print(summary, flush=True)
+    return 1 if summary.errors else 0
+
+
+def _retention(args: argparse.Namespace, config: Config) -> int:
+    """``dockyard retention``: each decision on stderr, a summary on stdout."""
+    import asyncio
+
+    from dockyard.maintenance.purge import format_duration
+    from dockyard.maintenance.retention import apply_retention
+    from dockyard.registry.namespace import Namespace, RegistryOptions
+    from dockyard.server import build_immutable_tags, build_retention_policies
+
+    try:
+        policies = build_retention_policies(config)
+        immutable = build_immutable_tags(config)
+    except ConfigError as exc:
+        print(f"dockyard: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if not policies:
+        print("dockyard: retention.policies is empty: nothing to apply", file=sys.stderr)
+        return 2
+    driver = _open_storage(config)
+    if driver is None:
+        return 2
+    dry_run = args.dry_run or config.retention.dry_run
+    dry = " (dry run: nothing is deleted)" if dry_run else ""
+    _progress(f"retention of {_where(config, 'apply retention to')}, "
+              f"{len(policies)} polic{'y' if len(policies) == 1 else 'ies'}, untagged "
+              f"manifests kept for {format_duration(config.retention.delay)}{dry}")
+    namespace = Namespace(driver, RegistryOptions(delete_enabled=True, immutable_tags=immutable))
+    summary = asyncio.run(_closing(driver, apply_retention(
+        namespace, policies, delay=config.retention.delay, dry_run=dry_run,
+        immutable=immutable, progress=_progress,
+    )))
     print(summary, flush=True)
     return 1 if summary.errors else 0
 
