@@ -456,16 +456,52 @@ async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: boo
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
     purger = _start_upload_purger(config, ctx) if purge else None
+    jobs = _start_maintenance_jobs(config, ctx) if purge else []
     try:
         await stopped.wait()
     finally:
-        if purger is not None:
-            purger.cancel()
+        for task in [*jobs, *([purger] if purger is not None else [])]:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await purger
+                await task
         await runner.cleanup()
         await ctx.namespace.driver.aclose()
         sys.stderr.flush()
+
+
+def _start_maintenance_jobs(config: Config, ctx: AppContext) -> list[asyncio.Task[None]]:
+    """``retention.interval``: the periodic jobs of dockyard.maintenance.jobs, one instance
+    at a time (a lease in Redis when ``redis.addr`` is set)."""
+    retention = config.retention
+    if retention.interval <= 0 or not retention.policies:
+        return []
+    if config.storage.maintenance.read_only.enabled or isinstance(ctx.namespace, ProxyNamespace):
+        log.info("retention: off on a read-only registry or a pull-through cache")
+        return []
+    from dataclasses import replace
+
+    from dockyard.maintenance.jobs import Lease, LocalLease, RedisLease, run_periodically
+    from dockyard.maintenance.retention import apply_retention
+
+    lease: Lease = LocalLease()
+    if config.redis.addr:
+        lease = RedisLease(build_redis_cache(config).client)
+    served = ctx.namespace
+    # Retention deletes whatever storage.delete.enabled says for clients.
+    namespace = Namespace(served.driver, replace(served.options, delete_enabled=True),
+                          metadata=served.metadata, cache=served.cache)
+    policies = build_retention_policies(config)
+
+    async def apply() -> None:
+        summary = await apply_retention(
+            namespace, policies, delay=retention.delay, dry_run=retention.dry_run,
+            immutable=served.options.immutable_tags, progress=log.info,
+        )
+        (log.warning if summary.errors else log.info)("%s", summary)
+
+    task = asyncio.get_running_loop().create_task(
+        run_periodically("retention", retention.interval, apply, lease), name="retention")
+    return [task]
 
 
 def _start_upload_purger(config: Config, ctx: AppContext) -> asyncio.Task[None] | None:

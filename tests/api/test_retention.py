@@ -214,3 +214,45 @@ def test_policy_for_other_repositories_changes_nothing(repo: Repo) -> None:
     repo.retention({"keeptags": [{"patterns": ["^nothing$"]}]} | {"repositories": ["nope/*"]})
     assert repo.tags() == set(pushed) and other.tags() == {"x"}
     assert repo.client.delete(manifest_path(other.name, "x")).status_code == 202
+
+
+# -- the server applies it on its interval -------------------------------------------------
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_server_applies_retention_on_its_interval(
+    tmp_path_factory: pytest.TempPathFactory, registry_secret: str
+) -> None:
+    from tests.support.servers import RegistryProcess
+
+    process = RegistryProcess(
+        tmp_path_factory.mktemp("retention-interval"), kind="dockyard", secret=registry_secret,
+        overrides={"storage": {"delete": {"enabled": False}},
+                   "retention": {"interval": "1s", "delay": "1h", "policies": [
+            {"repositories": ["interval/**"], "keeptags": [{"pushedwithin": "240h"}]},
+        ]}},
+    )
+    process.start()
+    try:
+        with httpx.Client(base_url=process.url, timeout=60) as client:
+            repo = Repo(process, client)
+            repo.name = random_repo("interval")
+            repo.dir = repo_dir(process.root, repo.name)
+            old = repo.push("old", 30)
+            new = repo.push("new", 1)
+            wait_for(lambda: repo.tags() == {"new"}, "the old tag to go")
+            wait_for(lambda: not repo.has(old), "its manifest to go")
+            assert repo.has(new)
+            # Deletes stay off for clients (storage.delete.enabled is false).
+            assert client.delete(manifest_path(repo.name, "new")).status_code == 405
+        wait_for(lambda: "retention: 1 repository under a policy" in process.log_text(),
+                 "the summary in the log")
+        assert f"deleted tag old ({old.digest})" in process.log_text()
+    finally:
+        process.stop()
