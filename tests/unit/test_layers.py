@@ -35,6 +35,7 @@ LAYER_OF = {
     "dockyard.auth": "auth",
     "dockyard.maintenance": "maintenance",
     "dockyard.registry": "registry",
+    "dockyard.index": "index",
     "dockyard.proxy": "proxy",
     "dockyard.storage": "storage",
     "dockyard.storage.drivers": "drivers",
@@ -56,16 +57,19 @@ LAYER_OF = {
 #: api -> registry -> storage -> drivers; caches wrap stores, so registry (which
 #: composes them) imports cache and storage does not.
 MAY_IMPORT: dict[str, frozenset[str]] = {
-    "cli": frozenset({"server", "api", "auth", "maintenance", "proxy", "registry", "storage",
-                      "drivers", "cache", "manifest", "config", "policy", "root"}),
-    "server": frozenset({"api", "auth", "maintenance", "proxy", "registry", "storage",
-                         "drivers", "cache", "manifest", "config", "policy", "root"}),
+    "cli": frozenset({"server", "api", "auth", "maintenance", "proxy", "registry", "index",
+                      "storage", "drivers", "cache", "manifest", "config", "policy", "root"}),
+    "server": frozenset({"api", "auth", "maintenance", "proxy", "registry", "index",
+                         "storage", "drivers", "cache", "manifest", "config", "policy", "root"}),
     "api": frozenset({"auth", "registry", "manifest", "ui", "root"}),
-    "maintenance": frozenset({"registry", "storage", "drivers", "cache", "manifest", "policy",
-                              "root"}),
+    "maintenance": frozenset({"registry", "index", "storage", "drivers", "cache", "manifest",
+                              "policy", "root"}),
     # The pull-through cache is another Namespace: it wraps the registry layer.
-    "proxy": frozenset({"registry", "storage", "drivers", "cache", "manifest", "root"}),
-    "registry": frozenset({"storage", "drivers", "cache", "manifest", "policy", "root"}),
+    "proxy": frozenset({"registry", "index", "storage", "drivers", "cache", "manifest", "root"}),
+    "registry": frozenset({"index", "storage", "drivers", "cache", "manifest", "policy",
+                           "root"}),
+    # The metadata index: below the services that update it, above the layout it reads.
+    "index": frozenset({"storage", "drivers", "manifest", "root"}),
     "storage": frozenset({"drivers", "manifest", "root"}),
     "drivers": frozenset({"root"}),
     "cache": frozenset({"manifest", "root"}),
