@@ -7,6 +7,7 @@ mechanics of the storage layout live in :mod:`dockyard.storage`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from dockyard.errors import (
     TagInvalid,
     Unsupported,
 )
+from dockyard.index.fence import BlobFence
 from dockyard.manifest import (
     Manifest,
     foreign_layer_check,
@@ -100,10 +102,14 @@ class Namespace:
         options: RegistryOptions,
         metadata: MetadataIndex | None = None,
         cache: BlobDescriptorCache | None = None,
+        fence: BlobFence | None = None,
     ) -> None:
         self.driver = driver
         self.options = options
         self.cache = cache
+        self.fence = fence
+        """Online garbage collection's fence (``storage.maintenance.garbagecollect``):
+        manifest PUTs claim what they reference and check blobs uncached."""
         self.blobs = BlobStore(driver, self.cached(BlobStatter(driver), None))
         self.metadata: MetadataIndex = metadata or StorageMetadataIndex(
             driver, self.blobs, read_only=options.read_only
@@ -135,6 +141,7 @@ class Repository:
         self.namespace = namespace
         self.name = name
         links = LinkedBlobStatter(namespace.driver, namespace.blobs, name)
+        self._links = links
         self.layers = LinkedBlobStore(links, namespace.cached(links, name))
         self._uploads = UploadStore(namespace.driver, name, self.layers, namespace.background)
         self._manifests = ManifestStore(namespace.driver, namespace.blobs, name)
@@ -276,15 +283,27 @@ class Repository:
         # algorithm could not be fetched back, so (as distribution) it does not match.
         if expected is not None and expected != manifest.digest:
             raise DigestInvalid(f"manifest digest {manifest.digest} does not match {expected}")
-        await self._verify(manifest)
-        if tag is not None:
-            await self._guard_tag(tag, manifest.digest)
-        await self._manifests.put(manifest.payload, manifest.signatures)
-        if tag is not None:
-            await self._tags.tag(tag, manifest.digest)
-        if manifest.subject is not None:
-            await self._manifests.add_referrer(manifest.subject.digest, manifest.digest)
+        async with self._fenced(manifest):
+            await self._verify(manifest)
+            if tag is not None:
+                await self._guard_tag(tag, manifest.digest)
+            await self._manifests.put(manifest.payload, manifest.signatures)
+            if tag is not None:
+                await self._tags.tag(tag, manifest.digest)
+            if manifest.subject is not None:
+                await self._manifests.add_referrer(manifest.subject.digest, manifest.digest)
         return manifest
+
+    def _fenced(self, manifest: Manifest) -> contextlib.AbstractAsyncContextManager[None]:
+        """With online garbage collection, the claim on everything ``manifest``
+        references, held until it is stored and indexed (:mod:`dockyard.index.fence`)."""
+        fence = self.namespace.fence
+        if fence is None:
+            return contextlib.nullcontext()
+        digests = {manifest.digest}
+        digests.update(d.digest for d in referenced_blobs(manifest))
+        digests.update(d.digest for d in referenced_manifests(manifest))
+        return fence.hold(digests)
 
     async def _verify(self, manifest: Manifest) -> None:
         """Every blob and child manifest it references must be in this repository.
@@ -301,10 +320,21 @@ class Repository:
             allow = (_ALLOW_NO_URL,)
         foreign_layer_check(manifest, allow, deny)
 
+        fenced = self.namespace.fence is not None
+
         async def blob_present(digest: Digest) -> Digest | None:
             try:
-                await self.layers.stat(digest)
+                if fenced:
+                    # Collected blobs may still be in another worker's cache: ask storage.
+                    canonical = await self._links.resolve(digest)
+                    await BlobStatter(self.namespace.driver).stat(canonical)
+                else:
+                    await self.layers.stat(digest)
             except BlobUnknown:
+                if fenced and self.namespace.cache is not None:
+                    # So that the client's next HEAD says 404 and it uploads the blob again.
+                    await self.namespace.cache.clear(self.name, digest)
+                    await self.namespace.cache.clear(None, digest)
                 return digest
             return None
 
