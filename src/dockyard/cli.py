@@ -183,6 +183,9 @@ def _parser() -> argparse.ArgumentParser:
         "docker-registry) has written to the same storage, or ahead of time.",
     )
     index.add_argument("config", nargs="?", metavar="CONFIG")
+    from dockyard.cli_index import add_parsers
+
+    add_parsers(commands)
     issuer = commands.add_parser(
         "token-server", help="run the built-in token issuer for auth.token",
         description="Issue Docker registry bearer tokens: users from an htpasswd file, "
@@ -281,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
         return _verify_blobs(args, config)
     if args.command == "retention":
         return _retention(args, config)
+    if args.command in ("index", "delete-repository", "usage"):
+        from dockyard.cli_index import run_command
+
+        return run_command(args, config)
     from dockyard.server import serve
 
     try:
@@ -390,13 +397,14 @@ def _retention(args: argparse.Namespace, config: Config) -> int:
     import asyncio
 
     from dockyard.maintenance.purge import format_duration
-    from dockyard.maintenance.retention import apply_retention
+    from dockyard.maintenance.retention import RetentionSummary, apply_retention
     from dockyard.registry.namespace import Namespace, RegistryOptions
-    from dockyard.server import build_immutable_tags, build_retention_policies
+    from dockyard.server import build_immutable_tags, build_index, build_retention_policies
 
     try:
         policies = build_retention_policies(config)
         immutable = build_immutable_tags(config)
+        index = build_index(config)
     except ConfigError as exc:
         print(f"dockyard: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -411,11 +419,22 @@ def _retention(args: argparse.Namespace, config: Config) -> int:
     _progress(f"retention of {_where(config, 'apply retention to')}, "
               f"{len(policies)} polic{'y' if len(policies) == 1 else 'ies'}, untagged "
               f"manifests kept for {format_duration(config.retention.delay)}{dry}")
-    namespace = Namespace(driver, RegistryOptions(delete_enabled=True, immutable_tags=immutable))
-    summary = asyncio.run(_closing(driver, apply_retention(
-        namespace, policies, delay=config.retention.delay, dry_run=dry_run,
-        immutable=immutable, progress=_progress,
-    )))
+    namespace = Namespace(driver, RegistryOptions(delete_enabled=True, immutable_tags=immutable),
+                          index=index)
+
+    async def run() -> RetentionSummary:
+        if index is not None:
+            await index.migrate()
+        try:
+            return await apply_retention(
+                namespace, policies, delay=config.retention.delay, dry_run=dry_run,
+                immutable=immutable, progress=_progress,
+            )
+        finally:
+            if index is not None:
+                await index.aclose()
+
+    summary = asyncio.run(_closing(driver, run()))
     print(summary, flush=True)
     return 1 if summary.errors else 0
 

@@ -1,16 +1,19 @@
-"""``dockyard retention`` on a registry serving over HTTP, with controlled push times.
+"""``dockyard retention`` on a registry serving over HTTP, with controlled times.
 
-Images are pushed over HTTP; their push times are then set on the link files the job
-reads them from (``current`` of each tag, each revision link), the command runs
-beside the running server with a ``retention`` section naming only the test's own
-repository, and what is left is checked over HTTP. Each rule alone, rules combined,
-untagged manifests and referrers, immutable tags, and a dry run that deletes nothing.
-(Pull-time rules need the metadata index's pull times: tests/unit/test_policy.py.)
+Images are pushed over HTTP; their push (and pull) times are then set where the job
+reads them: the metadata index (SQLite beside the data, the default) and the link
+files (``current`` of each tag, each revision link: what it reads without an index or
+when the index does not know a time). The command runs beside the running server
+with a ``retention`` section naming only the test's own repository, and what is left
+is checked over HTTP. Each rule alone, rules combined, untagged manifests and
+referrers, immutable tags, a dry run that deletes nothing, the server's interval.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -81,7 +84,21 @@ class Repo:
         os.utime(self.dir / "_manifests" / "revisions" / "sha256" / hex_ / "link", (when, when))
         if tag is not None:
             os.utime(self.dir / "_manifests" / "tags" / tag / "current" / "link", (when, when))
+        self.sql("UPDATE manifests SET pushed_at = ? WHERE repository = ? AND digest = ?",
+                 when, built.digest)
+        if tag is not None:
+            self.sql("UPDATE tags SET pushed_at = ? WHERE repository = ? AND tag = ?", when, tag)
         return built
+
+    def pulled(self, manifest: Built, days_ago: float) -> None:
+        self.sql("UPDATE manifests SET last_pull = ? WHERE repository = ? AND digest = ?",
+                 time.time() - days_ago * DAY, manifest.digest)
+
+    def sql(self, statement: str, value: float, key: str) -> None:
+        with contextlib.closing(sqlite3.connect(self.server.root / "dockyard-index.db",
+                                                timeout=30)) as db, db:
+            changed = db.execute(statement, (value, self.name, key)).rowcount
+        assert changed == 1, (statement, key)
 
     def tags(self) -> set[str]:
         response = self.client.get(f"/v2/{self.name}/tags/list")
@@ -170,6 +187,26 @@ def test_rules_combined(repo: Repo) -> None:
     assert repo.tags() == {"v2", "v3", "dev-b"}
 
 
+def test_pulled_within_and_most_recently_pulled(repo: Repo) -> None:
+    pushed = push_series(repo)
+    repo.pulled(pushed["v1"], 1)
+    repo.pulled(pushed["v2"], 12)
+    repo.pulled(pushed["v3"], 40)
+    # pulledwithin 7d: v1 (pulled), dev-a and dev-b (pushed within 7d).
+    repo.retention({"keeptags": [{"patterns": ["^v"], "pulledwithin": "168h"},
+                                 {"patterns": ["^dev"]}]})
+    assert repo.tags() == {"v1", "dev-a", "dev-b"}
+
+
+def test_most_recently_pulled_count(repo: Repo) -> None:
+    pushed = push_series(repo)
+    repo.pulled(pushed["v2"], 12)
+    repo.pulled(pushed["dev-a"], 1)
+    done = repo.retention({"keeptags": [{"mostrecentlypulledcount": 2}]})
+    assert repo.tags() == {"v2", "dev-a"}
+    assert "deleted tag v1" in done.stderr
+
+
 def test_dry_run_deletes_nothing(repo: Repo) -> None:
     pushed = push_series(repo)
     before = sorted(p.relative_to(repo.dir) for p in repo.dir.rglob("*"))
@@ -204,6 +241,13 @@ def test_children_referrers_and_immutable_tags(repo: Repo) -> None:
     # The referrers API no longer lists the deleted signature.
     listed = repo.client.get(f"/v2/{repo.name}/referrers/{old.digest}").json()["manifests"]
     assert listed == []
+    # The index saw every delete.
+    verify = subprocess.run(
+        [sys.executable, "-m", "dockyard", "index", "verify", str(repo.server.config_path)],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
+    )
+    assert verify.returncode == 0, (verify.stdout, verify.stderr)
 
 
 def test_policy_for_other_repositories_changes_nothing(repo: Repo) -> None:

@@ -27,6 +27,7 @@ LAYER_OF = {
     "dockyard": "root",
     "dockyard.__main__": "cli",
     "dockyard.cli": "cli",
+    "dockyard.cli_index": "cli",
     "dockyard.server": "server",
     "dockyard.tls": "server",
     "dockyard.logs": "server",

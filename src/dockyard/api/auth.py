@@ -44,7 +44,8 @@ def required_accesses(request: web.Request) -> list[Access]:
     name = request.match_info.get("name")
     if name is not None:
         return [Access("repository", name, a) for a in _ACTIONS.get(request.method, ("pull",))]
-    if request.path.rstrip("/").endswith("/_catalog"):
+    path = request.path.rstrip("/")
+    if path.endswith("/_catalog") or path.endswith("/dockyard/v1/repositories"):
         return [Access("registry", "catalog", "*")]
     return []
 

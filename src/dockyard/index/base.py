@@ -36,9 +36,9 @@ class ManifestRecord:
     size: int
     """Bytes of the stored payload (the revision blob)."""
     blobs: tuple[Digest, ...] = ()
-    """Config and layers it names (schema1: ``fsLayers``)."""
+    """Config and layers it names (schema1: ``fsLayers``), sorted."""
     children: tuple[Digest, ...] = ()
-    """Manifests a list or index names."""
+    """Manifests a list or index names, sorted."""
     subject: Digest | None = None
     artifact_type: str | None = None
     annotations: Mapping[str, str] | None = field(default=None, hash=False)

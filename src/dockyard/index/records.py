@@ -21,7 +21,8 @@ _INDEX_TYPES = frozenset({DOCKER_MANIFEST_LIST, OCI_INDEX})
 
 
 def _unique(digests: Iterable[Digest]) -> tuple[Digest, ...]:
-    return tuple(dict.fromkeys(digests))
+    """Each digest once, sorted (the order the index returns them in)."""
+    return tuple(sorted(set(digests), key=str))
 
 
 def manifest_record(

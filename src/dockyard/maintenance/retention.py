@@ -9,13 +9,18 @@ repository (the metadata index, caches) sees the deletes. Blobs are left to garb
 collection.
 
 What is read
-    Tags and the manifest each names (``current`` links); a tag's push time is the
-    modification time of its ``current`` link, a manifest's that of its revision link
-    (the time of the last PUT, on every driver). Pull times come from ``pulled`` (the
-    metadata index records them); without it ``pulledwithin`` keeps only recent
-    pushes and ``mostrecentlypulledcount`` sees no pulls. Each revision is read to
-    learn its children and subject; a repository with an unreadable revision is
-    skipped (what it references cannot be known).
+    With the metadata index (``storage.index``): tags, manifests, their children and
+    subjects, push times and pull times (a tag's pull time is the last pull of the
+    manifest it names), all from the index. A time the index does not know (after a
+    rebuild) is read from storage as below.
+
+    Without it, from storage: tags and the manifest each names (``current`` links); a
+    tag's push time is the modification time of its ``current`` link, a manifest's
+    that of its revision link (the time of the last PUT, on every driver); each
+    revision is read to learn its children and subject (a repository with an
+    unreadable revision is skipped: what it references cannot be known). Pulls are
+    not recorded without the index: ``pulledwithin`` keeps only recent pushes and
+    ``mostrecentlypulledcount`` sees no pulls.
 
 While the registry serves
     Before a tag is deleted its ``current`` link is read again, and a tag that moved
@@ -27,7 +32,7 @@ While the registry serves
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from dockyard.digest import Digest
@@ -49,11 +54,7 @@ from dockyard.storage import paths
 from dockyard.storage.drivers.base import PathNotFound, StorageError
 from dockyard.storage.tags import TagStore
 
-__all__ = ["PullTimes", "RetentionSummary", "apply_retention"]
-
-PullTimes = Callable[[str, str], Awaitable[float | None]]
-"""``(repository, tag) -> seconds since the epoch of its last pull``, or None."""
-
+__all__ = ["RetentionSummary", "apply_retention"]
 
 @dataclass(slots=True)
 class RetentionSummary:
@@ -97,7 +98,6 @@ class _Job(Collection):
         dry_run: bool,
         immutable: ImmutableTags | None,
         now: float,
-        pulled: PullTimes | None,
         progress: Callable[[str], None] | None,
     ) -> None:
         super().__init__(namespace.driver, namespace.metadata, None, dry_run=dry_run,
@@ -107,7 +107,6 @@ class _Job(Collection):
         self.delay = delay
         self.immutable = immutable
         self.now = now
-        self.pulled = pulled
         self.result = RetentionSummary(dry_run=dry_run)
 
     def fail(self, message: str) -> None:
@@ -132,8 +131,11 @@ class _Job(Collection):
         return self.result
 
     async def repository(self, name: str, policy: RetentionPolicy) -> None:
-        tags = await self.tag_facts(name)
-        manifests = await self.manifest_facts(name)
+        if self.namespace.index is not None:
+            tags, manifests = await self.indexed_facts(name)
+        else:
+            tags = await self.tag_facts(name)
+            manifests = await self.manifest_facts(name)
         plan = plan_repository(policy, name, tags, manifests, now=self.now, delay=self.delay,
                                immutable=self.immutable)
         self.result.tags_kept += sum(1 for t in plan.tags if t.keep)
@@ -141,6 +143,34 @@ class _Job(Collection):
                     f"of {len(plan.tags)} tags; {self.would} {len(plan.doomed_tags)} tags and "
                     f"{len(plan.doomed_manifests)} manifests")
         await self.apply(name, plan, {m.digest for m in manifests if m.children})
+
+    async def indexed_facts(self, name: str) -> tuple[list[TagFacts], list[ManifestFacts]]:
+        index = self.namespace.index
+        assert index is not None
+        records = await index.manifest_records(name)
+        pulls = {r.digest: r.last_pull for r in records}
+
+        async def pushed(path: str) -> float | None:
+            try:
+                return (await self.driver.stat(path)).mod_time
+            except PathNotFound:
+                return None
+
+        tags = []
+        for t in await index.tag_records(name):
+            when = t.pushed_at
+            if when is None:
+                when = await pushed(paths.tag_current_link_path(name, t.tag))
+            tags.append(TagFacts(t.tag, t.digest, when, pulls.get(t.digest)))
+        manifests = []
+        for r in records:
+            when = r.pushed_at
+            if when is None:
+                when = await pushed(paths.manifest_revision_link_path(name, r.digest))
+            # Unknown even in storage: as if pushed now, so the delay protects it.
+            manifests.append(ManifestFacts(r.digest, self.now if when is None else when,
+                                           r.children, r.subject))
+        return tags, manifests
 
     async def tag_facts(self, name: str) -> list[TagFacts]:
         try:
@@ -157,8 +187,7 @@ class _Job(Collection):
                 pushed: float | None = (await self.driver.stat(link)).mod_time
             except PathNotFound:
                 return None
-            pulled = await self.pulled(name, tag) if self.pulled is not None else None
-            return TagFacts(tag, digest, pushed, pulled)
+            return TagFacts(tag, digest, pushed)
 
         return [t for t in await bounded(read, tags) if t is not None]
 
@@ -221,11 +250,10 @@ async def apply_retention(
     dry_run: bool = False,
     immutable: ImmutableTags | None = None,
     now: float | None = None,
-    pulled: PullTimes | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> RetentionSummary:
     """Apply ``policies`` to every repository of ``namespace`` (deletes must be enabled
     in its options); see the module docstring. ``progress`` gets one line per decision."""
     job = _Job(namespace, policies, delay=delay, dry_run=dry_run, immutable=immutable,
-               now=time.time() if now is None else now, pulled=pulled, progress=progress)
+               now=time.time() if now is None else now, progress=progress)
     return await job.run()
