@@ -396,10 +396,11 @@ def _retention(args: argparse.Namespace, config: Config) -> int:
     """``dockyard retention``: each decision on stderr, a summary on stdout."""
     import asyncio
 
+    from dockyard.background import build_immutable_tags, build_retention_policies
     from dockyard.maintenance.purge import format_duration
     from dockyard.maintenance.retention import RetentionSummary, apply_retention
     from dockyard.registry.namespace import Namespace, RegistryOptions
-    from dockyard.server import build_immutable_tags, build_index, build_retention_policies
+    from dockyard.server import build_index
 
     try:
         policies = build_retention_policies(config)

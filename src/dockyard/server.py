@@ -27,6 +27,13 @@ from dockyard.api.app import create_app
 from dockyard.api.context import AppContext, UrlSettings
 from dockyard.api.state import UploadStateSigner
 from dockyard.auth import AccessController, build_access_controller
+from dockyard.background import (
+    build_fence,
+    build_immutable_tags,
+    build_lease,
+    build_retention_policies,
+    start_maintenance_jobs,
+)
 from dockyard.cache.base import BlobDescriptorCache, SafeCache
 from dockyard.cache.memory import MemoryCache
 from dockyard.config import (
@@ -41,7 +48,7 @@ from dockyard.config import (
 from dockyard.connections import GuardedAppRunner
 from dockyard.index import IndexUnavailable, SqlIndex, open_index
 from dockyard.logs import setup_logging
-from dockyard.policy import ImmutableTagRule, ImmutableTags, KeepTags, RetentionPolicy
+from dockyard.maintenance.jobs import Lease
 from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
 from dockyard.registry.namespace import Namespace, RegistryOptions
 from dockyard.storage.drivers.base import StorageDriver
@@ -123,36 +130,6 @@ def build_cache(config: Config) -> BlobDescriptorCache | None:
     return None
 
 
-def build_immutable_tags(config: Config) -> ImmutableTags:
-    """The ``immutabletags`` rules; ConfigError naming the rule for a bad glob."""
-    rules = []
-    for i, rule in enumerate(config.immutabletags):
-        try:
-            rules.append(ImmutableTagRule(i, rule.repositories, rule.tags))
-        except ValueError as exc:
-            key = f"immutabletags[{i}]"
-            raise ConfigError(f"{key}: {exc}", key) from None
-    return ImmutableTags(tuple(rules))
-
-
-def build_retention_policies(config: Config) -> tuple[RetentionPolicy, ...]:
-    """The ``retention.policies``; ConfigError naming the policy for a bad glob."""
-    policies = []
-    for i, p in enumerate(config.retention.policies):
-        try:
-            keep = tuple(
-                KeepTags(k.patterns, k.pushed_within, k.pulled_within,
-                         k.most_recently_pushed_count, k.most_recently_pulled_count)
-                for k in p.keep_tags
-            )
-            policies.append(RetentionPolicy(i, p.repositories, keep, p.delete_untagged,
-                                            p.delete_referrers))
-        except ValueError as exc:
-            key = f"retention.policies[{i}]"
-            raise ConfigError(f"{key}: {exc}", key) from None
-    return tuple(policies)
-
-
 def check_config(config: Config, workers: int | None = None) -> None:
     """Build (and drop) what a worker builds, so bad settings fail before the start.
 
@@ -164,7 +141,7 @@ def check_config(config: Config, workers: int | None = None) -> None:
             "http.workers: the inmemory driver cannot be shared by several workers", "http.workers"
         )
     create_driver(storage.driver, storage.parameters, redirect=not storage.redirect.disable)
-    build_index(config)
+    build_fence(config, build_index(config))
     build_access(config)
     build_immutable_tags(config)
     build_retention_policies(config)
@@ -197,7 +174,9 @@ def build_namespace(
     cache = build_cache(config)
     proxy = config.proxy
     if not proxy.enabled:
-        return Namespace(driver, options, cache=cache, index=build_index(config))
+        index = build_index(config)
+        return Namespace(driver, options, cache=cache, index=index,
+                         fence=build_fence(config, index))
     if proxy.remote_url:
         remote = RemoteRegistry(proxy.remote_url, proxy.username, proxy.password)
         upstreams = [Upstream("", remote, proxy.ttl)]
@@ -483,6 +462,8 @@ async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: boo
     ctx = build_context(config, secret)
     if ctx.namespace.index is not None:
         await ctx.namespace.index.migrate()  # applied already; creates an in-memory one
+    if ctx.namespace.fence is not None:
+        await ctx.namespace.fence.prepare()
     app = create_app(ctx)
     if isinstance(ctx.namespace, ProxyNamespace):
         ctx.namespace.install(app)
@@ -501,7 +482,7 @@ async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: boo
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
     purger = _start_upload_purger(config, ctx) if purge else None
-    jobs = _start_maintenance_jobs(config, ctx) if purge else []
+    jobs = start_maintenance_jobs(config, ctx, _lease(config, ctx)) if purge else []
     try:
         await stopped.wait()
     finally:
@@ -516,39 +497,10 @@ async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: boo
         sys.stderr.flush()
 
 
-def _start_maintenance_jobs(config: Config, ctx: AppContext) -> list[asyncio.Task[None]]:
-    """``retention.interval``: the periodic jobs of dockyard.maintenance.jobs, one instance
-    at a time (a lease in Redis when ``redis.addr`` is set)."""
-    retention = config.retention
-    if retention.interval <= 0 or not retention.policies:
-        return []
-    if config.storage.maintenance.read_only.enabled or isinstance(ctx.namespace, ProxyNamespace):
-        log.info("retention: off on a read-only registry or a pull-through cache")
-        return []
-    from dataclasses import replace
-
-    from dockyard.maintenance.jobs import Lease, LocalLease, RedisLease, run_periodically
-    from dockyard.maintenance.retention import apply_retention
-
-    lease: Lease = LocalLease()
-    if config.redis.addr:
-        lease = RedisLease(build_redis_cache(config).client)
-    served = ctx.namespace
-    # Retention deletes whatever storage.delete.enabled says for clients.
-    namespace = Namespace(served.driver, replace(served.options, delete_enabled=True),
-                          metadata=served.metadata, cache=served.cache, index=served.index)
-    policies = build_retention_policies(config)
-
-    async def apply() -> None:
-        summary = await apply_retention(
-            namespace, policies, delay=retention.delay, dry_run=retention.dry_run,
-            immutable=served.options.immutable_tags, progress=log.info,
-        )
-        (log.warning if summary.errors else log.info)("%s", summary)
-
-    task = asyncio.get_running_loop().create_task(
-        run_periodically("retention", retention.interval, apply, lease), name="retention")
-    return [task]
+def _lease(config: Config, ctx: AppContext) -> Lease:
+    index = ctx.namespace.index if isinstance(ctx.namespace.index, SqlIndex) else None
+    redis = build_redis_cache(config).client if config.redis.addr and index is None else None
+    return build_lease(index, redis)
 
 
 def _start_upload_purger(config: Config, ctx: AppContext) -> asyncio.Task[None] | None:

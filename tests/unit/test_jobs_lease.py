@@ -57,3 +57,30 @@ def test_redis_lease_one_holder_across_clients(redis_server: RedisServer) -> Non
             await b.aclose()
 
     asyncio.run(run())
+
+
+def test_index_lease_in_one_sqlite_file_shared_by_two_connections(tmp_path: Path) -> None:
+    from dockyard.index.fence import IndexLease
+    from dockyard.index.sqlite import SqliteDatabase
+
+    async def run() -> None:
+        a = SqliteDatabase(str(tmp_path / "index.db"))
+        b = SqliteDatabase(str(tmp_path / "index.db"))
+        try:
+            one, two = IndexLease(a), IndexLease(b)
+            assert await one.acquire("gc", 5)
+            assert not await two.acquire("gc", 5)
+            assert not await two.renew("gc", 5)
+            assert await one.renew("gc", 5)
+            await two.release("gc")  # not its lease
+            assert not await two.acquire("gc", 5)
+            await one.release("gc")
+            assert await two.acquire("gc", 0.2)
+            await asyncio.sleep(0.4)  # expired: the next one takes it
+            assert await one.acquire("gc", 5)
+            assert not await two.renew("gc", 5)
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+    asyncio.run(run())

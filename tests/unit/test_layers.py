@@ -29,6 +29,7 @@ LAYER_OF = {
     "dockyard.cli": "cli",
     "dockyard.cli_index": "cli",
     "dockyard.server": "server",
+    "dockyard.background": "server",
     "dockyard.tls": "server",
     "dockyard.logs": "server",
     "dockyard.connections": "server",

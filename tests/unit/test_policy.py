@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.background import build_immutable_tags, build_retention_policies
 from dockyard.config import ConfigError, load_config
 from dockyard.digest import Digest
 from dockyard.policy import (
@@ -21,7 +22,6 @@ from dockyard.policy import (
     plan_repository,
     policy_for,
 )
-from dockyard.server import build_immutable_tags, build_retention_policies
 
 DAY = 86400.0
 NOW = 1_000 * DAY

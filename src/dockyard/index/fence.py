@@ -46,7 +46,7 @@ from dockyard.digest import Digest
 from dockyard.errors import ManifestBlobUnknown
 from dockyard.index.db import Database, Stmt
 
-__all__ = ["CLAIM_TTL", "SWEEP_TTL", "BlobFence"]
+__all__ = ["CLAIM_TTL", "SWEEP_TTL", "BlobFence", "IndexLease"]
 
 CLAIM_TTL = 3600.0
 """A claim older than this belongs to a PUT that died: the collector drops it."""
@@ -61,6 +61,8 @@ _TABLES = (
     "CREATE TABLE IF NOT EXISTS gc_claims (digest {text} NOT NULL, token {text} NOT NULL, "
     "claimed_at {real} NOT NULL, PRIMARY KEY (digest, token))",
     "CREATE TABLE IF NOT EXISTS gc_sweeping (digest {text} PRIMARY KEY, since {real} NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS gc_leases (name {text} PRIMARY KEY, token {text} NOT NULL, "
+    "expires {real} NOT NULL)",
 )
 _TYPES = {
     "sqlite": {"text": "TEXT", "real": "REAL"},
@@ -162,8 +164,82 @@ class BlobFence:
             busy.update(str(r[0]) for r in rows)
         return {Digest.parse(n) for n in names if n not in busy}, since
 
+    async def begin_manifest_sweep(
+        self, repository: str, digests: Collection[Digest]
+    ) -> set[Digest]:
+        """As :meth:`begin_sweep`, for untagged manifests of ``repository``: those that
+        no PUT claims, no tag names and no manifest outside ``digests`` lists as a child
+        (an index pushed since the mark) are safe to unlink."""
+        names = sorted({str(d) for d in digests})
+        if not names:
+            return set()
+        await self.db.write([Stmt(
+            "INSERT INTO gc_sweeping (digest, since) VALUES (?, ?) "
+            "ON CONFLICT (digest) DO UPDATE SET since = excluded.since",
+            many=[(name, time.time()) for name in names],
+        )])
+        doomed = set(names)
+        busy: set[str] = set()
+        for chunk in _chunks(names):
+            marks = _marks(len(chunk))
+            rows = await self.db.fetch(
+                f"SELECT digest, '' FROM gc_claims WHERE digest IN ({marks}) "
+                f"UNION SELECT digest, '' FROM tags WHERE repository = ? AND digest IN ({marks}) "
+                f"UNION SELECT digest, manifest FROM manifest_refs WHERE repository = ? "
+                f"AND kind = 'manifest' AND digest IN ({marks})",
+                (*chunk, repository, *chunk, repository, *chunk),
+            )
+            busy.update(str(d) for d, parent in rows if not parent or parent not in doomed)
+        return {Digest.parse(n) for n in names if n not in busy}
+
     async def end_sweep(self, digests: Collection[Digest]) -> None:
         names = sorted({str(d) for d in digests})
         if names:
             await self.db.write([Stmt("DELETE FROM gc_sweeping WHERE digest = ?",
                                       many=[(n,) for n in names])])
+
+
+class IndexLease:
+    """Leases of the periodic jobs (``gc``, ``retention``) as rows of the index database,
+    so that one instance of many (and ``dockyard garbage-collect --online`` beside them)
+    works at a time. A row is taken when absent or expired (an atomic upsert), renewed
+    and released only by its token. Expiry compares the hosts' clocks: keep them in sync.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._tokens: dict[str, str] = {}
+        self._prepared = False
+
+    async def acquire(self, name: str, ttl: float) -> bool:
+        if not self._prepared:  # the tables, once per process
+            await BlobFence(self.db).prepare()
+            self._prepared = True
+        token = os.urandom(12).hex()
+        now = time.time()
+        await self.db.write([Stmt(
+            "INSERT INTO gc_leases (name, token, expires) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET token = excluded.token, expires = excluded.expires "
+            "WHERE gc_leases.expires < ?",
+            (name, token, now + ttl, now),
+        )])
+        rows = await self.db.fetch("SELECT token FROM gc_leases WHERE name = ?", (name,))
+        if rows and rows[0][0] == token:
+            self._tokens[name] = token
+            return True
+        return False
+
+    async def renew(self, name: str, ttl: float) -> bool:
+        token = self._tokens.get(name)
+        if token is None:
+            return False
+        await self.db.write([Stmt("UPDATE gc_leases SET expires = ? WHERE name = ? AND token = ?",
+                                  (time.time() + ttl, name, token))])
+        rows = await self.db.fetch("SELECT token FROM gc_leases WHERE name = ?", (name,))
+        return bool(rows) and rows[0][0] == token
+
+    async def release(self, name: str) -> None:
+        token = self._tokens.pop(name, None)
+        if token is not None:
+            await self.db.write([Stmt("DELETE FROM gc_leases WHERE name = ? AND token = ?",
+                                      (name, token))])
