@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar
 
 from dockyard import __version__
+from dockyard.cli_support import _closing, _open_storage, _progress, _where
 from dockyard.config import Config, ConfigError, load_config, refuse_unknown_keys
 from dockyard.durations import parse_duration
 from dockyard.storage.drivers.factory import DriverConfigError
 
 if TYPE_CHECKING:
     from dockyard.cache.redis import RedisCache
-    from dockyard.storage.drivers.base import CheckedDriver
 
 T = TypeVar("T")
 
@@ -154,6 +153,12 @@ def _parser() -> argparse.ArgumentParser:
                     help="report what would be deleted, delete nothing")
     gc.add_argument("-m", "--delete-untagged", action="store_true",
                     help="also delete manifests no tag reaches, and then their blobs")
+    gc.add_argument("--online", action="store_true",
+                    help="collect while the registry serves (needs the metadata index and "
+                    "storage.maintenance.garbagecollect.enabled; see README)")
+    gc.add_argument("--grace", metavar="DURATION", type=_duration,
+                    help="with --online: keep blobs and manifests younger than this "
+                    "(default: storage.maintenance.garbagecollect.graceperiod, 1h)")
     retention = commands.add_parser(
         "retention", help="delete tags and manifests by the retention policies",
         description="Apply the retention policies of CONFIG once, printing what goes and "
@@ -283,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "verify-blobs":
         return _verify_blobs(args, config)
     if args.command == "retention":
-        return _retention(args, config)
+        from dockyard.cli_maintenance import retention
+
+        return retention(args, config)
     if args.command in ("index", "delete-repository", "usage"):
         from dockyard.cli_index import run_command
 
@@ -357,6 +364,10 @@ def _garbage_collect(args: argparse.Namespace, config: Config) -> int:
     from dockyard.maintenance.gc import GCSummary, garbage_collect
     from dockyard.server import build_redis_cache
 
+    if args.online:
+        from dockyard.cli_maintenance import garbage_collect_online
+
+        return garbage_collect_online(args, config)
     storage = config.storage
     driver = _open_storage(config)
     if driver is None:
@@ -392,54 +403,6 @@ def _garbage_collect(args: argparse.Namespace, config: Config) -> int:
     return 1 if summary.errors else 0
 
 
-def _retention(args: argparse.Namespace, config: Config) -> int:
-    """``dockyard retention``: each decision on stderr, a summary on stdout."""
-    import asyncio
-
-    from dockyard.background import build_immutable_tags, build_retention_policies
-    from dockyard.maintenance.purge import format_duration
-    from dockyard.maintenance.retention import RetentionSummary, apply_retention
-    from dockyard.registry.namespace import Namespace, RegistryOptions
-    from dockyard.server import build_index
-
-    try:
-        policies = build_retention_policies(config)
-        immutable = build_immutable_tags(config)
-        index = build_index(config)
-    except ConfigError as exc:
-        print(f"dockyard: configuration error: {exc}", file=sys.stderr)
-        return 2
-    if not policies:
-        print("dockyard: retention.policies is empty: nothing to apply", file=sys.stderr)
-        return 2
-    driver = _open_storage(config)
-    if driver is None:
-        return 2
-    dry_run = args.dry_run or config.retention.dry_run
-    dry = " (dry run: nothing is deleted)" if dry_run else ""
-    _progress(f"retention of {_where(config, 'apply retention to')}, "
-              f"{len(policies)} polic{'y' if len(policies) == 1 else 'ies'}, untagged "
-              f"manifests kept for {format_duration(config.retention.delay)}{dry}")
-    namespace = Namespace(driver, RegistryOptions(delete_enabled=True, immutable_tags=immutable),
-                          index=index)
-
-    async def run() -> RetentionSummary:
-        if index is not None:
-            await index.migrate()
-        try:
-            return await apply_retention(
-                namespace, policies, delay=config.retention.delay, dry_run=dry_run,
-                immutable=immutable, progress=_progress,
-            )
-        finally:
-            if index is not None:
-                await index.aclose()
-
-    summary = asyncio.run(_closing(driver, run()))
-    print(summary, flush=True)
-    return 1 if summary.errors else 0
-
-
 def _verify_blobs(args: argparse.Namespace, config: Config) -> int:
     """``dockyard verify-blobs``: progress on stderr, a summary on stdout."""
     import asyncio
@@ -456,35 +419,3 @@ def _verify_blobs(args: argparse.Namespace, config: Config) -> int:
     )
     print(summary, flush=True)
     return 0 if summary.ok else 1
-
-
-def _progress(message: str) -> None:
-    """Progress of the offline commands goes to stderr; their summary to stdout."""
-    print(message, file=sys.stderr, flush=True)
-
-
-def _open_storage(config: Config) -> CheckedDriver | None:
-    """The configured driver for an offline command, or None after saying why."""
-    from dockyard.storage.drivers.factory import create_driver
-
-    try:
-        return create_driver(config.storage.driver, config.storage.parameters)
-    except DriverConfigError as exc:
-        print(f"dockyard: configuration error: {exc}", file=sys.stderr)
-        return None
-
-
-def _where(config: Config, verb: str) -> str:
-    from dockyard.server import storage_location
-
-    if config.storage.driver == "inmemory":
-        return f"inmemory (lives inside the server process: nothing to {verb} from here)"
-    return storage_location(config)
-
-
-async def _closing(driver: CheckedDriver, work: Awaitable[T]) -> T:
-    """Run ``work``, then close the driver's clients (object stores hold sessions)."""
-    try:
-        return await work
-    finally:
-        await driver.aclose()

@@ -28,6 +28,8 @@ LAYER_OF = {
     "dockyard.__main__": "cli",
     "dockyard.cli": "cli",
     "dockyard.cli_index": "cli",
+    "dockyard.cli_maintenance": "cli",
+    "dockyard.cli_support": "cli",
     "dockyard.server": "server",
     "dockyard.background": "server",
     "dockyard.tls": "server",
