@@ -32,7 +32,9 @@ SERVE_EPILOG = """\
 configuration:
   CONFIG is distribution's config.yml (version 0.1): log; storage (filesystem,
   inmemory, s3, azure, gcs; delete, redirect, cache.blobdescriptor inmemory|redis,
-  maintenance.uploadpurging, maintenance.readonly); http (addr, secret, host, prefix,
+  maintenance.uploadpurging, maintenance.readonly; index: the metadata index,
+  driver sqlite (default for filesystem) | postgres (dsn, poolsize) | none, path,
+  rebuildonstart); http (addr, secret, host, prefix,
   relativeurls, headers, tls with clientcas/minimumtls/ciphersuites, workers,
   limits: headertimeout/bodytimeout (either way) 60s, minbodyrate 1024 B/s,
   maxheaderbytes 65536, maxconnections 1000 per worker, dockyard's guards

@@ -182,3 +182,107 @@ def test_a_tree_written_by_another_program_is_indexed_by_rebuild(
     dockyard_command(server, "index", "rebuild", str(server.config_path))
     assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == ["copied", "v1"]
     dockyard_command(server, "index", "verify", str(server.config_path))
+
+
+def test_a_crash_between_storage_write_and_index_update_is_repaired(
+    registry_factory: Factory, client_factory: ClientFactory
+) -> None:
+    """SIGKILL after the storage write, before the index update: verify sees it,
+    rebuild repairs it (storage is the truth and kept the write)."""
+    server = registry_factory()
+    repo = random_repo()
+    with client_factory(server) as client:
+        built = image(client, repo, layers=2)
+    server.stop()
+    server.env["DOCKYARD_FAULT_KILL_BEFORE_INDEX"] = "1"
+    server.start()
+    with client_factory(server) as client, pytest.raises(httpx.TransportError):
+        put_manifest(client, repo, "v1", built)
+    server.kill()
+    del server.env["DOCKYARD_FAULT_KILL_BEFORE_INDEX"]
+    tag_link = (server.root / "docker/registry/v2/repositories" / repo
+                / "_manifests/tags/v1/current/link")
+    assert tag_link.read_text() == built.digest  # storage has the write
+    drift = dockyard_command(server, "index", "verify", str(server.config_path), check=False)
+    assert drift.returncode == 1
+    assert f"{repo}@{built.digest}: manifest missing from the index" in drift.stderr
+    dockyard_command(server, "index", "rebuild", str(server.config_path))
+    dockyard_command(server, "index", "verify", str(server.config_path))
+    server.start()
+    with client_factory(server) as client:
+        assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == ["v1"]
+        assert _usage(client, repo)["manifests"] == 1
+
+
+def test_concurrent_pushes_on_two_workers_keep_the_index_right(
+    registry_factory: Factory, client_factory: ClientFactory
+) -> None:
+    """``--workers 2``: each worker writes the one SQLite file (WAL); no write is lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = registry_factory(extra_args=["--workers", "2"])
+    repos = [random_repo() for _ in range(4)]
+
+    def push(repo: str) -> None:
+        with client_factory(server) as client:
+            built = image(client, repo)
+            for tag in range(6):
+                put_manifest(client, repo, f"t{tag}", built)
+            assert client.delete(f"/v2/{repo}/manifests/t0").status_code == 202
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(push, repos))
+    with client_factory(server) as client:
+        for repo in repos:
+            tags = client.get(f"/v2/{repo}/tags/list").json()["tags"]
+            assert tags == [f"t{i}" for i in range(1, 6)]
+    done = dockyard_command(server, "index", "verify", str(server.config_path), check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_pull_times_are_recorded_off_the_request_path(
+    registry_factory: Factory, client_factory: ClientFactory
+) -> None:
+    import asyncio
+    import time
+
+    from dockyard.index import SqlIndex
+    from dockyard.index.sqlite import SqliteDatabase
+
+    server = registry_factory()
+    repo = random_repo()
+    with client_factory(server) as client:
+        built = image(client, repo)
+        put_manifest(client, repo, "v1", built)
+        before = time.time()
+        assert client.get(f"/v2/{repo}/manifests/v1",
+                          headers={"Accept": built.media_type}).status_code == 200
+    server.stop()  # the batch is written at the latest when the server stops
+
+    async def read() -> list[float | None]:
+        index = SqlIndex(SqliteDatabase(str(server.root / "dockyard-index.db")))
+        try:
+            return [m.last_pull for m in await index.manifest_records(repo)]
+        finally:
+            await index.aclose()
+
+    (pulled,) = asyncio.run(read())
+    assert pulled is not None and pulled >= before
+
+
+def test_a_start_on_content_with_no_index_builds_it_first(
+    registry_factory: Factory, client_factory: ClientFactory
+) -> None:
+    server = registry_factory({"storage": {"index": {"driver": "none"}}})
+    repo = random_repo()
+    with client_factory(server) as client:
+        put_manifest(client, repo, "v1", image(client, repo))
+    server.stop()
+    assert not (server.root / "dockyard-index.db").exists()
+    server.reconfigure({"storage": {"index": {"driver": "sqlite"}}})
+    server.start()
+    with client_factory(server) as client:
+        assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == ["v1"]
+        assert _usage(client, repo)["manifests"] == 1
+    assert "index: building from storage" in server.log_text()
+    assert "indexed 1 repositories, 1 tags, 1 manifests" in server.log_text()

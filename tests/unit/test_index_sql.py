@@ -42,48 +42,83 @@ def index(request: pytest.FixtureRequest, tmp_path: Path) -> SqlIndex:
 
 
 def test_hooks_listings_and_usage(index: SqlIndex) -> None:
-    async def run() -> None:
+    asyncio.run(exercise(index))
+
+
+async def exercise(index: SqlIndex) -> None:
+    """Every hook and query once, on an empty database (also run on PostgreSQL)."""
+    assert await index.migrate() == 1
+    assert await index.migrate() == 1  # idempotent
+    assert await index.is_empty()
+    config, layer, shared = _digest(b"{}"), _digest(b"layer"), _digest(b"shared")
+    await index.layers_linked("a/b", [config], 2)
+    await index.layers_linked("a/b", [layer], 100)
+    await index.layers_linked("a/b", [shared], 1000)
+    await index.layers_linked("a-b", [shared], 1000)
+    payload = _manifest(config, [layer, shared])
+    digest = _digest(payload)
+    await index.manifest_put("a/b", manifest_record(digest, payload), "v1")
+    note = _manifest(config, [], subject=digest)
+    await index.manifest_put("a/b", manifest_record(_digest(note), note), None)
+    for name in ("a", "a/c", "b"):
+        await index.layers_linked(name, [config], 2)
+    # "/" sorts before "-": distribution's catalog order.
+    page = await index.repositories(10, "")
+    assert page.entries == ["a", "a/b", "a/c", "a-b", "b"] and not page.more
+    page = await index.repositories(2, "a")
+    assert page.entries == ["a/b", "a/c"] and page.more
+    assert (await index.tags("a/b", None, "")).entries == ["v1"]
+    with pytest.raises(NameUnknown):
+        await index.tags("a-b", None, "")
+    refs = await index.referrer_records("a/b", digest, None)
+    assert [r.digest for r in refs] == [_digest(note)]
+    assert refs[0].artifact_type == "application/vnd.example"
+    assert await index.referrer_records("a/b", digest, "other") == []
+    usage = await index.usage("a/b")
+    assert usage is not None
+    assert (usage.tags, usage.manifests, usage.blobs) == (1, 2, 5)
+    assert usage.size == 2 + 100 + 1000 + len(payload) + len(note)
+    # config is in a, a/c and b too; shared in a-b.
+    assert usage.exclusive_size == 100 + len(payload) + len(note)
+    index.record_pull("a/b", digest)
+    await index.manifest_deleted("a/b", digest)
+    assert (await index.tags("a/b", None, "")).entries == []
+    state = await index.repository_state("a/b")
+    assert state is not None and list(state.manifests) == [_digest(note)]
+    await index.repository_deleted("a/b")
+    assert await index.usage("a/b") is None
+    assert "a/b" not in (await index.repositories(10, "")).entries
+    await index.aclose()
+
+
+def test_a_new_migration_upgrades_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A schema change is a migration appended to the list: applied once, at start,
+    to an index that keeps its rows (never a rebuild by hand)."""
+    from dockyard.index import schema
+
+    path = str(tmp_path / "index.db")
+
+    async def first() -> None:
+        index = SqlIndex(SqliteDatabase(path))
         assert await index.migrate() == 1
-        assert await index.migrate() == 1  # idempotent
-        assert await index.is_empty()
-        config, layer, shared = _digest(b"{}"), _digest(b"layer"), _digest(b"shared")
-        await index.layers_linked("a/b", [config], 2)
-        await index.layers_linked("a/b", [layer], 100)
-        await index.layers_linked("a/b", [shared], 1000)
-        await index.layers_linked("a-b", [shared], 1000)
-        payload = _manifest(config, [layer, shared])
-        digest = _digest(payload)
-        await index.manifest_put("a/b", manifest_record(digest, payload), "v1")
-        note = _manifest(config, [], subject=digest)
-        await index.manifest_put("a/b", manifest_record(_digest(note), note), None)
-        for name in ("a", "a/c", "b"):
-            await index.layers_linked(name, [config], 2)
-        # "/" sorts before "-": distribution's catalog order.
-        page = await index.repositories(10, "")
-        assert page.entries == ["a", "a/b", "a/c", "a-b", "b"] and not page.more
-        page = await index.repositories(2, "a")
-        assert page.entries == ["a/b", "a/c"] and page.more
-        assert (await index.tags("a/b", None, "")).entries == ["v1"]
-        with pytest.raises(NameUnknown):
-            await index.tags("a-b", None, "")
-        refs = await index.referrer_records("a/b", digest, None)
-        assert [r.digest for r in refs] == [_digest(note)]
-        assert refs[0].artifact_type == "application/vnd.example"
-        assert await index.referrer_records("a/b", digest, "other") == []
-        usage = await index.usage("a/b")
-        assert usage is not None
-        assert (usage.tags, usage.manifests, usage.blobs) == (1, 2, 5)
-        assert usage.size == 2 + 100 + 1000 + len(payload) + len(note)
-        # config is in a, a/c and b too; shared in a-b.
-        assert usage.exclusive_size == 100 + len(payload) + len(note)
-        index.record_pull("a/b", digest)
-        await index.manifest_deleted("a/b", digest)
-        assert (await index.tags("a/b", None, "")).entries == []
-        state = await index.repository_state("a/b")
-        assert state is not None and list(state.manifests) == [_digest(note)]
-        await index.repository_deleted("a/b")
-        assert await index.usage("a/b") is None
-        assert "a/b" not in (await index.repositories(10, "")).entries
+        await index.layers_linked("kept", [_digest(b"x")], 1)
         await index.aclose()
 
-    asyncio.run(run())
+    asyncio.run(first())
+    monkeypatch.setattr(
+        schema, "MIGRATIONS", (*schema.MIGRATIONS, "ALTER TABLE tags ADD COLUMN note {text}")
+    )
+    monkeypatch.setattr("dockyard.index.sqlite.MIGRATIONS", schema.MIGRATIONS)
+
+    async def second() -> None:
+        index = SqlIndex(SqliteDatabase(path))
+        assert await index.migrate() == 2
+        assert await index.migrate() == 2
+        assert (await index.repositories(10, "")).entries == ["kept"]
+        rows = await index.db.fetch("SELECT version FROM schema_version ORDER BY version")
+        assert rows == [(1,), (2,)]
+        await index.aclose()
+
+    asyncio.run(second())

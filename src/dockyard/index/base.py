@@ -42,6 +42,8 @@ class ManifestRecord:
     subject: Digest | None = None
     artifact_type: str | None = None
     annotations: Mapping[str, str] | None = field(default=None, hash=False)
+    signatures: tuple[Digest, ...] = ()
+    """Blobs holding its schema1 signatures (kept apart from the payload), sorted."""
     pushed_at: float | None = field(default=None, compare=False)
     last_pull: float | None = field(default=None, compare=False)
 

@@ -7,6 +7,7 @@ on the stored payload, so an index built either way holds the same records.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Iterable
 
@@ -26,7 +27,10 @@ def _unique(digests: Iterable[Digest]) -> tuple[Digest, ...]:
 
 
 def manifest_record(
-    digest: Digest, payload: bytes, pushed_at: float | None = None
+    digest: Digest,
+    payload: bytes,
+    pushed_at: float | None = None,
+    signatures: Iterable[Digest] = (),
 ) -> ManifestRecord:
     """What ``payload`` (the revision ``digest``) says, for the index.
 
@@ -40,7 +44,8 @@ def manifest_record(
     try:
         manifest = parse_manifest(payload, None)
     except (RegistryFault, ValueError, RecursionError):
-        return _lenient(digest, payload, media_type, pushed_at)
+        record = _lenient(digest, payload, media_type, pushed_at)
+        return dataclasses.replace(record, signatures=_unique(signatures))
     config = () if manifest.config is None else (manifest.config,)
     children = manifest.manifests if manifest.media_type in _INDEX_TYPES else ()
     return ManifestRecord(
@@ -52,6 +57,7 @@ def manifest_record(
         subject=manifest.subject.digest if manifest.subject is not None else None,
         artifact_type=manifest.artifact_type,
         annotations=dict(manifest.annotations) if manifest.annotations else None,
+        signatures=_unique(signatures),
         pushed_at=pushed_at,
     )
 

@@ -4,8 +4,8 @@ Tables (:mod:`dockyard.index.schema`): ``repositories`` (name, catalog sort key,
 has_tags, pushed_at), ``blobs`` (digest -> content-store size), ``layers``
 (repository, digest: the ``_layers`` links), ``manifests`` (repository, digest,
 media type, payload size, subject, artifact type, annotations, pushed_at,
-last_pull), ``manifest_refs`` (repository, manifest, digest, kind ``blob`` or
-``manifest``) and ``tags`` (repository, tag, digest, pushed_at).
+last_pull), ``manifest_refs`` (repository, manifest, digest, kind ``blob``,
+``manifest`` or ``signature``) and ``tags`` (repository, tag, digest, pushed_at).
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ _REPOSITORY_TABLES = ("layers", "manifests", "manifest_refs", "tags")
 def _manifest_stmts(repository: str, record: ManifestRecord) -> list[Stmt]:
     refs = [(repository, str(record.digest), str(d), "blob") for d in record.blobs]
     refs += [(repository, str(record.digest), str(d), "manifest") for d in record.children]
+    refs += [(repository, str(record.digest), str(d), "signature") for d in record.signatures]
     annotations = json.dumps(dict(record.annotations)) if record.annotations else None
     stmts = [
         Stmt(_UPSERT_BLOB, (str(record.digest), record.size)),
@@ -272,18 +273,17 @@ class SqlIndex:
             "ORDER BY manifest, kind, digest",
             (repository,),
         )
-        blobs: dict[str, list[Digest]] = {}
-        children: dict[str, list[Digest]] = {}
+        found: dict[str, dict[str, list[Digest]]] = {"blob": {}, "manifest": {}, "signature": {}}
         for manifest, digest, kind in refs:
-            (blobs if kind == "blob" else children).setdefault(manifest, []).append(
-                Digest.parse(digest)
-            )
+            found.setdefault(kind, {}).setdefault(manifest, []).append(Digest.parse(digest))
+        blobs, children, signatures = found["blob"], found["manifest"], found["signature"]
         return [
             ManifestRecord(
                 digest=Digest.parse(r[0]), media_type=r[1], size=int(r[2]),
                 blobs=tuple(blobs.get(r[0], ())), children=tuple(children.get(r[0], ())),
                 subject=Digest.parse(r[3]) if r[3] else None, artifact_type=r[4],
-                annotations=_annotations(r[5]), pushed_at=r[6], last_pull=r[7],
+                annotations=_annotations(r[5]), signatures=tuple(signatures.get(r[0], ())),
+                pushed_at=r[6], last_pull=r[7],
             )
             for r in rows
         ]
@@ -291,7 +291,7 @@ class SqlIndex:
     async def referenced_blobs(self) -> set[Digest]:
         rows = await self.db.fetch(
             "SELECT digest FROM layers UNION SELECT digest FROM manifests "
-            "UNION SELECT digest FROM manifest_refs WHERE kind = 'blob'"
+            "UNION SELECT digest FROM manifest_refs WHERE kind IN ('blob', 'signature')"
         )
         return {Digest.parse(r[0]) for r in rows}
 

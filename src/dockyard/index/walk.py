@@ -107,7 +107,8 @@ class StorageWalker:
                     payload = await manifests.read(canonical)
                 except (ManifestUnknown, PathNotFound, InvalidDigest):
                     return
-            state.manifests[digest] = manifest_record(digest, payload)
+            signatures = await self._digests(paths.manifest_signatures_path(name, digest))
+            state.manifests[digest] = manifest_record(digest, payload, signatures=signatures)
 
         revisions = await self._digests(paths.manifest_revisions_root(name))
         await asyncio.gather(*(revision(d) for d in revisions))

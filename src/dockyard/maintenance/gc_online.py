@@ -8,8 +8,8 @@ Mark
     manifest is kept; with it, a manifest is kept when a tag names it, when a kept
     list or index names it as a child, when its subject is kept (a referrer), or when
     it was pushed less than ``grace`` ago. A kept manifest keeps its payload, config,
-    layers and children, its schema1 signature blobs (read from storage: the index
-    does not hold them), and the blobs its sha512 references resolve to.
+    layers and children, its schema1 signature blobs, and the blobs its sha512
+    references resolve to (through the repository's ``_layers`` links).
 
 Untagged manifests
     Each repository's doomed manifests are fenced (:meth:`BlobFence.begin_manifest_sweep`):
@@ -113,8 +113,8 @@ class _OnlineCollector(Marker, Sweeper):
         kept = self.kept_indexed(records, {t.digest for t in tags})
 
         async def node(record: ManifestRecord) -> _Node:
-            signatures: tuple[Digest, ...] = ()
-            if record.media_type in _SCHEMA1:
+            signatures = tuple(record.signatures)
+            if not signatures and record.media_type in _SCHEMA1:  # indexed before they were
                 signatures = await self.signatures(name, record.digest)
             blobs = record.blobs + await self.canonical_forms(name, record.blobs)
             return _Node(record.digest, record.digest, False, blobs, record.children,

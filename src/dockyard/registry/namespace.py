@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
+import signal
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 
@@ -60,6 +62,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("dockyard.index")
+
+# Fault injection for the crash tests: SIGKILL this process after a storage write,
+# before its index update (the window verify/rebuild must repair).
+_KILL_BEFORE_INDEX = "DOCKYARD_FAULT_KILL_BEFORE_INDEX"
 
 # The allow list distribution uses when validation.manifests.urls sets no pattern.
 _ALLOW_NO_URL = re.compile("^$")
@@ -121,6 +127,7 @@ class Namespace:
         self.blobs = BlobStore(driver, self.cached(BlobStatter(driver), None))
         self.index = index
         """The metadata index kept beside storage (None: listings walk storage)."""
+        self._kill_before_index = os.environ.get(_KILL_BEFORE_INDEX) == "1"
         self.metadata: MetadataIndex = metadata or index or StorageMetadataIndex(
             driver, self.blobs, read_only=options.read_only
         )
@@ -143,6 +150,8 @@ class Namespace:
         Storage already holds the write (the truth); the index is repaired by
         ``dockyard index verify``/``rebuild``, so the client is not failed for it.
         """
+        if self._kill_before_index:
+            os.kill(os.getpid(), signal.SIGKILL)
         try:
             await update
         except Exception as exc:
@@ -348,7 +357,9 @@ class Repository:
             index = self.namespace.index
             if index is not None:
                 # Inside the fence: the sweep sees these references once the claim goes.
-                record = manifest_record(manifest.digest, manifest.payload)
+                record = manifest_record(manifest.digest, manifest.payload, signatures=(
+                    Digest.of(signature) for signature in manifest.signatures
+                ))
                 await self.namespace.indexed(
                     f"{self.name}@{manifest.digest}", index.manifest_put(self.name, record, tag)
                 )
