@@ -22,9 +22,14 @@ Sweep
     is not marked and whose data is older than ``grace`` is a candidate; each prefix's
     candidates are fenced (:meth:`BlobFence.begin_sweep`): one that a PUT claims or
     that an indexed manifest references by now is kept; the rest are deleted, dropped
-    from the index and the blob descriptor cache, and the fence is lifted. Then the
-    ``_layers`` links the index lists for a deleted blob are removed, unless the blob
-    was stored again meanwhile.
+    from the index and the blob descriptor cache, and the fence is lifted.
+
+    Unlike offline, the ``_layers`` links to deleted blobs stay (as distribution 2.8
+    leaves them): a link is rewritten by an upload of the same blob at any moment, so
+    deleting it could drop a link just written. A link to a missing blob is harmless:
+    the repository answers 404 for the blob, a mount from it falls back to an upload,
+    a manifest naming it is refused until the blob is pushed again. The offline
+    command removes them.
 
 One collector at a time: the caller holds the ``gc`` lease (:mod:`~.jobs`).
 """
@@ -35,7 +40,7 @@ import time
 from collections.abc import Callable
 
 from dockyard.cache.base import BlobDescriptorCache
-from dockyard.digest import CANONICAL_ALGORITHM, Digest, InvalidDigest
+from dockyard.digest import Digest, InvalidDigest
 from dockyard.index.base import ManifestRecord
 from dockyard.index.fence import SWEEP_GIVE_UP, BlobFence
 from dockyard.index.sql import SqlIndex
@@ -86,7 +91,6 @@ class _OnlineCollector(Marker, Sweeper):
                     f"repositories; sweeping blobs older than {self.grace:g}s")
         self.summary.swept = True
         await self.sweep_blobs()
-        await self.sweep_indexed_links()
         return self.summary
 
     # -- mark ------------------------------------------------------------------------
@@ -240,40 +244,6 @@ class _OnlineCollector(Marker, Sweeper):
                 await self.clear_cache(None, digest)
         finally:
             await self.fence.end_sweep(candidates)
-
-    def gone(self, digest: Digest) -> bool:
-        return digest in self.deleted or (self.dry_run and digest not in self.marked)
-
-    async def sweep_indexed_links(self) -> None:
-        """``_layers`` links to deleted blobs, as the index lists them."""
-        if not self.deleted:
-            return
-        for name in await self.index.all_repositories():
-            state = await self.index.repository_state(name)
-            if state is None:
-                continue
-            for digest in sorted(state.layers, key=str):
-                link = paths.layer_link_path(name, digest)
-                target = digest if digest.algorithm == CANONICAL_ALGORITHM else (
-                    await self.read_link(link))
-                if target is None or target not in self.deleted:
-                    continue
-                try:
-                    await self.driver.stat(paths.blob_data_path(target))
-                    continue  # stored again since: the link is good
-                except PathNotFound:
-                    pass
-                try:
-                    await self.driver.delete(paths.link_dir(link))
-                except PathNotFound:
-                    pass
-                except StorageError as exc:
-                    self.error(f"{name}: deleting layer link {digest}: {exc}")
-                    continue
-                await self.index.layer_unlinked(name, digest)
-                self.summary.layer_links_deleted += 1
-                self.report(f"{name}: {self.would} layer link {digest}")
-                await self.clear_cache(name, digest)
 
 
 async def online_garbage_collect(
