@@ -73,7 +73,9 @@ directory changed for AGE. Safe to run while the registry serves. Exit status
 GC_EPILOG = """\
 Run it offline: stop the registry, or put it in storage.maintenance.readonly
 mode, first (as docker-registry garbage-collect requires). A blob pushed while
-it runs is referenced by no manifest yet and would be deleted.
+it runs is referenced by no manifest yet and would be deleted. With the metadata
+index and storage.maintenance.garbagecollect.enabled, --online collects while the
+registry serves (see README, Online garbage collection).
 
 Marks every manifest of every repository (revisions, and manifests tags name
 that distribution 2.1.0 linked under _layers) with its config, layers, children
