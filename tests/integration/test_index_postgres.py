@@ -18,6 +18,7 @@ from tests.unit.test_index_sql import exercise
 
 from dockyard.index import SqlIndex
 from dockyard.index.postgres import PostgresDatabase
+from dockyard.index.schema import MIGRATIONS
 
 from .conftest import S3RegistryFactory
 
@@ -39,7 +40,7 @@ def test_the_sql_index_on_postgres(postgres_server: PostgresServer) -> None:
             for i in indexes:
                 await i.aclose()
 
-    assert asyncio.run(migrated_once()) == [1]
+    assert asyncio.run(migrated_once()) == list(range(1, len(MIGRATIONS) + 1))
 
 
 def test_two_instances_share_one_postgres_index(

@@ -11,7 +11,8 @@ import pytest
 
 from dockyard.digest import Digest
 from dockyard.errors import NameUnknown
-from dockyard.index import SqlIndex
+from dockyard.index import SqlIndex, schema
+from dockyard.index.db import Stmt
 from dockyard.index.records import manifest_record
 from dockyard.index.sqlite import MEMORY, SqliteDatabase
 
@@ -47,8 +48,8 @@ def test_hooks_listings_and_usage(index: SqlIndex) -> None:
 
 async def exercise(index: SqlIndex) -> None:
     """Every hook and query once, on an empty database (also run on PostgreSQL)."""
-    assert await index.migrate() == 1
-    assert await index.migrate() == 1  # idempotent
+    assert await index.migrate() == len(schema.MIGRATIONS)
+    assert await index.migrate() == len(schema.MIGRATIONS)  # idempotent
     assert await index.is_empty()
     config, layer, shared = _digest(b"{}"), _digest(b"layer"), _digest(b"shared")
     await index.layers_linked("a/b", [config], 2)
@@ -96,29 +97,57 @@ def test_a_new_migration_upgrades_in_place(
 ) -> None:
     """A schema change is a migration appended to the list: applied once, at start,
     to an index that keeps its rows (never a rebuild by hand)."""
-    from dockyard.index import schema
-
     path = str(tmp_path / "index.db")
+    digest = _digest(b"x")
 
     async def first() -> None:
         index = SqlIndex(SqliteDatabase(path))
         assert await index.migrate() == 1
-        await index.layers_linked("kept", [_digest(b"x")], 1)
+        await index.db.write([Stmt(
+            "INSERT INTO repositories (name, sort_key, has_tags) VALUES ('kept', 'kept', 1)"
+        ), Stmt("INSERT INTO tags (repository, tag, digest) VALUES ('kept', 'v1', ?)",
+                (str(digest),))])
         await index.aclose()
 
-    asyncio.run(first())
-    monkeypatch.setattr(
-        schema, "MIGRATIONS", (*schema.MIGRATIONS, "ALTER TABLE tags ADD COLUMN note {text}")
-    )
-    monkeypatch.setattr("dockyard.index.sqlite.MIGRATIONS", schema.MIGRATIONS)
+    with monkeypatch.context() as patch:
+        patch.setattr("dockyard.index.sqlite.MIGRATIONS", schema.MIGRATIONS[:1])
+        asyncio.run(first())
 
     async def second() -> None:
         index = SqlIndex(SqliteDatabase(path))
         assert await index.migrate() == 2
         assert await index.migrate() == 2
-        assert (await index.repositories(10, "")).entries == ["kept"]
+        assert (await index.tags("kept", None, "")).entries == ["v1"]
         rows = await index.db.fetch("SELECT version FROM schema_version ORDER BY version")
         assert rows == [(1,), (2,)]
         await index.aclose()
 
     asyncio.run(second())
+
+
+def test_a_large_tag_list_kept_in_memory_follows_other_processes(tmp_path: Path) -> None:
+    """Another process's tag write (another worker, an offline command) is seen at once."""
+    path = str(tmp_path / "index.db")
+    payload = _manifest(_digest(b"{}"), [])
+    record = manifest_record(_digest(payload), payload)
+
+    async def run() -> None:
+        one, two = SqlIndex(SqliteDatabase(path)), SqlIndex(SqliteDatabase(path))
+        await one.migrate()
+        tags = [f"t{i:05d}" for i in range(1500)]
+        for tag in tags:
+            await two.manifest_put("big", record, tag)
+        assert (await one.tags("big", None, "")).entries == tags  # now in memory
+        page = await one.tags("big", 2, "t00100")
+        assert page.entries == ["t00101", "t00102"] and page.more
+        await two.manifest_put("big", record, "zzz")
+        assert (await one.tags("big", None, "")).entries == [*tags, "zzz"]
+        await two.tag_deleted("big", "t00000")
+        assert (await one.tags("big", 1, "")).entries == ["t00001"]
+        await two.repository_deleted("big")
+        with pytest.raises(NameUnknown):
+            await one.tags("big", None, "")
+        await one.aclose()
+        await two.aclose()
+
+    asyncio.run(run())

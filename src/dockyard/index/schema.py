@@ -67,7 +67,13 @@ CREATE TABLE tags (
 CREATE INDEX tags_digest ON tags (repository, digest);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+# Version 2: a token that changes with every tag write, so a process may keep a large
+# repository's tag list in memory and know, with one row read, whether it still holds.
+_V2 = """
+ALTER TABLE repositories ADD COLUMN tag_version {big} NOT NULL DEFAULT 0
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 """Migration ``i`` brings the schema to version ``i + 1``."""
 
 _TYPES: dict[Dialect, dict[str, str]] = {

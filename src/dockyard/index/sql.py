@@ -11,11 +11,14 @@ last_pull), ``manifest_refs`` (repository, manifest, digest, kind ``blob``,
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import dataclasses
 import json
 import logging
+import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -40,6 +43,10 @@ PULL_FLUSH_SECONDS = 5.0
 
 _NO_LIMIT = 2**62
 
+_CACHED_TAGS_MIN = 1000
+"""Tag lists at least this long are kept in memory (per process) while unchanged."""
+_CACHED_REPOSITORIES = 16
+
 
 def catalog_sort_key(name: str) -> str:
     """The catalog's order: ``/`` sorts before every character a name may hold."""
@@ -48,12 +55,22 @@ def catalog_sort_key(name: str) -> str:
 
 def _upsert_repository(name: str, has_tags: bool, now: float | None) -> Stmt:
     return Stmt(
-        "INSERT INTO repositories (name, sort_key, has_tags, pushed_at) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (name) DO UPDATE SET "
+        "INSERT INTO repositories (name, sort_key, has_tags, pushed_at, tag_version) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
         "has_tags = CASE WHEN excluded.has_tags = 1 THEN 1 ELSE repositories.has_tags END, "
         "pushed_at = COALESCE(excluded.pushed_at, repositories.pushed_at)",
-        (name, catalog_sort_key(name), int(has_tags), now),
+        (name, catalog_sort_key(name), int(has_tags), now, _token()),
     )
+
+
+def _token() -> int:
+    """A fresh ``tag_version``: random, so a deleted and re-created repository never
+    meets a token it had before."""
+    return secrets.randbits(62) + 1
+
+
+def _tags_changed(name: str) -> Stmt:
+    return Stmt("UPDATE repositories SET tag_version = ? WHERE name = ?", (_token(), name))
 
 
 _UPSERT_BLOB = (
@@ -118,6 +135,8 @@ class SqlIndex:
         self.db = db
         self._pulls: dict[tuple[str, str], float] = {}
         self._flusher: asyncio.Task[None] | None = None
+        # repository -> (tag_version, sorted tags) of its large tag lists.
+        self._tag_lists: OrderedDict[str, tuple[int, list[str]]] = OrderedDict()
 
     @property
     def where(self) -> str:
@@ -152,10 +171,25 @@ class SqlIndex:
 
     async def tags(self, repository: str, n: int | None, last: str) -> Page:
         known = await self.db.fetch(
-            "SELECT has_tags FROM repositories WHERE name = ?", (repository,)
+            "SELECT has_tags, tag_version FROM repositories WHERE name = ?", (repository,)
         )
         if not known or not known[0][0]:
             raise NameUnknown(repository)
+        version = int(known[0][1])
+        cached = self._tag_lists.get(repository)
+        if cached is not None and cached[0] == version:
+            self._tag_lists.move_to_end(repository)
+            return _page_of(cached[1], n, last)
+        if n is None and not last:
+            rows = await self.db.fetch(
+                "SELECT tag FROM tags WHERE repository = ? ORDER BY tag", (repository,)
+            )
+            tags = [r[0] for r in rows]
+            if len(tags) >= _CACHED_TAGS_MIN:
+                self._tag_lists[repository] = (version, tags)
+                while len(self._tag_lists) > _CACHED_REPOSITORIES:
+                    self._tag_lists.popitem(last=False)
+            return Page(tags, False)
         limit = _NO_LIMIT if n is None else n + 1
         rows = await self.db.fetch(
             "SELECT tag FROM tags WHERE repository = ? AND tag > ? ORDER BY tag LIMIT ?",
@@ -179,11 +213,13 @@ class SqlIndex:
                  *_manifest_stmts(repository, record)]
         if tag is not None:
             stmts.append(Stmt(_UPSERT_TAG, (repository, tag, str(record.digest), now)))
+            stmts.append(_tags_changed(repository))
         await self.db.write(stmts)
 
     async def tag_deleted(self, repository: str, tag: str) -> None:
         await self.db.write([
-            Stmt("DELETE FROM tags WHERE repository = ? AND tag = ?", (repository, tag))
+            Stmt("DELETE FROM tags WHERE repository = ? AND tag = ?", (repository, tag)),
+            _tags_changed(repository),
         ])
 
     async def manifest_deleted(self, repository: str, digest: Digest) -> None:
@@ -192,6 +228,7 @@ class SqlIndex:
             Stmt("DELETE FROM manifests WHERE repository = ? AND digest = ?", key),
             Stmt("DELETE FROM manifest_refs WHERE repository = ? AND manifest = ?", key),
             Stmt("DELETE FROM tags WHERE repository = ? AND digest = ?", key),
+            _tags_changed(repository),
         ])
 
     async def layers_linked(self, repository: str, digests: Iterable[Digest], size: int) -> None:
@@ -370,9 +407,11 @@ class SqlIndex:
         stmts = [*_delete_repository(name), _upsert_repository(name, state.has_tags, None)]
         # A rebuild keeps the times it cannot read from storage (push, pull).
         stmts[-1] = Stmt(
-            "INSERT INTO repositories (name, sort_key, has_tags, pushed_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO repositories (name, sort_key, has_tags, pushed_at, tag_version) "
+            "VALUES (?, ?, ?, ?, ?)",
             (name, catalog_sort_key(name), int(state.has_tags),
-             max((m.pushed_at or 0.0 for m in state.manifests.values()), default=0.0) or None),
+             max((m.pushed_at or 0.0 for m in state.manifests.values()), default=0.0) or None,
+             _token()),
         )
         if state.sizes:
             stmts.append(Stmt(_UPSERT_BLOB, many=[(str(d), s) for d, s in state.sizes.items()]))
@@ -385,6 +424,14 @@ class SqlIndex:
                 (name, tag, str(d), None) for tag, d in state.tags.items()
             ]))
         await self.db.write(stmts)
+
+
+def _page_of(tags: list[str], n: int | None, last: str) -> Page:
+    """The page of the sorted ``tags`` after ``last``, at most ``n``."""
+    start = bisect.bisect_right(tags, last) if last else 0
+    if n is None:
+        return Page(tags[start:], False)
+    return Page(tags[start : start + n], len(tags) > start + n)
 
 
 def _delete_repository(name: str) -> list[Stmt]:
