@@ -27,6 +27,13 @@ from dockyard.api.app import create_app
 from dockyard.api.context import AppContext, UrlSettings
 from dockyard.api.state import UploadStateSigner
 from dockyard.auth import AccessController, build_access_controller
+from dockyard.background import (
+    build_fence,
+    build_immutable_tags,
+    build_lease,
+    build_retention_policies,
+    start_maintenance_jobs,
+)
 from dockyard.cache.base import BlobDescriptorCache, SafeCache
 from dockyard.cache.memory import MemoryCache
 from dockyard.config import (
@@ -42,6 +49,7 @@ from dockyard.connections import GuardedAppRunner
 from dockyard.debugserver import Instruments, build_health, build_metrics, instrument_app
 from dockyard.index import IndexUnavailable, SqlIndex, open_index
 from dockyard.logs import setup_logging
+from dockyard.maintenance.jobs import Lease
 from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
 from dockyard.registry.namespace import Namespace, RegistryOptions
 from dockyard.storage.drivers.base import CheckedDriver, StorageDriver
@@ -148,8 +156,10 @@ def check_config(config: Config, workers: int | None = None) -> None:
             "http.workers: the inmemory driver cannot be shared by several workers", "http.workers"
         )
     create_driver(storage.driver, storage.parameters, redirect=not storage.redirect.disable)
-    build_index(config)
+    build_fence(config, build_index(config))
     build_access(config)
+    build_immutable_tags(config)
+    build_retention_policies(config)
     server_ssl_context(config.http.tls)
 
 
@@ -180,7 +190,9 @@ def build_namespace(
     cache = build_cache(config, metrics)
     proxy = config.proxy
     if not proxy.enabled:
-        return Namespace(driver, options, cache=cache, index=build_index(config))
+        index = build_index(config)
+        return Namespace(driver, options, cache=cache, index=index,
+                         fence=build_fence(config, index))
     if proxy.remote_url:
         remote = RemoteRegistry(proxy.remote_url, proxy.username, proxy.password)
         upstreams = [Upstream("", remote, proxy.ttl)]
@@ -216,6 +228,7 @@ def build_context(
         validation_disabled=config.validation.disabled,
         urls_allow=urls_validation.allow,
         urls_deny=urls_validation.deny,
+        immutable_tags=build_immutable_tags(config),
     )
     urls = UrlSettings(
         host=config.http.host or None,
@@ -520,6 +533,8 @@ async def _worker(
     ctx = build_context(config, secret, instruments)
     if ctx.namespace.index is not None:
         await ctx.namespace.index.migrate()  # applied already; creates an in-memory one
+    if ctx.namespace.fence is not None:
+        await ctx.namespace.fence.prepare()
     app = create_app(ctx)
     if isinstance(ctx.namespace, ProxyNamespace):
         ctx.namespace.install(app)
@@ -540,20 +555,27 @@ async def _worker(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
     purger = _start_upload_purger(config, ctx) if purge else None
+    jobs = start_maintenance_jobs(config, ctx, _lease(config, ctx)) if purge else []
     await instruments.start(config, debug_sock)
     try:
         await stopped.wait()
     finally:
         await instruments.stop()
-        if purger is not None:
-            purger.cancel()
+        for task in [*jobs, *([purger] if purger is not None else [])]:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await purger
+                await task
         await runner.cleanup()
         if ctx.namespace.index is not None:
             await ctx.namespace.index.aclose()
         await ctx.namespace.driver.aclose()
         sys.stderr.flush()
+
+
+def _lease(config: Config, ctx: AppContext) -> Lease:
+    index = ctx.namespace.index if isinstance(ctx.namespace.index, SqlIndex) else None
+    redis = build_redis_cache(config).client if config.redis.addr and index is None else None
+    return build_lease(index, redis)
 
 
 def _start_upload_purger(config: Config, ctx: AppContext) -> asyncio.Task[None] | None:

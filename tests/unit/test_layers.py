@@ -28,7 +28,10 @@ LAYER_OF = {
     "dockyard.__main__": "cli",
     "dockyard.cli": "cli",
     "dockyard.cli_index": "cli",
+    "dockyard.cli_maintenance": "cli",
+    "dockyard.cli_support": "cli",
     "dockyard.server": "server",
+    "dockyard.background": "server",
     "dockyard.tls": "server",
     "dockyard.logs": "server",
     "dockyard.connections": "server",
@@ -48,6 +51,7 @@ LAYER_OF = {
     "dockyard.manifest": "manifest",
     "dockyard.config": "config",
     "dockyard.ui": "ui",
+    "dockyard.policy": "policy",
     "dockyard.digest": "root",
     "dockyard.durations": "root",
     "dockyard.names": "root",
@@ -62,9 +66,9 @@ LAYER_OF = {
 #: composes them) imports cache and storage does not.
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "cli": frozenset({"server", "api", "auth", "maintenance", "proxy", "registry", "index",
-                      "storage", "drivers", "cache", "manifest", "config", "root"}),
+                      "storage", "drivers", "cache", "manifest", "config", "policy", "root"}),
     "server": frozenset({"api", "auth", "maintenance", "proxy", "registry", "index",
-                         "storage", "drivers", "cache", "manifest", "config", "root",
+                         "storage", "drivers", "cache", "manifest", "config", "policy", "root",
                          "metrics", "health", "tracing"}),
     # Operations (wired in by the server when configured): metrics wrap the driver,
     # the cache and the app; health checks probe the driver and answer in the envelope.
@@ -73,10 +77,11 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "tracing": frozenset({"drivers", "root"}),
     "api": frozenset({"auth", "registry", "manifest", "ui", "root"}),
     "maintenance": frozenset({"registry", "index", "storage", "drivers", "cache", "manifest",
-                              "root"}),
+                              "policy", "root"}),
     # The pull-through cache is another Namespace: it wraps the registry layer.
     "proxy": frozenset({"registry", "index", "storage", "drivers", "cache", "manifest", "root"}),
-    "registry": frozenset({"index", "storage", "drivers", "cache", "manifest", "root"}),
+    "registry": frozenset({"index", "storage", "drivers", "cache", "manifest", "policy",
+                           "root"}),
     # The metadata index: below the services that update it, above the layout it reads.
     "index": frozenset({"storage", "drivers", "manifest", "root"}),
     "storage": frozenset({"drivers", "manifest", "root"}),
@@ -87,6 +92,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     # The web UI's routes and assets; api wires them in.
     "ui": frozenset({"root"}),
     "config": frozenset({"root"}),
+    # Tag policies (immutable tags, retention rules): pure decisions, no I/O.
+    "policy": frozenset({"root"}),
     "root": frozenset(),
 }
 
