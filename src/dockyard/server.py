@@ -131,7 +131,10 @@ def check_config(config: Config, workers: int | None = None) -> None:
         raise ConfigError(
             "http.workers: the inmemory driver cannot be shared by several workers", "http.workers"
         )
-    create_driver(storage.driver, storage.parameters, redirect=not storage.redirect.disable)
+    create_driver(
+        storage.driver, storage.parameters, redirect=not storage.redirect.disable,
+        middleware=config.middleware.storage,
+    )
     build_access(config)
     server_ssl_context(config.http.tls)
 
@@ -160,7 +163,8 @@ def build_context(config: Config, secret: bytes) -> AppContext:
     """Everything the application needs, from the configuration."""
     storage = config.storage
     driver = create_driver(
-        storage.driver, storage.parameters, redirect=not storage.redirect.disable
+        storage.driver, storage.parameters, redirect=not storage.redirect.disable,
+        middleware=config.middleware.storage,
     )
     urls_validation = config.validation.manifests.urls
     options = RegistryOptions(

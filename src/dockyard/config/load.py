@@ -78,8 +78,8 @@ def _build(root: Map, warnings: list[str], default: bool) -> Config:
         compatibility=read_compatibility(top.section("compatibility")),
         catalog=read_catalog(top.section("catalog")),
         ui=read_ui(top.section("ui")),
+        middleware=read_middleware(top.raw("middleware"), warnings),
     )
-    read_middleware(top.raw("middleware"), warnings)
     top.done()
     return config
 

@@ -10,6 +10,7 @@ from dockyard.config.compatibility import CompatibilityConfig
 from dockyard.config.health import HealthConfig
 from dockyard.config.http import HTTPConfig
 from dockyard.config.log import LogConfig
+from dockyard.config.middleware import MiddlewareConfig
 from dockyard.config.notifications import NotificationsConfig
 from dockyard.config.proxy import ProxyConfig
 from dockyard.config.redis import RedisConfig
@@ -35,3 +36,4 @@ class Config:
     compatibility: CompatibilityConfig = field(default_factory=CompatibilityConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     ui: UIConfig = field(default_factory=UIConfig)
+    middleware: MiddlewareConfig = field(default_factory=MiddlewareConfig)
