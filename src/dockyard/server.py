@@ -44,6 +44,7 @@ from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
 from dockyard.registry.namespace import Namespace, RegistryOptions
 from dockyard.storage.drivers.base import StorageDriver
 from dockyard.storage.drivers.factory import create_driver
+from dockyard.storage.uploadlocks import UploadLocks
 from dockyard.tls import server_ssl_context
 
 __all__ = ["build_context", "serve", "unsupported_features"]
@@ -121,6 +122,21 @@ def build_cache(config: Config) -> BlobDescriptorCache | None:
     return None
 
 
+def build_upload_locks(config: Config) -> UploadLocks | None:
+    """With ``redis.addr``, upload writers take a lock with a lease there (storage claims
+    otherwise): cheaper on object stores than a claim's write, list and delete."""
+    if not config.redis.addr:
+        return None
+    try:
+        from dockyard.storage.redislocks import RedisUploadLocks
+    except ImportError:
+        raise ConfigError(
+            "redis.addr: upload locks in Redis need the redis package"
+            " (pip install 'dockyard[redis]')", "redis.addr",
+        ) from None
+    return RedisUploadLocks(build_redis_cache(config).client)
+
+
 def check_config(config: Config, workers: int | None = None) -> None:
     """Build (and drop) what a worker builds, so bad settings fail before the start.
 
@@ -144,9 +160,10 @@ def build_namespace(
 ) -> Namespace:
     """The registry's repositories: hosted, or a pull-through cache with ``proxy.remoteurl``."""
     cache = build_cache(config)
+    locks = build_upload_locks(config)
     proxy = config.proxy
     if not proxy.enabled:
-        return Namespace(driver, options, cache=cache)
+        return Namespace(driver, options, cache=cache, locks=locks)
     if proxy.remote_url:
         remote = RemoteRegistry(proxy.remote_url, proxy.username, proxy.password)
         upstreams = [Upstream("", remote, proxy.ttl)]
@@ -156,7 +173,7 @@ def build_namespace(
                      u.namespace)
             for u in proxy.upstreams
         ]
-    return ProxyNamespace(driver, options, upstreams, cache=cache)
+    return ProxyNamespace(driver, options, upstreams, cache=cache, locks=locks)
 
 
 def build_context(config: Config, secret: bytes) -> AppContext:
@@ -435,6 +452,8 @@ async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: boo
                 await purger
         await runner.cleanup()
         await ctx.namespace.driver.aclose()
+        if ctx.namespace.locks is not None:
+            await ctx.namespace.locks.aclose()
         sys.stderr.flush()
 
 

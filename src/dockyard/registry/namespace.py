@@ -40,6 +40,7 @@ from dockyard.storage.drivers.base import StorageDriver
 from dockyard.storage.manifests import ManifestStore
 from dockyard.storage.metadata import StorageMetadataIndex
 from dockyard.storage.tags import TagStore
+from dockyard.storage.uploadlocks import UploadLocks
 from dockyard.storage.uploads import UploadStore
 from dockyard.types import BlobDescriptor, BlobDescriptorService, StoredManifest, UploadStatus
 
@@ -96,10 +97,13 @@ class Namespace:
         options: RegistryOptions,
         metadata: MetadataIndex | None = None,
         cache: BlobDescriptorCache | None = None,
+        locks: UploadLocks | None = None,
     ) -> None:
         self.driver = driver
         self.options = options
         self.cache = cache
+        # Upload writers hold a lease here when instances share a lock service (Redis).
+        self.locks = locks
         self.blobs = BlobStore(driver, self.cached(BlobStatter(driver), None))
         self.metadata: MetadataIndex = metadata or StorageMetadataIndex(
             driver, self.blobs, read_only=options.read_only
@@ -132,7 +136,9 @@ class Repository:
         self.name = name
         links = LinkedBlobStatter(namespace.driver, namespace.blobs, name)
         self.layers = LinkedBlobStore(links, namespace.cached(links, name))
-        self._uploads = UploadStore(namespace.driver, name, self.layers, namespace.background)
+        self._uploads = UploadStore(
+            namespace.driver, name, self.layers, namespace.background, namespace.locks
+        )
         self._manifests = ManifestStore(namespace.driver, namespace.blobs, name)
         self._tags = TagStore(namespace.driver, name)
 

@@ -39,6 +39,7 @@ from dockyard.storage.drivers.base import (
     roll_back,
 )
 from dockyard.storage.uploadclaims import ChunkClaim, OffsetBusy
+from dockyard.storage.uploadlocks import LockBusy, LockUnavailable, UploadLease, UploadLocks
 from dockyard.types import BlobDescriptor, UploadStatus
 
 __all__ = ["UPLOAD_ID_PATTERN", "UploadStore"]
@@ -91,8 +92,11 @@ class UploadStore:
         repository: str,
         layers: LinkedBlobStore,
         background: set[asyncio.Task[None]] | None = None,
+        locks: UploadLocks | None = None,
     ) -> None:
         self.driver = driver
+        # One writer per upload: a shared lock service if configured, else storage claims.
+        self.locks = locks
         self.repository = repository
         self.layers = layers
         self.blobs: BlobStore = layers.blobs
@@ -231,34 +235,49 @@ class UploadStore:
 
     async def _claim(
         self, upload_id: str, claimed: int | None, start: int | None
-    ) -> tuple[UploadStatus, ChunkClaim]:
-        """Where the upload stands, and this request's claim on writing from there.
+    ) -> tuple[UploadStatus, ChunkClaim | UploadLease]:
+        """Where the upload stands, and this request's hold on writing from there.
 
         Held until the request ends (a commit's until its blob is published), so
-        no other request writes the data meanwhile; see :mod:`uploadclaims`.
+        no other request writes the data meanwhile: a lease of the shared lock
+        service (:mod:`uploadlocks`) when there is one, else a claim in storage
+        (:mod:`uploadclaims`).
         """
         current = await self.status(upload_id)
         _check_resumes(current, claimed, start)
-        claim = ChunkClaim(
-            self.driver, paths.upload_claims_path(self.repository, upload_id, current.offset)
-        )
+        hold, abandoned = await self._hold(upload_id, current.offset)
         try:
-            abandoned = await claim.acquire()
-        except OffsetBusy:
-            raise RangeInvalid(
-                f"another request is writing from offset {current.offset}", current.offset
-            ) from None
-        try:
-            # Again under the claim: a request that passed the first check just before
+            # Again under the hold: a request that passed the first check just before
             # another's chunk was acknowledged (or its upload finished) must stop here.
             _check_resumes(await self.status(upload_id), current.offset, start)
             if abandoned:
                 tainted = self._path(upload_id, paths.upload_tainted_path)
                 await self.driver.put_content(tainted, b"")
         except BaseException:
-            await claim.finish()
+            await hold.finish()
             raise
-        return current, claim
+        return current, hold
+
+    async def _hold(self, upload_id: str, offset: int) -> tuple[ChunkClaim | UploadLease, bool]:
+        """This request's hold on the upload, and whether to taint it (see :mod:`uploadlocks`)."""
+        busy = RangeInvalid(f"another request is writing from offset {offset}", offset)
+        if self.locks is not None:
+            try:
+                lease = await self.locks.acquire(f"{self.repository}/{upload_id}")
+                return lease, lease.abandoned
+            except LockBusy:
+                raise busy from None
+            except LockUnavailable as exc:
+                log.warning("upload lock service unavailable (%s): claiming upload %s in "
+                            "storage and re-hashing it at commit", exc, upload_id)
+        claim = ChunkClaim(
+            self.driver, paths.upload_claims_path(self.repository, upload_id, offset)
+        )
+        try:
+            abandoned = await claim.acquire()
+        except OffsetBusy:
+            raise busy from None
+        return claim, abandoned or self.locks is not None
 
     async def _append(
         self,
