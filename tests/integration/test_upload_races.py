@@ -10,8 +10,10 @@ with Redis cut off, they fall back to storage claims and the commit re-hashes.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -40,8 +42,11 @@ from tests.support.azure_gcs import (  # noqa: F401 (fixtures)
     fake_gcs,
     gcs_registry_factory,
 )
-from tests.support.backends import MotoServer, S3RegistryProcess, TcpProxy
+from tests.support.backends import MotoServer, S3RegistryProcess, TcpProxy, s3_params
 from tests.support.redis import RedisServer
+
+from dockyard.maintenance.purge import PurgeSummary, purge_uploads
+from dockyard.storage.drivers.factory import create_driver
 
 STREAMING = {"redirect": {"disable": True}}
 NO_PURGING = {"maintenance": {"uploadpurging": {"enabled": False}}}
@@ -189,3 +194,41 @@ def test_azure_gcs_races(
         race_and_commit(one, other)  # a committed blob is read back from both instances
     if locks == "redis":
         assert lock_calls(redis_server) - before >= 2 * 4
+
+
+# -- upload purging never aborts a live upload's writes --------------------------------------
+
+
+def test_purge_keeps_the_multipart_upload_of_a_live_upload(
+    moto_server: MotoServer, s3_bucket: str
+) -> None:
+    """moto dates every multipart upload 2010: by its date, a live upload's chunk looks a
+    decade stale. Purging judges uploads by their startedat instead (the cause of a racing
+    test's rare 404: the server's purge aborted the upload's data under it)."""
+    root = "/docker/registry/v2/repositories/r/_uploads"
+    s3 = moto_server.client()
+
+    def mpu_keys() -> set[str]:
+        listed = s3.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", [])
+        return {u["Key"] for u in listed}
+
+    async def run() -> PurgeSummary:
+        driver = create_driver("s3", s3_params(moto_server.url, s3_bucket))
+        try:
+            now = datetime.now(UTC)
+            await driver.put_content(f"{root}/live/startedat",
+                                     now.strftime("%Y-%m-%dT%H:%M:%SZ").encode())
+            for path in (f"{root}/live/data", f"{root}/gone/data", "/docker/stray"):
+                writer = await driver.writer(path, 0)
+                await writer.write(os.urandom(1000))
+                await writer.close()  # an in-progress multipart upload, dated 2010
+            assert mpu_keys() == {"docker/registry/v2/repositories/r/_uploads/live/data",
+                                  "docker/registry/v2/repositories/r/_uploads/gone/data",
+                                  "docker/stray"}
+            return await purge_uploads(driver, older_than=7 * 24 * 3600.0)
+        finally:
+            await driver.aclose()
+
+    summary = asyncio.run(run())
+    assert mpu_keys() == {"docker/registry/v2/repositories/r/_uploads/live/data"}
+    assert summary.errors == 0

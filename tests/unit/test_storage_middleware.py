@@ -14,6 +14,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from tests.support.backends import s3_params
 
 from dockyard.clientaddr import CLIENT_IP, remote_ip
 from dockyard.config.middleware import MiddlewareEntry
-from dockyard.storage.drivers.base import StorageDriver
+from dockyard.storage.drivers.base import AbortsStaleWrites, StorageDriver
 from dockyard.storage.drivers.factory import DriverConfigError, create_driver
 from dockyard.storage.drivers.middleware import CloudFrontMiddleware, RedirectMiddleware
 
@@ -297,3 +298,12 @@ def test_remote_ip_as_distribution(
     headers: dict[str, str], peer: str | None, expected: str | None
 ) -> None:
     assert remote_ip(headers, peer) == expected
+
+
+def test_middleware_still_lets_purging_abort_stale_multipart_uploads() -> None:
+    """Upload purging finds an object store's writes through the wrapper (none elsewhere)."""
+    entry = MiddlewareEntry(name="redirect", options={"baseurl": "https://mirror.example"})
+    assert isinstance(s3_with(entry).inner, AbortsStaleWrites)  # type: ignore[attr-defined]
+    memory = create_driver("inmemory", {}, middleware=[entry]).inner
+    assert isinstance(memory, AbortsStaleWrites)
+    assert asyncio.run(memory.abort_stale_multipart_uploads(datetime.now(UTC))) == 0

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 
-from dockyard.storage.drivers.base import FileInfo, FileWriter, StorageDriver
+from dockyard.storage.drivers.base import AbortsStaleWrites, FileInfo, FileWriter, StorageDriver
 
 __all__ = ["ForwardingDriver"]
 
 
 class ForwardingDriver:
     """A :class:`StorageDriver` that hands every call to ``inner``; middleware overrides
-    the methods it changes (today ``redirect_url`` and ``aclose``)."""
+    the methods it changes (today ``redirect_url`` and ``aclose``).
+
+    It is also :class:`AbortsStaleWrites`, so upload purging still finds an object
+    store's abandoned multipart uploads through the middleware (none elsewhere).
+    """
 
     def __init__(self, inner: StorageDriver) -> None:
         self.inner = inner
@@ -52,3 +57,10 @@ class ForwardingDriver:
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+    async def abort_stale_multipart_uploads(
+        self, older_than: datetime, keep: Callable[[str], Awaitable[bool]] | None = None
+    ) -> int:
+        if isinstance(self.inner, AbortsStaleWrites):
+            return await self.inner.abort_stale_multipart_uploads(older_than, keep)
+        return 0
