@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -232,3 +233,44 @@ def test_purge_keeps_the_multipart_upload_of_a_live_upload(
     summary = asyncio.run(run())
     assert mpu_keys() == {"docker/registry/v2/repositories/r/_uploads/live/data"}
     assert summary.errors == 0
+
+
+def settled(moto: MotoServer) -> None:
+    """Wait until moto's log stops growing (it is written after each response)."""
+    size, deadline = moto.log_size(), time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        if moto.log_size() == size:
+            return
+        size = moto.log_size()
+
+
+def test_redis_lease_saves_the_claims_s3_requests(
+    s3_registry_factory: S3RegistryFactory,
+    moto_server: MotoServer,
+    redis_server: RedisServer,
+    clients: Callable[[S3RegistryProcess], httpx.Client],  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """S3 requests of one PATCH (moto's log): a claim costs a PUT, a list and a DELETE."""
+    counts: dict[str, list[str]] = {}
+    for locks in ("claims", "redis"):
+        bucket = moto_server.create_bucket()
+        overrides: dict[str, Any] = {"storage": NO_PURGING}
+        if locks == "redis":
+            overrides["redis"] = {"addr": redis_server.addr}
+        client = clients(s3_registry_factory(bucket, overrides=overrides))
+        location = start_upload(client, random_repo("count"))
+        response = patch_chunk(client, on(client, location), os.urandom(CHUNK), start=0)
+        location = follow(client, response.headers["Location"])
+        mark = moto_server.log_size()
+        response = patch_chunk(client, on(client, location), os.urandom(CHUNK), start=CHUNK)
+        assert response.status_code == 202, response.text
+        settled(moto_server)
+        counts[locks] = [f"{m} {p.split('?')[0].rsplit('/', 1)[-1]}"
+                         for m, p, _ in moto_server.requests(mark) if p.startswith(f"/{bucket}")]
+    with capsys.disabled():
+        for locks, requests in counts.items():
+            listed = ", ".join(requests)
+            print(f"\n  S3 requests of a PATCH with {locks}: {len(requests)} ({listed})")
+    assert len(counts["redis"]) <= len(counts["claims"]) - 3
