@@ -120,7 +120,8 @@ def test_s3_races_with_redis_locks(
 ) -> None:
     before = lock_calls(redis_server)
     for _ in range(2):
-        race_patches_and_put(s3_pair_with_redis, moto_server, s3_bucket)
+        blobs = assert_bucket_blobs_consistent(moto_server, s3_bucket)
+        race_patches_and_put(s3_pair_with_redis, moto_server, s3_bucket, blobs)
     # Every writing request took and released a Redis lease.
     assert lock_calls(redis_server) - before >= 2 * 2 * 4
     assert assert_bucket_blobs_consistent(moto_server, s3_bucket) <= 2
