@@ -145,11 +145,22 @@ class UploadStore:
         return UploadStatus(upload_id, offset, started)
 
     async def _has_data(self, upload_id: str) -> bool:
-        try:
-            await self.driver.stat(self._path(upload_id, paths.upload_data_path))
-        except PathNotFound:
-            return False
-        return True
+        """Whether the upload's data exists (no: a final PUT published it).
+
+        Asked while another request may be appending to it: on an object store the
+        file changes form as it grows (S3: a multipart upload completed into an object,
+        then copied into a new multipart upload), and ``stat`` is several requests
+        (HeadObject, then the listings), so one look can fall between two forms and
+        see neither. Only a second miss right after means the data is gone.
+        """
+        data = self._path(upload_id, paths.upload_data_path)
+        for _ in range(2):
+            try:
+                await self.driver.stat(data)
+            except PathNotFound:
+                continue
+            return True
+        return False
 
     async def _progress(self, upload_id: str) -> int:
         """The highest offset with a saved hash state: the last one acknowledged.
