@@ -39,6 +39,7 @@ from dockyard.config import (
     split_host_port,
 )
 from dockyard.connections import GuardedAppRunner
+from dockyard.index import IndexUnavailable, SqlIndex, open_index
 from dockyard.logs import setup_logging
 from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
 from dockyard.registry.namespace import Namespace, RegistryOptions
@@ -47,7 +48,7 @@ from dockyard.storage.drivers.factory import create_driver
 from dockyard.storage.uploadlocks import UploadLocks
 from dockyard.tls import server_ssl_context
 
-__all__ = ["build_context", "serve", "unsupported_features"]
+__all__ = ["build_context", "build_index", "serve", "unsupported_features"]
 
 if TYPE_CHECKING:
     from dockyard.cache.redis import RedisCache
@@ -151,8 +152,28 @@ def check_config(config: Config, workers: int | None = None) -> None:
         storage.driver, storage.parameters, redirect=not storage.redirect.disable,
         middleware=config.middleware.storage,
     )
+    build_index(config)
     build_access(config)
     server_ssl_context(config.http.tls)
+
+
+def build_index(config: Config) -> SqlIndex | None:
+    """The metadata index ``storage.index`` configures (not migrated yet), or None.
+
+    A pull-through cache writes what it fetches straight to storage, so its
+    listings walk storage (``none``) whatever is configured.
+    """
+    storage, settings = config.storage, config.storage.index
+    if config.proxy.enabled:
+        return None
+    try:
+        return open_index(
+            settings.driver, storage.driver, storage.parameters,
+            path=settings.path, dsn=settings.dsn, pool_size=settings.pool_size,
+        )
+    except IndexUnavailable as exc:
+        key = str(exc).split(":", 1)[0]
+        raise ConfigError(str(exc), key) from None
 
 
 def build_namespace(
@@ -163,7 +184,7 @@ def build_namespace(
     locks = build_upload_locks(config)
     proxy = config.proxy
     if not proxy.enabled:
-        return Namespace(driver, options, cache=cache, locks=locks)
+        return Namespace(driver, options, cache=cache, index=build_index(config), locks=locks)
     if proxy.remote_url:
         remote = RemoteRegistry(proxy.remote_url, proxy.username, proxy.password)
         upstreams = [Upstream("", remote, proxy.ttl)]
@@ -330,6 +351,7 @@ def serve(
         refuse_unknown_keys(warnings)
     count = workers or config.http.workers
     check_config(config, workers)
+    _prepare_index(config)  # before the fork: one build, not one per worker
     secret = _upload_secret(config)  # before the fork: every worker shares it
     ssl_context = server_ssl_context(config.http.tls)
     sock, where = _bind(config)
@@ -346,6 +368,27 @@ def serve(
     if count == 1:
         return _run_worker(config, secret, sock, purge=True)
     return _supervise(config, secret, sock, count)
+
+
+def _prepare_index(config: Config) -> None:
+    """Migrate the index and build it from storage when it is empty (or rebuildonstart)."""
+    index = build_index(config)
+    if index is None:
+        log.info("index: none (listings walk storage)")
+        return
+    log.info("index: %s", index.where)
+    from dockyard.index.maintain import build_if_empty
+
+    driver = create_driver(config.storage.driver, config.storage.parameters)
+
+    async def prepare() -> None:
+        try:
+            await build_if_empty(index, driver, force=config.storage.index.rebuild_on_start)
+        finally:
+            await index.aclose()
+            await driver.aclose()
+
+    asyncio.run(prepare())
 
 
 def _supervise(config: Config, secret: bytes, sock: socket.socket, count: int) -> int:
@@ -425,6 +468,8 @@ def _run_worker(config: Config, secret: bytes, sock: socket.socket, purge: bool 
 
 async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: bool) -> None:
     ctx = build_context(config, secret)
+    if ctx.namespace.index is not None:
+        await ctx.namespace.index.migrate()  # applied already; creates an in-memory one
     app = create_app(ctx)
     if isinstance(ctx.namespace, ProxyNamespace):
         ctx.namespace.install(app)
@@ -451,6 +496,8 @@ async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: boo
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
         await runner.cleanup()
+        if ctx.namespace.index is not None:
+            await ctx.namespace.index.aclose()
         await ctx.namespace.driver.aclose()
         if ctx.namespace.locks is not None:
             await ctx.namespace.locks.aclose()

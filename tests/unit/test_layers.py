@@ -27,6 +27,7 @@ LAYER_OF = {
     "dockyard": "root",
     "dockyard.__main__": "cli",
     "dockyard.cli": "cli",
+    "dockyard.cli_index": "cli",
     "dockyard.server": "server",
     "dockyard.tls": "server",
     "dockyard.logs": "server",
@@ -35,6 +36,7 @@ LAYER_OF = {
     "dockyard.auth": "auth",
     "dockyard.maintenance": "maintenance",
     "dockyard.registry": "registry",
+    "dockyard.index": "index",
     "dockyard.proxy": "proxy",
     "dockyard.storage": "storage",
     "dockyard.storage.drivers": "drivers",
@@ -56,15 +58,18 @@ LAYER_OF = {
 #: api -> registry -> storage -> drivers; caches wrap stores, so registry (which
 #: composes them) imports cache and storage does not.
 MAY_IMPORT: dict[str, frozenset[str]] = {
-    "cli": frozenset({"server", "api", "auth", "maintenance", "proxy", "registry", "storage",
-                      "drivers", "cache", "manifest", "config", "root"}),
-    "server": frozenset({"api", "auth", "maintenance", "proxy", "registry", "storage",
-                         "drivers", "cache", "manifest", "config", "root"}),
+    "cli": frozenset({"server", "api", "auth", "maintenance", "proxy", "registry", "index",
+                      "storage", "drivers", "cache", "manifest", "config", "root"}),
+    "server": frozenset({"api", "auth", "maintenance", "proxy", "registry", "index",
+                         "storage", "drivers", "cache", "manifest", "config", "root"}),
     "api": frozenset({"auth", "registry", "manifest", "ui", "root"}),
-    "maintenance": frozenset({"registry", "storage", "drivers", "cache", "manifest", "root"}),
+    "maintenance": frozenset({"registry", "index", "storage", "drivers", "cache", "manifest",
+                              "root"}),
     # The pull-through cache is another Namespace: it wraps the registry layer.
-    "proxy": frozenset({"registry", "storage", "drivers", "cache", "manifest", "root"}),
-    "registry": frozenset({"storage", "drivers", "cache", "manifest", "root"}),
+    "proxy": frozenset({"registry", "index", "storage", "drivers", "cache", "manifest", "root"}),
+    "registry": frozenset({"index", "storage", "drivers", "cache", "manifest", "root"}),
+    # The metadata index: below the services that update it, above the layout it reads.
+    "index": frozenset({"storage", "drivers", "manifest", "root"}),
     "storage": frozenset({"drivers", "manifest", "root"}),
     "drivers": frozenset({"root"}),
     "cache": frozenset({"manifest", "root"}),
