@@ -55,6 +55,7 @@ from dockyard.registry.namespace import Namespace, RegistryOptions
 from dockyard.storage.drivers.base import CheckedDriver, StorageDriver
 from dockyard.storage.drivers.factory import create_driver
 from dockyard.storage.drivers.observed import ObservedDriver
+from dockyard.storage.uploadlocks import UploadLocks
 from dockyard.tls import server_ssl_context
 from dockyard.tracing import start_tracing
 
@@ -145,6 +146,21 @@ def build_cache(config: Config, metrics: Metrics | None = None) -> BlobDescripto
     return SafeCache(inner, name)
 
 
+def build_upload_locks(config: Config) -> UploadLocks | None:
+    """With ``redis.addr``, upload writers take a lock with a lease there (storage claims
+    otherwise): cheaper on object stores than a claim's write, list and delete."""
+    if not config.redis.addr:
+        return None
+    try:
+        from dockyard.storage.redislocks import RedisUploadLocks
+    except ImportError:
+        raise ConfigError(
+            "redis.addr: upload locks in Redis need the redis package"
+            " (pip install 'dockyard[redis]')", "redis.addr",
+        ) from None
+    return RedisUploadLocks(build_redis_cache(config).client)
+
+
 def check_config(config: Config, workers: int | None = None) -> None:
     """Build (and drop) what a worker builds, so bad settings fail before the start.
 
@@ -155,7 +171,10 @@ def check_config(config: Config, workers: int | None = None) -> None:
         raise ConfigError(
             "http.workers: the inmemory driver cannot be shared by several workers", "http.workers"
         )
-    create_driver(storage.driver, storage.parameters, redirect=not storage.redirect.disable)
+    create_driver(
+        storage.driver, storage.parameters, redirect=not storage.redirect.disable,
+        middleware=config.middleware.storage,
+    )
     build_fence(config, build_index(config))
     build_access(config)
     build_immutable_tags(config)
@@ -188,10 +207,11 @@ def build_namespace(
 ) -> Namespace:
     """The registry's repositories: hosted, or a pull-through cache with ``proxy.remoteurl``."""
     cache = build_cache(config, metrics)
+    locks = build_upload_locks(config)
     proxy = config.proxy
     if not proxy.enabled:
         index = build_index(config)
-        return Namespace(driver, options, cache=cache, index=index,
+        return Namespace(driver, options, cache=cache, index=index, locks=locks,
                          fence=build_fence(config, index))
     if proxy.remote_url:
         remote = RemoteRegistry(proxy.remote_url, proxy.username, proxy.password)
@@ -202,7 +222,7 @@ def build_namespace(
                      u.namespace)
             for u in proxy.upstreams
         ]
-    return ProxyNamespace(driver, options, upstreams, cache=cache)
+    return ProxyNamespace(driver, options, upstreams, cache=cache, locks=locks)
 
 
 def build_context(
@@ -214,7 +234,8 @@ def build_context(
     """
     storage = config.storage
     driver = create_driver(
-        storage.driver, storage.parameters, redirect=not storage.redirect.disable
+        storage.driver, storage.parameters, redirect=not storage.redirect.disable,
+        middleware=config.middleware.storage,
     )
     observe = instruments.storage_observer(driver.name) if instruments else None
     if observe is not None:
@@ -569,6 +590,8 @@ async def _worker(
         if ctx.namespace.index is not None:
             await ctx.namespace.index.aclose()
         await ctx.namespace.driver.aclose()
+        if ctx.namespace.locks is not None:
+            await ctx.namespace.locks.aclose()
         sys.stderr.flush()
 
 

@@ -59,6 +59,7 @@ LAYER_OF = {
     "dockyard.types": "root",
     "dockyard.metadata": "root",
     "dockyard.hashstate": "root",
+    "dockyard.clientaddr": "root",
 }
 
 #: Top to bottom: what each layer may import besides itself. Request path:

@@ -84,7 +84,8 @@ Differences from distribution, all deliberate
     * Sections that dockyard models are parsed even where the server does not
       implement them yet; the server decides what to warn about. Sections it does
       not model (``reporting``, ``policy``, ``log.hooks``, ``http.tls.letsencrypt``,
-      ``token_server``...) and non-empty ``middleware`` lists are warnings.
+      ``token_server``...) and non-empty ``middleware.registry``/``repository`` lists
+      are warnings; ``middleware.storage`` is read (:class:`MiddlewareConfig`).
 
 Modules
     :mod:`~dockyard.config.load` reads (``load_config``): :mod:`~.reader` turns YAML
@@ -123,6 +124,7 @@ from dockyard.config.http import (
 )
 from dockyard.config.load import load_config
 from dockyard.config.log import AccessLogConfig, LogConfig
+from dockyard.config.middleware import MiddlewareConfig, MiddlewareEntry
 from dockyard.config.model import Config
 from dockyard.config.notifications import (
     EndpointConfig,
@@ -175,6 +177,8 @@ __all__ = [
     "LogConfig",
     "MaintenanceConfig",
     "ManifestValidationConfig",
+    "MiddlewareConfig",
+    "MiddlewareEntry",
     "NotificationsConfig",
     "PrometheusConfig",
     "ProxyConfig",

@@ -82,8 +82,8 @@ def _build(root: Map, warnings: list[str], default: bool) -> Config:
         ui=read_ui(top.section("ui")),
         immutabletags=read_immutabletags(top.raw("immutabletags"), warnings),
         retention=read_retention(top.section("retention")),
+        middleware=read_middleware(top.raw("middleware"), warnings),
     )
-    read_middleware(top.raw("middleware"), warnings)
     top.done()
     return config
 

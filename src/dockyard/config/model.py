@@ -11,6 +11,7 @@ from dockyard.config.health import HealthConfig
 from dockyard.config.http import HTTPConfig
 from dockyard.config.immutabletags import ImmutableTagsRuleConfig
 from dockyard.config.log import LogConfig
+from dockyard.config.middleware import MiddlewareConfig
 from dockyard.config.notifications import NotificationsConfig
 from dockyard.config.proxy import ProxyConfig
 from dockyard.config.redis import RedisConfig
@@ -39,3 +40,4 @@ class Config:
     ui: UIConfig = field(default_factory=UIConfig)
     immutabletags: tuple[ImmutableTagsRuleConfig, ...] = ()
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    middleware: MiddlewareConfig = field(default_factory=MiddlewareConfig)

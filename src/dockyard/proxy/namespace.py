@@ -57,6 +57,7 @@ from dockyard.registry.namespace import BlobContent, Namespace, RegistryOptions,
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver
 from dockyard.storage.manifests import ManifestStore
 from dockyard.storage.tags import TagStore
+from dockyard.storage.uploadlocks import UploadLocks
 from dockyard.storage.uploads import UploadStore
 from dockyard.types import BlobDescriptor, StoredManifest, UploadStatus
 
@@ -78,8 +79,9 @@ class ProxyNamespace(Namespace):
         upstreams: Sequence[Upstream],
         metadata: MetadataIndex | None = None,
         cache: BlobDescriptorCache | None = None,
+        locks: UploadLocks | None = None,
     ) -> None:
-        super().__init__(driver, options, metadata, cache)
+        super().__init__(driver, options, metadata, cache, locks)
         self.upstreams = tuple(upstreams)
         # With remoteurl the whole registry is the cache: a blob expires globally,
         # as in distribution. Beside hosted repositories, only the cache's link goes.

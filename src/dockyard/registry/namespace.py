@@ -51,6 +51,7 @@ from dockyard.storage.manifests import ManifestStore
 from dockyard.storage.metadata import StorageMetadataIndex
 from dockyard.storage.repositories import delete_repository_files
 from dockyard.storage.tags import TagStore
+from dockyard.storage.uploadlocks import UploadLocks
 from dockyard.storage.uploads import UploadStore
 from dockyard.types import BlobDescriptor, BlobDescriptorService, StoredManifest, UploadStatus
 
@@ -115,6 +116,7 @@ class Namespace:
         options: RegistryOptions,
         metadata: MetadataIndex | None = None,
         cache: BlobDescriptorCache | None = None,
+        locks: UploadLocks | None = None,
         index: Index | None = None,
         fence: BlobFence | None = None,
     ) -> None:
@@ -124,6 +126,8 @@ class Namespace:
         self.fence = fence
         """Online garbage collection's fence (``storage.maintenance.garbagecollect``):
         manifest PUTs claim what they reference and check blobs uncached."""
+        # Upload writers hold a lease here when instances share a lock service (Redis).
+        self.locks = locks
         self.blobs = BlobStore(driver, self.cached(BlobStatter(driver), None))
         self.index = index
         """The metadata index kept beside storage (None: listings walk storage)."""
@@ -179,7 +183,9 @@ class Repository:
         links = LinkedBlobStatter(namespace.driver, namespace.blobs, name)
         self._links = links
         self.layers = LinkedBlobStore(links, namespace.cached(links, name))
-        self._uploads = UploadStore(namespace.driver, name, self.layers, namespace.background)
+        self._uploads = UploadStore(
+            namespace.driver, name, self.layers, namespace.background, namespace.locks
+        )
         self._manifests = ManifestStore(namespace.driver, namespace.blobs, name)
         self._tags = TagStore(namespace.driver, name)
 
