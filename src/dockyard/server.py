@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import errno
 import logging
 import os
@@ -40,6 +41,7 @@ from dockyard.config import (
 )
 from dockyard.connections import GuardedAppRunner
 from dockyard.logs import setup_logging
+from dockyard.notifying import build_notifier
 from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
 from dockyard.registry.namespace import Namespace, RegistryOptions
 from dockyard.storage.drivers.base import StorageDriver
@@ -59,8 +61,6 @@ _PR_SET_PDEATHSIG = 1
 def unsupported_features(config: Config) -> list[str]:
     """Configured keys this version does not act on yet, so they are never silently ignored."""
     found = []
-    if config.notifications.endpoints:
-        found.append("notifications.endpoints: notifications are not implemented yet")
     if config.http.debug.addr:
         found.append("http.debug: the debug server is not implemented yet")
     return found
@@ -323,7 +323,7 @@ def serve(
         log.info("pull-through cache of %s under %s/", upstream.remote_url, upstream.prefix)
     log.info("listening on %s with %d worker%s", where, count, "s" if count > 1 else "")
     if count == 1:
-        return _run_worker(config, secret, sock, purge=True)
+        return _run_worker(config, secret, sock, purge=True, slot=(0, 1))
     return _supervise(config, secret, sock, count)
 
 
@@ -339,7 +339,7 @@ def _supervise(config: Config, secret: bytes, sock: socket.socket, count: int) -
             code = 1
             try:
                 _die_with_parent(parent)
-                code = _run_worker(config, secret, sock, purge=index == 0)
+                code = _run_worker(config, secret, sock, purge=index == 0, slot=(index, count))
             finally:
                 os._exit(code)
         children[pid] = index
@@ -390,7 +390,13 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
-def _run_worker(config: Config, secret: bytes, sock: socket.socket, purge: bool = False) -> int:
+def _run_worker(
+    config: Config,
+    secret: bytes,
+    sock: socket.socket,
+    purge: bool = False,
+    slot: tuple[int, int] = (0, 1),
+) -> int:
     try:
         import uvloop
 
@@ -398,12 +404,19 @@ def _run_worker(config: Config, secret: bytes, sock: socket.socket, purge: bool 
     except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
         loop_factory = None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(_worker(config, secret, sock, purge))
+        runner.run(_worker(config, secret, sock, purge, slot))
     return 0
 
 
-async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: bool) -> None:
+async def _worker(
+    config: Config, secret: bytes, sock: socket.socket, purge: bool, slot: tuple[int, int]
+) -> None:
     ctx = build_context(config, secret)
+    # Worker ``slot[0]`` of ``slot[1]`` owns its own event spools (dockyard.notifying).
+    notifier = await asyncio.to_thread(build_notifier, config, *slot)
+    if notifier is not None:
+        ctx = dataclasses.replace(ctx, notifier=notifier)
+        notifier.start()
     app = create_app(ctx)
     if isinstance(ctx.namespace, ProxyNamespace):
         ctx.namespace.install(app)
@@ -430,6 +443,8 @@ async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: boo
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
         await runner.cleanup()
+        if notifier is not None:
+            await notifier.close()
         await ctx.namespace.driver.aclose()
         sys.stderr.flush()
 

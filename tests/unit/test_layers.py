@@ -31,6 +31,8 @@ LAYER_OF = {
     "dockyard.tls": "server",
     "dockyard.logs": "server",
     "dockyard.connections": "server",
+    "dockyard.notifying": "server",
+    "dockyard.notifications": "notifications",
     "dockyard.api": "api",
     "dockyard.auth": "auth",
     "dockyard.maintenance": "maintenance",
@@ -55,11 +57,13 @@ LAYER_OF = {
 #: api -> registry -> storage -> drivers; caches wrap stores, so registry (which
 #: composes them) imports cache and storage does not.
 MAY_IMPORT: dict[str, frozenset[str]] = {
-    "cli": frozenset({"server", "api", "auth", "maintenance", "proxy", "registry", "storage",
-                      "drivers", "cache", "manifest", "config", "root"}),
-    "server": frozenset({"api", "auth", "maintenance", "proxy", "registry", "storage",
-                         "drivers", "cache", "manifest", "config", "root"}),
-    "api": frozenset({"auth", "registry", "manifest", "ui", "root"}),
+    "cli": frozenset({"server", "api", "notifications", "auth", "maintenance", "proxy",
+                      "registry", "storage", "drivers", "cache", "manifest", "config", "root"}),
+    "server": frozenset({"api", "notifications", "auth", "maintenance", "proxy",
+                         "registry", "storage", "drivers", "cache", "manifest", "config", "root"}),
+    "api": frozenset({"auth", "notifications", "registry", "manifest", "ui", "root"}),
+    # Webhook events: a wrapper around registry's Repository (api wraps per request).
+    "notifications": frozenset({"registry", "manifest", "root"}),
     "maintenance": frozenset({"registry", "storage", "drivers", "cache", "manifest", "root"}),
     # The pull-through cache is another Namespace: it wraps the registry layer.
     "proxy": frozenset({"registry", "storage", "drivers", "cache", "manifest", "root"}),

@@ -13,6 +13,7 @@ from dockyard.api.auth import auth_middleware
 from dockyard.api.context import CONTEXT, AppContext
 from dockyard.api.errors import ErrorCode, RegistryError, error_response, from_domain
 from dockyard.api.openapi import OPENAPI_PATH, openapi_handler
+from dockyard.api.requestid import REQUEST_ID, request_id_middleware
 from dockyard.auth import AccessController, AuthChallenge
 from dockyard.auth.htpasswd import HtpasswdAccessController
 from dockyard.auth.silly import SillyAccessController
@@ -97,6 +98,9 @@ def _ui_settings(ctx: AppContext) -> UISettings:
 
 async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
+    rid = request.get(REQUEST_ID)
+    if rid is not None:
+        response.headers["X-Request-Id"] = rid
     for name, values in request.app[CONTEXT].headers.items():
         for value in values:
             response.headers.add(name, value)
@@ -104,7 +108,9 @@ async def _add_headers(request: web.Request, response: web.StreamResponse) -> No
 
 def create_app(ctx: AppContext) -> web.Application:
     """An aiohttp application serving the registry described by ``ctx``."""
-    app = web.Application(middlewares=[error_middleware, auth_middleware])
+    app = web.Application(
+        middlewares=[request_id_middleware, error_middleware, auth_middleware]
+    )
     app[CONTEXT] = ctx
     app.on_response_prepare.append(_add_headers)
     v2 = ctx.urls.prefix.rstrip("/") + "/v2"

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from dockyard.api.auth import GRANT
 from dockyard.api.context import context
 from dockyard.api.errors import ErrorCode, RegistryError
+from dockyard.api.requestid import REQUEST_ID
+from dockyard.api.urls import base_url
 from dockyard.digest import Digest, InvalidDigest
 from dockyard.errors import BlobUploadInvalid, DigestInvalid, SizeInvalid
+from dockyard.notifications import NotifyingRepository, RequestRecord
 from dockyard.registry.namespace import Repository
 
 __all__ = [
@@ -51,8 +56,50 @@ def parse_count(raw: str) -> int | None:
 
 
 def repository(request: web.Request) -> Repository:
-    """The repository named in the path; NAME_INVALID before anything else happens."""
-    return context(request).namespace.repository(request.match_info["name"])
+    """The repository named in the path; NAME_INVALID before anything else happens.
+
+    With notifications configured it is wrapped to emit this request's events.
+    """
+    ctx = context(request)
+    repo = ctx.namespace.repository(request.match_info["name"])
+    if ctx.notifier is not None:
+        repo = NotifyingRepository(repo, ctx.notifier, _request_record(request))
+    return repo
+
+
+def _request_record(request: web.Request) -> RequestRecord:
+    """``request`` and ``actor`` of its events, as distribution fills them."""
+    grant = request.get(GRANT)
+    return RequestRecord(
+        id=request.get(REQUEST_ID, ""),
+        addr=_remote_addr(request),
+        host=request.host,
+        method=request.method,
+        useragent=request.headers.get("User-Agent", ""),
+        actor=grant.subject if grant is not None else None,
+        base_url=base_url(request),
+    )
+
+
+def _remote_addr(request: web.Request) -> str:
+    """distribution's ``RemoteAddr``: X-Forwarded-For's first address, X-Real-Ip, the peer."""
+    for header in ("X-Forwarded-For", "X-Real-Ip"):
+        value = request.headers.get(header, "").split(",", 1)[0].strip()
+        if value and _is_ip(value):
+            return value
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = f"[{peer[0]}]" if ":" in str(peer[0]) else str(peer[0])
+        return f"{host}:{peer[1]}"
+    return request.remote or ""
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_digest(value: str) -> Digest:

@@ -1,0 +1,81 @@
+"""The notifier ``notifications`` configures, for one worker (server layer: reads config).
+
+See :mod:`dockyard.notifications` for how events are made and delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+
+from dockyard.config import Config, split_host_port
+from dockyard.notifications import Endpoint, Notifier, SourceRecord, open_spools
+
+__all__ = ["build_notifier", "spool_directory"]
+
+log = logging.getLogger("dockyard.notifications")
+
+
+def spool_directory(config: Config) -> str | None:
+    """``notifications.spool.directory``, else ``<rootdirectory>/notifications-spool``
+    with the filesystem driver, else None (events queue in memory)."""
+    spool = config.notifications.spool
+    if spool.directory:
+        return os.path.abspath(spool.directory)
+    storage = config.storage
+    if storage.driver == "filesystem":
+        root = str(storage.parameters.get("rootdirectory") or "/var/lib/registry")
+        return os.path.join(os.path.abspath(root), "notifications-spool")
+    return None
+
+
+def _source(config: Config) -> SourceRecord:
+    """distribution's ``source``: this host's name with the listening port, a fresh id."""
+    addr = config.http.addr
+    try:
+        _, port = split_host_port(addr)
+        addr = f"{socket.gethostname()}:{port}"
+    except (ValueError, OSError):
+        pass
+    return SourceRecord(addr=addr, instance_id=str(uuid.uuid4()))
+
+
+def build_notifier(config: Config, slot: int = 0, workers: int = 1) -> Notifier | None:
+    """The notifier of worker ``slot`` of ``workers``; None without an enabled endpoint.
+
+    Blocks briefly (opens the spools): call it before serving.
+    """
+    settings = config.notifications
+    directory = spool_directory(config)
+    endpoints = []
+    for e in settings.endpoints:
+        if e.disabled:
+            log.info("notifications: endpoint %s is disabled", e.name)
+            continue
+        spools = open_spools(directory, e.name, slot, workers, settings.spool.max_events)
+        endpoints.append(
+            Endpoint(
+                e.name,
+                e.url,
+                spools,
+                headers=e.headers,
+                timeout=e.timeout,
+                threshold=e.threshold,
+                backoff=e.backoff,
+                ignored_media_types=(*e.ignored_media_types, *e.ignore.media_types),
+                ignored_actions=e.ignore.actions,
+            )
+        )
+    if not endpoints:
+        return None
+    if slot == 0:
+        where = directory or "memory (lost on restart; set notifications.spool.directory)"
+        log.info(
+            "notifications: %d endpoint(s) (%s); queued events in %s",
+            len(endpoints), ", ".join(e.name for e in endpoints), where,
+        )
+    return Notifier(
+        endpoints, _source(config), include_references=settings.events.include_references
+    )
