@@ -8,8 +8,8 @@ Run as a script (``python tests/support/webhook.py PORT FILE``) it serves:
     survives a restart of the receiver). While blocked, requests wait.
 ``POST /control``
     ``{"status": 503}`` and/or ``{"block": true}`` change that.
-``GET /received``
-    Every accepted envelope so far, in order of arrival; ``GET /attempts`` counts POSTs.
+``GET /attempts``
+    How many POSTs to ``/hook`` arrived (accepted or not).
 
 :class:`WebhookReceiver` starts it on a free port and reads it back.
 """
@@ -60,17 +60,12 @@ def _serve(port: int, path: Path) -> None:  # pragma: no cover - the receiver pr
             (unblocked.clear if settings["block"] else unblocked.set)()
         return web.json_response(state)
 
-    async def received(request: web.Request) -> web.Response:
-        lines = path.read_text().splitlines() if path.exists() else []
-        return web.json_response([json.loads(line) for line in lines])
-
     async def attempts(request: web.Request) -> web.Response:
         return web.json_response(state["attempts"])
 
     app = web.Application()
     app.router.add_post("/hook", hook)
     app.router.add_post("/control", control)
-    app.router.add_get("/received", received)
     app.router.add_get("/attempts", attempts)
     web.run_app(app, host="127.0.0.1", port=port, print=None)
 

@@ -78,6 +78,7 @@ class Endpoint:
         self._ignored_media_types = frozenset(ignored_media_types)
         self._ignored_actions = frozenset(ignored_actions)
         self._wake = asyncio.Event()
+        self._failures = 0  # in a row, across batches (reset by a success)
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self.metrics.pending = sum(s.pending for s in self._spools)
@@ -137,26 +138,34 @@ class Endpoint:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            await self._deliver(b'{"events":[' + b",".join(lines) + b"]}", len(lines))
-            await asyncio.to_thread(spool.ack, position, len(lines))
+            body = b'{"events":[' + b",".join(lines) + b"]}"
+            if await self._deliver(body, len(lines), spool):
+                await asyncio.to_thread(spool.ack, position, len(lines))
             self._count_pending()
 
-    async def _deliver(self, body: bytes, count: int) -> None:
-        """POST ``body`` until the endpoint takes it (distribution's retrying sink)."""
-        failures = 0
+    async def _deliver(self, body: bytes, count: int, spool: Spool) -> bool:
+        """POST ``body`` until the endpoint takes it (distribution's retrying sink).
+
+        False when the spool's bound dropped events meanwhile: the batch may hold
+        some of them, so it is read again rather than delivered.
+        """
+        drops = spool.drops
         while True:
-            if failures >= self._threshold:
-                if failures == self._threshold:
+            if self._failures >= self._threshold:
+                if self._failures == self._threshold:
                     log.warning(
                         "notifications: endpoint %s encountered too many errors, "
                         "backing off %gs between attempts", self.name, self._backoff,
                     )
                 await asyncio.sleep(self._backoff)
+            if spool.drops != drops:
+                return False
             if await self._post(body, count):
-                if failures:
+                if self._failures:
                     log.info("notifications: endpoint %s accepts events again", self.name)
-                return
-            failures += 1
+                self._failures = 0
+                return True
+            self._failures += 1
 
     async def _post(self, body: bytes, count: int) -> bool:
         if self._session is None:

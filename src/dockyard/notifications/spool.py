@@ -46,6 +46,8 @@ class Spool:
     """The interface of both spools: append, peek, ack; ``pending`` events queued."""
 
     pending: int = 0
+    drops: int = 0
+    """Events dropped by the bound so far (a batch being retried may be among them)."""
 
     def append(self, lines: Sequence[bytes]) -> int:
         """Queue events (one JSON line each); returns how many old ones were dropped."""
@@ -79,6 +81,7 @@ class MemorySpool(Spool):
             for _ in range(over):
                 self._events.popleft()
             self._serial += over
+            self.drops += over
             self.pending = len(self._events)
             return over
 
@@ -177,6 +180,7 @@ class DiskSpool(Spool):
             if over > 0:
                 _, position = self._read(over)
                 self._advance(position, over)
+                self.drops += over
                 return over
             return 0
 
