@@ -148,12 +148,16 @@ class NotifyingRepository(Repository):
             payload=payload if self._notifier.include_references else None,
         )
 
-    async def delete_manifest(self, reference: str) -> None:
-        await self._inner.delete_manifest(reference)
+    async def delete_manifest(self, reference: str) -> tuple[str, ...]:
+        tags = await self._inner.delete_manifest(reference)
         if ":" in reference:
+            # As distribution: the revision, then each tag that went with it.
             self._emit("delete", "manifest", digest=reference)
         else:
             self._emit("delete", "manifest", tag=reference)
+        for tag in tags:
+            self._emit("delete", "manifest", tag=tag)
+        return tags
 
     async def index_referrers(self) -> int:
         return await self._inner.index_referrers()

@@ -313,18 +313,22 @@ class Repository:
             if digest is not None:
                 raise ManifestBlobUnknown(f"unknown blob {digest}", detail=str(digest))
 
-    async def delete_manifest(self, reference: str) -> None:
-        """By tag: remove that tag. By digest: the revision, its tags, its referrer link."""
+    async def delete_manifest(self, reference: str) -> tuple[str, ...]:
+        """By tag: remove that tag. By digest: the revision, its tags, its referrer link.
+
+        Returns the tags removed along with a revision (for their delete events).
+        """
         self._deletable()
         if ":" not in reference:
             _check_tag(reference)
             await self._tags.untag(reference)
-            return
+            return ()
         digest = _digest(reference)
         payload = await self._manifests.get_payload(digest)
         await self._manifests.delete(digest)
         self._manifest_reader().forget(digest)
-        for tag in await self._tags.lookup(digest):
+        tags = tuple(await self._tags.lookup(digest))
+        for tag in tags:
             await self._tags.untag(tag)
         try:
             subject = parse_manifest(payload, None).subject
@@ -332,6 +336,7 @@ class Repository:
             subject = None
         if subject is not None:
             await self._manifests.remove_referrer(subject.digest, digest)
+        return tags
 
     async def index_referrers(self) -> int:
         """Derive referrer links from the stored revisions (see ``dockyard index-referrers``)."""
