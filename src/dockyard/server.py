@@ -40,7 +40,7 @@ from dockyard.config import (
     split_host_port,
 )
 from dockyard.connections import GuardedAppRunner
-from dockyard.logs import setup_logging
+from dockyard.logs import AccessLogger, setup_logging
 from dockyard.notifying import build_notifier
 from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
 from dockyard.registry.namespace import Namespace, RegistryOptions
@@ -420,12 +420,13 @@ async def _worker(
     app = create_app(ctx)
     if isinstance(ctx.namespace, ProxyNamespace):
         ctx.namespace.install(app)
-    access_log = None if config.log.access_log.disabled else logging.getLogger("aiohttp.access")
+    access_log = None if config.log.access_log.disabled else logging.getLogger("dockyard.access")
     runner = GuardedAppRunner(
         app,
         config.http.limits,
         access_log=access_log,
         shutdown_timeout=config.http.drain_timeout or 5.0,
+        access_log_class=AccessLogger,
     )
     await runner.setup()
     site = web.SockSite(runner, sock, ssl_context=server_ssl_context(config.http.tls))
