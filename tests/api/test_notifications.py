@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.support.api import deviates_on_distribution, push_blob, random_repo
+from tests.support.auth import write_htpasswd
 from tests.support.manifests import DOCKER_SCHEMA2, OCI_MANIFEST, image, put_manifest
 from tests.support.servers import RegistryProcess
 from tests.support.webhook import WebhookReceiver
@@ -307,3 +308,17 @@ def _wait(condition: Callable[[], bool], message: str, timeout: float = 30.0) ->
 
 def client_size(server: RegistryProcess, repo: str, digest: str) -> str:
     return httpx.head(f"{server.url}/v2/{repo}/blobs/{digest}").headers["Content-Length"]
+
+
+def test_actor_is_the_authenticated_user(
+    registry_factory: Factory, receiver: WebhookReceiver, tmp_path: Path
+) -> None:
+    write_htpasswd(tmp_path / "htpasswd", {"alice": "alice-password"})
+    server = registry_factory(overrides={
+        "auth": {"htpasswd": {"realm": "test", "path": str(tmp_path / "htpasswd")}},
+        "notifications": {"endpoints": [endpoint(receiver)]},
+    })
+    repo = random_repo("actor")
+    with httpx.Client(base_url=server.url, timeout=30, auth=("alice", "alice-password")) as client:
+        push_blob(client, repo, b"whose blob")
+    assert receiver.wait_events(1)[0]["actor"] == {"name": "alice"}
