@@ -26,7 +26,9 @@ __all__ = ["Endpoint", "EndpointMetrics"]
 log = logging.getLogger("dockyard.notifications")
 
 #: Events per POST when a backlog has built up.
-BATCH = 64
+BATCH = 100
+#: Seconds a woken delivery task waits for more events to send in the same envelope.
+LINGER = 0.05
 
 
 @dataclass(slots=True)
@@ -131,6 +133,7 @@ class Endpoint:
                     continue
                 self._wake.clear()
                 await self._wake.wait()
+                await asyncio.sleep(LINGER)  # let a burst of events share the envelope
                 continue
             lines, position = await asyncio.to_thread(spool.peek, BATCH)
             if not lines:  # counted, but not readable yet (or dropped meanwhile)

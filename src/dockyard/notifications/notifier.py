@@ -30,6 +30,8 @@ __all__ = ["Notifier", "open_spools", "references"]
 log = logging.getLogger("dockyard.notifications")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+#: Seconds events wait to be queued with those that follow (and then to be sent).
+LINGER = 0.05
 
 
 def open_spools(
@@ -130,6 +132,9 @@ class Notifier:
     async def _feed(self) -> None:
         while True:
             await self._ready.wait()
+            # Events come in bursts (a push, a pull): gathering them for a moment turns
+            # a thread hop and a write per event into one per burst.
+            await asyncio.sleep(LINGER)
             self._ready.clear()
             try:
                 await self._flush()
