@@ -10,10 +10,10 @@ import os
 import socket
 import uuid
 
-from dockyard.config import Config, split_host_port
+from dockyard.config import Config, ConfigError, split_host_port
 from dockyard.notifications import Endpoint, Notifier, SourceRecord, open_spools
 
-__all__ = ["build_notifier", "spool_directory"]
+__all__ = ["build_notifier", "check_spool", "spool_directory"]
 
 log = logging.getLogger("dockyard.notifications")
 
@@ -29,6 +29,23 @@ def spool_directory(config: Config) -> str | None:
         root = str(storage.parameters.get("rootdirectory") or "/var/lib/registry")
         return os.path.join(os.path.abspath(root), "notifications-spool")
     return None
+
+
+def check_spool(config: Config) -> None:
+    """Make the spool directory now, so a bad one stops the start with its key named."""
+    if not any(not e.disabled for e in config.notifications.endpoints):
+        return
+    directory = spool_directory(config)
+    if directory is None:
+        return
+    try:
+        os.makedirs(directory, exist_ok=True)
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise PermissionError("not writable")
+    except OSError as exc:
+        key = "notifications.spool.directory"
+        raise ConfigError(f"{key}: cannot keep queued events in {directory}: "
+                          f"{exc.strerror or exc}", key) from None
 
 
 def _source(config: Config) -> SourceRecord:

@@ -41,7 +41,7 @@ from dockyard.config import (
 )
 from dockyard.connections import GuardedAppRunner
 from dockyard.logs import AccessLogger, setup_logging
-from dockyard.notifying import build_notifier
+from dockyard.notifying import build_notifier, check_spool
 from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
 from dockyard.registry.namespace import Namespace, RegistryOptions
 from dockyard.storage.drivers.base import StorageDriver
@@ -309,6 +309,7 @@ def serve(
         refuse_unknown_keys(warnings)
     count = workers or config.http.workers
     check_config(config, workers)
+    check_spool(config)  # makes the directory: at start only, not in check-config
     secret = _upload_secret(config)  # before the fork: every worker shares it
     ssl_context = server_ssl_context(config.http.tls)
     sock, where = _bind(config)

@@ -18,7 +18,7 @@ import pytest
 from tests.support.api import deviates_on_distribution, push_blob, random_repo
 from tests.support.auth import write_htpasswd
 from tests.support.manifests import DOCKER_SCHEMA2, OCI_MANIFEST, image, put_manifest
-from tests.support.servers import RegistryProcess
+from tests.support.servers import RegistryProcess, RegistryStartError
 from tests.support.webhook import WebhookReceiver
 
 ENVELOPE = "application/vnd.docker.distribution.events.v1+json"
@@ -322,3 +322,16 @@ def test_actor_is_the_authenticated_user(
     with httpx.Client(base_url=server.url, timeout=30, auth=("alice", "alice-password")) as client:
         push_blob(client, repo, b"whose blob")
     assert receiver.wait_events(1)[0]["actor"] == {"name": "alice"}
+
+
+@deviates_on_distribution("no notifications.spool")
+def test_unusable_spool_directory_stops_the_start_naming_the_key(
+    registry_factory: Factory, receiver: WebhookReceiver, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    server = registry_factory(start=False, overrides={"notifications": {
+        "endpoints": [endpoint(receiver)], "spool": {"directory": str(blocker / "spool")}}})
+    with pytest.raises(RegistryStartError):
+        server.start(deadline=10)
+    assert "notifications.spool.directory" in server.log_text()

@@ -125,26 +125,36 @@ class Endpoint:
 
     async def _run(self) -> None:
         while True:
-            spool = self._spools[0]
-            if spool.pending == 0:
-                if len(self._spools) > 1:
-                    self._spools.pop(0)
-                    await asyncio.to_thread(spool.close)
-                    continue
-                self._wake.clear()
-                await self._wake.wait()
-                await asyncio.sleep(LINGER)  # let a burst of events share the envelope
-                continue
-            lines, position = await asyncio.to_thread(spool.peek, BATCH)
-            if not lines:  # counted, but not readable yet (or dropped meanwhile)
-                self._count_pending()
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            body = b'{"events":[' + b",".join(lines) + b"]}"
-            if await self._deliver(body, len(lines), spool):
-                await asyncio.to_thread(spool.ack, position, len(lines))
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the spool's disk, say: log, wait, try again
+                log.exception("notifications: endpoint %s: delivery failed", self.name)
+                await asyncio.sleep(self._backoff)
+
+    async def _step(self) -> None:
+        """Deliver one envelope, or wait for events."""
+        spool = self._spools[0]
+        if spool.pending == 0:
+            if len(self._spools) > 1:
+                self._spools.pop(0)
+                await asyncio.to_thread(spool.close)
+                return
+            self._wake.clear()
+            await self._wake.wait()
+            await asyncio.sleep(LINGER)  # let a burst of events share the envelope
+            return
+        lines, position = await asyncio.to_thread(spool.peek, BATCH)
+        if not lines:  # counted, but not readable yet (or dropped meanwhile)
             self._count_pending()
+            self._wake.clear()
+            await self._wake.wait()
+            return
+        body = b'{"events":[' + b",".join(lines) + b"]}"
+        if await self._deliver(body, len(lines), spool):
+            await asyncio.to_thread(spool.ack, position, len(lines))
+        self._count_pending()
 
     async def _deliver(self, body: bytes, count: int, spool: Spool) -> bool:
         """POST ``body`` until the endpoint takes it (distribution's retrying sink).
