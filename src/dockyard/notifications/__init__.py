@@ -17,7 +17,7 @@ from dockyard.notifications.events import (
     EventRecord,
     RequestRecord,
     SourceRecord,
-    event_json,
+    event_line,
 )
 from dockyard.notifications.notifier import Notifier, open_spools
 from dockyard.notifications.repository import NotifyingRepository
@@ -36,6 +36,6 @@ __all__ = [
     "SourceRecord",
     "Spool",
     "SpoolBusy",
-    "event_json",
+    "event_line",
     "open_spools",
 ]

@@ -20,11 +20,11 @@ Keys are left out when empty, as Go's ``omitempty`` does, except ``request.id``,
 
 from __future__ import annotations
 
+import functools
+import json
+import os
 import time
-import uuid
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 __all__ = [
     "ACTIONS",
@@ -32,16 +32,20 @@ __all__ = [
     "EventRecord",
     "RequestRecord",
     "SourceRecord",
-    "envelope",
-    "event_json",
+    "event_line",
+    "new_ids",
+    "rfc3339",
+    "source_json",
 ]
+
+_q = json.encoder.encode_basestring  # a JSON string literal (the C version when built)
 
 #: ``Content-Type`` of every POST (distribution's ``EventsMediaType``).
 ENVELOPE_MEDIA_TYPE = "application/vnd.docker.distribution.events.v1+json"
 ACTIONS = ("push", "pull", "mount", "delete")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestRecord:
     """The request that caused events (distribution's ``RequestRecord``) and its actor."""
 
@@ -63,9 +67,12 @@ class SourceRecord:
     instance_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EventRecord:
     """One event as a request records it: cheap to make, formatted later.
+
+    Records are made on the request path, so they are plain (not frozen) slotted
+    dataclasses, several times cheaper to create; nothing changes them once made.
 
     ``kind`` is ``blob`` or ``manifest`` (a ``delete`` of a tag has ``tag`` and no
     digest); the references of a manifest are found in ``payload`` when sent.
@@ -84,63 +91,77 @@ class EventRecord:
     """The manifest, when ``events.includereferences`` asks for its references."""
     timestamp: float = 0.0
 
-    @property
-    def media_types(self) -> tuple[str, ...]:
-        """The media type ignore filters look at (empty for deletes)."""
-        return (self.media_type,) if self.media_type else ()
+
+@functools.lru_cache(maxsize=8)
+def _second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
-def _rfc3339(ts: float) -> str:
+def rfc3339(ts: float) -> str:
+    """``ts`` as Go's RFC3339Nano in UTC (trailing zeros of the fraction dropped)."""
     seconds = int(ts)
     nanos = round((ts - seconds) * 1e9)
     if nanos >= 1_000_000_000:
         seconds, nanos = seconds + 1, nanos - 1_000_000_000
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    # Go's RFC3339Nano: trailing zeros of the fraction are dropped.
     fraction = f"{nanos:09d}".rstrip("0")
-    return f"{stamp}.{fraction}Z" if fraction else f"{stamp}Z"
+    return f"{_second(seconds)}.{fraction}Z" if fraction else f"{_second(seconds)}Z"
 
 
-def event_json(record: EventRecord, source: SourceRecord) -> dict[str, Any]:
-    """The event as distribution writes it (``omitempty`` fields left out)."""
-    target: dict[str, Any] = {}
+def new_ids(count: int) -> list[str]:
+    """``count`` random (version 4) UUIDs as text; one ``urandom`` call for all."""
+    raw = os.urandom(16 * count).hex()
+    ids = []
+    for i in range(0, 32 * count, 32):
+        h = raw[i:i + 32]
+        variant = "89ab"[int(h[16], 16) & 3]
+        ids.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}")
+    return ids
+
+
+def source_json(source: SourceRecord) -> str:
+    """The ``source`` object, the same in every event of a process."""
+    return f'{{"addr":{_q(source.addr)},"instanceID":{_q(source.instance_id)}}}'
+
+
+def event_line(
+    record: EventRecord, source: str, event_id: str, references: str | None = None
+) -> str:
+    """The event as distribution writes it (``omitempty`` fields left out), as JSON text.
+
+    Built from pieces rather than through ``json.dumps`` of dicts, which costs several
+    times as much; strings go through the json module's (C) string encoder.
+    """
+    target = []
     if record.media_type:
-        target["mediaType"] = record.media_type
+        target.append(f'"mediaType":{_q(record.media_type)}')
     if record.size >= 0:
-        target["size"] = record.size
+        target.append(f'"size":{record.size}')
     if record.digest:
-        target["digest"] = record.digest
+        target.append(f'"digest":{_q(record.digest)}')
     if record.size >= 0:
-        target["length"] = record.size
-    target["repository"] = record.repository
+        target.append(f'"length":{record.size}')
+    target.append(f'"repository":{_q(record.repository)}')
     if record.from_repository:
-        target["fromRepository"] = record.from_repository
+        target.append(f'"fromRepository":{_q(record.from_repository)}')
+    req = record.request
     if record.digest and record.action != "delete":
         section = "blobs" if record.kind == "blob" else "manifests"
-        base = record.request.base_url
-        target["url"] = f"{base}/v2/{record.repository}/{section}/{record.digest}"
+        url = f"{req.base_url}/v2/{record.repository}/{section}/{record.digest}"
+        target.append(f'"url":{_q(url)}')
     if record.tag:
-        target["tag"] = record.tag
-    req = record.request
-    request: dict[str, str] = {"id": req.id}
+        target.append(f'"tag":{_q(record.tag)}')
+    if references is not None:
+        target.append(f'"references":{references}')
+    request = [f'"id":{_q(req.id)}']
     if req.addr:
-        request["addr"] = req.addr
+        request.append(f'"addr":{_q(req.addr)}')
     if req.host:
-        request["host"] = req.host
-    request["method"] = req.method
-    request["useragent"] = req.useragent
-    event: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
-        "timestamp": _rfc3339(record.timestamp),
-        "action": record.action,
-        "target": target,
-        "request": request,
-        "actor": {"name": req.actor} if req.actor else {},
-        "source": {"addr": source.addr, "instanceID": source.instance_id},
-    }
-    return event
-
-
-def envelope(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The body of one POST: ``{"events": [...]}``."""
-    return {"events": list(events)}
+        request.append(f'"host":{_q(req.host)}')
+    request.append(f'"method":{_q(req.method)}')
+    request.append(f'"useragent":{_q(req.useragent)}')
+    actor = f'{{"name":{_q(req.actor)}}}' if req.actor else "{}"
+    return (
+        f'{{"id":"{event_id}","timestamp":"{rfc3339(record.timestamp)}",'
+        f'"action":{_q(record.action)},"target":{{{",".join(target)}}},'
+        f'"request":{{{",".join(request)}}},"actor":{actor},"source":{source}}}'
+    )

@@ -17,12 +17,18 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from dockyard.manifest import parse_manifest
 from dockyard.notifications.endpoint import Endpoint
-from dockyard.notifications.events import EventRecord, SourceRecord, event_json
+from dockyard.notifications.events import (
+    EventRecord,
+    SourceRecord,
+    event_line,
+    new_ids,
+    source_json,
+)
 from dockyard.notifications.spool import DiskSpool, MemorySpool, Spool, SpoolBusy
 
 __all__ = ["Notifier", "open_spools", "references"]
@@ -104,9 +110,7 @@ class Notifier:
         self._queue: list[EventRecord] = []
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._dumps: Callable[[object], str] = json.JSONEncoder(
-            ensure_ascii=False, separators=(",", ":")
-        ).encode
+        self._source = source_json(source)
 
     def emit(self, record: EventRecord) -> None:
         """Queue an event (on the event loop's thread; returns at once)."""
@@ -145,17 +149,18 @@ class Notifier:
         records, self._queue = self._queue, []
         if not records:
             return
-        lines = [self._line(r) for r in records]
+        lines = [self._line(r, i) for r, i in zip(records, new_ids(len(records)), strict=True)]
         for endpoint in self.endpoints:
             accepted = [line for r, line in zip(records, lines, strict=True) if endpoint.accepts(r)]
             if accepted:
                 await endpoint.add(accepted)
 
-    def _line(self, record: EventRecord) -> bytes:
-        event = event_json(record, self.source)
+    def _line(self, record: EventRecord, event_id: str) -> bytes:
+        refs = None
         if record.payload is not None:
             try:
-                event["target"]["references"] = references(record.media_type, record.payload)
+                refs = json.dumps(references(record.media_type, record.payload),
+                                  separators=(",", ":"))
             except Exception as exc:  # stored manifests parse; never lose the event anyway
                 log.warning("notifications: no references for %s: %s", record.digest, exc)
-        return self._dumps(event).encode()
+        return event_line(record, self._source, event_id, refs).encode()
