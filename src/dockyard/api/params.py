@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import time
@@ -17,7 +18,7 @@ from dockyard.api.requestid import REQUEST_ID
 from dockyard.api.urls import base_url
 from dockyard.digest import Digest, InvalidDigest
 from dockyard.errors import BlobUploadInvalid, DigestInvalid, SizeInvalid
-from dockyard.notifications import NotifyingRepository, RequestRecord
+from dockyard.notifications import LazyRequest, NotifyingRepository, RequestRecord
 from dockyard.registry.namespace import Repository
 
 __all__ = [
@@ -63,16 +64,20 @@ def repository(request: web.Request) -> Repository:
     ctx = context(request)
     repo = ctx.namespace.repository(request.match_info["name"])
     if ctx.notifier is not None:
-        repo = NotifyingRepository(repo, ctx.notifier, _request_record(request))
+        # The peer is read now (the connection may be gone by then); the rest of the
+        # record is made by the notifier, off the request path.
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        describe = functools.partial(_request_record, request, peer)
+        repo = NotifyingRepository(repo, ctx.notifier, LazyRequest(describe))
     return repo
 
 
-def _request_record(request: web.Request) -> RequestRecord:
+def _request_record(request: web.Request, peer: object) -> RequestRecord:
     """``request`` and ``actor`` of its events, as distribution fills them."""
     grant = request.get(GRANT)
     return RequestRecord(
         id=request.get(REQUEST_ID, ""),
-        addr=_remote_addr(request),
+        addr=_remote_addr(request, peer),
         host=request.host,
         method=request.method,
         useragent=request.headers.get("User-Agent", ""),
@@ -81,13 +86,12 @@ def _request_record(request: web.Request) -> RequestRecord:
     )
 
 
-def _remote_addr(request: web.Request) -> str:
+def _remote_addr(request: web.Request, peer: object) -> str:
     """distribution's ``RemoteAddr``: X-Forwarded-For's first address, X-Real-Ip, the peer."""
     for header in ("X-Forwarded-For", "X-Real-Ip"):
         value = request.headers.get(header, "").split(",", 1)[0].strip()
         if value and _is_ip(value):
             return value
-    peer = request.transport.get_extra_info("peername") if request.transport else None
     if isinstance(peer, tuple) and len(peer) >= 2:
         host = f"[{peer[0]}]" if ":" in str(peer[0]) else str(peer[0])
         return f"{host}:{peer[1]}"

@@ -15,6 +15,7 @@ from dockyard.notifications.endpoint import Endpoint, EndpointMetrics
 from dockyard.notifications.events import (
     ENVELOPE_MEDIA_TYPE,
     EventRecord,
+    LazyRequest,
     RequestRecord,
     SourceRecord,
     event_line,
@@ -29,6 +30,7 @@ __all__ = [
     "Endpoint",
     "EndpointMetrics",
     "EventRecord",
+    "LazyRequest",
     "MemorySpool",
     "Notifier",
     "NotifyingRepository",

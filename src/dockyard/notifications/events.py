@@ -24,12 +24,14 @@ import functools
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
     "ACTIONS",
     "ENVELOPE_MEDIA_TYPE",
     "EventRecord",
+    "LazyRequest",
     "RequestRecord",
     "SourceRecord",
     "event_line",
@@ -59,6 +61,22 @@ class RequestRecord:
     """``scheme://host/prefix`` for ``target.url`` (the request's, as Location headers)."""
 
 
+class LazyRequest:
+    """A :class:`RequestRecord` made when first needed: by the notifier, off the request
+    path (``make`` reads the request, which outlives its response that long)."""
+
+    __slots__ = ("_make", "_record")
+
+    def __init__(self, make: Callable[[], RequestRecord]) -> None:
+        self._make = make
+        self._record: RequestRecord | None = None
+
+    def get(self) -> RequestRecord:
+        if self._record is None:
+            self._record = self._make()
+        return self._record
+
+
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
     """The registry instance that sent events (``source``)."""
@@ -80,7 +98,7 @@ class EventRecord:
 
     action: str
     repository: str
-    request: RequestRecord
+    request: RequestRecord | LazyRequest
     kind: str = "blob"
     digest: str = ""
     size: int = -1
@@ -143,7 +161,7 @@ def event_line(
     target.append(f'"repository":{_q(record.repository)}')
     if record.from_repository:
         target.append(f'"fromRepository":{_q(record.from_repository)}')
-    req = record.request
+    req = record.request if isinstance(record.request, RequestRecord) else record.request.get()
     if record.digest and record.action != "delete":
         section = "blobs" if record.kind == "blob" else "manifests"
         url = f"{req.base_url}/v2/{record.repository}/{section}/{record.digest}"

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dockyard.digest import Digest
 from dockyard.manifest import Manifest
 from dockyard.metadata import Page
-from dockyard.notifications.events import EventRecord, RequestRecord
+from dockyard.notifications.events import EventRecord, LazyRequest, RequestRecord
 from dockyard.notifications.notifier import Notifier
 from dockyard.registry.namespace import BlobContent, Repository
 from dockyard.types import BlobDescriptor, StoredManifest, UploadStatus
@@ -27,7 +27,7 @@ class NotifyingRepository(Repository):
 
     # Repository.__init__ is not called: the wrapped repository's stores do the work.
     def __init__(  # pylint: disable=super-init-not-called
-        self, inner: Repository, notifier: Notifier, request: RequestRecord
+        self, inner: Repository, notifier: Notifier, request: RequestRecord | LazyRequest
     ) -> None:
         self._inner = inner
         self._notifier = notifier
