@@ -26,7 +26,7 @@ __all__ = ["Endpoint", "EndpointMetrics"]
 log = logging.getLogger("dockyard.notifications")
 
 #: Events per POST when a backlog has built up.
-BATCH = 100
+BATCH = 500
 #: Seconds a woken delivery task waits for more events to send in the same envelope.
 LINGER = 0.05
 

@@ -147,7 +147,10 @@ def event_line(
     """The event as distribution writes it (``omitempty`` fields left out), as JSON text.
 
     Built from pieces rather than through ``json.dumps`` of dicts, which costs several
-    times as much; strings go through the json module's (C) string encoder.
+    times as much. Strings from the client (media type, user agent, host, request id,
+    URL) go through the json module's (C) string encoder; the others were validated
+    before any event was made (repository names, digests, tags, HTTP methods) and
+    hold no character JSON would escape.
     """
     target = []
     if record.media_type:
@@ -155,19 +158,19 @@ def event_line(
     if record.size >= 0:
         target.append(f'"size":{record.size}')
     if record.digest:
-        target.append(f'"digest":{_q(record.digest)}')
+        target.append(f'"digest":"{record.digest}"')
     if record.size >= 0:
         target.append(f'"length":{record.size}')
-    target.append(f'"repository":{_q(record.repository)}')
+    target.append(f'"repository":"{record.repository}"')
     if record.from_repository:
-        target.append(f'"fromRepository":{_q(record.from_repository)}')
+        target.append(f'"fromRepository":"{record.from_repository}"')
     req = record.request if isinstance(record.request, RequestRecord) else record.request.get()
     if record.digest and record.action != "delete":
         section = "blobs" if record.kind == "blob" else "manifests"
         url = f"{req.base_url}/v2/{record.repository}/{section}/{record.digest}"
         target.append(f'"url":{_q(url)}')
     if record.tag:
-        target.append(f'"tag":{_q(record.tag)}')
+        target.append(f'"tag":"{record.tag}"')
     if references is not None:
         target.append(f'"references":{references}')
     request = [f'"id":{_q(req.id)}']
@@ -175,11 +178,11 @@ def event_line(
         request.append(f'"addr":{_q(req.addr)}')
     if req.host:
         request.append(f'"host":{_q(req.host)}')
-    request.append(f'"method":{_q(req.method)}')
+    request.append(f'"method":"{req.method}"')
     request.append(f'"useragent":{_q(req.useragent)}')
     actor = f'{{"name":{_q(req.actor)}}}' if req.actor else "{}"
     return (
         f'{{"id":"{event_id}","timestamp":"{rfc3339(record.timestamp)}",'
-        f'"action":{_q(record.action)},"target":{{{",".join(target)}}},'
+        f'"action":"{record.action}","target":{{{",".join(target)}}},'
         f'"request":{{{",".join(request)}}},"actor":{actor},"source":{source}}}'
     )
