@@ -78,6 +78,11 @@ class WebhookReceiver(LoopbackServer):  # type: ignore[misc,valid-type]
     deadline = 15.0
 
     @property
+    def pid(self) -> int | None:
+        """The receiver process's id (it leads its own process group)."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def hook_url(self) -> str:
         return f"{self.url}/hook"
 
