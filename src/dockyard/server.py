@@ -40,6 +40,7 @@ from dockyard.config import (
     split_host_port,
 )
 from dockyard.connections import GuardedAppRunner
+from dockyard.index import IndexUnavailable, SqlIndex, open_index
 from dockyard.logs import AccessLogger, setup_logging
 from dockyard.notifying import build_notifier, check_spool
 from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
@@ -48,7 +49,7 @@ from dockyard.storage.drivers.base import StorageDriver
 from dockyard.storage.drivers.factory import create_driver
 from dockyard.tls import server_ssl_context
 
-__all__ = ["build_context", "serve", "unsupported_features"]
+__all__ = ["build_context", "build_index", "serve", "unsupported_features"]
 
 if TYPE_CHECKING:
     from dockyard.cache.redis import RedisCache
@@ -132,8 +133,28 @@ def check_config(config: Config, workers: int | None = None) -> None:
             "http.workers: the inmemory driver cannot be shared by several workers", "http.workers"
         )
     create_driver(storage.driver, storage.parameters, redirect=not storage.redirect.disable)
+    build_index(config)
     build_access(config)
     server_ssl_context(config.http.tls)
+
+
+def build_index(config: Config) -> SqlIndex | None:
+    """The metadata index ``storage.index`` configures (not migrated yet), or None.
+
+    A pull-through cache writes what it fetches straight to storage, so its
+    listings walk storage (``none``) whatever is configured.
+    """
+    storage, settings = config.storage, config.storage.index
+    if config.proxy.enabled:
+        return None
+    try:
+        return open_index(
+            settings.driver, storage.driver, storage.parameters,
+            path=settings.path, dsn=settings.dsn, pool_size=settings.pool_size,
+        )
+    except IndexUnavailable as exc:
+        key = str(exc).split(":", 1)[0]
+        raise ConfigError(str(exc), key) from None
 
 
 def build_namespace(
@@ -143,7 +164,7 @@ def build_namespace(
     cache = build_cache(config)
     proxy = config.proxy
     if not proxy.enabled:
-        return Namespace(driver, options, cache=cache)
+        return Namespace(driver, options, cache=cache, index=build_index(config))
     if proxy.remote_url:
         remote = RemoteRegistry(proxy.remote_url, proxy.username, proxy.password)
         upstreams = [Upstream("", remote, proxy.ttl)]
@@ -310,6 +331,7 @@ def serve(
     count = workers or config.http.workers
     check_config(config, workers)
     check_spool(config)  # makes the directory: at start only, not in check-config
+    _prepare_index(config)  # before the fork: one build, not one per worker
     secret = _upload_secret(config)  # before the fork: every worker shares it
     ssl_context = server_ssl_context(config.http.tls)
     sock, where = _bind(config)
@@ -326,6 +348,27 @@ def serve(
     if count == 1:
         return _run_worker(config, secret, sock, purge=True, slot=(0, 1))
     return _supervise(config, secret, sock, count)
+
+
+def _prepare_index(config: Config) -> None:
+    """Migrate the index and build it from storage when it is empty (or rebuildonstart)."""
+    index = build_index(config)
+    if index is None:
+        log.info("index: none (listings walk storage)")
+        return
+    log.info("index: %s", index.where)
+    from dockyard.index.maintain import build_if_empty
+
+    driver = create_driver(config.storage.driver, config.storage.parameters)
+
+    async def prepare() -> None:
+        try:
+            await build_if_empty(index, driver, force=config.storage.index.rebuild_on_start)
+        finally:
+            await index.aclose()
+            await driver.aclose()
+
+    asyncio.run(prepare())
 
 
 def _supervise(config: Config, secret: bytes, sock: socket.socket, count: int) -> int:
@@ -418,6 +461,8 @@ async def _worker(
     if notifier is not None:
         ctx = dataclasses.replace(ctx, notifier=notifier)
         notifier.start()
+    if ctx.namespace.index is not None:
+        await ctx.namespace.index.migrate()  # applied already; creates an in-memory one
     app = create_app(ctx)
     if isinstance(ctx.namespace, ProxyNamespace):
         ctx.namespace.install(app)
@@ -447,6 +492,8 @@ async def _worker(
         await runner.cleanup()
         if notifier is not None:
             await notifier.close()
+        if ctx.namespace.index is not None:
+            await ctx.namespace.index.aclose()
         await ctx.namespace.driver.aclose()
         sys.stderr.flush()
 

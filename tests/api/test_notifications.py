@@ -335,3 +335,15 @@ def test_unusable_spool_directory_stops_the_start_naming_the_key(
     with pytest.raises(RegistryStartError):
         server.start(deadline=10)
     assert "notifications.spool.directory" in server.log_text()
+
+
+@deviates_on_distribution("no repository delete API (dockyard's /dockyard/v1/repositories)")
+def test_repository_delete_event(registry_factory: Factory, receiver: WebhookReceiver) -> None:
+    server = notifying(registry_factory, receiver)
+    repo = random_repo("gone")
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        push_blob(client, repo, b"soon gone")
+        assert client.delete(f"/dockyard/v1/repositories/{repo}").status_code in (202, 204)
+    events = receiver.wait_events(2)
+    assert events[1]["action"] == "delete"
+    assert events[1]["target"] == {"repository": repo}

@@ -3,6 +3,7 @@
 ``moto_server`` (session): moto's standalone S3 server (``moto[server]``); tests make
 their own bucket with ``moto_server.create_bucket()`` or use ``s3_bucket``.
 ``redis_server`` (session): ``redis-server`` with no persistence, for the Redis cache tests.
+``postgres_server`` (session): a private PostgreSQL cluster, for the shared metadata index.
 ``s3_registry_factory``: dockyard (or docker-registry) processes on S3.
 """
 
@@ -21,6 +22,7 @@ from tests.support.backends import (
     shared_moto,
 )
 from tests.support.net import ServerPool
+from tests.support.postgres import PostgresServer, find_postgres
 from tests.support.redis import RedisServer
 from tests.support.servers import DISTRIBUTION_BINARY, Kind
 
@@ -43,6 +45,16 @@ def s3_bucket(moto_server: MotoServer) -> str:
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """redis-server on 127.0.0.1 (``.addr``, ``.url``), no persistence."""
     with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A private PostgreSQL cluster (initdb in a temp dir, a free port), stopped and
+    removed at the end; ``.database()`` makes a fresh database, ``.dsn(name)`` names it."""
+    if find_postgres() is None:
+        pytest.fail("PostgreSQL is not installed (scripts/install-test-deps installs it)")
+    with PostgresServer(tmp_path_factory.mktemp("postgres")) as server:
         yield server
 
 

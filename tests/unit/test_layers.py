@@ -27,6 +27,7 @@ LAYER_OF = {
     "dockyard": "root",
     "dockyard.__main__": "cli",
     "dockyard.cli": "cli",
+    "dockyard.cli_index": "cli",
     "dockyard.server": "server",
     "dockyard.tls": "server",
     "dockyard.logs": "server",
@@ -37,6 +38,7 @@ LAYER_OF = {
     "dockyard.auth": "auth",
     "dockyard.maintenance": "maintenance",
     "dockyard.registry": "registry",
+    "dockyard.index": "index",
     "dockyard.proxy": "proxy",
     "dockyard.storage": "storage",
     "dockyard.storage.drivers": "drivers",
@@ -58,16 +60,20 @@ LAYER_OF = {
 #: composes them) imports cache and storage does not.
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "cli": frozenset({"server", "api", "notifications", "auth", "maintenance", "proxy",
-                      "registry", "storage", "drivers", "cache", "manifest", "config", "root"}),
-    "server": frozenset({"api", "notifications", "auth", "maintenance", "proxy",
-                         "registry", "storage", "drivers", "cache", "manifest", "config", "root"}),
+                      "registry", "index", "storage", "drivers", "cache", "manifest", "config",
+                      "root"}),
+    "server": frozenset({"api", "notifications", "auth", "maintenance", "proxy", "registry",
+                         "index", "storage", "drivers", "cache", "manifest", "config", "root"}),
     "api": frozenset({"auth", "notifications", "registry", "manifest", "ui", "root"}),
     # Webhook events: a wrapper around registry's Repository (api wraps per request).
-    "notifications": frozenset({"registry", "manifest", "root"}),
-    "maintenance": frozenset({"registry", "storage", "drivers", "cache", "manifest", "root"}),
+    "notifications": frozenset({"registry", "index", "manifest", "root"}),
+    "maintenance": frozenset({"registry", "index", "storage", "drivers", "cache", "manifest",
+                              "root"}),
     # The pull-through cache is another Namespace: it wraps the registry layer.
-    "proxy": frozenset({"registry", "storage", "drivers", "cache", "manifest", "root"}),
-    "registry": frozenset({"storage", "drivers", "cache", "manifest", "root"}),
+    "proxy": frozenset({"registry", "index", "storage", "drivers", "cache", "manifest", "root"}),
+    "registry": frozenset({"index", "storage", "drivers", "cache", "manifest", "root"}),
+    # The metadata index: below the services that update it, above the layout it reads.
+    "index": frozenset({"storage", "drivers", "manifest", "root"}),
     "storage": frozenset({"drivers", "manifest", "root"}),
     "drivers": frozenset({"root"}),
     "cache": frozenset({"manifest", "root"}),

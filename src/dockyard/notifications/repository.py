@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 
 from dockyard.digest import Digest
+from dockyard.index.base import RepositoryUsage
 from dockyard.manifest import Manifest
 from dockyard.metadata import Page
 from dockyard.notifications.events import EventRecord, LazyRequest, RequestRecord
@@ -158,6 +159,14 @@ class NotifyingRepository(Repository):
         for tag in tags:
             self._emit("delete", "manifest", tag=tag)
         return tags
+
+    async def delete(self) -> None:
+        await self._inner.delete()
+        # distribution 3's repository delete event: the repository alone.
+        self._emit("delete", "repository")
+
+    async def usage(self) -> RepositoryUsage:
+        return await self._inner.usage()
 
     async def index_referrers(self) -> int:
         return await self._inner.index_referrers()
