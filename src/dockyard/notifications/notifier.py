@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dockyard.manifest import parse_manifest
-from dockyard.notifications.endpoint import Endpoint
+from dockyard.notifications.endpoint import Endpoint, EndpointMetrics
 from dockyard.notifications.events import (
     EventRecord,
     SourceRecord,
@@ -111,6 +111,10 @@ class Notifier:
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._source = source_json(source)
+
+    def metrics(self) -> dict[str, EndpointMetrics]:
+        """Each endpoint's counters by endpoint name (this worker's; read, don't change)."""
+        return {e.name: e.metrics for e in self.endpoints}
 
     def emit(self, record: EventRecord) -> None:
         """Queue an event (on the event loop's thread; returns at once)."""
