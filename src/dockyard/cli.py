@@ -32,7 +32,7 @@ or `dockyard serve CONFIG` with the config.yml docker-registry accepts.
 SERVE_EPILOG = """\
 configuration:
   CONFIG is distribution's config.yml (version 0.1): log; storage (filesystem,
-  inmemory, s3, azure, gcs; delete, redirect, cache.blobdescriptor inmemory|redis,
+  inmemory, s3, azure, gcs, rados; delete, redirect, cache.blobdescriptor inmemory|redis,
   maintenance.uploadpurging, maintenance.readonly; index: the metadata index,
   driver sqlite (default for filesystem) | postgres (dsn, poolsize) | none, path,
   rebuildonstart); http (addr, secret, host, prefix,
