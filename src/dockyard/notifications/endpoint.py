@@ -28,7 +28,7 @@ log = logging.getLogger("dockyard.notifications")
 #: Events per POST when a backlog has built up.
 BATCH = 500
 #: Seconds a woken delivery task waits for more events to send in the same envelope.
-LINGER = 0.05
+LINGER = 0.25
 
 
 @dataclass(slots=True)

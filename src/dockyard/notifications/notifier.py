@@ -37,7 +37,7 @@ log = logging.getLogger("dockyard.notifications")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 #: Seconds events wait to be queued with those that follow (and then to be sent).
-LINGER = 0.05
+LINGER = 0.1
 
 
 def open_spools(
