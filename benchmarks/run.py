@@ -13,7 +13,9 @@ workloads, each with its own pair of servers, run one after the other:
 - s3: push and pull (redirected and streamed) of a 256 MiB blob, blob HEAD with and
   without the Redis cache (S3 storage on a moto server, redis-server; both started here).
 - ceph: push and pull of a 256 MiB blob on radosgw (both servers) and on RADOS (dockyard;
-  docker-registry has none), on a single-node Ceph cluster started here.
+  docker-registry has none), on a single-node Ceph cluster started here;
+- proxy: pulls through the pull-through cache, cold and warm;
+- ops: blob HEAD and manifest GET with metrics and health checks on against off.
 
 See benchmarks/README.md.
 
@@ -52,10 +54,11 @@ from bench_ceph import CephGroup  # noqa: E402
 from bench_ceph import missing_dependencies as ceph_missing  # noqa: E402
 from bench_core import LABELS, Row, Sample, fmt, log, parse_size  # noqa: E402
 from bench_manifests import ManifestsGroup  # noqa: E402
+from bench_ops import OpsGroup  # noqa: E402
 from bench_proxy import ProxyGroup  # noqa: E402
 from bench_s3 import S3Group, missing_dependencies  # noqa: E402
 
-GROUPS = ("blobs", "manifests", "s3", "proxy", "ceph")
+GROUPS = ("blobs", "manifests", "s3", "proxy", "ceph", "ops")
 Results = dict[str, dict[str, list[Sample]]]  # label -> row key -> one sample per repetition
 
 
@@ -138,6 +141,8 @@ def make_group(name: str, args: argparse.Namespace, workdir: Path, secret: str,
         return ProxyGroup(args, workdir, secret, pool)
     if name == "ceph":
         return CephGroup(args, workdir, secret, pool)
+    if name == "ops":
+        return OpsGroup(args, workdir, secret)
     return S3Group(args, workdir, secret, pool)
 
 
@@ -155,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", type=parse_only, default=list(GROUPS),
                         help="groups to run, comma-separated "
-                             "(default blobs,manifests,s3,proxy,ceph)")
+                             "(default blobs,manifests,s3,proxy,ceph,ops)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="repetitions; each figure is the median (default 3)")
     parser.add_argument("--workers", type=int, default=2,

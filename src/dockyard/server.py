@@ -28,6 +28,13 @@ from dockyard.api.app import create_app
 from dockyard.api.context import AppContext, UrlSettings
 from dockyard.api.state import UploadStateSigner
 from dockyard.auth import AccessController, build_access_controller
+from dockyard.background import (
+    build_fence,
+    build_immutable_tags,
+    build_lease,
+    build_retention_policies,
+    start_maintenance_jobs,
+)
 from dockyard.cache.base import BlobDescriptorCache, SafeCache
 from dockyard.cache.memory import MemoryCache
 from dockyard.config import (
@@ -40,19 +47,24 @@ from dockyard.config import (
     split_host_port,
 )
 from dockyard.connections import GuardedAppRunner
+from dockyard.debugserver import Instruments, build_health, build_metrics, instrument_app
 from dockyard.index import IndexUnavailable, SqlIndex, open_index
 from dockyard.logs import AccessLogger, setup_logging
+from dockyard.maintenance.jobs import Lease
 from dockyard.notifying import build_notifier, check_spool
 from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
 from dockyard.registry.namespace import Namespace, RegistryOptions
-from dockyard.storage.drivers.base import StorageDriver
+from dockyard.storage.drivers.base import CheckedDriver, StorageDriver
 from dockyard.storage.drivers.factory import create_driver
+from dockyard.storage.drivers.observed import ObservedDriver
 from dockyard.tls import server_ssl_context
+from dockyard.tracing import start_tracing
 
 __all__ = ["build_context", "build_index", "serve", "unsupported_features"]
 
 if TYPE_CHECKING:
     from dockyard.cache.redis import RedisCache
+    from dockyard.metrics import Metrics
 
 log = logging.getLogger("dockyard")
 
@@ -62,8 +74,9 @@ _PR_SET_PDEATHSIG = 1
 def unsupported_features(config: Config) -> list[str]:
     """Configured keys this version does not act on yet, so they are never silently ignored."""
     found = []
-    if config.http.debug.addr:
-        found.append("http.debug: the debug server is not implemented yet")
+    if config.http.debug.prometheus.enabled and not config.http.debug.addr:
+        found.append("http.debug.prometheus.enabled: no effect without http.debug.addr"
+                     " (metrics are served by the debug listener)")
     return found
 
 
@@ -112,14 +125,24 @@ def build_redis_cache(config: Config) -> RedisCache:
     )
 
 
-def build_cache(config: Config) -> BlobDescriptorCache | None:
-    """``storage.cache.blobdescriptor``: in-memory, Redis (the ``redis`` section) or none."""
+def build_cache(config: Config, metrics: Metrics | None = None) -> BlobDescriptorCache | None:
+    """``storage.cache.blobdescriptor``: in-memory, Redis (the ``redis`` section) or none.
+
+    With ``metrics``, lookups are counted (``registry_storage_cache_*``).
+    """
     kind = config.storage.cache.blob_descriptor
+    inner: BlobDescriptorCache
     if kind == "inmemory":
-        return SafeCache(MemoryCache(config.storage.cache.blob_descriptor_size), "inmemory")
-    if kind == "redis":
-        return SafeCache(build_redis_cache(config), f"redis at {config.redis.addr}")
-    return None
+        inner, name = MemoryCache(config.storage.cache.blob_descriptor_size), "inmemory"
+    elif kind == "redis":
+        inner, name = build_redis_cache(config), f"redis at {config.redis.addr}"
+    else:
+        return None
+    if metrics is not None:
+        from dockyard.metrics.cache import CountingCache
+
+        inner = CountingCache(inner, metrics)
+    return SafeCache(inner, name)
 
 
 def check_config(config: Config, workers: int | None = None) -> None:
@@ -133,8 +156,10 @@ def check_config(config: Config, workers: int | None = None) -> None:
             "http.workers: the inmemory driver cannot be shared by several workers", "http.workers"
         )
     create_driver(storage.driver, storage.parameters, redirect=not storage.redirect.disable)
-    build_index(config)
+    build_fence(config, build_index(config))
     build_access(config)
+    build_immutable_tags(config)
+    build_retention_policies(config)
     server_ssl_context(config.http.tls)
 
 
@@ -158,13 +183,16 @@ def build_index(config: Config) -> SqlIndex | None:
 
 
 def build_namespace(
-    config: Config, driver: StorageDriver, options: RegistryOptions
+    config: Config, driver: StorageDriver, options: RegistryOptions,
+    metrics: Metrics | None = None,
 ) -> Namespace:
     """The registry's repositories: hosted, or a pull-through cache with ``proxy.remoteurl``."""
-    cache = build_cache(config)
+    cache = build_cache(config, metrics)
     proxy = config.proxy
     if not proxy.enabled:
-        return Namespace(driver, options, cache=cache, index=build_index(config))
+        index = build_index(config)
+        return Namespace(driver, options, cache=cache, index=index,
+                         fence=build_fence(config, index))
     if proxy.remote_url:
         remote = RemoteRegistry(proxy.remote_url, proxy.username, proxy.password)
         upstreams = [Upstream("", remote, proxy.ttl)]
@@ -177,12 +205,22 @@ def build_namespace(
     return ProxyNamespace(driver, options, upstreams, cache=cache)
 
 
-def build_context(config: Config, secret: bytes) -> AppContext:
-    """Everything the application needs, from the configuration."""
+def build_context(
+    config: Config, secret: bytes, instruments: Instruments | None = None
+) -> AppContext:
+    """Everything the application needs, from the configuration.
+
+    With ``instruments`` (metrics, tracing), storage calls and cache lookups are observed.
+    """
     storage = config.storage
     driver = create_driver(
         storage.driver, storage.parameters, redirect=not storage.redirect.disable
     )
+    observe = instruments.storage_observer(driver.name) if instruments else None
+    if observe is not None:
+        # Inside the path checks: only calls that reach the backend are observed.
+        driver = CheckedDriver(ObservedDriver(driver.inner, observe))
+    metrics = instruments.metrics if instruments else None
     urls_validation = config.validation.manifests.urls
     options = RegistryOptions(
         delete_enabled=storage.delete.enabled,
@@ -190,6 +228,7 @@ def build_context(config: Config, secret: bytes) -> AppContext:
         validation_disabled=config.validation.disabled,
         urls_allow=urls_validation.allow,
         urls_deny=urls_validation.deny,
+        immutable_tags=build_immutable_tags(config),
     )
     urls = UrlSettings(
         host=config.http.host or None,
@@ -197,7 +236,7 @@ def build_context(config: Config, secret: bytes) -> AppContext:
         prefix=config.http.prefix or "/",
     )
     return AppContext(
-        namespace=build_namespace(config, driver, options),
+        namespace=build_namespace(config, driver, options, metrics),
         signer=UploadStateSigner(secret),
         urls=urls,
         headers=dict(config.http.headers),
@@ -345,9 +384,40 @@ def serve(
     for upstream in config.proxy.upstreams:
         log.info("pull-through cache of %s under %s/", upstream.remote_url, upstream.prefix)
     log.info("listening on %s with %d worker%s", where, count, "s" if count > 1 else "")
+    debug_sock = _bind_debug(config)
     if count == 1:
-        return _run_worker(config, secret, sock, purge=True, slot=(0, 1))
-    return _supervise(config, secret, sock, count)
+        return _run_worker(config, secret, sock, purge=True, debug_sock=debug_sock,
+                           slot=(0, 1))
+    if debug_sock is None or not config.http.debug.prometheus.enabled:
+        return _supervise(config, secret, sock, count, debug_sock)
+    from dockyard.metrics.multiproc import prepare_snapshot_dir, remove_snapshot_dir
+
+    metrics_dir = prepare_snapshot_dir()  # where the workers' metrics meet for one scrape
+    try:
+        return _supervise(config, secret, sock, count, debug_sock, metrics_dir)
+    finally:
+        remove_snapshot_dir(metrics_dir)
+
+
+def _bind_debug(config: Config) -> socket.socket | None:
+    """The debug listener's socket (``http.debug.addr``), bound before any worker starts."""
+    debug = config.http.debug
+    if not debug.addr:
+        return None
+    host, port = split_host_port(debug.addr)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    host = host or ("::" if family == socket.AF_INET6 else "0.0.0.0")
+    _bind_to(sock, (host, port), f"http.debug.addr {debug.addr}")
+    sock.listen(128)
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
+    served = ["/debug/health", "/debug/vars"]
+    if debug.prometheus.enabled:
+        served.append(debug.prometheus.path)
+    log.info("debug server listening on http://%s:%d (%s)", shown, bound_port, ", ".join(served))
+    return sock
 
 
 def _prepare_index(config: Config) -> None:
@@ -371,7 +441,10 @@ def _prepare_index(config: Config) -> None:
     asyncio.run(prepare())
 
 
-def _supervise(config: Config, secret: bytes, sock: socket.socket, count: int) -> int:
+def _supervise(
+    config: Config, secret: bytes, sock: socket.socket, count: int,
+    debug_sock: socket.socket | None = None, metrics_dir: str | None = None,
+) -> int:
     children: dict[int, int] = {}
     stopping = False
 
@@ -383,7 +456,12 @@ def _supervise(config: Config, secret: bytes, sock: socket.socket, count: int) -
             code = 1
             try:
                 _die_with_parent(parent)
-                code = _run_worker(config, secret, sock, purge=index == 0, slot=(index, count))
+                own_debug = debug_sock if index == 0 else None  # the debug server: worker 0
+                if debug_sock is not None and own_debug is None:
+                    debug_sock.close()
+                code = _run_worker(config, secret, sock, purge=index == 0,
+                                   slot=(index, count),
+                                   debug_sock=own_debug, metrics_dir=metrics_dir)
             finally:
                 os._exit(code)
         children[pid] = index
@@ -435,10 +513,8 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _run_worker(
-    config: Config,
-    secret: bytes,
-    sock: socket.socket,
-    purge: bool = False,
+    config: Config, secret: bytes, sock: socket.socket, purge: bool = False,
+    debug_sock: socket.socket | None = None, metrics_dir: str | None = None,
     slot: tuple[int, int] = (0, 1),
 ) -> int:
     try:
@@ -448,14 +524,18 @@ def _run_worker(
     except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
         loop_factory = None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(_worker(config, secret, sock, purge, slot))
+        runner.run(_worker(config, secret, sock, purge, debug_sock, metrics_dir, slot))
     return 0
 
 
 async def _worker(
-    config: Config, secret: bytes, sock: socket.socket, purge: bool, slot: tuple[int, int]
+    config: Config, secret: bytes, sock: socket.socket, purge: bool,
+    debug_sock: socket.socket | None = None, metrics_dir: str | None = None,
+    slot: tuple[int, int] = (0, 1),
 ) -> None:
-    ctx = build_context(config, secret)
+    instruments = Instruments(metrics=build_metrics(config, metrics_dir),
+                              tracing=start_tracing())
+    ctx = build_context(config, secret, instruments)
     # Worker ``slot[0]`` of ``slot[1]`` owns its own event spools (dockyard.notifying).
     notifier = await asyncio.to_thread(build_notifier, config, *slot)
     if notifier is not None:
@@ -463,9 +543,13 @@ async def _worker(
         notifier.start()
     if ctx.namespace.index is not None:
         await ctx.namespace.index.migrate()  # applied already; creates an in-memory one
+    if ctx.namespace.fence is not None:
+        await ctx.namespace.fence.prepare()
     app = create_app(ctx)
     if isinstance(ctx.namespace, ProxyNamespace):
         ctx.namespace.install(app)
+    instruments.health = build_health(config, ctx.namespace.driver)
+    instrument_app(app, instruments)
     access_log = None if config.log.access_log.disabled else logging.getLogger("dockyard.access")
     runner = GuardedAppRunner(
         app,
@@ -482,13 +566,16 @@ async def _worker(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
     purger = _start_upload_purger(config, ctx) if purge else None
+    jobs = start_maintenance_jobs(config, ctx, _lease(config, ctx)) if purge else []
+    await instruments.start(config, debug_sock)
     try:
         await stopped.wait()
     finally:
-        if purger is not None:
-            purger.cancel()
+        await instruments.stop()
+        for task in [*jobs, *([purger] if purger is not None else [])]:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await purger
+                await task
         await runner.cleanup()
         if notifier is not None:
             await notifier.close()
@@ -496,6 +583,12 @@ async def _worker(
             await ctx.namespace.index.aclose()
         await ctx.namespace.driver.aclose()
         sys.stderr.flush()
+
+
+def _lease(config: Config, ctx: AppContext) -> Lease:
+    index = ctx.namespace.index if isinstance(ctx.namespace.index, SqlIndex) else None
+    redis = build_redis_cache(config).client if config.redis.addr and index is None else None
+    return build_lease(index, redis)
 
 
 def _start_upload_purger(config: Config, ctx: AppContext) -> asyncio.Task[None] | None:
