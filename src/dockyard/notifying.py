@@ -5,15 +5,21 @@ See :mod:`dockyard.notifications` for how events are made and delivered.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import uuid
+from typing import TYPE_CHECKING
 
 from dockyard.config import Config, ConfigError, split_host_port
+from dockyard.logs import redact
 from dockyard.notifications import Endpoint, Notifier, SourceRecord, open_spools
 
-__all__ = ["build_notifier", "check_spool", "spool_directory"]
+if TYPE_CHECKING:
+    from dockyard.metrics import Metrics
+
+__all__ = ["build_notifier", "check_spool", "debug_vars", "export_metrics", "spool_directory"]
 
 log = logging.getLogger("dockyard.notifications")
 
@@ -96,3 +102,51 @@ def build_notifier(config: Config, slot: int = 0, workers: int = 1) -> Notifier 
     return Notifier(
         endpoints, _source(config), include_references=settings.events.include_references
     )
+
+
+async def export_metrics(notifier: Notifier, metrics: Metrics, every: float = 1.0) -> None:
+    """Copy the endpoints' counters into distribution's Prometheus families, every second.
+
+    ``registry_notifications_events_total{type=Events|Successes|Failures|Errors,endpoint}``,
+    ``registry_notifications_pending{endpoint}``,
+    ``registry_notifications_status_total{code,endpoint}``: counted by the endpoints as
+    they go (no per-event metric call on any path), moved over here by their increase.
+    """
+    last: dict[str, dict[str, int]] = {}
+    try:
+        while True:
+            _export(notifier, metrics, last)
+            await asyncio.sleep(every)
+    finally:
+        _export(notifier, metrics, last)
+
+
+def _export(notifier: Notifier, metrics: Metrics, last: dict[str, dict[str, int]]) -> None:
+    for endpoint in notifier.endpoints:
+        m, name = endpoint.metrics, endpoint.name
+        seen = last.setdefault(name, {})
+        for kind, value in (("Events", m.events), ("Successes", m.successes),
+                            ("Failures", m.failures), ("Errors", m.errors)):
+            if value != seen.get(kind, 0):
+                metrics.notification_events.labels(kind, name).inc(value - seen.get(kind, 0))
+                seen[kind] = value
+        if m.pending != seen.get("pending", 0):
+            metrics.notification_pending.labels(name).inc(m.pending - seen.get("pending", 0))
+            seen["pending"] = m.pending
+        for code, count in list(m.statuses.items()):
+            key = f"status {code}"
+            if count != seen.get(key, 0):
+                metrics.notification_status.labels(code, name).inc(count - seen.get(key, 0))
+                seen[key] = count
+
+
+def debug_vars(notifier: Notifier) -> dict[str, object]:
+    """``registry.notifications`` of ``/debug/vars``, as distribution publishes it."""
+    return {"endpoints": [
+        {"name": e.name, "url": redact(e.url), "Metrics": {
+            "Pending": e.metrics.pending, "Events": e.metrics.events,
+            "Successes": e.metrics.successes, "Failures": e.metrics.failures,
+            "Errors": e.metrics.errors, "Statuses": dict(e.metrics.statuses),
+            "Dropped": e.metrics.dropped}}
+        for e in notifier.endpoints
+    ]}

@@ -51,7 +51,7 @@ from dockyard.debugserver import Instruments, build_health, build_metrics, instr
 from dockyard.index import IndexUnavailable, SqlIndex, open_index
 from dockyard.logs import AccessLogger, setup_logging
 from dockyard.maintenance.jobs import Lease
-from dockyard.notifying import build_notifier, check_spool
+from dockyard.notifying import build_notifier, check_spool, debug_vars, export_metrics
 from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
 from dockyard.registry.namespace import Namespace, RegistryOptions
 from dockyard.storage.drivers.base import CheckedDriver, StorageDriver
@@ -538,9 +538,14 @@ async def _worker(
     ctx = build_context(config, secret, instruments)
     # Worker ``slot[0]`` of ``slot[1]`` owns its own event spools (dockyard.notifying).
     notifier = await asyncio.to_thread(build_notifier, config, *slot)
+    exporter = None
     if notifier is not None:
         ctx = dataclasses.replace(ctx, notifier=notifier)
         notifier.start()
+        instruments.add_vars("notifications", lambda: debug_vars(notifier))
+        if instruments.metrics is not None:
+            exporter = asyncio.get_running_loop().create_task(
+                export_metrics(notifier, instruments.metrics), name="notification-metrics")
     if ctx.namespace.index is not None:
         await ctx.namespace.index.migrate()  # applied already; creates an in-memory one
     if ctx.namespace.fence is not None:
@@ -579,6 +584,10 @@ async def _worker(
         await runner.cleanup()
         if notifier is not None:
             await notifier.close()
+        if exporter is not None:
+            exporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await exporter
         if ctx.namespace.index is not None:
             await ctx.namespace.index.aclose()
         await ctx.namespace.driver.aclose()
