@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import errno
 import logging
 import os
@@ -48,8 +49,9 @@ from dockyard.config import (
 from dockyard.connections import GuardedAppRunner
 from dockyard.debugserver import Instruments, build_health, build_metrics, instrument_app
 from dockyard.index import IndexUnavailable, SqlIndex, open_index
-from dockyard.logs import setup_logging
+from dockyard.logs import AccessLogger, setup_logging
 from dockyard.maintenance.jobs import Lease
+from dockyard.notifying import build_notifier, check_spool, debug_vars, export_metrics
 from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
 from dockyard.registry.namespace import Namespace, RegistryOptions
 from dockyard.storage.drivers.base import CheckedDriver, StorageDriver
@@ -73,8 +75,6 @@ _PR_SET_PDEATHSIG = 1
 def unsupported_features(config: Config) -> list[str]:
     """Configured keys this version does not act on yet, so they are never silently ignored."""
     found = []
-    if config.notifications.endpoints:
-        found.append("notifications.endpoints: notifications are not implemented yet")
     if config.http.debug.prometheus.enabled and not config.http.debug.addr:
         found.append("http.debug.prometheus.enabled: no effect without http.debug.addr"
                      " (metrics are served by the debug listener)")
@@ -390,6 +390,7 @@ def serve(
         refuse_unknown_keys(warnings)
     count = workers or config.http.workers
     check_config(config, workers)
+    check_spool(config)  # makes the directory: at start only, not in check-config
     _prepare_index(config)  # before the fork: one build, not one per worker
     secret = _upload_secret(config)  # before the fork: every worker shares it
     ssl_context = server_ssl_context(config.http.tls)
@@ -406,7 +407,8 @@ def serve(
     log.info("listening on %s with %d worker%s", where, count, "s" if count > 1 else "")
     debug_sock = _bind_debug(config)
     if count == 1:
-        return _run_worker(config, secret, sock, purge=True, debug_sock=debug_sock)
+        return _run_worker(config, secret, sock, purge=True, debug_sock=debug_sock,
+                           slot=(0, 1))
     if debug_sock is None or not config.http.debug.prometheus.enabled:
         return _supervise(config, secret, sock, count, debug_sock)
     from dockyard.metrics.multiproc import prepare_snapshot_dir, remove_snapshot_dir
@@ -479,6 +481,7 @@ def _supervise(
                 if debug_sock is not None and own_debug is None:
                     debug_sock.close()
                 code = _run_worker(config, secret, sock, purge=index == 0,
+                                   slot=(index, count),
                                    debug_sock=own_debug, metrics_dir=metrics_dir)
             finally:
                 os._exit(code)
@@ -533,6 +536,7 @@ def _die_with_parent(parent: int) -> None:
 def _run_worker(
     config: Config, secret: bytes, sock: socket.socket, purge: bool = False,
     debug_sock: socket.socket | None = None, metrics_dir: str | None = None,
+    slot: tuple[int, int] = (0, 1),
 ) -> int:
     try:
         import uvloop
@@ -541,17 +545,28 @@ def _run_worker(
     except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
         loop_factory = None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(_worker(config, secret, sock, purge, debug_sock, metrics_dir))
+        runner.run(_worker(config, secret, sock, purge, debug_sock, metrics_dir, slot))
     return 0
 
 
 async def _worker(
     config: Config, secret: bytes, sock: socket.socket, purge: bool,
     debug_sock: socket.socket | None = None, metrics_dir: str | None = None,
+    slot: tuple[int, int] = (0, 1),
 ) -> None:
     instruments = Instruments(metrics=build_metrics(config, metrics_dir),
                               tracing=start_tracing())
     ctx = build_context(config, secret, instruments)
+    # Worker ``slot[0]`` of ``slot[1]`` owns its own event spools (dockyard.notifying).
+    notifier = await asyncio.to_thread(build_notifier, config, *slot)
+    exporter = None
+    if notifier is not None:
+        ctx = dataclasses.replace(ctx, notifier=notifier)
+        notifier.start()
+        instruments.add_vars("notifications", lambda: debug_vars(notifier))
+        if instruments.metrics is not None:
+            exporter = asyncio.get_running_loop().create_task(
+                export_metrics(notifier, instruments.metrics), name="notification-metrics")
     if ctx.namespace.index is not None:
         await ctx.namespace.index.migrate()  # applied already; creates an in-memory one
     if ctx.namespace.fence is not None:
@@ -561,12 +576,13 @@ async def _worker(
         ctx.namespace.install(app)
     instruments.health = build_health(config, ctx.namespace.driver)
     instrument_app(app, instruments)
-    access_log = None if config.log.access_log.disabled else logging.getLogger("aiohttp.access")
+    access_log = None if config.log.access_log.disabled else logging.getLogger("dockyard.access")
     runner = GuardedAppRunner(
         app,
         config.http.limits,
         access_log=access_log,
         shutdown_timeout=config.http.drain_timeout or 5.0,
+        access_log_class=AccessLogger,
     )
     await runner.setup()
     site = web.SockSite(runner, sock, ssl_context=server_ssl_context(config.http.tls))
@@ -587,6 +603,12 @@ async def _worker(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await runner.cleanup()
+        if notifier is not None:
+            await notifier.close()
+        if exporter is not None:
+            exporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await exporter
         if ctx.namespace.index is not None:
             await ctx.namespace.index.aclose()
         await ctx.namespace.driver.aclose()

@@ -35,6 +35,8 @@ LAYER_OF = {
     "dockyard.tls": "server",
     "dockyard.logs": "server",
     "dockyard.connections": "server",
+    "dockyard.notifying": "server",
+    "dockyard.notifications": "notifications",
     "dockyard.debugserver": "server",
     "dockyard.metrics": "metrics",
     "dockyard.health": "health",
@@ -66,17 +68,20 @@ LAYER_OF = {
 #: api -> registry -> storage -> drivers; caches wrap stores, so registry (which
 #: composes them) imports cache and storage does not.
 MAY_IMPORT: dict[str, frozenset[str]] = {
-    "cli": frozenset({"server", "api", "auth", "maintenance", "proxy", "registry", "index",
-                      "storage", "drivers", "cache", "manifest", "config", "policy", "root"}),
-    "server": frozenset({"api", "auth", "maintenance", "proxy", "registry", "index",
-                         "storage", "drivers", "cache", "manifest", "config", "policy", "root",
-                         "metrics", "health", "tracing"}),
+    "cli": frozenset({"server", "api", "notifications", "auth", "maintenance", "proxy",
+                      "registry", "index", "storage", "drivers", "cache", "manifest", "config",
+                      "policy", "root"}),
+    "server": frozenset({"api", "notifications", "auth", "maintenance", "proxy", "registry",
+                         "index", "storage", "drivers", "cache", "manifest", "config", "policy",
+                         "root", "metrics", "health", "tracing"}),
     # Operations (wired in by the server when configured): metrics wrap the driver,
     # the cache and the app; health checks probe the driver and answer in the envelope.
     "metrics": frozenset({"drivers", "cache", "root"}),
     "health": frozenset({"api", "drivers", "root"}),
     "tracing": frozenset({"drivers", "root"}),
-    "api": frozenset({"auth", "registry", "manifest", "ui", "root"}),
+    "api": frozenset({"auth", "notifications", "registry", "manifest", "ui", "root"}),
+    # Webhook events: a wrapper around registry's Repository (api wraps per request).
+    "notifications": frozenset({"registry", "index", "manifest", "root"}),
     "maintenance": frozenset({"registry", "index", "storage", "drivers", "cache", "manifest",
                               "policy", "root"}),
     # The pull-through cache is another Namespace: it wraps the registry layer.

@@ -77,6 +77,8 @@ Differences from distribution, all deliberate
     * ``http.tls.minimumtls`` defaults to ``tls1.2``.
     * dockyard extension: ``ui.enabled`` (default true) serves the web UI at
       ``<http.prefix>/ui/`` (see :mod:`dockyard.ui`).
+    * dockyard extension: ``notifications.spool`` (``directory``, ``maxevents``)
+      keeps queued events on disk across restarts (:class:`SpoolConfig`).
     * dockyard extension: ``http.workers`` (integer >= 1, default 1) is the number
       of worker processes serving ``http.addr``; ``http.limits`` (timeouts, header
       size, connection cap: see :class:`HTTPLimitsConfig`) guards against slow or
@@ -131,6 +133,7 @@ from dockyard.config.notifications import (
     EventsConfig,
     IgnoreConfig,
     NotificationsConfig,
+    SpoolConfig,
 )
 from dockyard.config.proxy import ProxyConfig, UpstreamConfig
 from dockyard.config.redis import RedisConfig, RedisPoolConfig, RedisTLSConfig
@@ -189,6 +192,7 @@ __all__ = [
     "RedisTLSConfig",
     "Schema1Config",
     "SillyAuthConfig",
+    "SpoolConfig",
     "StorageConfig",
     "StorageDriverCheckerConfig",
     "TCPCheckerConfig",

@@ -420,7 +420,7 @@ class ProxyRepository(Repository):
     async def put_manifest(self, reference: str, body: bytes, content_type: str | None) -> Manifest:
         raise Unsupported(_READ_ONLY_CACHE)
 
-    async def delete_manifest(self, reference: str) -> None:
+    async def delete_manifest(self, reference: str) -> tuple[str, ...]:
         raise Unsupported(_READ_ONLY_CACHE)
 
 

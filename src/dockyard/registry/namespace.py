@@ -426,8 +426,11 @@ class Repository:
             if digest is not None:
                 raise ManifestBlobUnknown(f"unknown blob {digest}", detail=str(digest))
 
-    async def delete_manifest(self, reference: str) -> None:
-        """By tag: remove that tag. By digest: the revision, its tags, its referrer link."""
+    async def delete_manifest(self, reference: str) -> tuple[str, ...]:
+        """By tag: remove that tag. By digest: the revision, its tags, its referrer link.
+
+        Returns the tags removed along with a revision (for their delete events).
+        """
         self._deletable()
         if ":" not in reference:
             _check_tag(reference)
@@ -438,7 +441,7 @@ class Repository:
                     f"{self.name}: delete of tag {reference}",
                     self.namespace.index.tag_deleted(self.name, reference),
                 )
-            return
+            return ()
         digest = _digest(reference)
         payload = await self._manifests.get_payload(digest)
         tags = await self._tags.lookup(digest)
@@ -459,6 +462,7 @@ class Repository:
                 f"{self.name}: delete of {digest}",
                 self.namespace.index.manifest_deleted(self.name, digest),
             )
+        return tuple(tags)
 
     async def delete(self) -> None:
         """Delete the whole repository: its tags, manifests, links and uploads.
