@@ -592,7 +592,8 @@ async def _worker(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
     purger = _start_upload_purger(config, ctx) if purge else None
-    jobs = start_maintenance_jobs(config, ctx, _lease(config, ctx)) if purge else []
+    jobs = (start_maintenance_jobs(config, ctx, _lease(config, ctx), instruments.metrics)
+            if purge else [])
     await instruments.start(config, debug_sock)
     try:
         await stopped.wait()
