@@ -1,10 +1,11 @@
-"""``registry_gc_*``: the online collector's runs, counted on the metrics endpoint (issue 13).
+"""``registry_gc_*`` and ``registry_retention_*``: the maintenance jobs' runs, counted on
+the metrics endpoint (issue 13).
 
 A registry with metrics on collects by itself every fraction of a second
 (``storage.maintenance.garbagecollect``, ``deleteuntagged``, a two-second grace). Orphan
 blobs and an untagged image are pushed beside a tagged one; once the collector has taken
 them, the scrape's counters say exactly what went: the orphans, the untagged manifest and
-its blobs, their bytes; the tagged image stays.
+its blobs, their bytes; the tagged image stays. Likewise a retention policy's deletions.
 """
 
 from __future__ import annotations
@@ -69,3 +70,38 @@ def test_gc_metrics_count_what_a_collection_frees(
         assert client.head(f"/v2/{repo}/manifests/{untagged.digest}").status_code == 404
         # Retention is not configured: its families are not there.
         assert not [k for k in after if k[0].startswith("registry_retention_")]
+
+
+RETAINING = {
+    "http": {"debug": {"prometheus": {"enabled": True}}},
+    "retention": {"interval": "300ms", "delay": "0s", "policies": [
+        {"repositories": ["**"], "keeptags": [{"patterns": ["^keep$"]}]}]},
+}
+
+
+def test_retention_metrics_count_what_a_run_deletes(
+    debug_registry_factory: DebugRegistryFactory,
+) -> None:
+    registry = debug_registry_factory(RETAINING)
+    repo = random_repo("retention-metrics")
+    with httpx.Client(base_url=registry.url, timeout=30) as client:
+        put_manifest(client, repo, "keep", image(client, repo))
+        gone = [image(client, repo) for _ in range(2)]
+        for n, built in enumerate(gone):
+            put_manifest(client, repo, f"old{n}", built)
+        metrics_url = registry.debug_url + "/metrics"
+        settled(metrics_url, lambda s: value(
+            s, "registry_retention_manifests_deleted_total") >= 2, deadline=30)
+        time.sleep(1)
+        after = scrape(metrics_url)
+        assert value(after, "registry_retention_tags_deleted_total") == 2
+        assert value(after, "registry_retention_manifests_deleted_total") == 2
+        assert value(after, "registry_retention_errors_total") == 0
+        assert value(after, "registry_retention_runs_total") >= 2
+        assert value(after, "registry_retention_last_run_timestamp_seconds") > 0
+        assert client.head(f"/v2/{repo}/manifests/keep").status_code == 200
+        for n, built in enumerate(gone):
+            assert client.head(f"/v2/{repo}/manifests/old{n}").status_code == 404
+            assert client.head(f"/v2/{repo}/manifests/{built.digest}").status_code == 404
+        # Online GC is off: its families are not there.
+        assert not [k for k in after if k[0].startswith("registry_gc_")]
