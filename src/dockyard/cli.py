@@ -32,7 +32,7 @@ or `dockyard serve CONFIG` with the config.yml docker-registry accepts.
 SERVE_EPILOG = """\
 configuration:
   CONFIG is distribution's config.yml (version 0.1): log; storage (filesystem,
-  inmemory, s3, azure, gcs; delete, redirect, cache.blobdescriptor inmemory|redis,
+  inmemory, s3, azure, gcs, rados; delete, redirect, cache.blobdescriptor inmemory|redis,
   maintenance.uploadpurging, maintenance.readonly; index: the metadata index,
   driver sqlite (default for filesystem) | postgres (dsn, poolsize) | none, path,
   rebuildonstart); http (addr, secret, host, prefix,
@@ -48,7 +48,7 @@ configuration:
   environment as REGISTRY_<SECTION>_<KEY>, e.g.
   REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/srv/registry or
   REGISTRY_HTTP_ADDR=127.0.0.1:5001. Keys dockyard does not support yet
-  (notifications, http.debug) are named in a warning at start, and so is an
+  (notifications) are named in a warning at start, and so is an
   unknown (misspelt) key, with the nearest known one; --strict refuses to start
   with an unknown key.
 

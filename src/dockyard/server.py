@@ -39,18 +39,22 @@ from dockyard.config import (
     split_host_port,
 )
 from dockyard.connections import GuardedAppRunner
+from dockyard.debugserver import Instruments, build_health, build_metrics, instrument_app
 from dockyard.index import IndexUnavailable, SqlIndex, open_index
 from dockyard.logs import setup_logging
 from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
 from dockyard.registry.namespace import Namespace, RegistryOptions
-from dockyard.storage.drivers.base import StorageDriver
+from dockyard.storage.drivers.base import CheckedDriver, StorageDriver
 from dockyard.storage.drivers.factory import create_driver
+from dockyard.storage.drivers.observed import ObservedDriver
 from dockyard.tls import server_ssl_context
+from dockyard.tracing import start_tracing
 
 __all__ = ["build_context", "build_index", "serve", "unsupported_features"]
 
 if TYPE_CHECKING:
     from dockyard.cache.redis import RedisCache
+    from dockyard.metrics import Metrics
 
 log = logging.getLogger("dockyard")
 
@@ -62,8 +66,9 @@ def unsupported_features(config: Config) -> list[str]:
     found = []
     if config.notifications.endpoints:
         found.append("notifications.endpoints: notifications are not implemented yet")
-    if config.http.debug.addr:
-        found.append("http.debug: the debug server is not implemented yet")
+    if config.http.debug.prometheus.enabled and not config.http.debug.addr:
+        found.append("http.debug.prometheus.enabled: no effect without http.debug.addr"
+                     " (metrics are served by the debug listener)")
     return found
 
 
@@ -112,14 +117,24 @@ def build_redis_cache(config: Config) -> RedisCache:
     )
 
 
-def build_cache(config: Config) -> BlobDescriptorCache | None:
-    """``storage.cache.blobdescriptor``: in-memory, Redis (the ``redis`` section) or none."""
+def build_cache(config: Config, metrics: Metrics | None = None) -> BlobDescriptorCache | None:
+    """``storage.cache.blobdescriptor``: in-memory, Redis (the ``redis`` section) or none.
+
+    With ``metrics``, lookups are counted (``registry_storage_cache_*``).
+    """
     kind = config.storage.cache.blob_descriptor
+    inner: BlobDescriptorCache
     if kind == "inmemory":
-        return SafeCache(MemoryCache(config.storage.cache.blob_descriptor_size), "inmemory")
-    if kind == "redis":
-        return SafeCache(build_redis_cache(config), f"redis at {config.redis.addr}")
-    return None
+        inner, name = MemoryCache(config.storage.cache.blob_descriptor_size), "inmemory"
+    elif kind == "redis":
+        inner, name = build_redis_cache(config), f"redis at {config.redis.addr}"
+    else:
+        return None
+    if metrics is not None:
+        from dockyard.metrics.cache import CountingCache
+
+        inner = CountingCache(inner, metrics)
+    return SafeCache(inner, name)
 
 
 def check_config(config: Config, workers: int | None = None) -> None:
@@ -158,10 +173,11 @@ def build_index(config: Config) -> SqlIndex | None:
 
 
 def build_namespace(
-    config: Config, driver: StorageDriver, options: RegistryOptions
+    config: Config, driver: StorageDriver, options: RegistryOptions,
+    metrics: Metrics | None = None,
 ) -> Namespace:
     """The registry's repositories: hosted, or a pull-through cache with ``proxy.remoteurl``."""
-    cache = build_cache(config)
+    cache = build_cache(config, metrics)
     proxy = config.proxy
     if not proxy.enabled:
         return Namespace(driver, options, cache=cache, index=build_index(config))
@@ -177,12 +193,22 @@ def build_namespace(
     return ProxyNamespace(driver, options, upstreams, cache=cache)
 
 
-def build_context(config: Config, secret: bytes) -> AppContext:
-    """Everything the application needs, from the configuration."""
+def build_context(
+    config: Config, secret: bytes, instruments: Instruments | None = None
+) -> AppContext:
+    """Everything the application needs, from the configuration.
+
+    With ``instruments`` (metrics, tracing), storage calls and cache lookups are observed.
+    """
     storage = config.storage
     driver = create_driver(
         storage.driver, storage.parameters, redirect=not storage.redirect.disable
     )
+    observe = instruments.storage_observer(driver.name) if instruments else None
+    if observe is not None:
+        # Inside the path checks: only calls that reach the backend are observed.
+        driver = CheckedDriver(ObservedDriver(driver.inner, observe))
+    metrics = instruments.metrics if instruments else None
     urls_validation = config.validation.manifests.urls
     options = RegistryOptions(
         delete_enabled=storage.delete.enabled,
@@ -197,7 +223,7 @@ def build_context(config: Config, secret: bytes) -> AppContext:
         prefix=config.http.prefix or "/",
     )
     return AppContext(
-        namespace=build_namespace(config, driver, options),
+        namespace=build_namespace(config, driver, options, metrics),
         signer=UploadStateSigner(secret),
         urls=urls,
         headers=dict(config.http.headers),
@@ -344,9 +370,39 @@ def serve(
     for upstream in config.proxy.upstreams:
         log.info("pull-through cache of %s under %s/", upstream.remote_url, upstream.prefix)
     log.info("listening on %s with %d worker%s", where, count, "s" if count > 1 else "")
+    debug_sock = _bind_debug(config)
     if count == 1:
-        return _run_worker(config, secret, sock, purge=True)
-    return _supervise(config, secret, sock, count)
+        return _run_worker(config, secret, sock, purge=True, debug_sock=debug_sock)
+    if debug_sock is None or not config.http.debug.prometheus.enabled:
+        return _supervise(config, secret, sock, count, debug_sock)
+    from dockyard.metrics.multiproc import prepare_snapshot_dir, remove_snapshot_dir
+
+    metrics_dir = prepare_snapshot_dir()  # where the workers' metrics meet for one scrape
+    try:
+        return _supervise(config, secret, sock, count, debug_sock, metrics_dir)
+    finally:
+        remove_snapshot_dir(metrics_dir)
+
+
+def _bind_debug(config: Config) -> socket.socket | None:
+    """The debug listener's socket (``http.debug.addr``), bound before any worker starts."""
+    debug = config.http.debug
+    if not debug.addr:
+        return None
+    host, port = split_host_port(debug.addr)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    host = host or ("::" if family == socket.AF_INET6 else "0.0.0.0")
+    _bind_to(sock, (host, port), f"http.debug.addr {debug.addr}")
+    sock.listen(128)
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
+    served = ["/debug/health", "/debug/vars"]
+    if debug.prometheus.enabled:
+        served.append(debug.prometheus.path)
+    log.info("debug server listening on http://%s:%d (%s)", shown, bound_port, ", ".join(served))
+    return sock
 
 
 def _prepare_index(config: Config) -> None:
@@ -370,7 +426,10 @@ def _prepare_index(config: Config) -> None:
     asyncio.run(prepare())
 
 
-def _supervise(config: Config, secret: bytes, sock: socket.socket, count: int) -> int:
+def _supervise(
+    config: Config, secret: bytes, sock: socket.socket, count: int,
+    debug_sock: socket.socket | None = None, metrics_dir: str | None = None,
+) -> int:
     children: dict[int, int] = {}
     stopping = False
 
@@ -382,7 +441,11 @@ def _supervise(config: Config, secret: bytes, sock: socket.socket, count: int) -
             code = 1
             try:
                 _die_with_parent(parent)
-                code = _run_worker(config, secret, sock, purge=index == 0)
+                own_debug = debug_sock if index == 0 else None  # the debug server: worker 0
+                if debug_sock is not None and own_debug is None:
+                    debug_sock.close()
+                code = _run_worker(config, secret, sock, purge=index == 0,
+                                   debug_sock=own_debug, metrics_dir=metrics_dir)
             finally:
                 os._exit(code)
         children[pid] = index
@@ -433,7 +496,10 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
-def _run_worker(config: Config, secret: bytes, sock: socket.socket, purge: bool = False) -> int:
+def _run_worker(
+    config: Config, secret: bytes, sock: socket.socket, purge: bool = False,
+    debug_sock: socket.socket | None = None, metrics_dir: str | None = None,
+) -> int:
     try:
         import uvloop
 
@@ -441,17 +507,24 @@ def _run_worker(config: Config, secret: bytes, sock: socket.socket, purge: bool 
     except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
         loop_factory = None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(_worker(config, secret, sock, purge))
+        runner.run(_worker(config, secret, sock, purge, debug_sock, metrics_dir))
     return 0
 
 
-async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: bool) -> None:
-    ctx = build_context(config, secret)
+async def _worker(
+    config: Config, secret: bytes, sock: socket.socket, purge: bool,
+    debug_sock: socket.socket | None = None, metrics_dir: str | None = None,
+) -> None:
+    instruments = Instruments(metrics=build_metrics(config, metrics_dir),
+                              tracing=start_tracing())
+    ctx = build_context(config, secret, instruments)
     if ctx.namespace.index is not None:
         await ctx.namespace.index.migrate()  # applied already; creates an in-memory one
     app = create_app(ctx)
     if isinstance(ctx.namespace, ProxyNamespace):
         ctx.namespace.install(app)
+    instruments.health = build_health(config, ctx.namespace.driver)
+    instrument_app(app, instruments)
     access_log = None if config.log.access_log.disabled else logging.getLogger("aiohttp.access")
     runner = GuardedAppRunner(
         app,
@@ -467,9 +540,11 @@ async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: boo
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
     purger = _start_upload_purger(config, ctx) if purge else None
+    await instruments.start(config, debug_sock)
     try:
         await stopped.wait()
     finally:
+        await instruments.stop()
         if purger is not None:
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -5,6 +5,10 @@ their own bucket with ``moto_server.create_bucket()`` or use ``s3_bucket``.
 ``redis_server`` (session): ``redis-server`` with no persistence, for the Redis cache tests.
 ``postgres_server`` (session): a private PostgreSQL cluster, for the shared metadata index.
 ``s3_registry_factory``: dockyard (or docker-registry) processes on S3.
+``s3_server``: moto's server, then Ceph's radosgw (a real S3 implementation) on the
+session's Ceph cluster (``ceph_cluster``, tests/support/ceph.py): tests that take it run
+on both. Both have ``url``, ``client()``, ``create_bucket()`` and ``credentials`` (the
+``storage.s3`` keys to pass as ``s3=`` to ``s3_registry_factory``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from tests.support.backends import (
     s3_params,
     shared_moto,
 )
+from tests.support.ceph import RgwServer, ceph_cluster
 from tests.support.net import ServerPool
 from tests.support.postgres import PostgresServer, find_postgres
 from tests.support.redis import RedisServer
@@ -33,6 +38,18 @@ S3RegistryFactory = Callable[..., S3RegistryProcess]
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> MotoServer:
     """moto's S3 server on 127.0.0.1 (one per test process, stopped at exit)."""
     return shared_moto(tmp_path_factory.mktemp("moto"))
+
+
+__all__ = ["ceph_cluster"]  # the session's Ceph cluster, a fixture here too
+
+
+@pytest.fixture(params=["moto", "radosgw"])
+def s3_server(request: pytest.FixtureRequest) -> MotoServer | RgwServer:
+    """moto's S3 server, or radosgw (skipped, reason printed, where Ceph is missing)."""
+    if request.param == "moto":
+        server: MotoServer = request.getfixturevalue("moto_server")
+        return server
+    return RgwServer(request.getfixturevalue("ceph_cluster"))
 
 
 @pytest.fixture

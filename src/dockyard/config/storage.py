@@ -21,7 +21,7 @@ from dockyard.config.tree import (
 
 BlobDescriptorCache = Literal["", "inmemory", "redis"]
 
-STORAGE_DRIVERS = ("filesystem", "inmemory", "s3", "azure", "gcs")
+STORAGE_DRIVERS = ("filesystem", "inmemory", "s3", "azure", "gcs", "rados")
 """The storage driver names dockyard accepts under ``storage``."""
 
 STORAGE_SUBSECTIONS = ("delete", "redirect", "cache", "maintenance", "tag", "index")
