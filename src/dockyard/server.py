@@ -18,6 +18,7 @@ import signal
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -46,12 +47,24 @@ from dockyard.storage.drivers.base import StorageDriver
 from dockyard.storage.drivers.factory import create_driver
 from dockyard.tls import server_ssl_context
 
-__all__ = ["build_context", "serve", "unsupported_features"]
+__all__ = ["build_context", "default_workers", "serve", "unsupported_features"]
 
 if TYPE_CHECKING:
     from dockyard.cache.redis import RedisCache
 
 log = logging.getLogger("dockyard")
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """One of ``count`` worker processes of an instance; worker 0 runs scheduled jobs."""
+
+    index: int = 0
+    count: int = 1
+
+    @property
+    def primary(self) -> bool:
+        return self.index == 0
 
 _PR_SET_PDEATHSIG = 1
 
@@ -121,13 +134,30 @@ def build_cache(config: Config) -> BlobDescriptorCache | None:
     return None
 
 
+def default_workers(config: Config) -> int:
+    """Worker processes when neither ``--workers`` nor ``http.workers`` says: one per CPU
+    this process may run on (its affinity, as Go's GOMAXPROCS), but 1 for the inmemory
+    driver, whose state cannot be shared between processes."""
+    if config.storage.driver == "inmemory":
+        return 1
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(config: Config, workers: int | None = None) -> int:
+    """``--workers``, else ``http.workers``, else :func:`default_workers`."""
+    return workers or config.http.workers or default_workers(config)
+
+
 def check_config(config: Config, workers: int | None = None) -> None:
     """Build (and drop) what a worker builds, so bad settings fail before the start.
 
     Raises ConfigError or DriverConfigError naming the key; no backend is contacted.
     """
     storage = config.storage
-    if (workers or config.http.workers) > 1 and storage.driver == "inmemory":
+    if worker_count(config, workers) > 1 and storage.driver == "inmemory":
         raise ConfigError(
             "http.workers: the inmemory driver cannot be shared by several workers", "http.workers"
         )
@@ -137,9 +167,12 @@ def check_config(config: Config, workers: int | None = None) -> None:
 
 
 def build_namespace(
-    config: Config, driver: StorageDriver, options: RegistryOptions
+    config: Config, driver: StorageDriver, options: RegistryOptions, worker: Worker | None = None
 ) -> Namespace:
-    """The registry's repositories: hosted, or a pull-through cache with ``proxy.remoteurl``."""
+    """The registry's repositories: hosted, or a pull-through cache with ``proxy.remoteurl``.
+
+    ``worker``: which of this instance's worker processes builds it (None: the only one).
+    """
     cache = build_cache(config)
     proxy = config.proxy
     if not proxy.enabled:
@@ -153,10 +186,13 @@ def build_namespace(
                      u.namespace)
             for u in proxy.upstreams
         ]
-    return ProxyNamespace(driver, options, upstreams, cache=cache)
+    worker = worker or Worker()
+    return ProxyNamespace(
+        driver, options, upstreams, cache=cache, primary=worker.primary, workers=worker.count
+    )
 
 
-def build_context(config: Config, secret: bytes) -> AppContext:
+def build_context(config: Config, secret: bytes, worker: Worker | None = None) -> AppContext:
     """Everything the application needs, from the configuration."""
     storage = config.storage
     driver = create_driver(
@@ -176,7 +212,7 @@ def build_context(config: Config, secret: bytes) -> AppContext:
         prefix=config.http.prefix or "/",
     )
     return AppContext(
-        namespace=build_namespace(config, driver, options),
+        namespace=build_namespace(config, driver, options, worker),
         signer=UploadStateSigner(secret),
         urls=urls,
         headers=dict(config.http.headers),
@@ -307,7 +343,7 @@ def serve(
         log.warning("config: %s", warning)
     if strict:
         refuse_unknown_keys(warnings)
-    count = workers or config.http.workers
+    count = worker_count(config, workers)
     check_config(config, workers)
     secret = _upload_secret(config)  # before the fork: every worker shares it
     ssl_context = server_ssl_context(config.http.tls)
@@ -323,7 +359,7 @@ def serve(
         log.info("pull-through cache of %s under %s/", upstream.remote_url, upstream.prefix)
     log.info("listening on %s with %d worker%s", where, count, "s" if count > 1 else "")
     if count == 1:
-        return _run_worker(config, secret, sock, purge=True)
+        return _run_worker(config, secret, sock, Worker())
     return _supervise(config, secret, sock, count)
 
 
@@ -339,7 +375,7 @@ def _supervise(config: Config, secret: bytes, sock: socket.socket, count: int) -
             code = 1
             try:
                 _die_with_parent(parent)
-                code = _run_worker(config, secret, sock, purge=index == 0)
+                code = _run_worker(config, secret, sock, Worker(index, count))
             finally:
                 os._exit(code)
         children[pid] = index
@@ -390,7 +426,7 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
-def _run_worker(config: Config, secret: bytes, sock: socket.socket, purge: bool = False) -> int:
+def _run_worker(config: Config, secret: bytes, sock: socket.socket, worker: Worker) -> int:
     try:
         import uvloop
 
@@ -398,12 +434,12 @@ def _run_worker(config: Config, secret: bytes, sock: socket.socket, purge: bool 
     except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
         loop_factory = None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(_worker(config, secret, sock, purge))
+        runner.run(_worker(config, secret, sock, worker))
     return 0
 
 
-async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: bool) -> None:
-    ctx = build_context(config, secret)
+async def _worker(config: Config, secret: bytes, sock: socket.socket, worker: Worker) -> None:
+    ctx = build_context(config, secret, worker)
     app = create_app(ctx)
     if isinstance(ctx.namespace, ProxyNamespace):
         ctx.namespace.install(app)
@@ -421,7 +457,8 @@ async def _worker(config: Config, secret: bytes, sock: socket.socket, purge: boo
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
-    purger = _start_upload_purger(config, ctx) if purge else None
+    # Scheduled jobs run in one worker only: N purgers would walk storage N times.
+    purger = _start_upload_purger(config, ctx) if worker.primary else None
     try:
         await stopped.wait()
     finally:

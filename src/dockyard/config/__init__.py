@@ -77,8 +77,9 @@ Differences from distribution, all deliberate
     * ``http.tls.minimumtls`` defaults to ``tls1.2``.
     * dockyard extension: ``ui.enabled`` (default true) serves the web UI at
       ``<http.prefix>/ui/`` (see :mod:`dockyard.ui`).
-    * dockyard extension: ``http.workers`` (integer >= 1, default 1) is the number
-      of worker processes serving ``http.addr``; ``http.limits`` (timeouts, header
+    * dockyard extension: ``http.workers`` (integer >= 1; by default one per
+      CPU, and 1 for the ``inmemory`` driver) is the number of worker processes
+      serving ``http.addr``; ``http.limits`` (timeouts, header
       size, connection cap: see :class:`HTTPLimitsConfig`) guards against slow or
       hostile clients.
     * Sections that dockyard models are parsed even where the server does not
