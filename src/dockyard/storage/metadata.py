@@ -4,7 +4,8 @@ The catalog walks ``repositories/`` depth first with children sorted, which is
 distribution's order (names compared with ``/`` as the lowest character). A page
 after ``last`` skips every subtree that lies wholly before it, and a walk never
 enters ``_layers``/``_manifests``/``_uploads``: one listing per directory on the
-way to the ``n`` names of the page, never a walk of blobs or tags.
+way to the ``n`` names of the page, never a walk of blobs or tags. Sibling
+directories are listed in batches (:func:`~dockyard.storage.drivers.base.list_many`).
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ from dockyard.digest import Digest
 from dockyard.metadata import Page
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
-from dockyard.storage.drivers.base import PathNotFound, StorageDriver
+from dockyard.storage.drivers.base import PathNotFound, StorageDriver, list_many
 from dockyard.storage.manifests import ManifestStore
 from dockyard.storage.tags import TagStore
 
 __all__ = ["StorageMetadataIndex", "catalog_key", "paginate"]
 
 _REPOSITORY_MARKERS = frozenset({"_layers", "_manifests"})
+# Directories listed together by the catalog walk: at least a few (the round trip
+# dominates), at most enough for a big page.
+_MIN_BATCH = 16
+_MAX_BATCH = 1024
 
 
 def catalog_key(name: str) -> str:
@@ -50,12 +55,15 @@ class StorageMetadataIndex:
         found: list[str] = []
         last_key = catalog_key(last)
 
-        async def visit(directory: str, prefix: str) -> bool:
-            """Collect names below ``directory``; True once n+1 are found."""
-            try:
-                children = sorted(await self.driver.list(directory))
-            except PathNotFound:
-                return False
+        async def visit(prefix: str, children: list[str]) -> bool:
+            """Collect names below the directory of ``children``; True once n+1 are found.
+
+            The children's own listings are fetched a batch at a time (one thread hop
+            on the filesystem, concurrent round trips on an object store), a batch no
+            bigger than the names the page still needs, so a page reads about as
+            many directories as it shows names, as the one-by-one walk did.
+            """
+            wanted: list[tuple[str, str]] = []
             for child in children:
                 name_part = child.rsplit("/", 1)[1]
                 if name_part.startswith("_"):
@@ -64,20 +72,34 @@ class StorageMetadataIndex:
                 # Everything below `name` sorts before `name` + "\x01".
                 if last and catalog_key(name) + "\x01" <= last_key:
                     continue
-                try:
-                    grandchildren = await self.driver.list(child)
-                except PathNotFound:
-                    continue
-                markers = {g.rsplit("/", 1)[1] for g in grandchildren}
-                if markers & _REPOSITORY_MARKERS and (not last or catalog_key(name) > last_key):
-                    found.append(name)
-                    if len(found) > n:
+                wanted.append((child, name))
+            at = 0
+            while at < len(wanted):
+                size = min(max(n + 1 - len(found), _MIN_BATCH), _MAX_BATCH)
+                batch = wanted[at:at + size]
+                at += size
+                listings = await list_many(self.driver, [child for child, _ in batch])
+                for (_, name), grandchildren in zip(batch, listings, strict=True):
+                    if grandchildren is None:
+                        continue
+                    markers = {g.rsplit("/", 1)[1] for g in grandchildren}
+                    if markers & _REPOSITORY_MARKERS and (
+                        not last or catalog_key(name) > last_key
+                    ):
+                        found.append(name)
+                        if len(found) > n:
+                            return True
+                    if any(not m.startswith("_") for m in markers) and await visit(
+                        f"{name}/", grandchildren
+                    ):
                         return True
-                if any(not m.startswith("_") for m in markers) and await visit(child, f"{name}/"):
-                    return True
             return False
 
-        await visit(paths.REPOSITORIES_ROOT, "")
+        try:
+            top = await self.driver.list(paths.REPOSITORIES_ROOT)
+        except PathNotFound:
+            top = []
+        await visit("", sorted(top))
         return Page(found[:n], len(found) > n)
 
     async def tags(self, repository: str, n: int | None, last: str) -> Page:

@@ -7,8 +7,10 @@ for every driver (as distribution's ``base.Base`` does).
 
 from __future__ import annotations
 
+import asyncio
+import builtins
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -23,10 +25,12 @@ __all__ = [
     "FileWriter",
     "InvalidOffset",
     "InvalidPath",
+    "ListsMany",
     "PathNotFound",
     "RollsBack",
     "StorageDriver",
     "StorageError",
+    "list_many",
     "roll_back",
 ]
 
@@ -153,6 +157,38 @@ class StorageDriver(Protocol):
 
 
 @runtime_checkable
+class ListsMany(Protocol):
+    """A driver that lists many directories in one call cheaper than one by one."""
+
+    async def list_many(self, paths: Sequence[str]) -> builtins.list[builtins.list[str] | None]:
+        """For each of ``paths``, what :meth:`StorageDriver.list` answers, or None
+        where it would raise :class:`PathNotFound`; in the order of ``paths``."""
+        ...
+
+
+# Directory listings in flight at once for a driver without ``list_many`` (an object
+# store): each is a round trip, so they overlap, but a bucket is not flooded.
+_LIST_CONCURRENCY = 32
+
+
+async def list_many(driver: StorageDriver, paths: Sequence[str]) -> list[list[str] | None]:
+    """The children of each of ``paths`` (None for a missing one), listed together:
+    in one thread hop on the filesystem, concurrently on object stores."""
+    if isinstance(driver, ListsMany):
+        return await driver.list_many(paths)
+    gate = asyncio.Semaphore(_LIST_CONCURRENCY)
+
+    async def one(path: str) -> list[str] | None:
+        async with gate:
+            try:
+                return await driver.list(path)
+            except PathNotFound:
+                return None
+
+    return list(await asyncio.gather(*(one(p) for p in paths)))
+
+
+@runtime_checkable
 class RollsBack(Protocol):
     """A writer that can discard what it wrote while it still holds the file."""
 
@@ -214,6 +250,9 @@ class CheckedDriver:
 
     async def list(self, path: str) -> list[str]:
         return await self.inner.list(check_path(path, self.name))
+
+    async def list_many(self, paths: Sequence[str]) -> builtins.list[builtins.list[str] | None]:
+        return await list_many(self.inner, [check_path(p, self.name) for p in paths])
 
     async def move(self, source: str, dest: str) -> None:
         await self.inner.move(check_path(source, self.name), check_path(dest, self.name))

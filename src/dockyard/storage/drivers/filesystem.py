@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import ctypes
 import errno
@@ -12,7 +13,7 @@ import shutil
 import stat as statmod
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, TypeVar
 
@@ -162,6 +163,26 @@ class FilesystemDriver:
             return list(children)
 
         return await self._run(path, scan)
+
+    async def list_many(self, paths: Sequence[str]) -> builtins.list[builtins.list[str] | None]:
+        """Many small directories (a catalog's repositories) in one thread hop."""
+
+        def scan() -> builtins.list[builtins.list[str] | None]:
+            out: builtins.list[builtins.list[str] | None] = []
+            for path in paths:
+                try:
+                    names = os.listdir(self._os(path))
+                except OSError as exc:
+                    if exc.errno in _NOT_FOUND:
+                        out.append(None)
+                        continue
+                    raise self._map(path, exc) from exc
+                base = path.rstrip("/")
+                names.sort()
+                out.append([f"{base}/{n}" for n in names if not n.startswith(".tmp-")])
+            return out
+
+        return await self._run(paths[0] if paths else "/", scan)
 
     async def move(self, source: str, dest: str) -> None:
         def move() -> None:
