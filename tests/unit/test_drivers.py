@@ -168,11 +168,16 @@ def test_filesystem_hides_temp_files(tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
     (tmp_path / "d/real").write_bytes(b"1")
     (tmp_path / "d/.tmp-0123abcd").write_bytes(b"half a link")  # a crash mid put_content
+    for other in (".a", ".tmp", ".tmpx", "-x", "_z"):  # near .tmp- in the sort order
+        (tmp_path / "d" / other).write_bytes(b"1")
 
-    async def scenario() -> tuple[list[str], list[FileInfo]]:
-        return await driver.list("/d"), await walk_all(driver, "/d")
+    async def scenario() -> tuple[list[str], list[FileInfo], list[list[str] | None]]:
+        return (await driver.list("/d"), await walk_all(driver, "/d"),
+                await driver.list_many(["/d"]))
 
-    listed, walked = run(scenario())
-    assert listed == ["/d/real"]
-    assert [i.path for i in walked] == ["/d/real"]
+    listed, walked, many = run(scenario())
+    kept = ["/d/-x", "/d/.a", "/d/.tmp", "/d/.tmpx", "/d/_z", "/d/real"]
+    assert listed == kept
+    assert many == [kept]
+    assert [i.path for i in walked] == kept
 

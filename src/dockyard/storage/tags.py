@@ -48,7 +48,9 @@ class TagStore:
         except PathNotFound:
             raise NameUnknown(self.repository) from None
         skip = len(root) + 1
-        return sorted(p[skip:] for p in entries)
+        tags = [p[skip:] for p in entries]
+        tags.sort()  # drivers list in order already: a check in one pass
+        return tags
 
     async def lookup(self, digest: Digest) -> list[str]:
         """The tags whose ``current`` link points at ``digest``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import builtins
 import contextlib
 import ctypes
@@ -56,6 +57,15 @@ def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
 
 
 _start_writeback = _load_sync_file_range()
+
+
+def _children(base: str, names: list[str]) -> list[str]:
+    """Sorted full paths of ``names`` in ``base``, without temporary files: once sorted,
+    the names starting ``.tmp-`` are those in [``.tmp-``, ``.tmp.``), cut in one go."""
+    names.sort()
+    del names[bisect.bisect_left(names, ".tmp-"):bisect.bisect_left(names, ".tmp.")]
+    prefix = base + "/"
+    return [prefix + n for n in names]
 
 
 class FilesystemDriver:
@@ -154,8 +164,7 @@ class FilesystemDriver:
             cached = self._listings.get(target)
             if cached is not None and cached[0] == mtime:
                 return list(cached[1])
-            names = sorted(n for n in os.listdir(target) if not n.startswith(".tmp-"))
-            children = [f"{base}/{n}" for n in names]
+            children = _children(base, os.listdir(target))
             if len(children) >= _CACHED_LISTING_MIN and time.time_ns() - mtime > 1_000_000_000:
                 self._listings[target] = (mtime, children)
                 while len(self._listings) > _CACHED_LISTINGS:
@@ -177,9 +186,7 @@ class FilesystemDriver:
                         out.append(None)
                         continue
                     raise self._map(path, exc) from exc
-                base = path.rstrip("/")
-                names.sort()
-                out.append([f"{base}/{n}" for n in names if not n.startswith(".tmp-")])
+                out.append(_children(path.rstrip("/"), names))
             return out
 
         return await self._run(paths[0] if paths else "/", scan)
