@@ -370,6 +370,27 @@ def test_list_many(driver: CheckedDriver) -> None:
     run(scenario())
 
 
+def test_put_many(driver: CheckedDriver) -> None:
+    """Several whole files in order; content already there stays; paths are checked."""
+    async def scenario() -> None:
+        await driver.put_content("/p/same", b"kept")
+        await driver.put_content("/p/old", b"old content")
+        await driver.put_many([
+            ("/p/new/deep/a", b"A"), ("/p/same", b"kept"), ("/p/old", b"new"), ("/p/e", b""),
+        ])
+        for path, data in (("/p/new/deep/a", b"A"), ("/p/same", b"kept"), ("/p/old", b"new"),
+                           ("/p/e", b"")):
+            assert await driver.get_content(path) == data
+        assert sorted(await driver.list("/p")) == ["/p/e", "/p/new", "/p/old", "/p/same"]
+        await driver.put_many([])
+        with pytest.raises(InvalidPath):
+            await driver.put_many([("/p/x", b"1"), ("/p/../y", b"2")])
+        with pytest.raises(PathNotFound):
+            await driver.get_content("/p/x")  # checked before anything is written
+
+    run(scenario())
+
+
 def test_move(driver: CheckedDriver) -> None:
     async def scenario() -> None:
         await driver.put_content("/uploads/u1/data", b"payload")
@@ -494,6 +515,7 @@ CONTRACT: tuple[Callable[..., None], ...] = (
     test_writer_size_close_and_cancel,
     test_continue_a_file_written_whole,
     test_list_many,
+    test_put_many,
     test_stat,
     test_mod_time_follows_writes,
     test_list,

@@ -17,6 +17,7 @@ from dockyard.storage.drivers.base import (
     CheckedDriver,
     FileInfo,
     InvalidPath,
+    StorageError,
 )
 from dockyard.storage.drivers.factory import DriverConfigError, create_driver
 from dockyard.storage.drivers.filesystem import FilesystemDriver
@@ -181,3 +182,18 @@ def test_filesystem_hides_temp_files(tmp_path: Path) -> None:
     assert many == [kept]
     assert [i.path for i in walked] == kept
 
+
+
+def test_filesystem_put_many_leaves_no_temporary_file_when_one_fails(tmp_path: Path) -> None:
+    """A batch that fails midway (a file where a directory must go) renamed nothing
+    after the failure and left no temporary file behind."""
+    driver = CheckedDriver(FilesystemDriver(str(tmp_path)))
+
+    async def scenario() -> None:
+        await driver.put_content("/b/file", b"x")
+        with pytest.raises(StorageError):
+            await driver.put_many([("/b/first", b"1"), ("/b/file/below", b"2")])
+
+    run(scenario())
+    assert not (tmp_path / "b/first").exists()
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["file"]

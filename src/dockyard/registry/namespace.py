@@ -273,9 +273,10 @@ class Repository:
         if expected is not None and expected != manifest.digest:
             raise DigestInvalid(f"manifest digest {manifest.digest} does not match {expected}")
         await self._verify(manifest)
-        await self._manifests.put(manifest.payload, manifest.signatures)
-        if tag is not None:
-            await self._tags.tag(tag, manifest.digest)
+        # The tag's links follow the revision in one batch of writes (one thread hop
+        # and two disk flushes on the filesystem), never ahead of it.
+        tag_writes = self._tags.tag_writes(tag, manifest.digest) if tag is not None else []
+        await self._manifests.put(manifest.payload, manifest.signatures, tag_writes)
         if manifest.subject is not None:
             await self._manifests.add_referrer(manifest.subject.digest, manifest.digest)
         return manifest

@@ -108,6 +108,11 @@ class FilesystemDriver:
     async def put_content(self, path: str, data: bytes) -> None:
         await self._run(path, _atomic_write, self._os(path), data)
 
+    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Several small files in one thread hop and two disk flushes (see :func:`_write_many`)."""
+        if items:
+            await self._run(items[0][0], _write_many, [(self._os(p), d) for p, d in items])
+
     async def reader(self, path: str, offset: int = 0) -> AsyncIterator[bytes]:
         f: BinaryIO = await self._run(path, open, self._os(path), "rb")
         try:
@@ -274,6 +279,66 @@ def _atomic_write(target: str, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _holds(target: str, data: bytes) -> bool:
+    """Whether ``target`` already holds exactly ``data`` (a small file)."""
+    try:
+        with open(target, "rb") as f:
+            return f.read(len(data) + 1) == data
+    except OSError:
+        return False
+
+
+def _write_many(items: list[tuple[str, bytes]]) -> None:
+    """Write small files so that they appear in order, durably, with two waits for the
+    disk instead of one per file (as :func:`_atomic_write` each would).
+
+    Every new content goes to a temporary file; writeback of all of them starts at
+    once, then each is fsynced (the first waits for the disk; the journal commit it
+    forces carries the others' blocks, so theirs return at once). Only then are they
+    renamed into place, in order, and the last directory fsynced: ext4 and XFS commit
+    metadata in order, so a crash keeps a prefix of the renames, each over complete
+    data, and the fsync makes all of them durable. A file that already holds its
+    content (a manifest pushed again) is not written.
+    """
+    pending: list[tuple[BinaryIO, str, str]] = []
+    renamed = 0
+    try:
+        for target, data in items:
+            if _holds(target, data):
+                continue
+            directory = os.path.dirname(target)
+            os.makedirs(directory, exist_ok=True)
+            tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}")
+            out: BinaryIO = open(tmp, "wb")  # noqa: SIM115 - closed after the fsync
+            pending.append((out, tmp, target))
+            out.write(data)
+            out.flush()
+            if _start_writeback is not None:
+                _start_writeback(out.fileno(), 0, len(data))
+        for out, _, _ in pending:
+            os.fsync(out.fileno())
+        for out, tmp, target in pending:
+            out.close()
+            os.replace(tmp, target)
+            renamed += 1
+    except BaseException:
+        for out, tmp, _ in pending[renamed:]:
+            out.close()
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
+    if pending:
+        _fsync_directory(os.path.dirname(pending[-1][2]))
+
+
+def _fsync_directory(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class _FileWriter:
