@@ -81,13 +81,15 @@ def make_config(layer: bytes) -> bytes:
     }, separators=(",", ":")).encode()
 
 
-def make_manifest(config: bytes, layer: bytes, note: str) -> bytes:
-    """An OCI image manifest of ``config`` and ``layer``; ``note`` makes it distinct."""
+def make_manifest(config: bytes, layer: bytes | list[bytes], note: str) -> bytes:
+    """An OCI image manifest of ``config`` and ``layer`` (or layers); ``note`` makes it
+    distinct."""
+    layers = layer if isinstance(layer, list) else [layer]
     return json.dumps({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": descriptor(OCI_CONFIG, config),
-        "layers": [descriptor(OCI_LAYER, layer)],
+        "layers": [descriptor(OCI_LAYER, one) for one in layers],
         "annotations": {"org.example.dockyard-bench": note},
     }, indent=2).encode()
 
@@ -168,6 +170,9 @@ class ManifestsGroup:
         self.servers = make_servers(workdir / "manifests", args.workers, secret)
         self.layer = make_layer()
         self.config = make_config(self.layer)
+        # The PUT rows' manifests reference the seed layer and --layers - 1 more blobs.
+        self.layers = [self.layer, *(f"extra layer {i}\n".encode()
+                                     for i in range(args.layers - 1))]
         self.seed = make_manifest(self.config, self.layer, "seed")
         self.tags = [f"t{i:05d}" for i in range(args.tags)]
         self.seeded_fresh = [f"t{i:05d}" for i in range(args.fresh_tags)]
@@ -180,8 +185,9 @@ class ManifestsGroup:
         a = self.args
         c = a.manifest_concurrency
         return [
-            Row("manifest_put", f"manifest PUT by tag x {a.manifests:,} (distinct OCI), "
-                f"concurrency {c}", "req/s", True),
+            Row("manifest_put", f"manifest PUT by tag x {a.manifests:,} (distinct OCI, "
+                f"{a.layers} layer{'s' if a.layers > 1 else ''}), concurrency {c}",
+                "req/s", True),
             Row("manifest_get", f"manifest GET by tag x {a.manifest_gets:,}, concurrency {c}",
                 "req/s", True),
             Row("tags_full", f"tags/list of {a.tags:,} tags, full (x {a.tag_lists})",
@@ -224,7 +230,8 @@ class ManifestsGroup:
         conn = Connection(port)
         try:
             await push_blob(conn, MANIFEST_REPO, self.config)
-            await push_blob(conn, MANIFEST_REPO, self.layer)
+            for layer in self.layers:
+                await push_blob(conn, MANIFEST_REPO, layer)
             await put_manifest(conn, MANIFEST_REPO, "seed", self.seed)
         finally:
             conn.close()
@@ -233,7 +240,7 @@ class ManifestsGroup:
         nonce = secrets.token_hex(8)
         self.manifests = []
         for i in range(self.args.manifests):
-            body = make_manifest(self.config, self.layer, f"{nonce}-{i}")
+            body = make_manifest(self.config, self.layers, f"{nonce}-{i}")
             self.manifests.append((f"r{rep}-{i:05d}", body, sha256(body)))
 
     def peak_rss(self) -> dict[str, float]:

@@ -178,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     manifests = parser.add_argument_group("manifests")
     manifests.add_argument("--manifests", type=int, default=2000,
                            help="distinct manifests PUT by tag per repetition (default 2000)")
+    manifests.add_argument("--layers", type=int, default=1,
+                           help="layers of each manifest PUT (default 1; e.g. 50)")
     manifests.add_argument("--manifest-gets", type=int, default=20000,
                            help="manifest GETs by tag (default 20000)")
     manifests.add_argument("--manifest-concurrency", type=int, default=32)
@@ -206,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="size of the blob pulled through the caches (default 256M)")
     args = parser.parse_args(argv)
     counts = (args.size, args.chunk, args.repeat, args.small, args.heads, args.manifests,
-              args.manifest_gets, args.tags, args.fresh_tags, args.tag_lists, args.page, args.walks,
+              args.manifest_gets, args.layers, args.tags, args.fresh_tags, args.tag_lists,
+              args.page, args.walks,
               args.s3_size, args.s3_heads, args.s3_small, args.workers or 1,
               args.small_concurrency, args.head_concurrency, args.manifest_concurrency,
               args.proxy_size)
