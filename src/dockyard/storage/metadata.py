@@ -10,6 +10,8 @@ directories are listed in batches (:func:`~dockyard.storage.drivers.base.list_ma
 
 from __future__ import annotations
 
+import bisect
+
 from dockyard.digest import Digest
 from dockyard.metadata import Page
 from dockyard.storage import paths
@@ -34,11 +36,9 @@ def catalog_key(name: str) -> str:
 
 def paginate(items: list[str], n: int | None, last: str) -> Page:
     """The sorted ``items`` after ``last``, at most ``n`` (None: all)."""
-    if last:
-        items = [i for i in items if i > last]
-    if n is None or len(items) <= n:
-        return Page(items, False)
-    return Page(items[:n], True)
+    start = bisect.bisect_right(items, last) if last else 0
+    end = len(items) if n is None else min(start + n, len(items))
+    return Page(items[start:end] if start or end < len(items) else items, end < len(items))
 
 
 class StorageMetadataIndex:
