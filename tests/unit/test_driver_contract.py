@@ -370,6 +370,21 @@ def test_list_many(driver: CheckedDriver) -> None:
     run(scenario())
 
 
+def test_get_many(driver: CheckedDriver) -> None:
+    """Many small files at once, None for a missing one (or a directory), in order."""
+    async def scenario() -> None:
+        await driver.put_content("/g/a", b"A")
+        await driver.put_content("/g/d/b", b"")
+        assert await driver.get_many(["/g/d/b", "/g/missing", "/g/a", "/g/d"]) == [
+            b"", None, b"A", None,
+        ]
+        assert await driver.get_many([]) == []
+        with pytest.raises(InvalidPath):
+            await driver.get_many(["/g/a", "/g/../a"])
+
+    run(scenario())
+
+
 def test_put_many(driver: CheckedDriver) -> None:
     """Several whole files in order; content already there stays; paths are checked."""
     async def scenario() -> None:
@@ -516,6 +531,7 @@ CONTRACT: tuple[Callable[..., None], ...] = (
     test_continue_a_file_written_whole,
     test_list_many,
     test_put_many,
+    test_get_many,
     test_stat,
     test_mod_time_follows_writes,
     test_list,

@@ -296,21 +296,15 @@ class Repository:
             allow = (_ALLOW_NO_URL,)
         foreign_layer_check(manifest, allow, deny)
 
-        async def blob_present(digest: Digest) -> Digest | None:
-            try:
-                await self.layers.stat(digest)
-            except BlobUnknown:
-                return digest
-            return None
-
         async def manifest_present(digest: Digest) -> Digest | None:
             return None if await self._manifests.exists(digest) else digest
 
-        missing = await asyncio.gather(
-            *(blob_present(d.digest) for d in referenced_blobs(manifest)),
-            *(manifest_present(d.digest) for d in referenced_manifests(manifest)),
+        blobs = [d.digest for d in referenced_blobs(manifest)]
+        present, missing = await asyncio.gather(
+            self.layers.present(blobs),
+            asyncio.gather(*(manifest_present(d.digest) for d in referenced_manifests(manifest))),
         )
-        for digest in missing:
+        for digest in [b for b, here in zip(blobs, present, strict=True) if not here] + missing:
             if digest is not None:
                 raise ManifestBlobUnknown(f"unknown blob {digest}", detail=str(digest))
 

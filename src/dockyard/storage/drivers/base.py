@@ -23,6 +23,7 @@ __all__ = [
     "CheckedDriver",
     "FileInfo",
     "FileWriter",
+    "GetsMany",
     "InvalidOffset",
     "InvalidPath",
     "ListsMany",
@@ -31,6 +32,7 @@ __all__ = [
     "RollsBack",
     "StorageDriver",
     "StorageError",
+    "get_many",
     "list_many",
     "put_many",
     "roll_back",
@@ -191,6 +193,32 @@ async def list_many(driver: StorageDriver, paths: Sequence[str]) -> list[list[st
 
 
 @runtime_checkable
+class GetsMany(Protocol):
+    """A driver that reads many small files in one call cheaper than one by one."""
+
+    async def get_many(self, paths: Sequence[str]) -> list[bytes | None]:
+        """What :func:`get_many` promises, in fewer round trips."""
+        ...
+
+
+async def get_many(driver: StorageDriver, paths: Sequence[str]) -> list[bytes | None]:
+    """The content of each of ``paths`` (small files: links), None for a missing one;
+    in one thread hop on the filesystem, concurrently on object stores."""
+    if isinstance(driver, GetsMany):
+        return await driver.get_many(paths)
+    gate = asyncio.Semaphore(_LIST_CONCURRENCY)
+
+    async def one(path: str) -> bytes | None:
+        async with gate:
+            try:
+                return await driver.get_content(path)
+            except PathNotFound:
+                return None
+
+    return list(await asyncio.gather(*(one(p) for p in paths)))
+
+
+@runtime_checkable
 class PutsMany(Protocol):
     """A driver that writes several small files together cheaper than one by one."""
 
@@ -273,6 +301,9 @@ class CheckedDriver:
 
     async def list(self, path: str) -> list[str]:
         return await self.inner.list(check_path(path, self.name))
+
+    async def get_many(self, paths: Sequence[str]) -> builtins.list[bytes | None]:
+        return await get_many(self.inner, [check_path(p, self.name) for p in paths])
 
     async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         await put_many(self.inner, [(check_path(p, self.name), data) for p, data in items])

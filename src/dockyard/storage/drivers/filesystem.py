@@ -108,6 +108,23 @@ class FilesystemDriver:
     async def put_content(self, path: str, data: bytes) -> None:
         await self._run(path, _atomic_write, self._os(path), data)
 
+    async def get_many(self, paths: Sequence[str]) -> builtins.list[bytes | None]:
+        """Many small files (a manifest's layer links) in one thread hop."""
+
+        def read() -> builtins.list[bytes | None]:
+            out: builtins.list[bytes | None] = []
+            for path in paths:
+                try:
+                    with open(self._os(path), "rb") as f:
+                        out.append(f.read())
+                except OSError as exc:
+                    if exc.errno not in _NOT_FOUND and exc.errno != errno.EISDIR:
+                        raise self._map(path, exc) from exc
+                    out.append(None)
+            return out
+
+        return await self._run(paths[0] if paths else "/", read)
+
     async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         """Several small files in one thread hop and two disk flushes (see :func:`_write_many`)."""
         if items:
