@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from dockyard.errors import StorageError
 
@@ -160,6 +161,18 @@ class StorageDriver(Protocol):
         ...
 
 
+@functools.cache
+def _type_has(kind: Any, protocol: Any) -> bool:
+    return issubclass(kind, protocol)
+
+
+def _has(driver: object, protocol: Any) -> bool:
+    """``isinstance(driver, protocol)`` answered once per driver class: the check of a
+    runtime protocol inspects every member, too slow for every request."""
+    kind: Any = type(driver)
+    return _type_has(kind, protocol)
+
+
 @runtime_checkable
 class ListsMany(Protocol):
     """A driver that lists many directories in one call cheaper than one by one."""
@@ -178,8 +191,8 @@ _LIST_CONCURRENCY = 32
 async def list_many(driver: StorageDriver, paths: Sequence[str]) -> list[list[str] | None]:
     """The children of each of ``paths`` (None for a missing one), listed together:
     in one thread hop on the filesystem, concurrently on object stores."""
-    if isinstance(driver, ListsMany):
-        return await driver.list_many(paths)
+    if _has(driver, ListsMany):
+        return await cast(ListsMany, driver).list_many(paths)
     gate = asyncio.Semaphore(_LIST_CONCURRENCY)
 
     async def one(path: str) -> list[str] | None:
@@ -204,8 +217,8 @@ class GetsMany(Protocol):
 async def get_many(driver: StorageDriver, paths: Sequence[str]) -> list[bytes | None]:
     """The content of each of ``paths`` (small files: links), None for a missing one;
     in one thread hop on the filesystem, concurrently on object stores."""
-    if isinstance(driver, GetsMany):
-        return await driver.get_many(paths)
+    if _has(driver, GetsMany):
+        return await cast(GetsMany, driver).get_many(paths)
     gate = asyncio.Semaphore(_LIST_CONCURRENCY)
 
     async def one(path: str) -> bytes | None:
@@ -232,8 +245,8 @@ async def put_many(driver: StorageDriver, items: Sequence[tuple[str, bytes]]) ->
     storage after a crash, sees a prefix of them written, never a later one without
     every earlier one (a tag only after the manifest it points to). All are durable
     once this returns. A driver may leave alone a file that already holds ``data``."""
-    if isinstance(driver, PutsMany):
-        await driver.put_many(items)
+    if _has(driver, PutsMany):
+        await cast(PutsMany, driver).put_many(items)
         return
     for path, data in items:
         await driver.put_content(path, data)
