@@ -23,9 +23,9 @@ from dockyard.storage.tags import TagStore
 __all__ = ["StorageMetadataIndex", "catalog_key", "paginate"]
 
 _REPOSITORY_MARKERS = frozenset({"_layers", "_manifests"})
-# Directories listed together by the catalog walk: at least a few (the round trip
-# dominates), at most enough for a big page.
-_MIN_BATCH = 16
+# Directories listed together by the catalog walk: the first batch of a directory's
+# children, doubling up to the last.
+_MIN_BATCH = 8
 _MAX_BATCH = 1024
 
 
@@ -59,9 +59,10 @@ class StorageMetadataIndex:
             """Collect names below the directory of ``children``; True once n+1 are found.
 
             The children's own listings are fetched a batch at a time (one thread hop
-            on the filesystem, concurrent round trips on an object store), a batch no
-            bigger than the names the page still needs, so a page reads about as
-            many directories as it shows names, as the one-by-one walk did.
+            on the filesystem, concurrent round trips on an object store), batches
+            doubling from a few and never bigger than the names the page still needs,
+            so a page reads about as many directories as it shows names (at most twice
+            as many), as the one-by-one walk did.
             """
             wanted: list[tuple[str, str]] = []
             for child in children:
@@ -73,11 +74,14 @@ class StorageMetadataIndex:
                 if last and catalog_key(name) + "\x01" <= last_key:
                     continue
                 wanted.append((child, name))
-            at = 0
+            at, size = 0, _MIN_BATCH
             while at < len(wanted):
-                size = min(max(n + 1 - len(found), _MIN_BATCH), _MAX_BATCH)
+                # Doubling: a directory may hold one repository or a namespace of
+                # thousands, so the first batch is small, the next ones grow.
+                size = min(size, max(n + 1 - len(found), 1), _MAX_BATCH)
                 batch = wanted[at:at + size]
                 at += size
+                size *= 2
                 listings = await list_many(self.driver, [child for child, _ in batch])
                 for (_, name), grandchildren in zip(batch, listings, strict=True):
                     if grandchildren is None:
