@@ -12,6 +12,10 @@ workloads, each with its own pair of servers, run one after the other:
   _catalog walk of 2,000 repositories (filesystem storage, seeded before the start);
 - s3: push and pull (redirected and streamed) of a 256 MiB blob, blob HEAD with and
   without the Redis cache (S3 storage on a moto server, redis-server; both started here).
+- ceph: push and pull of a 256 MiB blob on radosgw (both servers) and on RADOS (dockyard;
+  docker-registry has none), on a single-node Ceph cluster started here;
+- proxy: pulls through the pull-through cache, cold and warm;
+- ops: blob HEAD and manifest GET with metrics and health checks on against off.
 
 See benchmarks/README.md.
 
@@ -46,12 +50,15 @@ for _path in (Path(__file__).resolve().parent.parent, Path(__file__).resolve().p
 from tests.support.servers import DISTRIBUTION_BINARY  # noqa: E402
 
 from bench_blobs import BlobsGroup  # noqa: E402
+from bench_ceph import CephGroup  # noqa: E402
+from bench_ceph import missing_dependencies as ceph_missing  # noqa: E402
 from bench_core import LABELS, Row, Sample, describe_workers, fmt, log, parse_size  # noqa: E402
 from bench_manifests import ManifestsGroup  # noqa: E402
+from bench_ops import OpsGroup  # noqa: E402
 from bench_proxy import ProxyGroup  # noqa: E402
 from bench_s3 import S3Group, missing_dependencies  # noqa: E402
 
-GROUPS = ("blobs", "manifests", "s3", "proxy")
+GROUPS = ("blobs", "manifests", "s3", "proxy", "ceph", "ops")
 Results = dict[str, dict[str, list[Sample]]]  # label -> row key -> one sample per repetition
 
 
@@ -132,6 +139,10 @@ def make_group(name: str, args: argparse.Namespace, workdir: Path, secret: str,
         return ManifestsGroup(args, workdir, secret)
     if name == "proxy":
         return ProxyGroup(args, workdir, secret, pool)
+    if name == "ceph":
+        return CephGroup(args, workdir, secret, pool)
+    if name == "ops":
+        return OpsGroup(args, workdir, secret)
     return S3Group(args, workdir, secret, pool)
 
 
@@ -148,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", type=parse_only, default=list(GROUPS),
-                        help="groups to run, comma-separated (default blobs,manifests,s3,proxy)")
+                        help="groups to run, comma-separated "
+                             "(default blobs,manifests,s3,proxy,ceph,ops)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="repetitions; each figure is the median (default 3)")
     parser.add_argument("--workers", type=int, default=None,
@@ -206,13 +218,17 @@ def main(argv: list[str] | None = None) -> int:
     proxy = parser.add_argument_group("proxy")
     proxy.add_argument("--proxy-size", type=parse_size, default=256 << 20,
                        help="size of the blob pulled through the caches (default 256M)")
+    ceph = parser.add_argument_group("ceph")
+    ceph.add_argument("--ceph-size", type=parse_size, default=256 << 20,
+                      help="size of the blob pushed and pulled on radosgw and RADOS "
+                           "(default 256M)")
     args = parser.parse_args(argv)
     counts = (args.size, args.chunk, args.repeat, args.small, args.heads, args.manifests,
               args.manifest_gets, args.layers, args.tags, args.fresh_tags, args.tag_lists,
               args.page, args.walks,
               args.s3_size, args.s3_heads, args.s3_small, args.workers or 1,
               args.small_concurrency, args.head_concurrency, args.manifest_concurrency,
-              args.proxy_size)
+              args.proxy_size, args.ceph_size)
     if min(counts) < 1:
         parser.error("sizes and counts must be positive")
     if args.repos < 4:
@@ -225,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     if "s3" in args.only and (missing := missing_dependencies()):
         parser.error(f"the s3 group needs {', '.join(missing)} (scripts/install-test-deps); "
                      "or leave it out with --only blobs,manifests")
+    if args.ceph_size > 1 << 30:
+        parser.error("--ceph-size: at most 1G (the test cluster's OSD keeps objects in RAM)")
+    if "ceph" in args.only and (missing := ceph_missing()):
+        parser.error(f"the ceph group needs {', '.join(missing)} (scripts/install-test-deps); "
+                     "or leave it out with --only")
     registry_version = subprocess.run(
         ["dpkg-query", "-W", "-f=${Version}", "docker-registry"],
         capture_output=True, text=True, check=False).stdout.strip() or "(unknown version)"

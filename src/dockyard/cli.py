@@ -32,8 +32,10 @@ or `dockyard serve CONFIG` with the config.yml docker-registry accepts.
 SERVE_EPILOG = """\
 configuration:
   CONFIG is distribution's config.yml (version 0.1): log; storage (filesystem,
-  inmemory, s3, azure, gcs; delete, redirect, cache.blobdescriptor inmemory|redis,
-  maintenance.uploadpurging, maintenance.readonly); http (addr, secret, host, prefix,
+  inmemory, s3, azure, gcs, rados; delete, redirect, cache.blobdescriptor inmemory|redis,
+  maintenance.uploadpurging, maintenance.readonly; index: the metadata index,
+  driver sqlite (default for filesystem) | postgres (dsn, poolsize) | none, path,
+  rebuildonstart); http (addr, secret, host, prefix,
   relativeurls, headers, tls with clientcas/minimumtls/ciphersuites, workers,
   limits: headertimeout/bodytimeout (either way) 60s, minbodyrate 1024 B/s,
   maxheaderbytes 65536, maxconnections 1000 per worker, dockyard's guards
@@ -46,7 +48,7 @@ configuration:
   environment as REGISTRY_<SECTION>_<KEY>, e.g.
   REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/srv/registry or
   REGISTRY_HTTP_ADDR=127.0.0.1:5001. Keys dockyard does not support yet
-  (notifications, http.debug) are named in a warning at start, and so is an
+  (notifications) are named in a warning at start, and so is an
   unknown (misspelt) key, with the nearest known one; --strict refuses to start
   with an unknown key.
 
@@ -162,6 +164,9 @@ def _parser() -> argparse.ArgumentParser:
         "docker-registry) has written to the same storage, or ahead of time.",
     )
     index.add_argument("config", nargs="?", metavar="CONFIG")
+    from dockyard.cli_index import add_parsers
+
+    add_parsers(commands)
     issuer = commands.add_parser(
         "token-server", help="run the built-in token issuer for auth.token",
         description="Issue Docker registry bearer tokens: users from an htpasswd file, "
@@ -258,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         return _garbage_collect(args, config)
     if args.command == "verify-blobs":
         return _verify_blobs(args, config)
+    if args.command in ("index", "delete-repository", "usage"):
+        from dockyard.cli_index import run_command
+
+        return run_command(args, config)
     from dockyard.server import serve
 
     try:

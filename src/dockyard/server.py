@@ -40,17 +40,24 @@ from dockyard.config import (
     split_host_port,
 )
 from dockyard.connections import GuardedAppRunner
+from dockyard.debugserver import Instruments, build_health, build_metrics, instrument_app
+from dockyard.index import IndexUnavailable, SqlIndex, open_index
 from dockyard.logs import setup_logging
 from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
 from dockyard.registry.namespace import Namespace, RegistryOptions
-from dockyard.storage.drivers.base import StorageDriver
+from dockyard.storage.drivers.base import CheckedDriver, StorageDriver
 from dockyard.storage.drivers.factory import create_driver
+from dockyard.storage.drivers.observed import ObservedDriver
 from dockyard.tls import server_ssl_context
+from dockyard.tracing import start_tracing
 
-__all__ = ["build_context", "default_workers", "serve", "unsupported_features"]
+__all__ = [
+    "build_context", "build_index", "default_workers", "serve", "unsupported_features",
+]
 
 if TYPE_CHECKING:
     from dockyard.cache.redis import RedisCache
+    from dockyard.metrics import Metrics
 
 log = logging.getLogger("dockyard")
 
@@ -74,8 +81,9 @@ def unsupported_features(config: Config) -> list[str]:
     found = []
     if config.notifications.endpoints:
         found.append("notifications.endpoints: notifications are not implemented yet")
-    if config.http.debug.addr:
-        found.append("http.debug: the debug server is not implemented yet")
+    if config.http.debug.prometheus.enabled and not config.http.debug.addr:
+        found.append("http.debug.prometheus.enabled: no effect without http.debug.addr"
+                     " (metrics are served by the debug listener)")
     return found
 
 
@@ -124,14 +132,24 @@ def build_redis_cache(config: Config) -> RedisCache:
     )
 
 
-def build_cache(config: Config) -> BlobDescriptorCache | None:
-    """``storage.cache.blobdescriptor``: in-memory, Redis (the ``redis`` section) or none."""
+def build_cache(config: Config, metrics: Metrics | None = None) -> BlobDescriptorCache | None:
+    """``storage.cache.blobdescriptor``: in-memory, Redis (the ``redis`` section) or none.
+
+    With ``metrics``, lookups are counted (``registry_storage_cache_*``).
+    """
     kind = config.storage.cache.blob_descriptor
+    inner: BlobDescriptorCache
     if kind == "inmemory":
-        return SafeCache(MemoryCache(config.storage.cache.blob_descriptor_size), "inmemory")
-    if kind == "redis":
-        return SafeCache(build_redis_cache(config), f"redis at {config.redis.addr}")
-    return None
+        inner, name = MemoryCache(config.storage.cache.blob_descriptor_size), "inmemory"
+    elif kind == "redis":
+        inner, name = build_redis_cache(config), f"redis at {config.redis.addr}"
+    else:
+        return None
+    if metrics is not None:
+        from dockyard.metrics.cache import CountingCache
+
+        inner = CountingCache(inner, metrics)
+    return SafeCache(inner, name)
 
 
 def default_workers(config: Config) -> int:
@@ -162,21 +180,42 @@ def check_config(config: Config, workers: int | None = None) -> None:
             "http.workers: the inmemory driver cannot be shared by several workers", "http.workers"
         )
     create_driver(storage.driver, storage.parameters, redirect=not storage.redirect.disable)
+    build_index(config)
     build_access(config)
     server_ssl_context(config.http.tls)
 
 
+def build_index(config: Config) -> SqlIndex | None:
+    """The metadata index ``storage.index`` configures (not migrated yet), or None.
+
+    A pull-through cache writes what it fetches straight to storage, so its
+    listings walk storage (``none``) whatever is configured.
+    """
+    storage, settings = config.storage, config.storage.index
+    if config.proxy.enabled:
+        return None
+    try:
+        return open_index(
+            settings.driver, storage.driver, storage.parameters,
+            path=settings.path, dsn=settings.dsn, pool_size=settings.pool_size,
+        )
+    except IndexUnavailable as exc:
+        key = str(exc).split(":", 1)[0]
+        raise ConfigError(str(exc), key) from None
+
+
 def build_namespace(
-    config: Config, driver: StorageDriver, options: RegistryOptions, worker: Worker | None = None
+    config: Config, driver: StorageDriver, options: RegistryOptions,
+    metrics: Metrics | None = None, worker: Worker | None = None,
 ) -> Namespace:
     """The registry's repositories: hosted, or a pull-through cache with ``proxy.remoteurl``.
 
     ``worker``: which of this instance's worker processes builds it (None: the only one).
     """
-    cache = build_cache(config)
+    cache = build_cache(config, metrics)
     proxy = config.proxy
     if not proxy.enabled:
-        return Namespace(driver, options, cache=cache)
+        return Namespace(driver, options, cache=cache, index=build_index(config))
     if proxy.remote_url:
         remote = RemoteRegistry(proxy.remote_url, proxy.username, proxy.password)
         upstreams = [Upstream("", remote, proxy.ttl)]
@@ -192,12 +231,24 @@ def build_namespace(
     )
 
 
-def build_context(config: Config, secret: bytes, worker: Worker | None = None) -> AppContext:
-    """Everything the application needs, from the configuration."""
+def build_context(
+    config: Config, secret: bytes, instruments: Instruments | None = None,
+    worker: Worker | None = None,
+) -> AppContext:
+    """Everything the application needs, from the configuration.
+
+    With ``instruments`` (metrics, tracing), storage calls and cache lookups are observed.
+    ``worker``: which of this instance's worker processes builds it (None: the only one).
+    """
     storage = config.storage
     driver = create_driver(
         storage.driver, storage.parameters, redirect=not storage.redirect.disable
     )
+    observe = instruments.storage_observer(driver.name) if instruments else None
+    if observe is not None:
+        # Inside the path checks: only calls that reach the backend are observed.
+        driver = CheckedDriver(ObservedDriver(driver.inner, observe))
+    metrics = instruments.metrics if instruments else None
     urls_validation = config.validation.manifests.urls
     options = RegistryOptions(
         delete_enabled=storage.delete.enabled,
@@ -212,7 +263,7 @@ def build_context(config: Config, secret: bytes, worker: Worker | None = None) -
         prefix=config.http.prefix or "/",
     )
     return AppContext(
-        namespace=build_namespace(config, driver, options, worker),
+        namespace=build_namespace(config, driver, options, metrics, worker),
         signer=UploadStateSigner(secret),
         urls=urls,
         headers=dict(config.http.headers),
@@ -345,6 +396,7 @@ def serve(
         refuse_unknown_keys(warnings)
     count = worker_count(config, workers)
     check_config(config, workers)
+    _prepare_index(config)  # before the fork: one build, not one per worker
     secret = _upload_secret(config)  # before the fork: every worker shares it
     ssl_context = server_ssl_context(config.http.tls)
     sock, where = _bind(config)
@@ -358,12 +410,66 @@ def serve(
     for upstream in config.proxy.upstreams:
         log.info("pull-through cache of %s under %s/", upstream.remote_url, upstream.prefix)
     log.info("listening on %s with %d worker%s", where, count, "s" if count > 1 else "")
+    debug_sock = _bind_debug(config)
     if count == 1:
-        return _run_worker(config, secret, sock, Worker())
-    return _supervise(config, secret, sock, count)
+        return _run_worker(config, secret, sock, Worker(), debug_sock=debug_sock)
+    if debug_sock is None or not config.http.debug.prometheus.enabled:
+        return _supervise(config, secret, sock, count, debug_sock)
+    from dockyard.metrics.multiproc import prepare_snapshot_dir, remove_snapshot_dir
+
+    metrics_dir = prepare_snapshot_dir()  # where the workers' metrics meet for one scrape
+    try:
+        return _supervise(config, secret, sock, count, debug_sock, metrics_dir)
+    finally:
+        remove_snapshot_dir(metrics_dir)
 
 
-def _supervise(config: Config, secret: bytes, sock: socket.socket, count: int) -> int:
+def _bind_debug(config: Config) -> socket.socket | None:
+    """The debug listener's socket (``http.debug.addr``), bound before any worker starts."""
+    debug = config.http.debug
+    if not debug.addr:
+        return None
+    host, port = split_host_port(debug.addr)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    host = host or ("::" if family == socket.AF_INET6 else "0.0.0.0")
+    _bind_to(sock, (host, port), f"http.debug.addr {debug.addr}")
+    sock.listen(128)
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
+    served = ["/debug/health", "/debug/vars"]
+    if debug.prometheus.enabled:
+        served.append(debug.prometheus.path)
+    log.info("debug server listening on http://%s:%d (%s)", shown, bound_port, ", ".join(served))
+    return sock
+
+
+def _prepare_index(config: Config) -> None:
+    """Migrate the index and build it from storage when it is empty (or rebuildonstart)."""
+    index = build_index(config)
+    if index is None:
+        log.info("index: none (listings walk storage)")
+        return
+    log.info("index: %s", index.where)
+    from dockyard.index.maintain import build_if_empty
+
+    driver = create_driver(config.storage.driver, config.storage.parameters)
+
+    async def prepare() -> None:
+        try:
+            await build_if_empty(index, driver, force=config.storage.index.rebuild_on_start)
+        finally:
+            await index.aclose()
+            await driver.aclose()
+
+    asyncio.run(prepare())
+
+
+def _supervise(
+    config: Config, secret: bytes, sock: socket.socket, count: int,
+    debug_sock: socket.socket | None = None, metrics_dir: str | None = None,
+) -> int:
     children: dict[int, int] = {}
     stopping = False
 
@@ -375,7 +481,11 @@ def _supervise(config: Config, secret: bytes, sock: socket.socket, count: int) -
             code = 1
             try:
                 _die_with_parent(parent)
-                code = _run_worker(config, secret, sock, Worker(index, count))
+                own_debug = debug_sock if index == 0 else None  # the debug server: worker 0
+                if debug_sock is not None and own_debug is None:
+                    debug_sock.close()
+                code = _run_worker(config, secret, sock, Worker(index, count),
+                                   debug_sock=own_debug, metrics_dir=metrics_dir)
             finally:
                 os._exit(code)
         children[pid] = index
@@ -426,7 +536,10 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
-def _run_worker(config: Config, secret: bytes, sock: socket.socket, worker: Worker) -> int:
+def _run_worker(
+    config: Config, secret: bytes, sock: socket.socket, worker: Worker,
+    debug_sock: socket.socket | None = None, metrics_dir: str | None = None,
+) -> int:
     try:
         import uvloop
 
@@ -434,15 +547,24 @@ def _run_worker(config: Config, secret: bytes, sock: socket.socket, worker: Work
     except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
         loop_factory = None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(_worker(config, secret, sock, worker))
+        runner.run(_worker(config, secret, sock, worker, debug_sock, metrics_dir))
     return 0
 
 
-async def _worker(config: Config, secret: bytes, sock: socket.socket, worker: Worker) -> None:
-    ctx = build_context(config, secret, worker)
+async def _worker(
+    config: Config, secret: bytes, sock: socket.socket, worker: Worker,
+    debug_sock: socket.socket | None = None, metrics_dir: str | None = None,
+) -> None:
+    instruments = Instruments(metrics=build_metrics(config, metrics_dir),
+                              tracing=start_tracing())
+    ctx = build_context(config, secret, instruments, worker)
+    if ctx.namespace.index is not None:
+        await ctx.namespace.index.migrate()  # applied already; creates an in-memory one
     app = create_app(ctx)
     if isinstance(ctx.namespace, ProxyNamespace):
         ctx.namespace.install(app)
+    instruments.health = build_health(config, ctx.namespace.driver)
+    instrument_app(app, instruments)
     access_log = None if config.log.access_log.disabled else logging.getLogger("aiohttp.access")
     runner = GuardedAppRunner(
         app,
@@ -459,14 +581,18 @@ async def _worker(config: Config, secret: bytes, sock: socket.socket, worker: Wo
         loop.add_signal_handler(signum, stopped.set)
     # Scheduled jobs run in one worker only: N purgers would walk storage N times.
     purger = _start_upload_purger(config, ctx) if worker.primary else None
+    await instruments.start(config, debug_sock)
     try:
         await stopped.wait()
     finally:
+        await instruments.stop()
         if purger is not None:
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
         await runner.cleanup()
+        if ctx.namespace.index is not None:
+            await ctx.namespace.index.aclose()
         await ctx.namespace.driver.aclose()
         sys.stderr.flush()
 

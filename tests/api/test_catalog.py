@@ -24,6 +24,7 @@ from tests.support.api import (
     push_blob,
     start_upload,
 )
+from tests.support.index import reindex
 from tests.support.manifests import image, put_manifest, repo_dir
 from tests.support.servers import Kind, RegistryProcess
 
@@ -189,6 +190,7 @@ def test_catalog_digit_components_keep_the_order(
     server = registry_factory()
     for name in ("a", "a/0x", "a/0x/y", "a/b", "a-b"):
         write_layer_link(server.root, name)
+    reindex(server)
     client = client_factory(server)
     assert get_catalog(client).json()["repositories"] == ["a", "a/0x", "a/0x/y", "a/b", "a-b"]
     assert walk(client, 2) == [["a", "a/0x"], ["a/0x/y", "a/b"], ["a-b"]]
@@ -200,6 +202,7 @@ def small_catalog(
     server = registry_factory(overrides={"catalog": {"maxentries": 5}})
     for name in "abcdefgh":
         write_layer_link(server.root, name)
+    reindex(server)
     return client_factory(server)
 
 

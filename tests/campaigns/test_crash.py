@@ -23,6 +23,7 @@ import os
 import random
 import signal
 import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ import pytest
 from tests.integration.conftest import S3RegistryFactory
 from tests.support.api import TARGET
 from tests.support.backends import MotoServer
+from tests.support.ceph import CephCluster, RadosFiles, RadosRegistryProcess
 from tests.support.crash import (
     ROOMY,
     SMALL,
@@ -125,3 +127,17 @@ def test_crash_campaign_s3(
     )
     # Small blobs: every chunk costs a dozen requests to moto, which is slow.
     campaign(server, BucketFiles(moto_server.client(), s3_bucket), "s3", SMALL)
+
+
+@pytest.mark.interop
+def test_crash_campaign_rados(
+    tmp_path_factory: pytest.TempPathFactory, ceph_cluster: CephCluster, registry_secret: str
+) -> None:
+    """On RADOS (the session's Ceph cluster), with upload purging on: RADOS objects carry
+    true times."""
+    params = {"poolname": ceph_cluster.pool, "conffile": str(ceph_cluster.conf),
+              "namespace": f"crash-{uuid.uuid4().hex[:12]}"}
+    with RadosRegistryProcess(
+        tmp_path_factory.mktemp("crash-rados"), rados=params, secret=registry_secret
+    ) as server:
+        campaign(server, RadosFiles(params), "rados")

@@ -3,7 +3,12 @@
 ``moto_server`` (session): moto's standalone S3 server (``moto[server]``); tests make
 their own bucket with ``moto_server.create_bucket()`` or use ``s3_bucket``.
 ``redis_server`` (session): ``redis-server`` with no persistence, for the Redis cache tests.
+``postgres_server`` (session): a private PostgreSQL cluster, for the shared metadata index.
 ``s3_registry_factory``: dockyard (or docker-registry) processes on S3.
+``s3_server``: moto's server, then Ceph's radosgw (a real S3 implementation) on the
+session's Ceph cluster (``ceph_cluster``, tests/support/ceph.py): tests that take it run
+on both. Both have ``url``, ``client()``, ``create_bucket()`` and ``credentials`` (the
+``storage.s3`` keys to pass as ``s3=`` to ``s3_registry_factory``).
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from tests.support.backends import (
     s3_params,
     shared_moto,
 )
+from tests.support.ceph import RgwServer, ceph_cluster
 from tests.support.net import ServerPool
+from tests.support.postgres import PostgresServer, find_postgres
 from tests.support.redis import RedisServer
 from tests.support.servers import DISTRIBUTION_BINARY, Kind
 
@@ -33,6 +40,18 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> MotoServer:
     return shared_moto(tmp_path_factory.mktemp("moto"))
 
 
+__all__ = ["ceph_cluster"]  # the session's Ceph cluster, a fixture here too
+
+
+@pytest.fixture(params=["moto", "radosgw"])
+def s3_server(request: pytest.FixtureRequest) -> MotoServer | RgwServer:
+    """moto's S3 server, or radosgw (skipped, reason printed, where Ceph is missing)."""
+    if request.param == "moto":
+        server: MotoServer = request.getfixturevalue("moto_server")
+        return server
+    return RgwServer(request.getfixturevalue("ceph_cluster"))
+
+
 @pytest.fixture
 def s3_bucket(moto_server: MotoServer) -> str:
     """A new, empty bucket on the moto server."""
@@ -43,6 +62,16 @@ def s3_bucket(moto_server: MotoServer) -> str:
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """redis-server on 127.0.0.1 (``.addr``, ``.url``), no persistence."""
     with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A private PostgreSQL cluster (initdb in a temp dir, a free port), stopped and
+    removed at the end; ``.database()`` makes a fresh database, ``.dsn(name)`` names it."""
+    if find_postgres() is None:
+        pytest.fail("PostgreSQL is not installed (scripts/install-test-deps installs it)")
+    with PostgresServer(tmp_path_factory.mktemp("postgres")) as server:
         yield server
 
 

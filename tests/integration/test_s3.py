@@ -36,6 +36,7 @@ from tests.support.api import (
     with_query,
 )
 from tests.support.backends import MotoServer, S3RegistryProcess, TcpProxy
+from tests.support.ceph import RgwServer
 from tests.support.data import blob
 from tests.support.manifests import image, manifest_path, put_manifest
 
@@ -59,7 +60,7 @@ def relative(location: str) -> str:
     return f"{parts.path}?{parts.query}" if parts.query else parts.path
 
 
-def bucket_keys(moto: MotoServer, bucket: str, prefix: str = "") -> list[str]:
+def bucket_keys(moto: MotoServer | RgwServer, bucket: str, prefix: str = "") -> list[str]:
     client = moto.client()
     keys: list[str] = []
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
@@ -71,7 +72,7 @@ def bucket_keys(moto: MotoServer, bucket: str, prefix: str = "") -> list[str]:
         kwargs["ContinuationToken"] = resp["NextContinuationToken"]
 
 
-def bucket_uploads(moto: MotoServer, bucket: str) -> list[str]:
+def bucket_uploads(moto: MotoServer | RgwServer, bucket: str) -> list[str]:
     resp = moto.client().list_multipart_uploads(Bucket=bucket)
     return [u["Key"] for u in resp.get("Uploads", [])]
 
@@ -101,7 +102,7 @@ def clients() -> Iterator[Callable[[S3RegistryProcess], httpx.Client]]:
 
 
 
-def uploads_left_after_cleanup(moto: MotoServer, bucket: str) -> list[str]:
+def uploads_left_after_cleanup(moto: MotoServer | RgwServer, bucket: str) -> list[str]:
     """Multipart uploads still in the bucket once a finished upload's clean-up ran.
 
     The registry removes a finished upload's files (aborting what is under them) just
@@ -114,17 +115,19 @@ def uploads_left_after_cleanup(moto: MotoServer, bucket: str) -> list[str]:
 
 def test_two_instances_share_one_bucket(
     s3_registry_factory: S3RegistryFactory,
-    moto_server: MotoServer,
-    s3_bucket: str,
+    s3_server: MotoServer | RgwServer,
     clients: Callable[[S3RegistryProcess], httpx.Client],
 ) -> None:
-    """Chunks of one upload alternate between two instances; the other one serves it."""
+    """Chunks of one upload alternate between two instances; the other one serves it.
+    On moto and on radosgw (multipart uploads, pre-signed URLs, delete, catalog)."""
+    s3_bucket = s3_server.create_bucket()
+    on = {"endpoint": s3_server.url, "s3": s3_server.credentials}
     # No upload purging: moto dates every multipart upload 2010, so an instance's first
     # purge (5-60 s after its start) would abort this one in the middle of the test.
     no_purging = {"maintenance": {"uploadpurging": {"enabled": False}}}
     no_redirect = {"storage": {"redirect": {"disable": True}, **no_purging}}
-    streaming = s3_registry_factory(s3_bucket, overrides=no_redirect)
-    redirecting = s3_registry_factory(s3_bucket, overrides={"storage": no_purging})
+    streaming = s3_registry_factory(s3_bucket, overrides=no_redirect, **on)
+    redirecting = s3_registry_factory(s3_bucket, overrides={"storage": no_purging}, **on)
     a, b = clients(streaming), clients(redirecting)
     repo = random_repo("s3")
     # 1 MiB first (read back), 16 MiB after a small part (UploadPartCopy), 1 MiB parts
@@ -164,20 +167,20 @@ def test_two_instances_share_one_bucket(
         head = client.head(blob_path(repo, digest))
         assert head.status_code == 200
         assert int(head.headers["Content-Length"]) == len(data)
-    assert uploads_left_after_cleanup(moto_server, s3_bucket) == []
-    assert blob_key(digest) in bucket_keys(moto_server, s3_bucket, "docker/registry/v2/blobs/")
-    assert not [k for k in bucket_keys(moto_server, s3_bucket) if "/_uploads/" in k]
+    assert uploads_left_after_cleanup(s3_server, s3_bucket) == []
+    assert blob_key(digest) in bucket_keys(s3_server, s3_bucket, "docker/registry/v2/blobs/")
+    assert not [k for k in bucket_keys(s3_server, s3_bucket) if "/_uploads/" in k]
 
     # streamed by the instance with storage.redirect.disable, ranges too
     got = a.get(blob_path(repo, digest))
     assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == digest[7:]
     part = a.get(blob_path(repo, digest), headers={"Range": "bytes=17825792-17825891"})
     assert part.status_code == 206 and part.content == data[17 * MiB : 17 * MiB + 100]
-    # redirected to a pre-signed URL of moto by the other
+    # redirected to a pre-signed URL of the S3 server by the other
     redirect = b.get(blob_path(repo, digest))
     assert redirect.status_code == 307, redirect.text
     target = redirect.headers["Location"]
-    assert target.startswith(f"{moto_server.url}/{s3_bucket}/{blob_key(digest)}?")
+    assert target.startswith(f"{s3_server.url}/{s3_bucket}/{blob_key(digest)}?")
     assert "X-Amz-Signature=" in target
     fetched = httpx.get(target, timeout=120)
     assert fetched.status_code == 200 and fetched.content == data
@@ -281,11 +284,11 @@ def test_round_trips_per_request(
 
 def test_cancelled_and_purged_uploads_leave_no_multipart_upload(
     s3_registry_factory: S3RegistryFactory,
-    moto_server: MotoServer,
-    s3_bucket: str,
+    s3_server: MotoServer | RgwServer,
     clients: Callable[[S3RegistryProcess], httpx.Client],
 ) -> None:
-    server = s3_registry_factory(s3_bucket)
+    s3_bucket = s3_server.create_bucket()
+    server = s3_registry_factory(s3_bucket, endpoint=s3_server.url, s3=s3_server.credentials)
     client = clients(server)
     repo = random_repo("cancel")
     response = client.post(f"/v2/{repo}/blobs/uploads/")
@@ -294,10 +297,10 @@ def test_cancelled_and_purged_uploads_leave_no_multipart_upload(
     response = client.patch(location, content=chunk, headers={
         "Content-Type": "application/octet-stream", "Content-Range": content_range(0, chunk)})
     assert response.status_code == 202
-    assert len(bucket_uploads(moto_server, s3_bucket)) == 1  # the chunk is an MPU part
+    assert len(bucket_uploads(s3_server, s3_bucket)) == 1  # the chunk is an MPU part
     assert client.delete(relative(response.headers["Location"])).status_code == 204
-    assert bucket_uploads(moto_server, s3_bucket) == []
-    assert not [k for k in bucket_keys(moto_server, s3_bucket) if "/_uploads/" in k]
+    assert bucket_uploads(s3_server, s3_bucket) == []
+    assert not [k for k in bucket_keys(s3_server, s3_bucket) if "/_uploads/" in k]
 
 
 # -- real clients ---------------------------------------------------------------------------
@@ -371,9 +374,12 @@ def layout_blobs(root: Path) -> dict[str, bytes]:
 
 
 def test_skopeo_push_and_pull_through_dockyard_on_s3(
-    s3_registry_factory: S3RegistryFactory, s3_bucket: str, tmp_path: Path
+    s3_registry_factory: S3RegistryFactory, s3_server: MotoServer | RgwServer, tmp_path: Path
 ) -> None:
-    server = s3_registry_factory(s3_bucket)  # blob GETs redirect to moto
+    # blob GETs redirect to the S3 server (moto, radosgw), skopeo follows
+    server = s3_registry_factory(
+        s3_server.create_bucket(), endpoint=s3_server.url, s3=s3_server.credentials
+    )
     repo = random_repo("skopeo")
     source = tmp_path / "source"
     digest = build_oci_layout(source, "v1", [12 * MiB, 100_000], seed=3)
@@ -387,14 +393,15 @@ def test_skopeo_push_and_pull_through_dockyard_on_s3(
 
 def test_bucket_shared_with_docker_registry(
     s3_registry_factory: S3RegistryFactory,
-    moto_server: MotoServer,
-    s3_bucket: str,
+    s3_server: MotoServer | RgwServer,
     tmp_path: Path,
 ) -> None:
     """An image pushed by docker-registry 2.8 is pulled through dockyard from the same
-    bucket with identical digests, and the other way round."""
-    distribution = s3_registry_factory(s3_bucket, kind="distribution")
-    dockyard = s3_registry_factory(s3_bucket)
+    bucket with identical digests, and the other way round (on moto and on radosgw)."""
+    s3_bucket = s3_server.create_bucket()
+    on = {"endpoint": s3_server.url, "s3": s3_server.credentials}
+    distribution = s3_registry_factory(s3_bucket, kind="distribution", **on)
+    dockyard = s3_registry_factory(s3_bucket, **on)
 
     theirs = random_repo("compat")
     source = tmp_path / "source"
@@ -417,7 +424,7 @@ def test_bucket_shared_with_docker_registry(
         data = (pulled / layer["digest"][7:]).read_bytes()
         assert digest_of(data) == layer["digest"] and len(data) == layer["size"]
     assert any(k.startswith(f"docker/registry/v2/repositories/{theirs}/_manifests/tags/v1/")
-               for k in bucket_keys(moto_server, s3_bucket))
+               for k in bucket_keys(s3_server, s3_bucket))
 
     ours = random_repo("compat")
     digest = build_oci_layout(tmp_path / "ours", "v2", [7 * MiB], seed=5)

@@ -59,6 +59,8 @@ class MotoServer(LoopbackServer):
 
     what = "moto server"
     log_name = "moto.log"
+    credentials: Mapping[str, Any] = {}
+    """``storage.s3`` keys beyond :func:`s3_params`' (none: its keys are moto's)."""
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dockyard.api.app import create_app
 from dockyard.api.context import AppContext
 from dockyard.api.state import UploadStateSigner
+from dockyard.index import SqlIndex
+from dockyard.index.sqlite import MEMORY, SqliteDatabase
 from dockyard.registry.namespace import Namespace, RegistryOptions
 from dockyard.storage.drivers.factory import create_driver
 
@@ -20,7 +22,9 @@ def router_routes() -> set[tuple[str, str]]:
 
     For example ``("GET", "/v2/{name}/tags/list")``.
     """
-    namespace = Namespace(create_driver("inmemory", {}), RegistryOptions())
+    # With the metadata index, as the default configuration runs (more routes).
+    index = SqlIndex(SqliteDatabase(MEMORY))
+    namespace = Namespace(create_driver("inmemory", {}), RegistryOptions(), index=index)
     app = create_app(AppContext(namespace=namespace, signer=UploadStateSigner(b"routes")))
     return {
         (route.method, route.resource.canonical)

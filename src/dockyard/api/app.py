@@ -8,7 +8,7 @@ from typing import Literal
 
 from aiohttp import web
 
-from dockyard.api import base, blobs, listing, manifests, uploads
+from dockyard.api import base, blobs, listing, manifests, repositories, uploads
 from dockyard.api.auth import auth_middleware
 from dockyard.api.context import CONTEXT, AppContext
 from dockyard.api.errors import ErrorCode, RegistryError, error_response, from_domain
@@ -131,6 +131,11 @@ def create_app(ctx: AppContext) -> web.Application:
     # dockyard's own API: the access control of /v2/ (auth.required_accesses).
     prefix = ctx.urls.prefix.rstrip("/")
     router.add_get(prefix + OPENAPI_PATH, openapi_handler(ctx.urls.prefix))
+    owned = prefix + repositories.REPOSITORIES_PATH
+    if ctx.namespace.index is not None:  # usage is answered from the index only
+        router.add_get(owned, repositories.list_repositories)
+        router.add_get(f"{owned}/{name}", repositories.repository_usage)
+    router.add_delete(f"{owned}/{name}", repositories.delete_repository)
     if ctx.ui_enabled:
         routes, relay = ui_routes(_ui_settings(ctx))
         router.add_routes(routes)

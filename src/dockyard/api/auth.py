@@ -1,12 +1,12 @@
 """Access control glue: which access each request needs, asked of the configured controller.
 
 As distribution's ``app.go``: GET/HEAD need ``pull``, POST/PUT/PATCH ``pull,push``,
-DELETE ``delete`` on the repository in the path; the catalog needs
-``registry:catalog:*``; ``/v2/`` and dockyard's own ``/dockyard/v1/openapi.json``
-need only a valid identity; the web UI's pages (routes named ``ui.*``) need nothing,
-since the data they show comes from ``/v2/`` with the user's own credentials.
-tests/auth/test_route_access.py holds the table of every
-route's access and tries each against a real server. A mount's source is
+DELETE ``delete`` on the repository in the path (``/dockyard/v1/repositories/<name>``
+too); the catalog and ``/dockyard/v1/repositories`` need ``registry:catalog:*``;
+``/v2/`` and dockyard's own ``/dockyard/v1/openapi.json`` need only a valid identity;
+the web UI's pages (routes named ``ui.*``) need nothing, since the data they show
+comes from ``/v2/`` with the user's own credentials. tests/auth/test_route_access.py
+holds the table of every route's access and tries each against a real server. A mount's source is
 checked by the upload handler against the grant, so a missing ``pull`` there
 falls back to a normal upload instead of failing the request.
 """
@@ -44,7 +44,8 @@ def required_accesses(request: web.Request) -> list[Access]:
     name = request.match_info.get("name")
     if name is not None:
         return [Access("repository", name, a) for a in _ACTIONS.get(request.method, ("pull",))]
-    if request.path.rstrip("/").endswith("/_catalog"):
+    path = request.path.rstrip("/")
+    if path.endswith("/_catalog") or path.endswith("/dockyard/v1/repositories"):
         return [Access("registry", "catalog", "*")]
     return []
 

@@ -13,10 +13,11 @@ from dockyard.api.params import parse_count, parse_digest, repository
 from dockyard.api.urls import v2_url
 from dockyard.manifest import OCI_INDEX
 
-__all__ = ["catalog", "referrers", "tags_list"]
+__all__ = ["catalog", "page_size", "referrers", "tags_list"]
 
 
-def _page_size(request: web.Request, maximum: int | None) -> int | None:
+def page_size(request: web.Request, maximum: int | None) -> int | None:
+    """``n``: at most ``maximum`` (None: no limit); PAGINATION_NUMBER_INVALID if bad."""
     raw = request.query.get("n")
     if raw is None or raw == "":
         return maximum
@@ -35,7 +36,7 @@ def _next_link(request: web.Request, path: str, n: int | None, last: str) -> str
 
 async def catalog(request: web.Request) -> web.Response:
     ctx = context(request)
-    n = _page_size(request, ctx.catalog_max_entries)
+    n = page_size(request, ctx.catalog_max_entries)
     assert n is not None
     last = request.query.get("last", "")
     page = await ctx.namespace.catalog(n, last)
@@ -47,7 +48,7 @@ async def catalog(request: web.Request) -> web.Response:
 
 async def tags_list(request: web.Request) -> web.Response:
     repo = repository(request)
-    n = _page_size(request, None)
+    n = page_size(request, None)
     last = request.query.get("last", "")
     page = await repo.tags(n, last)
     headers = {}

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from dockyard.api.context import context
 
-__all__ = ["blob_url", "manifest_url", "upload_url", "v2_url"]
+__all__ = ["blob_url", "dockyard_url", "manifest_url", "upload_url", "v2_url"]
 
 
 def _base(request: web.Request) -> str:
@@ -27,6 +27,11 @@ def _base(request: web.Request) -> str:
 
 def v2_url(request: web.Request, path: str) -> str:
     return f"{_base(request)}/v2/{path}"
+
+
+def dockyard_url(request: web.Request, path: str) -> str:
+    """A URL of dockyard's own API (``<prefix>/dockyard/v1/<path>``)."""
+    return f"{_base(request)}/dockyard/v1/{path}"
 
 
 def blob_url(request: web.Request, name: str, digest: str) -> str:

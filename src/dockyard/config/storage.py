@@ -21,10 +21,10 @@ from dockyard.config.tree import (
 
 BlobDescriptorCache = Literal["", "inmemory", "redis"]
 
-STORAGE_DRIVERS = ("filesystem", "inmemory", "s3", "azure", "gcs")
+STORAGE_DRIVERS = ("filesystem", "inmemory", "s3", "azure", "gcs", "rados")
 """The storage driver names dockyard accepts under ``storage``."""
 
-STORAGE_SUBSECTIONS = ("delete", "redirect", "cache", "maintenance", "tag")
+STORAGE_SUBSECTIONS = ("delete", "redirect", "cache", "maintenance", "tag", "index")
 """The keys of ``storage`` that are not a driver."""
 
 # The object-store drivers refuse parameters they do not know (naming those they do);
@@ -94,6 +94,22 @@ class TagConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class IndexConfig:
+    """``storage.index`` (dockyard): the metadata index beside the storage.
+
+    ``driver`` ``""`` picks the default: SQLite for filesystem (``path`` defaults to
+    ``<rootdirectory>/dockyard-index.db``) and inmemory storage, none (walking
+    storage, as distribution does) for object stores.
+    """
+
+    driver: str = ""
+    path: str = ""
+    dsn: str = ""
+    pool_size: int = 10
+    rebuild_on_start: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class StorageConfig:
     """``storage``: one driver with its free-form parameters, and the common settings.
 
@@ -110,6 +126,7 @@ class StorageConfig:
     cache: CacheConfig = field(default_factory=CacheConfig)
     maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
     tag: TagConfig = field(default_factory=TagConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
 
 
 def read_storage(node: Node | None, warnings: list[str]) -> StorageConfig:
@@ -155,6 +172,7 @@ def read_storage(node: Node | None, warnings: list[str]) -> StorageConfig:
     purging = maintenance.section("uploadpurging")
     readonly = maintenance.section("readonly")
     tag = s.section("tag")
+    index = s.section("index")
 
     kind = cache.text("blobdescriptor") if cache.raw("blobdescriptor") else cache.text("layerinfo")
     if kind not in ("", "inmemory", "redis"):
@@ -192,7 +210,25 @@ def read_storage(node: Node | None, warnings: list[str]) -> StorageConfig:
             read_only=ReadOnlyConfig(enabled=readonly.flag("enabled")),
         ),
         tag=TagConfig(concurrency_limit=tag.integer("concurrencylimit")),
+        index=_read_index(index),
     )
-    for section in (delete, redirect, cache, purging, readonly, maintenance, tag, s):
+    for section in (delete, redirect, cache, purging, readonly, maintenance, tag, index, s):
         section.done()
     return result
+
+
+def _read_index(index: Section) -> IndexConfig:
+    driver = index.choice("driver", ("sqlite", "postgres", "none"), "") if index.raw(
+        "driver") is not None else ""
+    dsn = index.text("dsn")
+    if driver == "postgres" and not dsn:
+        raise fail(("storage", "index", "dsn"), index.raw("dsn"),
+                   "required with driver: postgres (e.g. postgresql://user:pass@host/db)")
+    pool_size = index.integer("poolsize", 10, minimum=1)
+    return IndexConfig(
+        driver=driver,
+        path=index.text("path"),
+        dsn=dsn,
+        pool_size=pool_size,
+        rebuild_on_start=index.flag("rebuildonstart"),
+    )

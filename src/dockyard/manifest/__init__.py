@@ -33,6 +33,7 @@ from dockyard.manifest._references import (
     url_allowed,
 )
 from dockyard.manifest._schema1 import merge_schema1_signatures
+from dockyard.manifest._stored import stored_media_type
 from dockyard.manifest._types import (
     DOCKER_FOREIGN_LAYER,
     DOCKER_MANIFEST_LIST,
@@ -68,5 +69,6 @@ __all__ = [
     "parse_manifest",
     "referenced_blobs",
     "referenced_manifests",
+    "stored_media_type",
     "url_allowed",
 ]

@@ -7,8 +7,11 @@ mechanics of the storage layout live in :mod:`dockyard.storage`.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import re
-from collections.abc import AsyncIterator, Sequence
+import signal
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 
 from dockyard.cache.base import BlobDescriptorCache, CachedBlobStatter
@@ -21,10 +24,13 @@ from dockyard.errors import (
     ManifestInvalid,
     ManifestUnknown,
     NameInvalid,
+    NameUnknown,
     ReadOnly,
     TagInvalid,
     Unsupported,
 )
+from dockyard.index.base import Index, RepositoryUsage
+from dockyard.index.records import manifest_record
 from dockyard.manifest import (
     Manifest,
     foreign_layer_check,
@@ -39,6 +45,7 @@ from dockyard.storage.blobs import BlobStatter, BlobStore, LinkedBlobStatter, Li
 from dockyard.storage.drivers.base import StorageDriver
 from dockyard.storage.manifests import ManifestStore
 from dockyard.storage.metadata import StorageMetadataIndex
+from dockyard.storage.repositories import delete_repository_files
 from dockyard.storage.tags import TagStore
 from dockyard.storage.uploads import UploadStore
 from dockyard.types import BlobDescriptor, BlobDescriptorService, StoredManifest, UploadStatus
@@ -49,6 +56,12 @@ __all__ = [
     "RegistryOptions",
     "Repository",
 ]
+
+log = logging.getLogger("dockyard.index")
+
+# Fault injection for the crash tests: SIGKILL this process after a storage write,
+# before its index update (the window verify/rebuild must repair).
+_KILL_BEFORE_INDEX = "DOCKYARD_FAULT_KILL_BEFORE_INDEX"
 
 # The allow list distribution uses when validation.manifests.urls sets no pattern.
 _ALLOW_NO_URL = re.compile("^$")
@@ -96,12 +109,16 @@ class Namespace:
         options: RegistryOptions,
         metadata: MetadataIndex | None = None,
         cache: BlobDescriptorCache | None = None,
+        index: Index | None = None,
     ) -> None:
         self.driver = driver
         self.options = options
         self.cache = cache
         self.blobs = BlobStore(driver, self.cached(BlobStatter(driver), None))
-        self.metadata: MetadataIndex = metadata or StorageMetadataIndex(
+        self.index = index
+        """The metadata index kept beside storage (None: listings walk storage)."""
+        self._kill_before_index = os.environ.get(_KILL_BEFORE_INDEX) == "1"
+        self.metadata: MetadataIndex = metadata or index or StorageMetadataIndex(
             driver, self.blobs, read_only=options.read_only
         )
         self.manifest_cache = ManifestLRU()
@@ -110,6 +127,25 @@ class Namespace:
 
     async def catalog(self, n: int, last: str) -> Page:
         return await self.metadata.repositories(n, last)
+
+    async def usages(self, n: int, last: str) -> tuple[list[RepositoryUsage], bool]:
+        """A catalog page with each repository's counts and sizes (needs the index)."""
+        if self.index is None:
+            raise Unsupported("repository usage needs the metadata index (storage.index)")
+        return await self.index.usages(n, last)
+
+    async def indexed(self, what: str, update: Awaitable[None]) -> None:
+        """Run an index update after a storage write; a failure is logged, not raised.
+
+        Storage already holds the write (the truth); the index is repaired by
+        ``dockyard index verify``/``rebuild``, so the client is not failed for it.
+        """
+        if self._kill_before_index:
+            os.kill(os.getpid(), signal.SIGKILL)
+        try:
+            await update
+        except Exception as exc:
+            log.error("index: %s not recorded (%s); run `dockyard index rebuild`", what, exc)
 
     def cached(
         self, statter: BlobDescriptorService, repository: str | None
@@ -166,6 +202,11 @@ class Repository:
     async def delete_blob(self, digest: Digest) -> None:
         self._deletable()
         await self.layers.unlink(digest)
+        if self.namespace.index is not None:
+            await self.namespace.indexed(
+                f"{self.name}: unlink of {digest}",
+                self.namespace.index.layer_unlinked(self.name, digest),
+            )
 
     async def mount_blob(self, digest: Digest, source: Repository | None) -> BlobDescriptor | None:
         """Link a blob from ``source`` (or, with no source, from anywhere in the registry).
@@ -184,7 +225,25 @@ class Repository:
         except BlobUnknown:
             return None
         await self.layers.link(canonical, digest)
+        await self._layers_linked({canonical, digest}, desc.size)
         return BlobDescriptor(digest, desc.size)
+
+    async def _layers_linked(self, digests: set[Digest], size: int) -> None:
+        index = self.namespace.index
+        if index is not None:
+            await self.namespace.indexed(
+                f"{self.name}: link of {min(map(str, digests))}",
+                index.layers_linked(self.name, digests, size),
+            )
+
+    async def _committed(self, desc: BlobDescriptor) -> BlobDescriptor:
+        """Index the link an upload commit wrote (and its canonical twin)."""
+        if self.namespace.index is not None:
+            digests = {desc.digest}
+            if desc.digest.algorithm != CANONICAL_ALGORITHM:
+                digests.add(await self.layers.resolve(desc.digest))
+            await self._layers_linked(digests, desc.size)
+        return desc
 
     async def start_upload(self) -> UploadStatus:
         self._writable()
@@ -195,7 +254,7 @@ class Repository:
     ) -> BlobDescriptor:
         """A monolithic upload: the whole blob in one request."""
         self._writable()
-        return await self._uploads.push(digest, body, length)
+        return await self._committed(await self._uploads.push(digest, body, length))
 
     async def upload_status(self, upload_id: str) -> UploadStatus:
         """Where the upload stands, whatever offset an older token names."""
@@ -226,9 +285,9 @@ class Repository:
         length: int | None = None,
     ) -> BlobDescriptor:
         self._writable()
-        return await self._uploads.commit(
+        return await self._committed(await self._uploads.commit(
             upload_id, digest, body, claimed=claimed, start=start, length=length
-        )
+        ))
 
     async def cancel_upload(self, upload_id: str) -> None:
         self._writable()
@@ -253,7 +312,10 @@ class Repository:
                 raise ManifestUnknown(f"no manifest {reference[:200]!r}")
             digest = await self._tags.get(reference)
             canonical = None
-        return await self._manifest_reader().read(digest, canonical)
+        stored = await self._manifest_reader().read(digest, canonical)
+        if self.namespace.index is not None:
+            self.namespace.index.record_pull(self.name, stored.digest)
+        return stored
 
     async def put_manifest(
         self, reference: str, body: bytes, content_type: str | None
@@ -279,6 +341,14 @@ class Repository:
         await self._manifests.put(manifest.payload, manifest.signatures, tag_writes)
         if manifest.subject is not None:
             await self._manifests.add_referrer(manifest.subject.digest, manifest.digest)
+        index = self.namespace.index
+        if index is not None:
+            record = manifest_record(manifest.digest, manifest.payload, signatures=(
+                Digest.of(signature) for signature in manifest.signatures
+            ))
+            await self.namespace.indexed(
+                f"{self.name}@{manifest.digest}", index.manifest_put(self.name, record, tag)
+            )
         return manifest
 
     async def _verify(self, manifest: Manifest) -> None:
@@ -314,6 +384,11 @@ class Repository:
         if ":" not in reference:
             _check_tag(reference)
             await self._tags.untag(reference)
+            if self.namespace.index is not None:
+                await self.namespace.indexed(
+                    f"{self.name}: delete of tag {reference}",
+                    self.namespace.index.tag_deleted(self.name, reference),
+                )
             return
         digest = _digest(reference)
         payload = await self._manifests.get_payload(digest)
@@ -327,6 +402,38 @@ class Repository:
             subject = None
         if subject is not None:
             await self._manifests.remove_referrer(subject.digest, digest)
+        if self.namespace.index is not None:
+            await self.namespace.indexed(
+                f"{self.name}: delete of {digest}",
+                self.namespace.index.manifest_deleted(self.name, digest),
+            )
+
+    async def delete(self) -> None:
+        """Delete the whole repository: its tags, manifests, links and uploads.
+
+        Blobs stay in the content store for garbage collection (other repositories
+        may use them); repositories nested below this one are untouched.
+        """
+        self._deletable()
+        unlinked = await delete_repository_files(self.namespace.driver, self.name)
+        if self.namespace.cache is not None:
+            for digest in unlinked:
+                await self.namespace.cache.clear(self.name, digest)
+        if self.namespace.index is not None:
+            await self.namespace.indexed(
+                f"{self.name}: repository delete",
+                self.namespace.index.repository_deleted(self.name),
+            )
+
+    async def usage(self) -> RepositoryUsage:
+        """Counts and sizes (needs the index); NameUnknown if the repository is not known."""
+        index = self.namespace.index
+        if index is None:
+            raise Unsupported("repository usage needs the metadata index (storage.index)")
+        usage = await index.usage(self.name)
+        if usage is None:
+            raise NameUnknown(self.name)
+        return usage
 
     async def index_referrers(self) -> int:
         """Derive referrer links from the stored revisions (see ``dockyard index-referrers``)."""
@@ -359,6 +466,16 @@ class Repository:
                 desc["annotations"] = dict(manifest.annotations)
             return desc
 
+        index = self.namespace.index
+        if index is not None:
+            return [
+                {
+                    "mediaType": r.media_type, "digest": str(r.digest), "size": r.size,
+                    **({"artifactType": r.artifact_type} if r.artifact_type else {}),
+                    **({"annotations": dict(r.annotations)} if r.annotations else {}),
+                }
+                for r in await index.referrer_records(self.name, subject, artifact_type)
+            ]
         digests = await self.namespace.metadata.referrers(self.name, subject)
         found = [d for d in await asyncio.gather(*(describe(d) for d in digests)) if d]
         if artifact_type is not None:

@@ -51,6 +51,10 @@ def _object_store(name: str) -> _Builder:
             from dockyard.storage.drivers.gcs import GCSDriver
 
             return GCSDriver.from_parameters
+        if name == "rados":  # Ceph's bindings are imported when built (install hint there)
+            from dockyard.storage.drivers.rados import RadosDriver
+
+            return RadosDriver.from_parameters
     except ImportError as exc:
         raise missing_extra(name, exc) from exc
     raise DriverConfigError(f"storage.{name}: storage driver {name!r} is not supported yet")

@@ -1,0 +1,49 @@
+"""What the SQL index needs of a database: SQLite in a thread, or PostgreSQL via asyncpg.
+
+Statements are written once, with ``?`` placeholders and the upsert syntax both
+databases share (``INSERT ... ON CONFLICT ... DO UPDATE``); the PostgreSQL
+adapter numbers the placeholders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from dockyard.index.schema import Dialect
+
+__all__ = ["Database", "Row", "Stmt"]
+
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Stmt:
+    """One statement of a write transaction; with ``many``, run once per parameter row."""
+
+    sql: str
+    params: Sequence[object] = ()
+    many: Sequence[Sequence[object]] | None = None
+
+
+class Database(Protocol):
+    """A connection (pool) to one index database."""
+
+    dialect: Dialect
+    where: str
+    """For people: the file or the server."""
+
+    async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        """The rows of one query (a consistent snapshot)."""
+        ...
+
+    async def write(self, statements: Sequence[Stmt]) -> None:
+        """Run ``statements`` in one transaction: all or nothing."""
+        ...
+
+    async def migrate(self) -> int:
+        """Apply pending migrations (serialized against other processes); the version."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,101 @@
+"""A stored manifest payload turned into the record the index keeps.
+
+The API's writes and the rebuild from storage both call :func:`manifest_record`
+on the stored payload, so an index built either way holds the same records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from collections.abc import Iterable
+
+from dockyard.digest import Digest, InvalidDigest
+from dockyard.errors import RegistryFault
+from dockyard.index.base import ManifestRecord
+from dockyard.manifest import DOCKER_MANIFEST_LIST, OCI_INDEX, parse_manifest, stored_media_type
+
+__all__ = ["manifest_record"]
+
+_INDEX_TYPES = frozenset({DOCKER_MANIFEST_LIST, OCI_INDEX})
+
+
+def _unique(digests: Iterable[Digest]) -> tuple[Digest, ...]:
+    """Each digest once, sorted (the order the index returns them in)."""
+    return tuple(sorted(set(digests), key=str))
+
+
+def manifest_record(
+    digest: Digest,
+    payload: bytes,
+    pushed_at: float | None = None,
+    signatures: Iterable[Digest] = (),
+) -> ManifestRecord:
+    """What ``payload`` (the revision ``digest``) says, for the index.
+
+    A payload the parser refuses (another registry accepted it) is read
+    leniently, so that nothing it references is lost to garbage collection.
+    """
+    try:
+        media_type = stored_media_type(payload)
+    except RegistryFault:
+        media_type = "application/octet-stream"
+    try:
+        manifest = parse_manifest(payload, None)
+    except (RegistryFault, ValueError, RecursionError):
+        record = _lenient(digest, payload, media_type, pushed_at)
+        return dataclasses.replace(record, signatures=_unique(signatures))
+    config = () if manifest.config is None else (manifest.config,)
+    children = manifest.manifests if manifest.media_type in _INDEX_TYPES else ()
+    return ManifestRecord(
+        digest=digest,
+        media_type=media_type,
+        size=len(payload),
+        blobs=_unique(d.digest for d in (*config, *manifest.layers)),
+        children=_unique(d.digest for d in children),
+        subject=manifest.subject.digest if manifest.subject is not None else None,
+        artifact_type=manifest.artifact_type,
+        annotations=dict(manifest.annotations) if manifest.annotations else None,
+        signatures=_unique(signatures),
+        pushed_at=pushed_at,
+    )
+
+
+def _lenient(
+    digest: Digest, payload: bytes, media_type: str, pushed_at: float | None
+) -> ManifestRecord:
+    try:
+        document = json.loads(payload)
+    except (ValueError, RecursionError):
+        document = None
+    if not isinstance(document, dict):
+        return ManifestRecord(digest, media_type, len(payload), pushed_at=pushed_at)
+
+    def found(value: object, key: str = "digest") -> list[Digest]:
+        items = value if isinstance(value, list) else [value]
+        out = []
+        for item in items:
+            if isinstance(item, dict) and isinstance(item.get(key), str):
+                with contextlib.suppress(InvalidDigest):
+                    out.append(Digest.parse(item[key]))
+        return out
+
+    blobs = [
+        *found(document.get("config")),
+        *found(document.get("layers")),
+        *found(document.get("blobs")),  # OCI 1.1-rc artifact manifest
+        *found(document.get("fsLayers"), "blobSum"),  # schema1
+    ]
+    subject = found(document.get("subject"))
+    artifact = document.get("artifactType")
+    return ManifestRecord(
+        digest=digest,
+        media_type=media_type,
+        size=len(payload),
+        blobs=_unique(blobs),
+        children=_unique(found(document.get("manifests"))),
+        subject=subject[0] if subject else None,
+        artifact_type=artifact if isinstance(artifact, str) else None,
+        pushed_at=pushed_at,
+    )

@@ -1,0 +1,142 @@
+"""Request metrics for the main listener: an aiohttp middleware the server puts first."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from aiohttp.web_urldispatcher import AbstractResource
+
+from dockyard.metrics._families import Metrics
+
+__all__ = ["metrics_middleware", "route_name"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: distribution's route names (registry/api/v2/routes.go), by the end of dockyard's
+#: route patterns; ``referrers`` is the OCI 1.1 route the original lacks.
+_ROUTE_SUFFIXES = (
+    ("/tags/list", "tags"),
+    ("/manifests/{reference}", "manifest"),
+    ("/blobs/uploads/", "blob_upload"),
+    ("/blobs/uploads/{uuid}", "blob_upload_chunk"),
+    ("/blobs/{digest}", "blob"),
+    ("/referrers/{digest}", "referrers"),
+    ("/_catalog", "catalog"),
+    ("/v2/", "base"),
+    ("/v2", "base"),
+)
+
+# A client that went away before the answer (nginx's convention).
+_CLIENT_GONE = 499
+
+
+def route_name(resource: AbstractResource | None) -> str:
+    """The ``handler`` label of a route: distribution's name, ``ui``, ``dockyard`` or ``other``."""
+    if resource is None:
+        return "other"
+    pattern = resource.canonical
+    for suffix, name in _ROUTE_SUFFIXES:
+        if pattern.endswith(suffix):
+            return name
+    if "/dockyard/" in pattern:
+        return "dockyard"
+    if "/ui" in pattern:
+        return "ui"
+    return "other"
+
+
+class _Route:
+    """The children one route and method update, looked up once (a request then costs
+    a few attribute increments)."""
+
+    __slots__ = (
+        "_metrics",
+        "duration",
+        "in_flight",
+        "method",
+        "name",
+        "received",
+        "request_size",
+        "requests",
+        "response_size",
+        "sent",
+    )
+
+    def __init__(self, metrics: Metrics, name: str, method: str) -> None:
+        self._metrics = metrics
+        self.name = name
+        self.method = method
+        self.in_flight = metrics.http_in_flight.labels(name)
+        self.duration = metrics.http_duration.labels(name, method)
+        self.request_size = metrics.http_request_size.labels(name)
+        self.response_size = metrics.http_response_size.labels(name)
+        self.received = metrics.http_received.labels(name)
+        self.sent = metrics.http_sent.labels(name)
+        self.requests: dict[int, Any] = {}
+
+    def count(self, status: int) -> None:
+        child = self.requests.get(status)
+        if child is None:
+            child = self.requests[status] = self._metrics.http_requests.labels(
+                self.name, str(status), self.method)
+        child.inc()
+
+
+def metrics_middleware(metrics: Metrics) -> Middleware:
+    """Count, time and size every request under its route's ``handler`` label."""
+    routes: dict[tuple[int, str], _Route] = {}  # resources live as long as the app
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        resource = request.match_info.route.resource
+        key = (id(resource), request.method)
+        route = routes.get(key)
+        if route is None:
+            # promhttp labels methods in lowercase.
+            route = routes[key] = _Route(metrics, route_name(resource), request.method.lower())
+        route.in_flight.value += 1
+        start = time.perf_counter()
+        status = 500
+        sent = 0
+        try:
+            response = await handler(request)
+            status = response.status
+            sent = _body_size(request, response)
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        except (asyncio.CancelledError, ConnectionError):
+            status = _CLIENT_GONE
+            raise
+        finally:
+            route.duration.observe(time.perf_counter() - start)
+            route.in_flight.value -= 1
+            route.count(status)
+            received = request.content.total_bytes
+            route.request_size.observe(received)
+            route.response_size.observe(sent)
+            if received:
+                route.received.value += received
+            if sent:
+                route.sent.value += sent
+
+    return middleware
+
+
+def _body_size(request: web.Request, response: web.StreamResponse) -> int:
+    """Body bytes of a response the handler completed.
+
+    Its ``Content-Length`` when it has one (blob bodies may go out by ``sendfile``,
+    around aiohttp's writer), else what the writer wrote; none for HEAD, 204, 304.
+    """
+    if request.method == "HEAD" or response.status in (204, 304):
+        return 0
+    if response.content_length is not None:
+        return response.content_length
+    return response.body_length if response.prepared else 0

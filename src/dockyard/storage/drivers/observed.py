@@ -1,0 +1,101 @@
+"""A driver wrapper that lets observers see every call (metrics, tracing).
+
+As distribution's ``driver/base.Base`` times and traces each operation of any driver,
+:class:`ObservedDriver` wraps whichever driver is configured once and enters
+``observe(action, path)`` around each call. Action names are the original's
+(``GetContent``, ``PutContent``, ``Reader``, ``Writer``, ``Stat``, ``List``, ``Move``,
+``Delete``, ``RedirectURL``, ``Walk``). A reader is observed until its first chunk
+(the open, as the original observes ``Reader``), not while the client drains it; a
+walk only at its start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+from dockyard.storage.drivers.base import FileInfo, FileWriter, StorageDriver
+
+__all__ = ["ACTIONS", "ObservedDriver", "Observer"]
+
+ACTIONS = ("GetContent", "PutContent", "Reader", "Writer", "Stat", "List", "Move", "Delete",
+           "RedirectURL", "Walk")
+
+#: ``observe(action, path)``: a context manager entered around one driver call.
+Observer = Callable[[str, str], AbstractContextManager[object]]
+
+
+class ObservedDriver:
+    """``inner`` with ``observe`` around each call; other attributes pass through."""
+
+    def __init__(self, inner: StorageDriver, observe: Observer) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._observe = observe
+
+    def __getattr__(self, name: str) -> Any:
+        # Optional capabilities (AbortsStaleWrites...) stay visible through the wrapper.
+        return getattr(self.inner, name)
+
+    async def get_content(self, path: str) -> bytes:
+        with self._observe("GetContent", path):
+            return await self.inner.get_content(path)
+
+    async def put_content(self, path: str, data: bytes) -> None:
+        with self._observe("PutContent", path):
+            await self.inner.put_content(path, data)
+
+    def reader(self, path: str, offset: int = 0) -> AsyncIterator[bytes]:
+        return self._observed_reader(path, self.inner.reader(path, offset))
+
+    async def _observed_reader(
+        self, path: str, chunks: AsyncIterator[bytes]
+    ) -> AsyncIterator[bytes]:
+        iterator = aiter(chunks)
+        try:
+            with self._observe("Reader", path):
+                first = await anext(iterator, None)
+            if first is None:
+                return
+            yield first
+            async for chunk in iterator:
+                yield chunk
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def writer(self, path: str, offset: int = 0) -> FileWriter:
+        with self._observe("Writer", path):
+            return await self.inner.writer(path, offset)
+
+    async def stat(self, path: str) -> FileInfo:
+        with self._observe("Stat", path):
+            return await self.inner.stat(path)
+
+    async def list(self, path: str) -> list[str]:
+        with self._observe("List", path):
+            return await self.inner.list(path)
+
+    async def move(self, source: str, dest: str) -> None:
+        with self._observe("Move", source):
+            await self.inner.move(source, dest)
+
+    async def delete(self, path: str) -> None:
+        with self._observe("Delete", path):
+            await self.inner.delete(path)
+
+    async def redirect_url(self, path: str, method: str) -> str | None:
+        with self._observe("RedirectURL", path):
+            return await self.inner.redirect_url(path, method)
+
+    def walk(self, path: str) -> AsyncIterator[FileInfo]:
+        with self._observe("Walk", path):
+            return self.inner.walk(path)
+
+    def local_path(self, path: str) -> str | None:
+        return self.inner.local_path(path)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

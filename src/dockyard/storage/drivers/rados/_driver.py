@@ -1,0 +1,305 @@
+"""The RADOS driver: the StorageDriver contract on top of :class:`RadosPool`.
+
+Each operation is one function run in a thread (several librados calls in a row), so a
+request costs one thread hop per operation rather than per round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import posixpath
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from dockyard.storage.drivers.base import FileInfo, InvalidOffset, PathNotFound, StorageError
+from dockyard.storage.drivers.rados._params import RadosParameters
+from dockyard.storage.drivers.rados._pool import (
+    DIR_MARK,
+    FileMeta,
+    RadosPool,
+    dir_object,
+    stripe_object,
+)
+from dockyard.storage.drivers.rados._writer import StripeWriter, save_size
+
+__all__ = ["RadosDriver"]
+
+READ_UNIT = 4 << 20
+"""Bytes fetched per librados read (one read ahead while the last is sent)."""
+YIELD_CHUNK = 1 << 20
+"""Largest chunk ``reader`` yields."""
+RETRIES = 8
+"""Attempts of an operation that lost a race with a replacing ``put_content``."""
+
+
+class RadosDriver(RadosPool):
+    """Files striped over RADOS objects, directories in omaps; see the package docstring."""
+
+    @classmethod
+    def from_parameters(cls, params: Mapping[str, Any], *, redirect: bool = True) -> RadosDriver:
+        """``storage.rados`` (``redirect`` does not apply: RADOS has no URLs)."""
+        return cls(RadosParameters(params))
+
+    # -- helpers run in the thread ------------------------------------------------------
+
+    def _file(self, ioctx: Any, path: str) -> FileMeta:
+        """The file at ``path`` (PathNotFound if none, StorageError for a directory)."""
+        for _ in range(RETRIES):
+            entry = self.lookup(ioctx, path)
+            if entry is None:
+                raise PathNotFound(path, self.name)
+            if entry == DIR_MARK:
+                raise StorageError(f"is a directory: {path}", self.name)
+            try:
+                return self.file_meta(ioctx, entry)
+            except self._rados.ObjectNotFound:
+                continue  # replaced meanwhile: look again
+        raise StorageError(f"{path} keeps changing", self.name)
+
+    def _new_file(self, ioctx: Any, path: str, data: bytes) -> None:
+        """Write ``data`` as a new object id, then make ``path`` name it (atomically:
+        readers see the old or the new file), then remove the old one's stripes."""
+        entry = self.lookup(ioctx, path)
+        if entry == DIR_MARK:
+            raise StorageError(f"is a directory: {path}", self.name)
+        self.ensure_parents(ioctx, path)
+        oid = uuid.uuid4().hex
+        stripe = self.chunk_size
+        rados = self._rados
+        with rados.WriteOpCtx() as op:
+            op.write_full(data[:stripe])
+            op.set_xattr("stripe", str(stripe).encode())
+            op.set_xattr("size", str(len(data)).encode())
+            op.set_xattr("mtime", self.now().encode())
+            ioctx.operate_write_op(op, stripe_object(oid, 0))
+        for index, start in enumerate(range(stripe, len(data), stripe), 1):
+            ioctx.write_full(stripe_object(oid, index), data[start : start + stripe])
+        try:
+            entry = self._swap(ioctx, path, entry, oid)
+        except BaseException:
+            self.remove_stripes(ioctx, oid, len(data), stripe)
+            raise
+        if entry is not None:
+            self._drop(ioctx, entry)
+
+    def _swap(self, ioctx: Any, path: str, entry: str | None, oid: str) -> str | None:
+        """Make ``path`` name ``oid`` if it still names ``entry`` (None: nothing), else
+        look again and retry: of racing writers, each replaces the one before, and each
+        file replaced is returned to exactly one of them, to remove."""
+        parent, name = dir_object(posixpath.dirname(path)), posixpath.basename(path)
+        for _ in range(RETRIES):
+            try:
+                self.omap_set(ioctx, parent, name, oid, expect=entry or "")
+                return entry
+            except self._rados.ObjectNotFound:
+                raise
+            except self._rados.Error:  # another writer replaced it first
+                entry = self.lookup(ioctx, path)
+                if entry == DIR_MARK:
+                    raise StorageError(f"is a directory: {path}", self.name) from None
+        raise StorageError(f"{path} keeps changing", self.name)
+
+    def _drop(self, ioctx: Any, oid: str) -> None:
+        """Remove the stripes of a file no name refers to any more."""
+        try:
+            meta = self.file_meta(ioctx, oid)
+        except self._rados.ObjectNotFound:
+            return
+        self.remove_stripes(ioctx, oid, meta.size, meta.stripe)
+
+    def _read(self, ioctx: Any, meta: FileMeta, start: int, length: int) -> bytes:
+        """Up to ``length`` bytes from ``start``, within one stripe."""
+        index, inner = divmod(start, meta.stripe)
+        length = min(length, meta.stripe - inner, meta.size - start)
+        data: bytes = ioctx.read(stripe_object(meta.oid, index), length, inner)
+        if len(data) < length:
+            raise StorageError(
+                f"stripe {index} of {meta.oid} is short ({len(data)} < {length})", self.name
+            )
+        return data
+
+    def _whole(self, ioctx: Any, path: str) -> bytes:
+        for _ in range(RETRIES):
+            meta = self._file(ioctx, path)
+            try:
+                return b"".join(
+                    self._read(ioctx, meta, start, meta.stripe)
+                    for start in range(0, meta.size, meta.stripe)
+                )
+            except self._rados.ObjectNotFound:
+                continue  # replaced while read
+        raise StorageError(f"{path} keeps changing", self.name)
+
+    def _open(self, ioctx: Any, path: str, offset: int) -> FileMeta:
+        """The file to continue at ``offset``, cut back there (``writer(path, offset)``)."""
+        meta = self._file(ioctx, path)
+        if meta.size < offset:
+            raise InvalidOffset(path, offset, self.name)
+        if meta.size == offset:
+            return meta
+        save_size(self, ioctx, meta.oid, offset)  # first: bytes past it stop counting
+        index, inner = divmod(offset, meta.stripe)
+        if inner or index == 0:
+            ioctx.trunc(stripe_object(meta.oid, index), inner)
+            index += 1
+        while True:
+            try:
+                ioctx.remove_object(stripe_object(meta.oid, index))
+            except self._rados.ObjectNotFound:
+                break
+            index += 1
+        meta.size = offset
+        return meta
+
+    def _remove(self, ioctx: Any, path: str) -> None:
+        entry = self.lookup(ioctx, path)
+        if entry is None:
+            raise PathNotFound(path, self.name)
+        if entry != DIR_MARK:
+            self.unlink_file(ioctx, path, entry)
+            return
+        self._remove_tree(ioctx, path)
+        self.omap_remove(
+            ioctx, dir_object(posixpath.dirname(path)), posixpath.basename(path), expect=DIR_MARK
+        )
+
+    def _remove_tree(self, ioctx: Any, directory: str) -> None:
+        try:
+            children = self.omap_items(ioctx, dir_object(directory))
+        except self._rados.ObjectNotFound:
+            return
+        for name, value in children:
+            child = posixpath.join(directory, name)
+            if value == DIR_MARK:
+                self._remove_tree(ioctx, child)
+            else:
+                try:
+                    meta = self.file_meta(ioctx, value)
+                except self._rados.ObjectNotFound:
+                    continue
+                self.remove_stripes(ioctx, value, meta.size, meta.stripe)
+        ioctx.remove_object(dir_object(directory))
+
+    def _move(self, ioctx: Any, source: str, dest: str) -> None:
+        entry = self.lookup(ioctx, source)
+        if entry is None:
+            raise PathNotFound(source, self.name)
+        if entry == DIR_MARK:
+            raise StorageError(f"cannot move a directory: {source}", self.name)
+        if source == dest:
+            return
+        old = self.lookup(ioctx, dest)
+        if old == DIR_MARK:
+            raise StorageError(f"is a directory: {dest}", self.name)
+        self.ensure_parents(ioctx, dest)
+        old = self._swap(ioctx, dest, old, entry)
+        # Replaced meanwhile by a new file (the compare fails): that one stays.
+        with contextlib.suppress(self._rados.Error):
+            self.omap_remove(
+                ioctx, dir_object(posixpath.dirname(source)), posixpath.basename(source),
+                expect=entry,
+            )
+        if old is not None and old != entry:
+            self._drop(ioctx, old)
+
+    def _children(self, ioctx: Any, path: str) -> builtins.list[FileInfo]:
+        """The direct children of directory ``path``, sorted, files with their sizes."""
+        try:
+            items = self.omap_items(ioctx, dir_object(path))
+        except self._rados.ObjectNotFound:
+            if path == "/":
+                return []
+            raise PathNotFound(path, self.name) from None
+        out = []
+        for name, value in items:
+            child = posixpath.join(path, name)
+            if value == DIR_MARK:
+                out.append(FileInfo(child, 0, 0.0, True))
+                continue
+            try:
+                meta = self.file_meta(ioctx, value)
+            except self._rados.ObjectNotFound:
+                continue  # removed or replaced meanwhile
+            out.append(FileInfo(child, meta.size, meta.mtime, False))
+        return out
+
+    # -- the contract -------------------------------------------------------------------
+
+    async def get_content(self, path: str) -> bytes:
+        return await self._call(path, lambda io: self._whole(io, path))
+
+    async def put_content(self, path: str, data: bytes) -> None:
+        await self._call(path, lambda io: self._new_file(io, path, data))
+
+    async def reader(self, path: str, offset: int = 0) -> AsyncIterator[bytes]:
+        meta = await self._call(path, lambda io: self._file(io, path))
+        if offset > meta.size:
+            raise InvalidOffset(path, offset, self.name)
+
+        def fetch(start: int) -> asyncio.Task[bytes]:
+            return asyncio.ensure_future(
+                self._call(path, lambda io: self._read(io, meta, start, READ_UNIT))
+            )
+
+        position = offset
+        ahead = fetch(position) if position < meta.size else None
+        try:
+            while ahead is not None:
+                data = await ahead
+                position += len(data)
+                ahead = fetch(position) if position < meta.size else None
+                for start in range(0, len(data), YIELD_CHUNK):
+                    yield data[start : start + YIELD_CHUNK]
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+
+    async def writer(self, path: str, offset: int = 0) -> StripeWriter:
+        if offset == 0:
+            await self._call(path, lambda io: self._new_file(io, path, b""))
+        meta = await self._call(path, lambda io: self._open(io, path, offset))
+        return StripeWriter(self, path, meta, offset)
+
+    async def stat(self, path: str) -> FileInfo:
+        def run(io: Any) -> FileInfo:
+            if self.lookup(io, path) == DIR_MARK:
+                return FileInfo(path, 0, 0.0, True)
+            meta = self._file(io, path)
+            return FileInfo(path, meta.size, meta.mtime, False)
+
+        return await self._call(path, run)
+
+    async def _scan(self, path: str) -> builtins.list[FileInfo]:
+        return await self._call(path, lambda io: self._children(io, path))
+
+    async def list(self, path: str) -> builtins.list[str]:
+        return [info.path for info in await self._scan(path)]
+
+    async def move(self, source: str, dest: str) -> None:
+        await self._call(source, lambda io: self._move(io, source, dest))
+
+    async def delete(self, path: str) -> None:
+        await self._call(path, lambda io: self._remove(io, path))
+
+    async def redirect_url(self, path: str, method: str) -> str | None:
+        return None  # RADOS objects have no URL a client could fetch
+
+    async def walk(self, path: str) -> AsyncIterator[FileInfo]:
+        stack = [path]
+        while stack:
+            directory = stack.pop()
+            try:
+                entries = await self._scan(directory)
+            except PathNotFound:
+                if directory == path:
+                    raise
+                continue  # removed meanwhile
+            for info in entries:
+                yield info
+            stack.extend(i.path for i in reversed(entries) if i.is_dir)
+
+    def local_path(self, path: str) -> str | None:
+        return None

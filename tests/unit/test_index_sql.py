@@ -1,0 +1,153 @@
+"""The SQL index on SQLite (a file and in memory): hooks, listings, usage, state."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from dockyard.digest import Digest
+from dockyard.errors import NameUnknown
+from dockyard.index import SqlIndex, schema
+from dockyard.index.db import Stmt
+from dockyard.index.records import manifest_record
+from dockyard.index.sqlite import MEMORY, SqliteDatabase
+
+
+def _digest(data: bytes) -> Digest:
+    return Digest.parse("sha256:" + hashlib.sha256(data).hexdigest())
+
+
+def _manifest(config: Digest, layers: list[Digest], subject: Digest | None = None) -> bytes:
+    body: dict[str, object] = {
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": str(config), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": str(d),
+                    "size": 10} for d in layers],
+    }
+    if subject is not None:
+        body["artifactType"] = "application/vnd.example"
+        body["subject"] = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "digest": str(subject), "size": 1}
+    return json.dumps(body).encode()
+
+
+@pytest.fixture(params=["file", "memory"])
+def index(request: pytest.FixtureRequest, tmp_path: Path) -> SqlIndex:
+    path = str(tmp_path / "index.db") if request.param == "file" else MEMORY
+    return SqlIndex(SqliteDatabase(path))
+
+
+def test_hooks_listings_and_usage(index: SqlIndex) -> None:
+    asyncio.run(exercise(index))
+
+
+async def exercise(index: SqlIndex) -> None:
+    """Every hook and query once, on an empty database (also run on PostgreSQL)."""
+    assert await index.migrate() == len(schema.MIGRATIONS)
+    assert await index.migrate() == len(schema.MIGRATIONS)  # idempotent
+    assert await index.is_empty()
+    config, layer, shared = _digest(b"{}"), _digest(b"layer"), _digest(b"shared")
+    await index.layers_linked("a/b", [config], 2)
+    await index.layers_linked("a/b", [layer], 100)
+    await index.layers_linked("a/b", [shared], 1000)
+    await index.layers_linked("a-b", [shared], 1000)
+    payload = _manifest(config, [layer, shared])
+    digest = _digest(payload)
+    await index.manifest_put("a/b", manifest_record(digest, payload), "v1")
+    note = _manifest(config, [], subject=digest)
+    await index.manifest_put("a/b", manifest_record(_digest(note), note), None)
+    for name in ("a", "a/c", "b"):
+        await index.layers_linked(name, [config], 2)
+    # "/" sorts before "-": distribution's catalog order.
+    page = await index.repositories(10, "")
+    assert page.entries == ["a", "a/b", "a/c", "a-b", "b"] and not page.more
+    page = await index.repositories(2, "a")
+    assert page.entries == ["a/b", "a/c"] and page.more
+    assert (await index.tags("a/b", None, "")).entries == ["v1"]
+    with pytest.raises(NameUnknown):
+        await index.tags("a-b", None, "")
+    refs = await index.referrer_records("a/b", digest, None)
+    assert [r.digest for r in refs] == [_digest(note)]
+    assert refs[0].artifact_type == "application/vnd.example"
+    assert await index.referrer_records("a/b", digest, "other") == []
+    usage = await index.usage("a/b")
+    assert usage is not None
+    assert (usage.tags, usage.manifests, usage.blobs) == (1, 2, 5)
+    assert usage.size == 2 + 100 + 1000 + len(payload) + len(note)
+    # config is in a, a/c and b too; shared in a-b.
+    assert usage.exclusive_size == 100 + len(payload) + len(note)
+    index.record_pull("a/b", digest)
+    await index.manifest_deleted("a/b", digest)
+    assert (await index.tags("a/b", None, "")).entries == []
+    state = await index.repository_state("a/b")
+    assert state is not None and list(state.manifests) == [_digest(note)]
+    await index.repository_deleted("a/b")
+    assert await index.usage("a/b") is None
+    assert "a/b" not in (await index.repositories(10, "")).entries
+    await index.aclose()
+
+
+def test_a_new_migration_upgrades_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A schema change is a migration appended to the list: applied once, at start,
+    to an index that keeps its rows (never a rebuild by hand)."""
+    path = str(tmp_path / "index.db")
+    digest = _digest(b"x")
+
+    async def first() -> None:
+        index = SqlIndex(SqliteDatabase(path))
+        assert await index.migrate() == 1
+        await index.db.write([Stmt(
+            "INSERT INTO repositories (name, sort_key, has_tags) VALUES ('kept', 'kept', 1)"
+        ), Stmt("INSERT INTO tags (repository, tag, digest) VALUES ('kept', 'v1', ?)",
+                (str(digest),))])
+        await index.aclose()
+
+    with monkeypatch.context() as patch:
+        patch.setattr("dockyard.index.sqlite.MIGRATIONS", schema.MIGRATIONS[:1])
+        asyncio.run(first())
+
+    async def second() -> None:
+        index = SqlIndex(SqliteDatabase(path))
+        assert await index.migrate() == 2
+        assert await index.migrate() == 2
+        assert (await index.tags("kept", None, "")).entries == ["v1"]
+        rows = await index.db.fetch("SELECT version FROM schema_version ORDER BY version")
+        assert rows == [(1,), (2,)]
+        await index.aclose()
+
+    asyncio.run(second())
+
+
+def test_a_large_tag_list_kept_in_memory_follows_other_processes(tmp_path: Path) -> None:
+    """Another process's tag write (another worker, an offline command) is seen at once."""
+    path = str(tmp_path / "index.db")
+    payload = _manifest(_digest(b"{}"), [])
+    record = manifest_record(_digest(payload), payload)
+
+    async def run() -> None:
+        one, two = SqlIndex(SqliteDatabase(path)), SqlIndex(SqliteDatabase(path))
+        await one.migrate()
+        tags = [f"t{i:05d}" for i in range(1500)]
+        for tag in tags:
+            await two.manifest_put("big", record, tag)
+        assert (await one.tags("big", None, "")).entries == tags  # now in memory
+        page = await one.tags("big", 2, "t00100")
+        assert page.entries == ["t00101", "t00102"] and page.more
+        await two.manifest_put("big", record, "zzz")
+        assert (await one.tags("big", None, "")).entries == [*tags, "zzz"]
+        await two.tag_deleted("big", "t00000")
+        assert (await one.tags("big", 1, "")).entries == ["t00001"]
+        await two.repository_deleted("big")
+        with pytest.raises(NameUnknown):
+            await one.tags("big", None, "")
+        await one.aclose()
+        await two.aclose()
+
+    asyncio.run(run())

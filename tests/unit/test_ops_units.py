@@ -1,0 +1,86 @@
+"""Units of the operations packages: the metric store's sums, and when tracing is on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from dockyard.metrics._families import Metrics
+from dockyard.metrics.exposition import render
+from dockyard.tracing import tracing_wanted
+
+
+def _samples(text: bytes) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for f in text_string_to_metric_families(text.decode()) for s in f.samples}
+
+
+def test_workers_snapshots_are_summed(tmp_path: Path) -> None:
+    """Counters and histograms of every snapshot add up; gauges only of live processes."""
+    ours = Metrics(str(tmp_path))
+    ours.http_requests.labels("blob", "200", "get").inc(3)
+    ours.http_in_flight.labels("blob").inc(2)
+    ours.http_duration.labels("blob", "get").observe(0.02)
+    other = Metrics()
+    other.http_requests.labels("blob", "200", "get").inc(4)
+    other.http_in_flight.labels("blob").inc(5)
+    other.http_duration.labels("blob", "get").observe(3.0)
+    from dockyard.metrics._store import write_snapshot
+
+    dead = other.store.snapshot()
+    dead["pid"] = 2**22 + 7  # beyond pid_max: not a live process
+    write_snapshot(str(tmp_path), dead)
+    samples = _samples(render(ours))
+    key = frozenset({"handler": "blob", "code": "200", "method": "get"}.items())
+    assert samples[("registry_http_requests_total", key)] == 7
+    assert samples[("registry_http_in_flight_requests", frozenset({("handler", "blob")}))] == 2
+    hist = frozenset({"handler": "blob", "method": "get"}.items())
+    assert samples[("registry_http_request_duration_seconds_count", hist)] == 2
+    assert samples[("registry_http_request_duration_seconds_sum", hist)] == 3.02
+    le = {k: v for (n, ls), v in samples.items()
+          if n == "registry_http_request_duration_seconds_bucket" and ("handler", "blob") in ls
+          for k in [dict(ls)["le"]]}
+    assert le["0.025"] == 1 and le["2.5"] == 1 and le["5.0"] == 2 and le["+Inf"] == 2
+
+
+def test_extra_sources_are_collected() -> None:
+    from prometheus_client.metrics_core import CounterMetricFamily
+
+    metrics = Metrics()
+    family = CounterMetricFamily("registry_example", "An example.", labels=["endpoint"])
+    family.add_metric(["hook"], 2)
+    metrics.add_source(lambda: [family])
+    counter = metrics.counter("registry_other", "Another.", ["endpoint"])
+    counter.labels("hook").inc()
+    samples = _samples(render(metrics))
+    assert samples[("registry_example_total", frozenset({("endpoint", "hook")}))] == 2
+    assert samples[("registry_other_total", frozenset({("endpoint", "hook")}))] == 1
+
+
+def test_tracing_wanted_only_with_otel_variables() -> None:
+    assert not tracing_wanted({"PATH": os.defpath})
+    assert tracing_wanted({"OTEL_SERVICE_NAME": "registry"})
+    assert not tracing_wanted({"OTEL_SERVICE_NAME": "r", "OTEL_SDK_DISABLED": "true"})
+    assert not tracing_wanted({"OTEL_TRACES_EXPORTER": "none"})
+
+
+def test_observed_driver_keeps_optional_capabilities() -> None:
+    """The purger finds an S3 driver's stale-upload abort through the wrapper."""
+    import contextlib
+    from datetime import datetime
+
+    from dockyard.storage.drivers.base import AbortsStaleWrites
+    from dockyard.storage.drivers.inmemory import InMemoryDriver
+    from dockyard.storage.drivers.observed import ObservedDriver
+
+    class Aborting(InMemoryDriver):
+        async def abort_stale_multipart_uploads(self, older_than: datetime) -> int:
+            return 3
+
+    def observe(action: str, path: str) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
+
+    assert isinstance(ObservedDriver(Aborting(), observe), AbortsStaleWrites)
+    assert not isinstance(ObservedDriver(InMemoryDriver(), observe), AbortsStaleWrites)

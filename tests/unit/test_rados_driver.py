@@ -1,0 +1,219 @@
+"""The rados driver against a real single-node Ceph cluster (tests/support/ceph.py): the
+driver contract, and what only RADOS does (stripes, omaps, sizes saved on close).
+
+The contract tests are those of tests/unit/test_driver_contract.py, run with this module's
+``driver`` fixture: each test gets its own RADOS namespace in the session's pool, and a
+stripe size of 64 KiB, so small files already span several stripes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from typing import Any
+
+import pytest
+from tests.support import ceph as fixtures
+from tests.support.ceph import CephCluster
+from tests.unit.test_driver_contract import contract, read_all, run, write_file
+
+from dockyard.storage.drivers.base import CheckedDriver, StorageDriver, StorageError
+from dockyard.storage.drivers.factory import DriverConfigError, create_driver
+from dockyard.storage.drivers.rados import RadosDriver, RadosParameters
+
+KiB = 1 << 10
+CHUNK = 64 * KiB
+
+ceph_cluster = fixtures.ceph_cluster  # the session's cluster
+
+globals().update(contract())
+
+
+@pytest.fixture
+def params(ceph_cluster: CephCluster) -> dict[str, Any]:
+    return {
+        "poolname": ceph_cluster.pool,
+        "conffile": str(ceph_cluster.conf),
+        "namespace": f"test-{uuid.uuid4().hex[:12]}",
+        "chunksize": CHUNK,
+    }
+
+
+@pytest.fixture
+def driver(params: dict[str, Any]) -> CheckedDriver:
+    return CheckedDriver(RadosDriver(RadosParameters(params)))
+
+
+def test_satisfies_the_protocol(driver: CheckedDriver) -> None:
+    assert isinstance(driver.inner, StorageDriver)
+    assert driver.name == "rados"
+
+
+def rados_ioctx(params: dict[str, Any]) -> Any:
+    """A librados ioctx on the test's namespace, to look at the objects themselves."""
+    import rados
+
+    cluster = rados.Rados(conffile=params["conffile"])
+    cluster.connect(timeout=10)
+    ioctx = cluster.open_ioctx(params["poolname"])
+    ioctx.set_namespace(params["namespace"])
+    return ioctx
+
+
+def omap(ioctx: Any, obj: str) -> dict[str, str]:
+    import rados
+
+    with rados.ReadOpCtx() as op:
+        it, _ = ioctx.get_omap_vals(op, "", "", 1000)
+        ioctx.operate_read_op(op, obj)
+        return {k: bytes(v).decode() for k, v in it}
+
+
+def test_layout_stripes_omaps_and_size_xattr(driver: CheckedDriver, params: dict[str, Any]) -> None:
+    """Data in chunksize objects under an opaque id, one omap per directory (the root
+    too), the total size on the first stripe; a move changes omaps, not data."""
+    data = os.urandom(2 * CHUNK + 100)
+    run(driver.put_content("/a/b/file", data))
+    ioctx = rados_ioctx(params)
+    assert omap(ioctx, "dir:/") == {"a": "/"}
+    assert omap(ioctx, "dir:/a") == {"b": "/"}
+    oid = omap(ioctx, "dir:/a/b")["file"]
+    assert "file" not in oid and len(oid) == 32
+    sizes = [ioctx.stat(f"{oid}.{i}")[0] for i in range(3)]
+    assert sizes == [CHUNK, CHUNK, 100]
+    assert ioctx.get_xattr(f"{oid}.0", "size") == str(len(data)).encode()
+    run(driver.move("/a/b/file", "/c/moved"))
+    assert omap(ioctx, "dir:/c") == {"moved": oid}  # same objects, new name
+    assert "file" not in omap(ioctx, "dir:/a/b")
+    assert run(driver.get_content("/c/moved")) == data
+    run(driver.delete("/c/moved"))
+    assert sorted(o.key for o in ioctx.list_objects() if o.key.startswith(oid)) == []
+
+
+def test_upload_continues_in_another_instance(params: dict[str, Any]) -> None:
+    """What one instance closed, another continues; bytes a killed request wrote past
+    the saved size do not count and are overwritten."""
+    first = CheckedDriver(RadosDriver(RadosParameters(params)))
+    second = CheckedDriver(RadosDriver(RadosParameters(params)))
+    head, junk, tail = os.urandom(CHUNK + 10), os.urandom(CHUNK + 5), os.urandom(3 * CHUNK)
+
+    async def scenario() -> None:
+        writer = await first.writer("/up/data")
+        await writer.write(head)
+        await writer.close()
+        assert (await second.stat("/up/data")).size == len(head)
+        crashed = await second.writer("/up/data", len(head))
+        await crashed.write(junk)  # a whole stripe reaches RADOS, the size is not saved
+        assert (await first.stat("/up/data")).size == len(head)
+        writer = await first.writer("/up/data", len(head))
+        await writer.write(tail)
+        await writer.commit()
+        assert await second.get_content("/up/data") == head + tail
+        assert await read_all(second.reader("/up/data", CHUNK)) == (head + tail)[CHUNK:]
+
+    run(scenario())
+
+
+def test_cut_back_removes_stripes(driver: CheckedDriver, params: dict[str, Any]) -> None:
+    data = os.urandom(4 * CHUNK)
+    run(driver.put_content("/f", data))
+    ioctx = rados_ioctx(params)
+    oid = omap(ioctx, "dir:/")["f"]
+    assert run(write_file(driver, "/f", offset=CHUNK + 1)) == CHUNK + 1
+    assert run(driver.get_content("/f")) == data[: CHUNK + 1]
+    stripes = sorted(o.key for o in ioctx.list_objects() if o.key.startswith(oid))
+    assert stripes == [f"{oid}.0", f"{oid}.1"]
+    assert ioctx.stat(f"{oid}.1")[0] == 1
+
+
+def test_files_keep_their_stripe_size(params: dict[str, Any]) -> None:
+    """A file written with one chunksize reads back under another."""
+    data = os.urandom(3 * CHUNK + 7)
+    run(CheckedDriver(RadosDriver(RadosParameters(params))).put_content("/f", data))
+    other = CheckedDriver(RadosDriver(RadosParameters({**params, "chunksize": 2 * CHUNK})))
+    assert run(other.get_content("/f")) == data
+    assert run(write_file(other, "/f", b"!", offset=len(data))) == len(data) + 1
+    assert run(other.get_content("/f")) == data + b"!"
+
+
+@pytest.mark.parametrize(
+    ("params", "key"),
+    [
+        ({}, "storage.rados.poolname"),
+        ({"poolname": "p", "chunksize": 1000}, "storage.rados.chunksize"),
+        ({"poolname": "p", "username": "client.admin"}, "storage.rados.username"),
+        ({"poolname": "p", "rootdirectory": "/x"}, "storage.rados.rootdirectory"),
+    ],
+)
+def test_config_errors_name_the_key(params: dict[str, Any], key: str) -> None:
+    with pytest.raises(DriverConfigError, match=key.replace(".", r"\.")):
+        create_driver("rados", params)
+
+
+def test_missing_bindings_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dockyard.storage.drivers.rados import _pool
+
+    def no_rados(name: str) -> Any:
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(_pool.importlib, "import_module", no_rados)
+    monkeypatch.setattr(_pool, "DIST_PACKAGES", "/nonexistent")
+    with pytest.raises(DriverConfigError, match="apt-get install python3-rados"):
+        create_driver("rados", {"poolname": "p"})
+
+
+def test_an_unreachable_pool_is_a_storage_error(params: dict[str, Any]) -> None:
+    driver = create_driver("rados", {**params, "poolname": "no-such-pool"})
+    with pytest.raises(StorageError, match="no-such-pool"):
+        run(driver.stat("/x"))
+
+
+def test_racing_writers_leave_no_stray_stripes(params: dict[str, Any]) -> None:
+    """Two instances writing one name at once, a new name included: every replaced file's
+    stripes are removed (an omap compare-and-set decides who replaced whom)."""
+    drivers = [CheckedDriver(RadosDriver(RadosParameters(params))) for _ in range(2)]
+    versions = [os.urandom(CHUNK + i) for i in range(6)]
+
+    async def scenario() -> None:
+        async def put(driver: CheckedDriver, path: str) -> None:
+            for version in versions:
+                await driver.put_content(path, version)
+
+        for round_ in range(3):
+            path = f"/race/{round_}/link"
+            await asyncio.gather(*(put(d, path) for d in drivers))
+            assert await drivers[0].get_content(path) in versions
+
+    run(scenario())
+    ioctx = rados_ioctx(params)
+    live = {omap(ioctx, f"dir:/race/{r}")["link"] for r in range(3)}
+    stripes = {o.key.split(".")[0] for o in ioctx.list_objects() if not o.key.startswith("dir:")}
+    assert stripes == live
+
+
+def test_debian_bindings_are_found_by_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Python that cannot ``import rados`` (a venv, pyenv) loads Debian's build for
+    its version from dist-packages, without that directory on its path."""
+    import glob
+    import sys
+
+    from dockyard.storage.drivers.rados import _pool
+
+    tag = f"cpython-{sys.version_info.major}{sys.version_info.minor}-"
+    found = glob.glob(f"{_pool.DIST_PACKAGES}/rados.{tag}*.so")
+    if not found:
+        message = f"no Debian rados module for this Python in {_pool.DIST_PACKAGES}"
+        print(f"\nSKIP: {message}", file=sys.stderr)
+        pytest.skip(message)
+
+    def no_rados(name: str) -> Any:
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(_pool.importlib, "import_module", no_rados)
+    monkeypatch.delitem(sys.modules, "rados", raising=False)
+    module = _pool.import_rados()
+    # (An extension module loaded before, through the tests' link to it, is reused.)
+    assert os.path.realpath(module.__file__) == os.path.realpath(found[0])
+    assert _pool.DIST_PACKAGES not in sys.path
+    assert hasattr(module, "Rados")
