@@ -54,7 +54,7 @@ def _check_target(kind: Kind) -> None:
 
 
 @pytest.fixture(scope="session")
-def registry(
+def session_registry(
     tmp_path_factory: pytest.TempPathFactory, target: Kind, registry_secret: str
 ) -> Iterator[RegistryProcess]:
     """One registry for the whole session: filesystem storage, delete enabled."""
@@ -67,6 +67,12 @@ def registry(
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(session_registry: RegistryProcess) -> RegistryProcess:
+    """The session's registry (a module may override this name with one of its own)."""
+    return session_registry
 
 
 @pytest.fixture

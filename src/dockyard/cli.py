@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar
 
 from dockyard import __version__
+from dockyard.cli_support import _closing, _open_storage, _progress, _where
 from dockyard.config import Config, ConfigError, load_config, refuse_unknown_keys
 from dockyard.durations import parse_duration
 from dockyard.storage.drivers.factory import DriverConfigError
 
 if TYPE_CHECKING:
     from dockyard.cache.redis import RedisCache
-    from dockyard.storage.drivers.base import CheckedDriver
 
 T = TypeVar("T")
 
@@ -75,7 +74,9 @@ directory changed for AGE. Safe to run while the registry serves. Exit status
 GC_EPILOG = """\
 Run it offline: stop the registry, or put it in storage.maintenance.readonly
 mode, first (as docker-registry garbage-collect requires). A blob pushed while
-it runs is referenced by no manifest yet and would be deleted.
+it runs is referenced by no manifest yet and would be deleted. With the metadata
+index and storage.maintenance.garbagecollect.enabled, --online collects while the
+registry serves (see README, Online garbage collection).
 
 Marks every manifest of every repository (revisions, and manifests tags name
 that distribution 2.1.0 linked under _layers) with its config, layers, children
@@ -84,6 +85,19 @@ that pointed at them. With --delete-untagged, a manifest no tag reaches (directl
 or as the child of a tagged list or index) and that is not a referrer of a kept
 manifest is unlinked instead of marked. Nothing is deleted from blobs/ if any
 repository could not be read completely. Exit status 1 after any error.
+"""
+
+RETENTION_EPILOG = """\
+Applies the retention section of CONFIG once (see README, Retention): for every
+repository the first policy matches, each tag is kept by the first keeptags entry
+whose patterns match it if any of its rules keeps it (patterns alone keep what they
+match; a policy without keeptags keeps every tag); immutable tags are always kept.
+Manifests no kept tag reaches (as the tag's manifest, a child of a kept index, or
+a referrer of a kept manifest) and pushed more than retention.delay ago go too
+(unless deleteuntagged: false). Every deletion is printed with the rule that
+decided it; then run garbage-collect to free the blobs. Safe while the registry
+serves: a tag that moved, or a manifest tagged again, since the plan is kept.
+Exit status 1 after any error.
 """
 
 VERIFY_EPILOG = """\
@@ -144,6 +158,21 @@ def _parser() -> argparse.ArgumentParser:
                     help="report what would be deleted, delete nothing")
     gc.add_argument("-m", "--delete-untagged", action="store_true",
                     help="also delete manifests no tag reaches, and then their blobs")
+    gc.add_argument("--online", action="store_true",
+                    help="collect while the registry serves (needs the metadata index and "
+                    "storage.maintenance.garbagecollect.enabled; see README)")
+    gc.add_argument("--grace", metavar="DURATION", type=_duration,
+                    help="with --online: keep blobs and manifests younger than this "
+                    "(default: storage.maintenance.garbagecollect.graceperiod, 1h)")
+    retention = commands.add_parser(
+        "retention", help="delete tags and manifests by the retention policies",
+        description="Apply the retention policies of CONFIG once, printing what goes and "
+        "which rule decided it (stderr), then a summary (stdout).",
+        epilog=RETENTION_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    retention.add_argument("config", nargs="?", metavar="CONFIG")
+    retention.add_argument("-d", "--dry-run", action="store_true",
+                           help="print what would go, delete nothing (as retention.dryrun)")
     verify = commands.add_parser(
         "verify-blobs", help="re-hash every stored blob; report (and quarantine) mismatches",
         description="Re-hash every blob of CONFIG's storage and report those whose bytes do "
@@ -263,6 +292,10 @@ def main(argv: list[str] | None = None) -> int:
         return _garbage_collect(args, config)
     if args.command == "verify-blobs":
         return _verify_blobs(args, config)
+    if args.command == "retention":
+        from dockyard.cli_maintenance import retention
+
+        return retention(args, config)
     if args.command in ("index", "delete-repository", "usage"):
         from dockyard.cli_index import run_command
 
@@ -336,6 +369,10 @@ def _garbage_collect(args: argparse.Namespace, config: Config) -> int:
     from dockyard.maintenance.gc import GCSummary, garbage_collect
     from dockyard.server import build_redis_cache
 
+    if args.online:
+        from dockyard.cli_maintenance import garbage_collect_online
+
+        return garbage_collect_online(args, config)
     storage = config.storage
     driver = _open_storage(config)
     if driver is None:
@@ -387,35 +424,3 @@ def _verify_blobs(args: argparse.Namespace, config: Config) -> int:
     )
     print(summary, flush=True)
     return 0 if summary.ok else 1
-
-
-def _progress(message: str) -> None:
-    """Progress of the offline commands goes to stderr; their summary to stdout."""
-    print(message, file=sys.stderr, flush=True)
-
-
-def _open_storage(config: Config) -> CheckedDriver | None:
-    """The configured driver for an offline command, or None after saying why."""
-    from dockyard.storage.drivers.factory import create_driver
-
-    try:
-        return create_driver(config.storage.driver, config.storage.parameters)
-    except DriverConfigError as exc:
-        print(f"dockyard: configuration error: {exc}", file=sys.stderr)
-        return None
-
-
-def _where(config: Config, verb: str) -> str:
-    from dockyard.server import storage_location
-
-    if config.storage.driver == "inmemory":
-        return f"inmemory (lives inside the server process: nothing to {verb} from here)"
-    return storage_location(config)
-
-
-async def _closing(driver: CheckedDriver, work: Awaitable[T]) -> T:
-    """Run ``work``, then close the driver's clients (object stores hold sessions)."""
-    try:
-        return await work
-    finally:
-        await driver.aclose()

@@ -39,6 +39,7 @@ import time
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
 from aiohttp.web import BaseRequest, RequestHandler
 
@@ -192,6 +193,7 @@ class GuardedAppRunner(web.AppRunner):
         *,
         access_log: logging.Logger | None,
         shutdown_timeout: float,
+        access_log_class: type[AbstractAccessLogger] | None = None,
     ) -> None:
         super().__init__(app, handle_signals=False, shutdown_timeout=shutdown_timeout)
         self._max_connections = limits.max_connections
@@ -203,6 +205,8 @@ class GuardedAppRunner(web.AppRunner):
             "max_headers": MAX_HEADERS,
             "access_log": access_log,
         }
+        if access_log_class is not None:
+            self._handler_kwargs["access_log_class"] = access_log_class
 
     async def _make_server(self) -> web.Server:
         # aiohttp's own server for the application (started and frozen), remade to make

@@ -9,6 +9,7 @@ The HTTP layer maps each to a spec error code in one table (``dockyard.api.error
     ├── ManifestUnknown, ManifestInvalid, ManifestBlobUnknown, ManifestUnverified
     ├── TagInvalid, ManifestTooLarge
     ├── Unsupported (deletes disabled, operation not offered)
+    ├── TagImmutable (an ``immutabletags`` rule protects the tag: DENIED)
     ├── ReadOnly (maintenance.readonly)
     ├── TooManyRequests (an upstream rate-limits: 429, Retry-After)
     └── BackendUnavailable (the storage backend failed: 5xx)
@@ -37,6 +38,7 @@ __all__ = [
     "RegistryFault",
     "SizeInvalid",
     "StorageError",
+    "TagImmutable",
     "TagInvalid",
     "TooManyRequests",
     "Unsupported",
@@ -109,6 +111,13 @@ class ManifestTooLarge(RegistryFault):
 
 class TagInvalid(RegistryFault):
     """The tag does not match the grammar."""
+
+
+class TagImmutable(RegistryFault):
+    """A manifest PUT would move, or a delete would remove, a tag a rule makes immutable.
+
+    ``detail`` names the rule, the tag and the digest it keeps pointing at.
+    """
 
 
 class Unsupported(RegistryFault):

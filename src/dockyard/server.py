@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import errno
 import logging
 import os
@@ -28,6 +29,13 @@ from dockyard.api.app import create_app
 from dockyard.api.context import AppContext, UrlSettings
 from dockyard.api.state import UploadStateSigner
 from dockyard.auth import AccessController, build_access_controller
+from dockyard.background import (
+    build_fence,
+    build_immutable_tags,
+    build_lease,
+    build_retention_policies,
+    start_maintenance_jobs,
+)
 from dockyard.cache.base import BlobDescriptorCache, SafeCache
 from dockyard.cache.memory import MemoryCache
 from dockyard.config import (
@@ -42,12 +50,15 @@ from dockyard.config import (
 from dockyard.connections import GuardedAppRunner
 from dockyard.debugserver import Instruments, build_health, build_metrics, instrument_app
 from dockyard.index import IndexUnavailable, SqlIndex, open_index
-from dockyard.logs import setup_logging
+from dockyard.logs import AccessLogger, setup_logging
+from dockyard.maintenance.jobs import Lease
+from dockyard.notifying import build_notifier, check_spool, debug_vars, export_metrics
 from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
 from dockyard.registry.namespace import Namespace, RegistryOptions
 from dockyard.storage.drivers.base import CheckedDriver, StorageDriver
 from dockyard.storage.drivers.factory import create_driver
 from dockyard.storage.drivers.observed import ObservedDriver
+from dockyard.storage.uploadlocks import UploadLocks
 from dockyard.tls import server_ssl_context
 from dockyard.tracing import start_tracing
 
@@ -79,8 +90,6 @@ _PR_SET_PDEATHSIG = 1
 def unsupported_features(config: Config) -> list[str]:
     """Configured keys this version does not act on yet, so they are never silently ignored."""
     found = []
-    if config.notifications.endpoints:
-        found.append("notifications.endpoints: notifications are not implemented yet")
     if config.http.debug.prometheus.enabled and not config.http.debug.addr:
         found.append("http.debug.prometheus.enabled: no effect without http.debug.addr"
                      " (metrics are served by the debug listener)")
@@ -169,6 +178,21 @@ def worker_count(config: Config, workers: int | None = None) -> int:
     return workers or config.http.workers or default_workers(config)
 
 
+def build_upload_locks(config: Config) -> UploadLocks | None:
+    """With ``redis.addr``, upload writers take a lock with a lease there (storage claims
+    otherwise): cheaper on object stores than a claim's write, list and delete."""
+    if not config.redis.addr:
+        return None
+    try:
+        from dockyard.storage.redislocks import RedisUploadLocks
+    except ImportError:
+        raise ConfigError(
+            "redis.addr: upload locks in Redis need the redis package"
+            " (pip install 'dockyard[redis]')", "redis.addr",
+        ) from None
+    return RedisUploadLocks(build_redis_cache(config).client)
+
+
 def check_config(config: Config, workers: int | None = None) -> None:
     """Build (and drop) what a worker builds, so bad settings fail before the start.
 
@@ -179,9 +203,14 @@ def check_config(config: Config, workers: int | None = None) -> None:
         raise ConfigError(
             "http.workers: the inmemory driver cannot be shared by several workers", "http.workers"
         )
-    create_driver(storage.driver, storage.parameters, redirect=not storage.redirect.disable)
-    build_index(config)
+    create_driver(
+        storage.driver, storage.parameters, redirect=not storage.redirect.disable,
+        middleware=config.middleware.storage,
+    )
+    build_fence(config, build_index(config))
     build_access(config)
+    build_immutable_tags(config)
+    build_retention_policies(config)
     server_ssl_context(config.http.tls)
 
 
@@ -213,9 +242,12 @@ def build_namespace(
     ``worker``: which of this instance's worker processes builds it (None: the only one).
     """
     cache = build_cache(config, metrics)
+    locks = build_upload_locks(config)
     proxy = config.proxy
     if not proxy.enabled:
-        return Namespace(driver, options, cache=cache, index=build_index(config))
+        index = build_index(config)
+        return Namespace(driver, options, cache=cache, index=index, locks=locks,
+                         fence=build_fence(config, index))
     if proxy.remote_url:
         remote = RemoteRegistry(proxy.remote_url, proxy.username, proxy.password)
         upstreams = [Upstream("", remote, proxy.ttl)]
@@ -227,7 +259,8 @@ def build_namespace(
         ]
     worker = worker or Worker()
     return ProxyNamespace(
-        driver, options, upstreams, cache=cache, primary=worker.primary, workers=worker.count
+        driver, options, upstreams, cache=cache, locks=locks, primary=worker.primary,
+        workers=worker.count,
     )
 
 
@@ -242,7 +275,8 @@ def build_context(
     """
     storage = config.storage
     driver = create_driver(
-        storage.driver, storage.parameters, redirect=not storage.redirect.disable
+        storage.driver, storage.parameters, redirect=not storage.redirect.disable,
+        middleware=config.middleware.storage,
     )
     observe = instruments.storage_observer(driver.name) if instruments else None
     if observe is not None:
@@ -256,6 +290,7 @@ def build_context(
         validation_disabled=config.validation.disabled,
         urls_allow=urls_validation.allow,
         urls_deny=urls_validation.deny,
+        immutable_tags=build_immutable_tags(config),
     )
     urls = UrlSettings(
         host=config.http.host or None,
@@ -396,6 +431,7 @@ def serve(
         refuse_unknown_keys(warnings)
     count = worker_count(config, workers)
     check_config(config, workers)
+    check_spool(config)  # makes the directory: at start only, not in check-config
     _prepare_index(config)  # before the fork: one build, not one per worker
     secret = _upload_secret(config)  # before the fork: every worker shares it
     ssl_context = server_ssl_context(config.http.tls)
@@ -558,19 +594,33 @@ async def _worker(
     instruments = Instruments(metrics=build_metrics(config, metrics_dir),
                               tracing=start_tracing())
     ctx = build_context(config, secret, instruments, worker)
+    # Worker ``worker.index`` of ``worker.count`` owns its own event spools
+    # (dockyard.notifying).
+    notifier = await asyncio.to_thread(build_notifier, config, worker.index, worker.count)
+    exporter = None
+    if notifier is not None:
+        ctx = dataclasses.replace(ctx, notifier=notifier)
+        notifier.start()
+        instruments.add_vars("notifications", lambda: debug_vars(notifier))
+        if instruments.metrics is not None:
+            exporter = asyncio.get_running_loop().create_task(
+                export_metrics(notifier, instruments.metrics), name="notification-metrics")
     if ctx.namespace.index is not None:
         await ctx.namespace.index.migrate()  # applied already; creates an in-memory one
+    if ctx.namespace.fence is not None:
+        await ctx.namespace.fence.prepare()
     app = create_app(ctx)
     if isinstance(ctx.namespace, ProxyNamespace):
         ctx.namespace.install(app)
     instruments.health = build_health(config, ctx.namespace.driver)
     instrument_app(app, instruments)
-    access_log = None if config.log.access_log.disabled else logging.getLogger("aiohttp.access")
+    access_log = None if config.log.access_log.disabled else logging.getLogger("dockyard.access")
     runner = GuardedAppRunner(
         app,
         config.http.limits,
         access_log=access_log,
         shutdown_timeout=config.http.drain_timeout or 5.0,
+        access_log_class=AccessLogger,
     )
     await runner.setup()
     site = web.SockSite(runner, sock, ssl_context=server_ssl_context(config.http.tls))
@@ -581,20 +631,35 @@ async def _worker(
         loop.add_signal_handler(signum, stopped.set)
     # Scheduled jobs run in one worker only: N purgers would walk storage N times.
     purger = _start_upload_purger(config, ctx) if worker.primary else None
+    jobs = start_maintenance_jobs(config, ctx, _lease(config, ctx)) if worker.primary else []
     await instruments.start(config, debug_sock)
     try:
         await stopped.wait()
     finally:
         await instruments.stop()
-        if purger is not None:
-            purger.cancel()
+        for task in [*jobs, *([purger] if purger is not None else [])]:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await purger
+                await task
         await runner.cleanup()
+        if notifier is not None:
+            await notifier.close()
+        if exporter is not None:
+            exporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await exporter
         if ctx.namespace.index is not None:
             await ctx.namespace.index.aclose()
         await ctx.namespace.driver.aclose()
+        if ctx.namespace.locks is not None:
+            await ctx.namespace.locks.aclose()
         sys.stderr.flush()
+
+
+def _lease(config: Config, ctx: AppContext) -> Lease:
+    index = ctx.namespace.index if isinstance(ctx.namespace.index, SqlIndex) else None
+    redis = build_redis_cache(config).client if config.redis.addr and index is None else None
+    return build_lease(index, redis)
 
 
 def _start_upload_purger(config: Config, ctx: AppContext) -> asyncio.Task[None] | None:

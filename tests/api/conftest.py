@@ -12,10 +12,14 @@ from tests.support.servers import Kind, RegistryProcess
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _index_has_no_drift_at_the_end(registry: RegistryProcess, target: Kind) -> Iterator[None]:
+def _index_has_no_drift_at_the_end(
+    session_registry: RegistryProcess, target: Kind
+) -> Iterator[None]:
     yield
     if target != "dockyard":
         return
     # Beside the running server, as an operator would run it.
-    done = dockyard_command(registry, "index", "verify", str(registry.config_path), check=False)
+    done = dockyard_command(
+        session_registry, "index", "verify", str(session_registry.config_path), check=False
+    )
     assert done.returncode == 0, f"index drift after the API suite:\n{done.stderr}{done.stdout}"

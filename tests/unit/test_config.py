@@ -1419,8 +1419,8 @@ def test_unknown_key_names_the_nearest_known_one(
     assert unknown[0].endswith(")" + hint)
 
 
-def test_middleware_warns(tmp_path: Path) -> None:
-    _, warnings = load(
+def test_middleware_storage_read_others_warn(tmp_path: Path) -> None:
+    config, warnings = load(
         tmp_path,
         BASE
         + """\
@@ -1429,18 +1429,26 @@ middleware:
   storage:
     - name: cloudfront
       options: {baseurl: https://x}
+    - name: redirect
+      disabled: true
+      options: {baseurl: https://y}
   repository:
     - {name: a}
     - {name: b}
 """,
     )
-    assert len(warnings) == 2
+    assert len(warnings) == 1
     assert warnings[0].startswith(
-        "middleware.storage: dockyard supports no middleware; ignoring cloudfront"
+        "middleware.repository: dockyard has no repository middleware; ignoring a, b"
     )
-    assert warnings[1].startswith(
-        "middleware.repository: dockyard supports no middleware; ignoring a, b"
-    )
+    assert [(m.name, dict(m.options)) for m in config.middleware.storage] == [
+        ("cloudfront", {"baseurl": "https://x"})
+    ]
+
+
+def test_middleware_storage_entry_needs_a_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^middleware\.storage\[0\]\.name: required"):
+        load(tmp_path, BASE + "middleware:\n  storage:\n    - options: {baseurl: x}\n")
 
 
 def test_duplicate_key_warns_and_last_wins(tmp_path: Path) -> None:

@@ -28,10 +28,15 @@ LAYER_OF = {
     "dockyard.__main__": "cli",
     "dockyard.cli": "cli",
     "dockyard.cli_index": "cli",
+    "dockyard.cli_maintenance": "cli",
+    "dockyard.cli_support": "cli",
     "dockyard.server": "server",
+    "dockyard.background": "server",
     "dockyard.tls": "server",
     "dockyard.logs": "server",
     "dockyard.connections": "server",
+    "dockyard.notifying": "server",
+    "dockyard.notifications": "notifications",
     "dockyard.debugserver": "server",
     "dockyard.metrics": "metrics",
     "dockyard.health": "health",
@@ -48,6 +53,7 @@ LAYER_OF = {
     "dockyard.manifest": "manifest",
     "dockyard.config": "config",
     "dockyard.ui": "ui",
+    "dockyard.policy": "policy",
     "dockyard.digest": "root",
     "dockyard.durations": "root",
     "dockyard.names": "root",
@@ -55,28 +61,33 @@ LAYER_OF = {
     "dockyard.types": "root",
     "dockyard.metadata": "root",
     "dockyard.hashstate": "root",
+    "dockyard.clientaddr": "root",
 }
 
 #: Top to bottom: what each layer may import besides itself. Request path:
 #: api -> registry -> storage -> drivers; caches wrap stores, so registry (which
 #: composes them) imports cache and storage does not.
 MAY_IMPORT: dict[str, frozenset[str]] = {
-    "cli": frozenset({"server", "api", "auth", "maintenance", "proxy", "registry", "index",
-                      "storage", "drivers", "cache", "manifest", "config", "root"}),
-    "server": frozenset({"api", "auth", "maintenance", "proxy", "registry", "index",
-                         "storage", "drivers", "cache", "manifest", "config", "root",
-                         "metrics", "health", "tracing"}),
+    "cli": frozenset({"server", "api", "notifications", "auth", "maintenance", "proxy",
+                      "registry", "index", "storage", "drivers", "cache", "manifest", "config",
+                      "policy", "root"}),
+    "server": frozenset({"api", "notifications", "auth", "maintenance", "proxy", "registry",
+                         "index", "storage", "drivers", "cache", "manifest", "config", "policy",
+                         "root", "metrics", "health", "tracing"}),
     # Operations (wired in by the server when configured): metrics wrap the driver,
     # the cache and the app; health checks probe the driver and answer in the envelope.
     "metrics": frozenset({"drivers", "cache", "root"}),
     "health": frozenset({"api", "drivers", "root"}),
     "tracing": frozenset({"drivers", "root"}),
-    "api": frozenset({"auth", "registry", "manifest", "ui", "root"}),
+    "api": frozenset({"auth", "notifications", "registry", "manifest", "ui", "root"}),
+    # Webhook events: a wrapper around registry's Repository (api wraps per request).
+    "notifications": frozenset({"registry", "index", "manifest", "root"}),
     "maintenance": frozenset({"registry", "index", "storage", "drivers", "cache", "manifest",
-                              "root"}),
+                              "policy", "root"}),
     # The pull-through cache is another Namespace: it wraps the registry layer.
     "proxy": frozenset({"registry", "index", "storage", "drivers", "cache", "manifest", "root"}),
-    "registry": frozenset({"index", "storage", "drivers", "cache", "manifest", "root"}),
+    "registry": frozenset({"index", "storage", "drivers", "cache", "manifest", "policy",
+                           "root"}),
     # The metadata index: below the services that update it, above the layout it reads.
     "index": frozenset({"storage", "drivers", "manifest", "root"}),
     "storage": frozenset({"drivers", "manifest", "root"}),
@@ -87,6 +98,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     # The web UI's routes and assets; api wires them in.
     "ui": frozenset({"root"}),
     "config": frozenset({"root"}),
+    # Tag policies (immutable tags, retention rules): pure decisions, no I/O.
+    "policy": frozenset({"root"}),
     "root": frozenset(),
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -338,7 +338,9 @@ class _MultipartMemoryDriver(InMemoryDriver):
         super().__init__()
         self.cutoffs: list[datetime] = []
 
-    async def abort_stale_multipart_uploads(self, older_than: datetime) -> int:
+    async def abort_stale_multipart_uploads(
+        self, older_than: datetime, keep: Callable[[str], Awaitable[bool]] | None = None
+    ) -> int:
         self.cutoffs.append(older_than)
         return 3
 

@@ -13,6 +13,7 @@ from dockyard.api.auth import auth_middleware
 from dockyard.api.context import CONTEXT, AppContext
 from dockyard.api.errors import ErrorCode, RegistryError, error_response, from_domain
 from dockyard.api.openapi import OPENAPI_PATH, openapi_handler
+from dockyard.api.requestid import REQUEST_ID, RequestIds
 from dockyard.auth import AccessController, AuthChallenge
 from dockyard.auth.htpasswd import HtpasswdAccessController
 from dockyard.auth.silly import SillyAccessController
@@ -25,12 +26,17 @@ __all__ = ["create_app"]
 log = logging.getLogger("dockyard.api")
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
+REQUEST_IDS = web.AppKey("dockyard.request_ids", RequestIds)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every failure into the spec's JSON envelope; never leak a traceback."""
+    """Turn every failure into the spec's JSON envelope; never leak a traceback.
+
+    First of all, the request gets its id (:mod:`dockyard.api.requestid`).
+    """
+    request.app[REQUEST_IDS].assign(request)
     try:
         return await handler(request)
     except RegistryError as exc:
@@ -97,6 +103,9 @@ def _ui_settings(ctx: AppContext) -> UISettings:
 
 async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
+    rid = request.get(REQUEST_ID)
+    if rid is not None:
+        response.headers["X-Request-Id"] = rid
     for name, values in request.app[CONTEXT].headers.items():
         for value in values:
             response.headers.add(name, value)
@@ -106,6 +115,7 @@ def create_app(ctx: AppContext) -> web.Application:
     """An aiohttp application serving the registry described by ``ctx``."""
     app = web.Application(middlewares=[error_middleware, auth_middleware])
     app[CONTEXT] = ctx
+    app[REQUEST_IDS] = RequestIds()
     app.on_response_prepare.append(_add_headers)
     v2 = ctx.urls.prefix.rstrip("/") + "/v2"
     name = "{name:.+}"

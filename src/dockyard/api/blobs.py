@@ -12,6 +12,7 @@ from dockyard.api.context import context
 from dockyard.api.errors import ErrorCode, RegistryError
 from dockyard.api.params import etag_matches, parse_count, parse_digest, repository
 from dockyard.api.sendfile import send_file, write_unless_stalled
+from dockyard.clientaddr import CLIENT_IP, remote_ip
 from dockyard.errors import BlobUnknown, RegistryFault, StorageError
 from dockyard.registry.namespace import BlobContent
 
@@ -78,7 +79,12 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     if etag_matches(request, digest):
         return web.Response(status=304, headers=headers)
     if content is not None:
-        url = await content.redirect_url(request.method)
+        # Storage middleware may redirect by the client's address (cloudfront ipfilteredby).
+        client = CLIENT_IP.set(remote_ip(request.headers, request.remote))
+        try:
+            url = await content.redirect_url(request.method)
+        finally:
+            CLIENT_IP.reset(client)
         if url is not None:
             raise web.HTTPTemporaryRedirect(url, headers={"Docker-Content-Digest": str(digest)})
     byte_range = _byte_range(request.headers.get("Range"), size)

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from dockyard.api.state import UploadStateSigner
 from dockyard.auth import AccessController
+from dockyard.notifications import Notifier
 from dockyard.registry.namespace import Namespace
 
 __all__ = ["CONTEXT", "AppContext", "UrlSettings", "context"]
@@ -40,6 +41,8 @@ class AppContext:
     ``body_timeout`` spent waiting for it (0: no minimum)."""
     ui_enabled: bool = True
     """``ui.enabled``: serve the web UI (:mod:`dockyard.ui`) at ``<prefix>/ui/``."""
+    notifier: Notifier | None = None
+    """``notifications``: repositories are wrapped to emit events when it is set."""
 
 
 CONTEXT = web.AppKey("dockyard.context", AppContext)

@@ -87,6 +87,7 @@ _DOMAIN_CODES: tuple[tuple[type[domain.RegistryFault], ErrorCode], ...] = (
     (domain.ManifestTooLarge, ErrorCode.SIZE_INVALID),
     (domain.ManifestInvalid, ErrorCode.MANIFEST_INVALID),
     (domain.TagInvalid, ErrorCode.TAG_INVALID),
+    (domain.TagImmutable, ErrorCode.DENIED),
     (domain.Unsupported, ErrorCode.UNSUPPORTED),
     (domain.ReadOnly, ErrorCode.UNSUPPORTED),
     (domain.TooManyRequests, ErrorCode.TOOMANYREQUESTS),
@@ -107,6 +108,8 @@ def from_domain(exc: domain.RegistryFault) -> RegistryError:
             elif isinstance(exc, domain.BackendUnavailable):
                 headers["Retry-After"] = "5"
             message = "registry is in read-only mode" if isinstance(exc, domain.ReadOnly) else None
+            if isinstance(exc, domain.TagImmutable):
+                message = str(exc)
             return RegistryError(code, detail, message=message, headers=headers)
     return RegistryError(ErrorCode.UNKNOWN, str(exc))
 

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import ipaddress
 import re
 import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from dockyard.api.auth import GRANT
 from dockyard.api.context import context
 from dockyard.api.errors import ErrorCode, RegistryError
+from dockyard.api.requestid import REQUEST_ID
+from dockyard.api.urls import base_url
 from dockyard.digest import Digest, InvalidDigest
 from dockyard.errors import BlobUploadInvalid, DigestInvalid, SizeInvalid
+from dockyard.notifications import LazyRequest, NotifyingRepository, RequestRecord
 from dockyard.registry.namespace import Repository
 
 __all__ = [
@@ -51,8 +57,53 @@ def parse_count(raw: str) -> int | None:
 
 
 def repository(request: web.Request) -> Repository:
-    """The repository named in the path; NAME_INVALID before anything else happens."""
-    return context(request).namespace.repository(request.match_info["name"])
+    """The repository named in the path; NAME_INVALID before anything else happens.
+
+    With notifications configured it is wrapped to emit this request's events.
+    """
+    ctx = context(request)
+    repo = ctx.namespace.repository(request.match_info["name"])
+    if ctx.notifier is not None:
+        # The peer is read now (the connection may be gone by then); the rest of the
+        # record is made by the notifier, off the request path.
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        describe = functools.partial(_request_record, request, peer)
+        repo = NotifyingRepository(repo, ctx.notifier, LazyRequest(describe))
+    return repo
+
+
+def _request_record(request: web.Request, peer: object) -> RequestRecord:
+    """``request`` and ``actor`` of its events, as distribution fills them."""
+    grant = request.get(GRANT)
+    return RequestRecord(
+        id=request.get(REQUEST_ID, ""),
+        addr=_remote_addr(request, peer),
+        host=request.host,
+        method=request.method,
+        useragent=request.headers.get("User-Agent", ""),
+        actor=grant.subject if grant is not None else None,
+        base_url=base_url(request),
+    )
+
+
+def _remote_addr(request: web.Request, peer: object) -> str:
+    """distribution's ``RemoteAddr``: X-Forwarded-For's first address, X-Real-Ip, the peer."""
+    for header in ("X-Forwarded-For", "X-Real-Ip"):
+        value = request.headers.get(header, "").split(",", 1)[0].strip()
+        if value and _is_ip(value):
+            return value
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = f"[{peer[0]}]" if ":" in str(peer[0]) else str(peer[0])
+        return f"{host}:{peer[1]}"
+    return request.remote or ""
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_digest(value: str) -> Digest:

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from dockyard.api.context import context
 
-__all__ = ["blob_url", "dockyard_url", "manifest_url", "upload_url", "v2_url"]
+__all__ = ["base_url", "blob_url", "dockyard_url", "manifest_url", "upload_url", "v2_url"]
 
 
 def _base(request: web.Request) -> str:
@@ -23,6 +23,11 @@ def _base(request: web.Request) -> str:
     scheme = headers.get("X-Forwarded-Proto", "").split(",")[0].strip() or request.scheme
     host = headers.get("X-Forwarded-Host", "").split(",")[0].strip() or request.host
     return f"{scheme}://{host}{prefix}"
+
+
+def base_url(request: web.Request) -> str:
+    """What ``/v2/...`` URLs for this request start with (``scheme://host/prefix``)."""
+    return _base(request)
 
 
 def v2_url(request: web.Request, path: str) -> str:

@@ -77,6 +77,8 @@ Differences from distribution, all deliberate
     * ``http.tls.minimumtls`` defaults to ``tls1.2``.
     * dockyard extension: ``ui.enabled`` (default true) serves the web UI at
       ``<http.prefix>/ui/`` (see :mod:`dockyard.ui`).
+    * dockyard extension: ``notifications.spool`` (``directory``, ``maxevents``)
+      keeps queued events on disk across restarts (:class:`SpoolConfig`).
     * dockyard extension: ``http.workers`` (integer >= 1; by default one per
       CPU, and 1 for the ``inmemory`` driver) is the number of worker processes
       serving ``http.addr``; ``http.limits`` (timeouts, header
@@ -85,7 +87,8 @@ Differences from distribution, all deliberate
     * Sections that dockyard models are parsed even where the server does not
       implement them yet; the server decides what to warn about. Sections it does
       not model (``reporting``, ``policy``, ``log.hooks``, ``http.tls.letsencrypt``,
-      ``token_server``...) and non-empty ``middleware`` lists are warnings.
+      ``token_server``...) and non-empty ``middleware.registry``/``repository`` lists
+      are warnings; ``middleware.storage`` is read (:class:`MiddlewareConfig`).
 
 Modules
     :mod:`~dockyard.config.load` reads (``load_config``): :mod:`~.reader` turns YAML
@@ -124,12 +127,14 @@ from dockyard.config.http import (
 )
 from dockyard.config.load import load_config
 from dockyard.config.log import AccessLogConfig, LogConfig
+from dockyard.config.middleware import MiddlewareConfig, MiddlewareEntry
 from dockyard.config.model import Config
 from dockyard.config.notifications import (
     EndpointConfig,
     EventsConfig,
     IgnoreConfig,
     NotificationsConfig,
+    SpoolConfig,
 )
 from dockyard.config.proxy import ProxyConfig, UpstreamConfig
 from dockyard.config.redis import RedisConfig, RedisPoolConfig, RedisTLSConfig
@@ -176,6 +181,8 @@ __all__ = [
     "LogConfig",
     "MaintenanceConfig",
     "ManifestValidationConfig",
+    "MiddlewareConfig",
+    "MiddlewareEntry",
     "NotificationsConfig",
     "PrometheusConfig",
     "ProxyConfig",
@@ -186,6 +193,7 @@ __all__ = [
     "RedisTLSConfig",
     "Schema1Config",
     "SillyAuthConfig",
+    "SpoolConfig",
     "StorageConfig",
     "StorageDriverCheckerConfig",
     "TCPCheckerConfig",

@@ -14,6 +14,7 @@ from dockyard.config.compatibility import read_compatibility
 from dockyard.config.env import apply_env
 from dockyard.config.health import read_health
 from dockyard.config.http import read_http
+from dockyard.config.immutabletags import read_immutabletags
 from dockyard.config.log import read_log
 from dockyard.config.middleware import read_middleware
 from dockyard.config.model import Config
@@ -21,6 +22,7 @@ from dockyard.config.notifications import read_notifications
 from dockyard.config.proxy import read_proxy
 from dockyard.config.reader import YamlReader
 from dockyard.config.redis import read_redis
+from dockyard.config.retention import read_retention
 from dockyard.config.section import Section
 from dockyard.config.storage import read_storage
 from dockyard.config.tree import ConfigError, Leaf, Map, describe, expand_type_name, fail, is_null
@@ -78,8 +80,10 @@ def _build(root: Map, warnings: list[str], default: bool) -> Config:
         compatibility=read_compatibility(top.section("compatibility")),
         catalog=read_catalog(top.section("catalog")),
         ui=read_ui(top.section("ui")),
+        immutabletags=read_immutabletags(top.raw("immutabletags"), warnings),
+        retention=read_retention(top.section("retention")),
+        middleware=read_middleware(top.raw("middleware"), warnings),
     )
-    read_middleware(top.raw("middleware"), warnings)
     top.done()
     return config
 

@@ -9,10 +9,13 @@ from dockyard.config.catalog import CatalogConfig
 from dockyard.config.compatibility import CompatibilityConfig
 from dockyard.config.health import HealthConfig
 from dockyard.config.http import HTTPConfig
+from dockyard.config.immutabletags import ImmutableTagsRuleConfig
 from dockyard.config.log import LogConfig
+from dockyard.config.middleware import MiddlewareConfig
 from dockyard.config.notifications import NotificationsConfig
 from dockyard.config.proxy import ProxyConfig
 from dockyard.config.redis import RedisConfig
+from dockyard.config.retention import RetentionConfig
 from dockyard.config.storage import StorageConfig
 from dockyard.config.ui import UIConfig
 from dockyard.config.validation import ValidationConfig
@@ -35,3 +38,6 @@ class Config:
     compatibility: CompatibilityConfig = field(default_factory=CompatibilityConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     ui: UIConfig = field(default_factory=UIConfig)
+    immutabletags: tuple[ImmutableTagsRuleConfig, ...] = ()
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    middleware: MiddlewareConfig = field(default_factory=MiddlewareConfig)

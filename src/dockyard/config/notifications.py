@@ -38,11 +38,26 @@ class EventsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SpoolConfig:
+    """``notifications.spool`` (dockyard extension): where queued events wait.
+
+    ``directory`` defaults to ``<rootdirectory>/notifications-spool`` with the
+    filesystem driver; with another driver and no directory, queued events are kept
+    in memory and lost on restart (as in distribution). ``maxevents`` bounds each
+    endpoint's queue: past it the oldest events are dropped (counted and logged).
+    """
+
+    directory: str = ""
+    max_events: int = 100_000
+
+
+@dataclass(frozen=True, kw_only=True)
 class NotificationsConfig:
     """``notifications``."""
 
     endpoints: tuple[EndpointConfig, ...] = ()
     events: EventsConfig = field(default_factory=EventsConfig)
+    spool: SpoolConfig = field(default_factory=SpoolConfig)
 
 
 def read_notifications(s: Section) -> NotificationsConfig:
@@ -68,10 +83,16 @@ def read_notifications(s: Section) -> NotificationsConfig:
         ignore.done()
         e.done()
     events = s.section("events")
+    spool = s.section("spool")
     result = NotificationsConfig(
         endpoints=tuple(endpoints),
         events=EventsConfig(include_references=events.flag("includereferences")),
+        spool=SpoolConfig(
+            directory=spool.text("directory"),
+            max_events=spool.integer("maxevents", 100_000, minimum=1),
+        ),
     )
     events.done()
+    spool.done()
     s.done()
     return result

@@ -1,4 +1,4 @@
-"""``redis``: the connection used by the ``redis`` blob descriptor cache."""
+"""``redis``: the connection of the ``redis`` blob descriptor cache and of upload locks."""
 
 from __future__ import annotations
 

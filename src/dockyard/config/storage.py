@@ -78,11 +78,26 @@ class ReadOnlyConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class GarbageCollectConfig:
+    """``storage.maintenance.garbagecollect`` (dockyard): online garbage collection on the
+    metadata index. ``enabled`` fences manifest PUTs against the sweep; ``interval`` 0
+    leaves collection to ``dockyard garbage-collect --online``."""
+
+    enabled: bool = False
+    interval: float = 24 * 3600.0
+    grace_period: float = 3600.0
+    """Blobs and manifests younger than this are never collected."""
+    delete_untagged: bool = False
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class MaintenanceConfig:
     """``storage.maintenance``."""
 
     upload_purging: UploadPurgingConfig = field(default_factory=UploadPurgingConfig)
     read_only: ReadOnlyConfig = field(default_factory=ReadOnlyConfig)
+    garbage_collect: GarbageCollectConfig = field(default_factory=GarbageCollectConfig)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -171,6 +186,7 @@ def read_storage(node: Node | None, warnings: list[str]) -> StorageConfig:
     maintenance = s.section("maintenance")
     purging = maintenance.section("uploadpurging")
     readonly = maintenance.section("readonly")
+    collect = maintenance.section("garbagecollect")
     tag = s.section("tag")
     index = s.section("index")
 
@@ -208,11 +224,19 @@ def read_storage(node: Node | None, warnings: list[str]) -> StorageConfig:
                 dry_run=purging.flag("dryrun"),
             ),
             read_only=ReadOnlyConfig(enabled=readonly.flag("enabled")),
+            garbage_collect=GarbageCollectConfig(
+                enabled=collect.flag("enabled"),
+                interval=collect.duration("interval", 24 * 3600.0),
+                grace_period=collect.duration("graceperiod", 3600.0),
+                delete_untagged=collect.flag("deleteuntagged"),
+                dry_run=collect.flag("dryrun"),
+            ),
         ),
         tag=TagConfig(concurrency_limit=tag.integer("concurrencylimit")),
         index=_read_index(index),
     )
-    for section in (delete, redirect, cache, purging, readonly, maintenance, tag, index, s):
+    for section in (delete, redirect, cache, purging, readonly, collect, maintenance, tag,
+                    index, s):
         section.done()
     return result
 

@@ -17,7 +17,7 @@ from dockyard.storage import paths
 from dockyard.storage.drivers.base import PathNotFound, StorageError
 from dockyard.storage.tags import TagStore
 
-__all__ = ["Marker"]
+__all__ = ["Marker", "References", "stored_references"]
 
 _INDEX_TYPES = frozenset({DOCKER_MANIFEST_LIST, OCI_INDEX})
 
@@ -39,7 +39,7 @@ class _Node:
 
 
 @dataclass(frozen=True, slots=True)
-class _References:
+class References:
     blobs: tuple[Digest, ...]
     children: tuple[Digest, ...]
     subject: Digest | None
@@ -63,7 +63,7 @@ def _digests(descriptors: Iterable[Descriptor]) -> tuple[Digest, ...]:
     return tuple(dict.fromkeys(d.digest for d in descriptors))
 
 
-def _references(payload: bytes) -> _References | None:
+def stored_references(payload: bytes) -> References | None:
     """What a stored manifest names; None if it is not a manifest at all.
 
     Parsed as on a push; a payload the parser refuses (a type it does not know,
@@ -76,14 +76,14 @@ def _references(payload: bytes) -> _References | None:
         return _lenient_references(payload)
     config = () if manifest.config is None else (manifest.config,)
     children = manifest.manifests if manifest.media_type in _INDEX_TYPES else ()
-    return _References(
+    return References(
         _digests((*config, *manifest.layers)),
         _digests(children),
         manifest.subject.digest if manifest.subject is not None else None,
     )
 
 
-def _lenient_references(payload: bytes) -> _References | None:
+def _lenient_references(payload: bytes) -> References | None:
     try:
         document = json.loads(payload)
     except (ValueError, RecursionError):
@@ -107,7 +107,7 @@ def _lenient_references(payload: bytes) -> _References | None:
         *found(document.get("fsLayers"), "blobSum"),  # schema1
     ]
     subject = found(document.get("subject"))
-    return _References(
+    return References(
         tuple(dict.fromkeys(blobs)),
         tuple(dict.fromkeys(found(document.get("manifests")))),
         subject[0] if subject else None,
@@ -211,7 +211,7 @@ class Marker(Collection):
                 self.report(f"{name}: warning: manifest {digest} links {canonical}, "
                             "which is missing: nothing to mark")
                 return None
-            references = None if payload is None else _references(payload)
+            references = None if payload is None else stored_references(payload)
             if references is None:
                 if listed and not legacy:
                     repo.failed = True

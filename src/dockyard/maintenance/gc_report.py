@@ -29,6 +29,8 @@ class GCSummary:
     """Whether the blob sweep ran (it does not after an error while marking)."""
     dry_run: bool = False
     delete_untagged: bool = False
+    online: bool = False
+    """Collected while the registry served (:mod:`~.gc_online`)."""
 
     def __str__(self) -> str:
         would = "would delete" if self.dry_run else "deleted"
@@ -49,7 +51,8 @@ class GCSummary:
         else:
             parts.append("blobs not swept (errors while marking)")
         parts.append(f"{self.errors} error{plural(self.errors)}")
-        return f"garbage collection{' (dry run)' if self.dry_run else ''}: " + ", ".join(parts)
+        kind = "online garbage collection" if self.online else "garbage collection"
+        return f"{kind}{' (dry run)' if self.dry_run else ''}: " + ", ".join(parts)
 
 
 def plural(n: int) -> str:

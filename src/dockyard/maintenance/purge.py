@@ -40,9 +40,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import posixpath
 import random
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -131,6 +133,21 @@ def format_duration(duration: float) -> str:
     if seconds >= 3600:
         return f"{seconds // 3600}h{seconds % 3600 // 60}m"
     return f"{seconds}s"
+
+
+_UPLOAD_DIR = re.compile(r"(.*/_uploads/[^/]+)/")
+
+
+async def _in_live_upload(driver: StorageDriver, path: str) -> bool:
+    """Whether ``path`` belongs to an upload directory that still has its ``startedat``."""
+    match = _UPLOAD_DIR.match(path)
+    if match is None:
+        return False
+    try:
+        await driver.stat(paths.upload_startedat_in(match.group(1)))
+    except PathNotFound:
+        return False
+    return True
 
 
 async def _upload_dirs(
@@ -242,11 +259,16 @@ async def purge_uploads(
             summary.errors += 1
             report(f"error: {upload}: {exc}")
     # Multipart uploads whose upload directory is already gone (a crash between
-    # the two) are invisible to the walk above; the backend lists them itself.
+    # the two) are invisible to the walk above; the backend lists them itself. Those
+    # of uploads still under way are kept whatever their date says: the walk judged
+    # them by their startedat (S3-compatible servers may date uploads wrongly, moto
+    # as 2010, and clocks drift), and deleting a stale upload aborts its writes too.
     inner = driver.inner if isinstance(driver, CheckedDriver) else driver
     if isinstance(inner, AbortsStaleWrites) and not dry_run:
         try:
-            summary.aborted_writes = await inner.abort_stale_multipart_uploads(cutoff)
+            summary.aborted_writes = await inner.abort_stale_multipart_uploads(
+                cutoff, functools.partial(_in_live_upload, driver)
+            )
         except StorageError as exc:
             summary.errors += 1
             report(f"error: aborting stale multipart uploads: {exc}")

@@ -57,6 +57,7 @@ from dockyard.registry.namespace import BlobContent, Namespace, RegistryOptions,
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver
 from dockyard.storage.manifests import ManifestStore
 from dockyard.storage.tags import TagStore
+from dockyard.storage.uploadlocks import UploadLocks
 from dockyard.storage.uploads import UploadStore
 from dockyard.types import BlobDescriptor, StoredManifest, UploadStatus
 
@@ -78,12 +79,13 @@ class ProxyNamespace(Namespace):
         upstreams: Sequence[Upstream],
         metadata: MetadataIndex | None = None,
         cache: BlobDescriptorCache | None = None,
+        locks: UploadLocks | None = None,
         *,
         primary: bool = True,
         workers: int = 1,
     ) -> None:
         """``primary``: the one worker of ``workers`` (of this instance) that expires content."""
-        super().__init__(driver, options, metadata, cache)
+        super().__init__(driver, options, metadata, cache, locks)
         self.upstreams = tuple(upstreams)
         # With remoteurl the whole registry is the cache: a blob expires globally,
         # as in distribution. Beside hosted repositories, only the cache's link goes.
@@ -422,7 +424,7 @@ class ProxyRepository(Repository):
     async def put_manifest(self, reference: str, body: bytes, content_type: str | None) -> Manifest:
         raise Unsupported(_READ_ONLY_CACHE)
 
-    async def delete_manifest(self, reference: str) -> None:
+    async def delete_manifest(self, reference: str) -> tuple[str, ...]:
         raise Unsupported(_READ_ONLY_CACHE)
 
 

@@ -7,6 +7,7 @@ mechanics of the storage layout live in :mod:`dockyard.storage`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -26,10 +27,12 @@ from dockyard.errors import (
     NameInvalid,
     NameUnknown,
     ReadOnly,
+    TagImmutable,
     TagInvalid,
     Unsupported,
 )
 from dockyard.index.base import Index, RepositoryUsage
+from dockyard.index.fence import BlobFence
 from dockyard.index.records import manifest_record
 from dockyard.manifest import (
     Manifest,
@@ -40,6 +43,7 @@ from dockyard.manifest import (
 )
 from dockyard.metadata import MetadataIndex, Page
 from dockyard.names import is_valid_repository_name, is_valid_tag
+from dockyard.policy import ImmutableTags
 from dockyard.registry.manifests import StoredManifestReader
 from dockyard.storage.blobs import BlobStatter, BlobStore, LinkedBlobStatter, LinkedBlobStore
 from dockyard.storage.drivers.base import StorageDriver
@@ -47,6 +51,7 @@ from dockyard.storage.manifests import ManifestStore
 from dockyard.storage.metadata import StorageMetadataIndex
 from dockyard.storage.repositories import delete_repository_files
 from dockyard.storage.tags import TagStore
+from dockyard.storage.uploadlocks import UploadLocks
 from dockyard.storage.uploads import UploadStore
 from dockyard.types import BlobDescriptor, BlobDescriptorService, StoredManifest, UploadStatus
 
@@ -80,6 +85,8 @@ class RegistryOptions:
     validation_disabled: bool = False
     urls_allow: Sequence[re.Pattern[str]] = field(default_factory=tuple)
     urls_deny: Sequence[re.Pattern[str]] = field(default_factory=tuple)
+    immutable_tags: ImmutableTags = field(default_factory=ImmutableTags)
+    """``immutabletags``: tags that never move or go once they exist."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +116,18 @@ class Namespace:
         options: RegistryOptions,
         metadata: MetadataIndex | None = None,
         cache: BlobDescriptorCache | None = None,
+        locks: UploadLocks | None = None,
         index: Index | None = None,
+        fence: BlobFence | None = None,
     ) -> None:
         self.driver = driver
         self.options = options
         self.cache = cache
+        self.fence = fence
+        """Online garbage collection's fence (``storage.maintenance.garbagecollect``):
+        manifest PUTs claim what they reference and check blobs uncached."""
+        # Upload writers hold a lease here when instances share a lock service (Redis).
+        self.locks = locks
         self.blobs = BlobStore(driver, self.cached(BlobStatter(driver), None))
         self.index = index
         """The metadata index kept beside storage (None: listings walk storage)."""
@@ -167,8 +181,11 @@ class Repository:
         self.namespace = namespace
         self.name = name
         links = LinkedBlobStatter(namespace.driver, namespace.blobs, name)
+        self._links = links
         self.layers = LinkedBlobStore(links, namespace.cached(links, name))
-        self._uploads = UploadStore(namespace.driver, name, self.layers, namespace.background)
+        self._uploads = UploadStore(
+            namespace.driver, name, self.layers, namespace.background, namespace.locks
+        )
         self._manifests = ManifestStore(namespace.driver, namespace.blobs, name)
         self._tags = TagStore(namespace.driver, name)
 
@@ -334,22 +351,37 @@ class Repository:
         # algorithm could not be fetched back, so (as distribution) it does not match.
         if expected is not None and expected != manifest.digest:
             raise DigestInvalid(f"manifest digest {manifest.digest} does not match {expected}")
-        await self._verify(manifest)
-        # The tag's links follow the revision in one batch of writes (one thread hop
-        # and two disk flushes on the filesystem), never ahead of it.
-        tag_writes = self._tags.tag_writes(tag, manifest.digest) if tag is not None else []
-        await self._manifests.put(manifest.payload, manifest.signatures, tag_writes)
-        if manifest.subject is not None:
-            await self._manifests.add_referrer(manifest.subject.digest, manifest.digest)
-        index = self.namespace.index
-        if index is not None:
-            record = manifest_record(manifest.digest, manifest.payload, signatures=(
-                Digest.of(signature) for signature in manifest.signatures
-            ))
-            await self.namespace.indexed(
-                f"{self.name}@{manifest.digest}", index.manifest_put(self.name, record, tag)
-            )
+        async with self._fenced(manifest):
+            await self._verify(manifest)
+            if tag is not None:
+                await self._guard_tag(tag, manifest.digest)
+            # The tag's links follow the revision in one batch of writes (one thread hop
+            # and two disk flushes on the filesystem), never ahead of it.
+            tag_writes = self._tags.tag_writes(tag, manifest.digest) if tag is not None else []
+            await self._manifests.put(manifest.payload, manifest.signatures, tag_writes)
+            if manifest.subject is not None:
+                await self._manifests.add_referrer(manifest.subject.digest, manifest.digest)
+            index = self.namespace.index
+            if index is not None:
+                # Inside the fence: the sweep sees these references once the claim goes.
+                record = manifest_record(manifest.digest, manifest.payload, signatures=(
+                    Digest.of(signature) for signature in manifest.signatures
+                ))
+                await self.namespace.indexed(
+                    f"{self.name}@{manifest.digest}", index.manifest_put(self.name, record, tag)
+                )
         return manifest
+
+    def _fenced(self, manifest: Manifest) -> contextlib.AbstractAsyncContextManager[None]:
+        """With online garbage collection, the claim on everything ``manifest``
+        references, held until it is stored and indexed (:mod:`dockyard.index.fence`)."""
+        fence = self.namespace.fence
+        if fence is None:
+            return contextlib.nullcontext()
+        digests = {manifest.digest}
+        digests.update(d.digest for d in referenced_blobs(manifest))
+        digests.update(d.digest for d in referenced_manifests(manifest))
+        return fence.hold(digests)
 
     async def _verify(self, manifest: Manifest) -> None:
         """Every blob and child manifest it references must be in this repository.
@@ -366,35 +398,64 @@ class Repository:
             allow = (_ALLOW_NO_URL,)
         foreign_layer_check(manifest, allow, deny)
 
+        fenced = self.namespace.fence is not None
+
+        async def blob_present(digest: Digest) -> Digest | None:
+            try:
+                if fenced:
+                    # Collected blobs may still be in another worker's cache: ask storage.
+                    canonical = await self._links.resolve(digest)
+                    await BlobStatter(self.namespace.driver).stat(canonical)
+                else:
+                    await self.layers.stat(digest)
+            except BlobUnknown:
+                if fenced and self.namespace.cache is not None:
+                    # So that the client's next HEAD says 404 and it uploads the blob again.
+                    await self.namespace.cache.clear(self.name, digest)
+                    await self.namespace.cache.clear(None, digest)
+                return digest
+            return None
+
         async def manifest_present(digest: Digest) -> Digest | None:
             return None if await self._manifests.exists(digest) else digest
 
         blobs = [d.digest for d in referenced_blobs(manifest)]
-        present, missing = await asyncio.gather(
-            self.layers.present(blobs),
-            asyncio.gather(*(manifest_present(d.digest) for d in referenced_manifests(manifest))),
+        if fenced:
+            absent = [d for d in await asyncio.gather(*map(blob_present, blobs)) if d is not None]
+        else:
+            # The layer links read in one batch (one thread hop on the filesystem).
+            present = await self.layers.present(blobs)
+            absent = [b for b, here in zip(blobs, present, strict=True) if not here]
+        missing = await asyncio.gather(
+            *(manifest_present(d.digest) for d in referenced_manifests(manifest))
         )
-        for digest in [b for b, here in zip(blobs, present, strict=True) if not here] + missing:
-            if digest is not None:
-                raise ManifestBlobUnknown(f"unknown blob {digest}", detail=str(digest))
+        for digest in absent + [m for m in missing if m is not None]:
+            raise ManifestBlobUnknown(f"unknown blob {digest}", detail=str(digest))
 
-    async def delete_manifest(self, reference: str) -> None:
-        """By tag: remove that tag. By digest: the revision, its tags, its referrer link."""
+    async def delete_manifest(self, reference: str) -> tuple[str, ...]:
+        """By tag: remove that tag. By digest: the revision, its tags, its referrer link.
+
+        Returns the tags removed along with a revision (for their delete events).
+        """
         self._deletable()
         if ":" not in reference:
             _check_tag(reference)
+            await self._guard_tag(reference, None)
             await self._tags.untag(reference)
             if self.namespace.index is not None:
                 await self.namespace.indexed(
                     f"{self.name}: delete of tag {reference}",
                     self.namespace.index.tag_deleted(self.name, reference),
                 )
-            return
+            return ()
         digest = _digest(reference)
         payload = await self._manifests.get_payload(digest)
+        tags = await self._tags.lookup(digest)
+        for tag in tags:  # deleting the revision would remove them too
+            await self._guard_tag(tag, None)
         await self._manifests.delete(digest)
         self._manifest_reader().forget(digest)
-        for tag in await self._tags.lookup(digest):
+        for tag in tags:
             await self._tags.untag(tag)
         try:
             subject = parse_manifest(payload, None).subject
@@ -407,6 +468,7 @@ class Repository:
                 f"{self.name}: delete of {digest}",
                 self.namespace.index.manifest_deleted(self.name, digest),
             )
+        return tuple(tags)
 
     async def delete(self) -> None:
         """Delete the whole repository: its tags, manifests, links and uploads.
@@ -434,6 +496,33 @@ class Repository:
         if usage is None:
             raise NameUnknown(self.name)
         return usage
+
+    async def _guard_tag(self, tag: str, new: Digest | None) -> None:
+        """Refuse to move ``tag`` to ``new`` (or remove it: None) when a rule of
+        ``immutabletags`` protects it and it exists; re-pushing its digest is fine.
+
+        Two concurrent first pushes of one immutable tag are not serialized: the
+        last one to write ``current`` wins, as without the rule.
+        """
+        rules = self.namespace.options.immutable_tags
+        if not rules:
+            return
+        rule = rules.rule_for(self.name, tag)
+        if rule is None:
+            return
+        try:
+            current = await self._tags.get(tag)
+        except ManifestUnknown:
+            return
+        if current == new:
+            return
+        action = "deleted" if new is None else "moved"
+        raise TagImmutable(
+            f"tag {tag} of {self.name} is immutable by {rule.describe()}: it cannot be {action}",
+            detail={"rule": f"immutabletags[{rule.index}]",
+                    "repositories": list(rule.repositories), "tags": list(rule.tags),
+                    "repository": self.name, "tag": tag, "digest": str(current)},
+        )
 
     async def index_referrers(self) -> int:
         """Derive referrer links from the stored revisions (see ``dockyard index-referrers``)."""

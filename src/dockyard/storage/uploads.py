@@ -39,6 +39,7 @@ from dockyard.storage.drivers.base import (
     roll_back,
 )
 from dockyard.storage.uploadclaims import ChunkClaim, OffsetBusy
+from dockyard.storage.uploadlocks import LockBusy, LockUnavailable, UploadLease, UploadLocks
 from dockyard.types import BlobDescriptor, UploadStatus
 
 __all__ = ["UPLOAD_ID_PATTERN", "UploadStore"]
@@ -91,8 +92,11 @@ class UploadStore:
         repository: str,
         layers: LinkedBlobStore,
         background: set[asyncio.Task[None]] | None = None,
+        locks: UploadLocks | None = None,
     ) -> None:
         self.driver = driver
+        # One writer per upload: a shared lock service if configured, else storage claims.
+        self.locks = locks
         self.repository = repository
         self.layers = layers
         self.blobs: BlobStore = layers.blobs
@@ -141,11 +145,22 @@ class UploadStore:
         return UploadStatus(upload_id, offset, started)
 
     async def _has_data(self, upload_id: str) -> bool:
-        try:
-            await self.driver.stat(self._path(upload_id, paths.upload_data_path))
-        except PathNotFound:
-            return False
-        return True
+        """Whether the upload's data exists (no: a final PUT published it).
+
+        Asked while another request may be appending to it: on an object store the
+        file changes form as it grows (S3: a multipart upload completed into an object,
+        then copied into a new multipart upload), and ``stat`` is several requests
+        (HeadObject, then the listings), so one look can fall between two forms and
+        see neither. Only a second miss right after means the data is gone.
+        """
+        data = self._path(upload_id, paths.upload_data_path)
+        for _ in range(2):
+            try:
+                await self.driver.stat(data)
+            except PathNotFound:
+                continue
+            return True
+        return False
 
     async def _progress(self, upload_id: str) -> int:
         """The highest offset with a saved hash state: the last one acknowledged.
@@ -231,34 +246,49 @@ class UploadStore:
 
     async def _claim(
         self, upload_id: str, claimed: int | None, start: int | None
-    ) -> tuple[UploadStatus, ChunkClaim]:
-        """Where the upload stands, and this request's claim on writing from there.
+    ) -> tuple[UploadStatus, ChunkClaim | UploadLease]:
+        """Where the upload stands, and this request's hold on writing from there.
 
         Held until the request ends (a commit's until its blob is published), so
-        no other request writes the data meanwhile; see :mod:`uploadclaims`.
+        no other request writes the data meanwhile: a lease of the shared lock
+        service (:mod:`uploadlocks`) when there is one, else a claim in storage
+        (:mod:`uploadclaims`).
         """
         current = await self.status(upload_id)
         _check_resumes(current, claimed, start)
-        claim = ChunkClaim(
-            self.driver, paths.upload_claims_path(self.repository, upload_id, current.offset)
-        )
+        hold, abandoned = await self._hold(upload_id, current.offset)
         try:
-            abandoned = await claim.acquire()
-        except OffsetBusy:
-            raise RangeInvalid(
-                f"another request is writing from offset {current.offset}", current.offset
-            ) from None
-        try:
-            # Again under the claim: a request that passed the first check just before
+            # Again under the hold: a request that passed the first check just before
             # another's chunk was acknowledged (or its upload finished) must stop here.
             _check_resumes(await self.status(upload_id), current.offset, start)
             if abandoned:
                 tainted = self._path(upload_id, paths.upload_tainted_path)
                 await self.driver.put_content(tainted, b"")
         except BaseException:
-            await claim.finish()
+            await hold.finish()
             raise
-        return current, claim
+        return current, hold
+
+    async def _hold(self, upload_id: str, offset: int) -> tuple[ChunkClaim | UploadLease, bool]:
+        """This request's hold on the upload, and whether to taint it (see :mod:`uploadlocks`)."""
+        busy = RangeInvalid(f"another request is writing from offset {offset}", offset)
+        if self.locks is not None:
+            try:
+                lease = await self.locks.acquire(f"{self.repository}/{upload_id}")
+                return lease, lease.abandoned
+            except LockBusy:
+                raise busy from None
+            except LockUnavailable as exc:
+                log.warning("upload lock service unavailable (%s): claiming upload %s in "
+                            "storage and re-hashing it at commit", exc, upload_id)
+        claim = ChunkClaim(
+            self.driver, paths.upload_claims_path(self.repository, upload_id, offset)
+        )
+        try:
+            abandoned = await claim.acquire()
+        except OffsetBusy:
+            raise busy from None
+        return claim, abandoned or self.locks is not None
 
     async def _append(
         self,

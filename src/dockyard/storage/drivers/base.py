@@ -11,7 +11,7 @@ import asyncio
 import builtins
 import functools
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast, runtime_checkable
@@ -274,8 +274,12 @@ async def roll_back(driver: StorageDriver, writer: FileWriter, path: str, offset
 class AbortsStaleWrites(Protocol):
     """A driver that keeps writer state outside the layout (S3 multipart uploads)."""
 
-    async def abort_stale_multipart_uploads(self, older_than: datetime) -> int:
-        """Abort in-progress writes started before ``older_than``; returns how many."""
+    async def abort_stale_multipart_uploads(
+        self, older_than: datetime, keep: Callable[[str], Awaitable[bool]] | None = None
+    ) -> int:
+        """Abort in-progress writes started before ``older_than``, except those of the
+        paths ``keep`` says are still in use (the backend's start date may be wrong or
+        skewed); returns how many were aborted."""
         ...
 
 

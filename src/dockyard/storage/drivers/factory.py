@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from dockyard.storage.drivers.base import CheckedDriver, StorageDriver
 from dockyard.storage.drivers.filesystem import FilesystemDriver
 from dockyard.storage.drivers.inmemory import InMemoryDriver
+from dockyard.storage.drivers.middleware import MiddlewareSpec, wrap_middleware
 from dockyard.storage.drivers.params import DriverConfigError, missing_extra
 
 __all__ = ["DriverConfigError", "create_driver"]
@@ -17,13 +18,19 @@ _Builder = Callable[..., StorageDriver]
 
 
 def create_driver(
-    name: str, params: Mapping[str, Any], *, redirect: bool = True
+    name: str,
+    params: Mapping[str, Any],
+    *,
+    redirect: bool = True,
+    middleware: Sequence[MiddlewareSpec] = (),
 ) -> CheckedDriver:
     """The driver ``name`` (``storage.<name>`` in config.yml), wrapped with path checks.
 
     ``redirect`` is ``not storage.redirect.disable``: object stores may then answer
-    blob GETs with pre-signed URLs. Raises :class:`DriverConfigError` naming the bad
-    key, or the extra to install for an object store whose client library is missing.
+    blob GETs with pre-signed URLs, and ``middleware`` (``middleware.storage``) wraps the
+    driver to redirect them elsewhere (see :mod:`.middleware`). Raises
+    :class:`DriverConfigError` naming the bad key, or the extra to install for an
+    object store whose client library is missing.
     """
     driver: StorageDriver
     if name == "filesystem":
@@ -32,6 +39,8 @@ def create_driver(
         driver = InMemoryDriver()
     else:
         driver = _object_store(name)(params, redirect=redirect)
+    if middleware:
+        driver = wrap_middleware(driver, middleware, redirect=redirect)
     return CheckedDriver(driver)
 
 

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -251,7 +251,9 @@ class S3Driver(S3Bucket):
 
     # -- maintenance --------------------------------------------------------------------
 
-    async def abort_stale_multipart_uploads(self, older_than: datetime) -> int:
+    async def abort_stale_multipart_uploads(
+        self, older_than: datetime, keep: Callable[[str], Awaitable[bool]] | None = None
+    ) -> int:
         """Abort every multipart upload below the root initiated before ``older_than``.
 
         Upload purging deletes ``_uploads/<uuid>`` directories (which aborts their
@@ -265,6 +267,8 @@ class S3Driver(S3Bucket):
         async for upload in self._uploads(root, "/"):
             initiated = upload.get("Initiated")
             if isinstance(initiated, datetime) and initiated < older_than:
+                if keep is not None and await keep(self._path(upload["Key"])):
+                    continue
                 await self._abort("/", upload["UploadId"], upload["Key"])
                 log.info("aborted multipart upload of %s initiated %s",
                          self._path(upload["Key"]), initiated.isoformat())

@@ -1,0 +1,188 @@
+"""The event model: distribution's envelope, built late.
+
+A request records an :class:`EventRecord` (a few references, no formatting); the
+delivery task turns it into the JSON object distribution sends
+(``notifications/event.go``), adding the id and the RFC 3339 timestamp there, off
+the request path::
+
+    {"id": "...", "timestamp": "2006-01-02T15:04:05.999999999Z", "action": "push",
+     "target": {"mediaType": "...", "size": 1, "digest": "sha256:...", "length": 1,
+                "repository": "a/b", "url": "http://host/v2/a/b/manifests/sha256:...",
+                "tag": "latest", "references": [...]},
+     "request": {"id": "...", "addr": "127.0.0.1:4242", "host": "host", "method": "PUT",
+                 "useragent": "..."},
+     "actor": {"name": "alice"},
+     "source": {"addr": "hostname:5000", "instanceID": "..."}}
+
+Keys are left out when empty, as Go's ``omitempty`` does, except ``request.id``,
+``request.method`` and ``request.useragent``, which distribution always writes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = [
+    "ACTIONS",
+    "ENVELOPE_MEDIA_TYPE",
+    "EventRecord",
+    "LazyRequest",
+    "RequestRecord",
+    "SourceRecord",
+    "event_line",
+    "new_ids",
+    "rfc3339",
+    "source_json",
+]
+
+_q = json.encoder.encode_basestring  # a JSON string literal (the C version when built)
+
+#: ``Content-Type`` of every POST (distribution's ``EventsMediaType``).
+ENVELOPE_MEDIA_TYPE = "application/vnd.docker.distribution.events.v1+json"
+ACTIONS = ("push", "pull", "mount", "delete")
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """The request that caused events (distribution's ``RequestRecord``) and its actor."""
+
+    id: str
+    addr: str
+    host: str
+    method: str
+    useragent: str
+    actor: str | None = None
+    base_url: str = ""
+    """``scheme://host/prefix`` for ``target.url`` (the request's, as Location headers)."""
+
+
+class LazyRequest:
+    """A :class:`RequestRecord` made when first needed: by the notifier, off the request
+    path (``make`` reads the request, which outlives its response that long)."""
+
+    __slots__ = ("_make", "_record")
+
+    def __init__(self, make: Callable[[], RequestRecord]) -> None:
+        self._make = make
+        self._record: RequestRecord | None = None
+
+    def get(self) -> RequestRecord:
+        if self._record is None:
+            self._record = self._make()
+        return self._record
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """The registry instance that sent events (``source``)."""
+
+    addr: str
+    instance_id: str
+
+
+@dataclass(slots=True)
+class EventRecord:
+    """One event as a request records it: cheap to make, formatted later.
+
+    Records are made on the request path, so they are plain (not frozen) slotted
+    dataclasses, several times cheaper to create; nothing changes them once made.
+
+    ``kind`` is ``blob`` or ``manifest`` (a ``delete`` of a tag has ``tag`` and no
+    digest); the references of a manifest are found in ``payload`` when sent.
+    """
+
+    action: str
+    repository: str
+    request: RequestRecord | LazyRequest
+    kind: str = "blob"
+    digest: str = ""
+    size: int = -1
+    media_type: str = ""
+    tag: str = ""
+    from_repository: str = ""
+    payload: bytes | None = None
+    """The manifest, when ``events.includereferences`` asks for its references."""
+    timestamp: float = 0.0
+
+
+@functools.lru_cache(maxsize=8)
+def _second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
+def rfc3339(ts: float) -> str:
+    """``ts`` as Go's RFC3339Nano in UTC (trailing zeros of the fraction dropped)."""
+    seconds = int(ts)
+    nanos = round((ts - seconds) * 1e9)
+    if nanos >= 1_000_000_000:
+        seconds, nanos = seconds + 1, nanos - 1_000_000_000
+    fraction = f"{nanos:09d}".rstrip("0")
+    return f"{_second(seconds)}.{fraction}Z" if fraction else f"{_second(seconds)}Z"
+
+
+def new_ids(count: int) -> list[str]:
+    """``count`` random (version 4) UUIDs as text; one ``urandom`` call for all."""
+    raw = os.urandom(16 * count).hex()
+    ids = []
+    for i in range(0, 32 * count, 32):
+        h = raw[i:i + 32]
+        variant = "89ab"[int(h[16], 16) & 3]
+        ids.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}")
+    return ids
+
+
+def source_json(source: SourceRecord) -> str:
+    """The ``source`` object, the same in every event of a process."""
+    return f'{{"addr":{_q(source.addr)},"instanceID":{_q(source.instance_id)}}}'
+
+
+def event_line(
+    record: EventRecord, source: str, event_id: str, references: str | None = None
+) -> str:
+    """The event as distribution writes it (``omitempty`` fields left out), as JSON text.
+
+    Built from pieces rather than through ``json.dumps`` of dicts, which costs several
+    times as much. Strings from the client (media type, user agent, host, request id,
+    URL) go through the json module's (C) string encoder; the others were validated
+    before any event was made (repository names, digests, tags, HTTP methods) and
+    hold no character JSON would escape.
+    """
+    target = []
+    if record.media_type:
+        target.append(f'"mediaType":{_q(record.media_type)}')
+    if record.size >= 0:
+        target.append(f'"size":{record.size}')
+    if record.digest:
+        target.append(f'"digest":"{record.digest}"')
+    if record.size >= 0:
+        target.append(f'"length":{record.size}')
+    target.append(f'"repository":"{record.repository}"')
+    if record.from_repository:
+        target.append(f'"fromRepository":"{record.from_repository}"')
+    req = record.request if isinstance(record.request, RequestRecord) else record.request.get()
+    if record.digest and record.action != "delete":
+        section = "blobs" if record.kind == "blob" else "manifests"
+        url = f"{req.base_url}/v2/{record.repository}/{section}/{record.digest}"
+        target.append(f'"url":{_q(url)}')
+    if record.tag:
+        target.append(f'"tag":"{record.tag}"')
+    if references is not None:
+        target.append(f'"references":{references}')
+    request = [f'"id":{_q(req.id)}']
+    if req.addr:
+        request.append(f'"addr":{_q(req.addr)}')
+    if req.host:
+        request.append(f'"host":{_q(req.host)}')
+    request.append(f'"method":"{req.method}"')
+    request.append(f'"useragent":{_q(req.useragent)}')
+    actor = f'{{"name":{_q(req.actor)}}}' if req.actor else "{}"
+    return (
+        f'{{"id":"{event_id}","timestamp":"{rfc3339(record.timestamp)}",'
+        f'"action":"{record.action}","target":{{{",".join(target)}}},'
+        f'"request":{{{",".join(request)}}},"actor":{actor},"source":{source}}}'
+    )

@@ -1,0 +1,180 @@
+"""The repository wrapper that emits events (distribution's ``notifications.Listen``).
+
+:class:`NotifyingRepository` has the interface of the repository it wraps and
+delegates every operation to it; after an operation succeeds it records the event
+(push, pull, mount, delete) with the request that caused it. Only the API wraps a
+repository, once per request, and only when an endpoint is configured.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from dockyard.digest import Digest
+from dockyard.index.base import RepositoryUsage
+from dockyard.manifest import Manifest
+from dockyard.metadata import Page
+from dockyard.notifications.events import EventRecord, LazyRequest, RequestRecord
+from dockyard.notifications.notifier import Notifier
+from dockyard.registry.namespace import BlobContent, Repository
+from dockyard.types import BlobDescriptor, StoredManifest, UploadStatus
+
+__all__ = ["NotifyingRepository"]
+
+
+class NotifyingRepository(Repository):
+    """``inner`` with events; every method delegates to it."""
+
+    # Repository.__init__ is not called: the wrapped repository's stores do the work.
+    def __init__(  # pylint: disable=super-init-not-called
+        self, inner: Repository, notifier: Notifier, request: RequestRecord | LazyRequest
+    ) -> None:
+        self._inner = inner
+        self._notifier = notifier
+        self._request = request
+        self.namespace = inner.namespace
+        self.name = inner.name
+        self.layers = inner.layers
+
+    def _emit(
+        self,
+        action: str,
+        kind: str = "blob",
+        *,
+        digest: str = "",
+        size: int = -1,
+        media_type: str = "",
+        tag: str = "",
+        from_repository: str = "",
+        payload: bytes | None = None,
+    ) -> None:
+        self._notifier.emit(
+            EventRecord(action, self.name, self._request, kind, digest, size, media_type,
+                        tag, from_repository, payload, time.time())
+        )
+
+    def _blob(self, action: str, desc: BlobDescriptor, from_repository: str = "") -> None:
+        self._emit(action, "blob", digest=str(desc.digest), size=desc.size,
+                   media_type=desc.media_type, from_repository=from_repository)
+
+    # -- blobs ------------------------------------------------------------------------
+
+    async def stat_blob(self, digest: Digest) -> BlobDescriptor:
+        # The API stats a blob only to answer a HEAD, which distribution counts as a pull.
+        desc = await self._inner.stat_blob(digest)
+        self._blob("pull", desc)
+        return desc
+
+    async def open_blob(self, digest: Digest) -> BlobContent:
+        content = await self._inner.open_blob(digest)
+        self._blob("pull", content.descriptor)
+        return content
+
+    async def delete_blob(self, digest: Digest) -> None:
+        await self._inner.delete_blob(digest)
+        self._emit("delete", digest=str(digest))
+
+    async def mount_blob(self, digest: Digest, source: Repository | None) -> BlobDescriptor | None:
+        desc = await self._inner.mount_blob(digest, source)
+        if desc is not None:
+            self._blob("mount", desc, from_repository=source.name if source else "")
+        return desc
+
+    async def start_upload(self) -> UploadStatus:
+        return await self._inner.start_upload()
+
+    async def push_blob(
+        self, digest: Digest, body: AsyncIterator[bytes] | None, length: int | None
+    ) -> BlobDescriptor:
+        desc = await self._inner.push_blob(digest, body, length)
+        self._blob("push", desc)
+        return desc
+
+    async def upload_status(self, upload_id: str) -> UploadStatus:
+        return await self._inner.upload_status(upload_id)
+
+    async def write_upload(
+        self,
+        upload_id: str,
+        body: AsyncIterator[bytes],
+        *,
+        claimed: int | None,
+        start: int | None = None,
+        length: int | None = None,
+    ) -> UploadStatus:
+        return await self._inner.write_upload(
+            upload_id, body, claimed=claimed, start=start, length=length
+        )
+
+    async def finish_upload(
+        self,
+        upload_id: str,
+        digest: Digest,
+        body: AsyncIterator[bytes] | None,
+        *,
+        claimed: int | None,
+        start: int | None = None,
+        length: int | None = None,
+    ) -> BlobDescriptor:
+        desc = await self._inner.finish_upload(
+            upload_id, digest, body, claimed=claimed, start=start, length=length
+        )
+        self._blob("push", desc)
+        return desc
+
+    async def cancel_upload(self, upload_id: str) -> None:
+        await self._inner.cancel_upload(upload_id)
+
+    # -- manifests and tags -----------------------------------------------------------
+
+    async def get_manifest(self, reference: str) -> StoredManifest:
+        stored = await self._inner.get_manifest(reference)
+        self._manifest("pull", stored.digest, stored.media_type, stored.body, reference)
+        return stored
+
+    async def put_manifest(
+        self, reference: str, body: bytes, content_type: str | None
+    ) -> Manifest:
+        manifest = await self._inner.put_manifest(reference, body, content_type)
+        self._manifest("push", manifest.digest, manifest.media_type, manifest.payload, reference)
+        return manifest
+
+    def _manifest(
+        self, action: str, digest: Digest, media_type: str, payload: bytes, reference: str
+    ) -> None:
+        self._emit(
+            action, "manifest", digest=str(digest), size=len(payload), media_type=media_type,
+            tag="" if ":" in reference else reference,
+            payload=payload if self._notifier.include_references else None,
+        )
+
+    async def delete_manifest(self, reference: str) -> tuple[str, ...]:
+        tags = await self._inner.delete_manifest(reference)
+        if ":" in reference:
+            # As distribution: the revision, then each tag that went with it.
+            self._emit("delete", "manifest", digest=reference)
+        else:
+            self._emit("delete", "manifest", tag=reference)
+        for tag in tags:
+            self._emit("delete", "manifest", tag=tag)
+        return tags
+
+    async def delete(self) -> None:
+        await self._inner.delete()
+        # distribution 3's repository delete event: the repository alone.
+        self._emit("delete", "repository")
+
+    async def usage(self) -> RepositoryUsage:
+        return await self._inner.usage()
+
+    async def index_referrers(self) -> int:
+        return await self._inner.index_referrers()
+
+    async def tags(self, n: int | None, last: str) -> Page:
+        return await self._inner.tags(n, last)
+
+    async def referrers(
+        self, subject: Digest, artifact_type: str | None
+    ) -> list[dict[str, object]]:
+        return await self._inner.referrers(subject, artifact_type)

@@ -1,0 +1,261 @@
+"""Where an endpoint's queued events wait: on local disk, so they survive a restart.
+
+One spool per endpoint and per worker slot, a directory owned by one process at a
+time (an exclusive ``flock`` on its ``lock`` file), so no two workers ever deliver
+the same event::
+
+    <directory>/<endpoint>/<slot>/
+        lock                       held by the owning process
+        cursor                     "<segment> <offset>": first event not yet delivered
+        00000001.events            one JSON event per line, appended in order
+        00000002.events            a new segment every few MiB
+
+The cursor is replaced atomically after each delivery, so a restart resumes at the
+first undelivered event (an event whose POST succeeded just before a crash, before
+its cursor was written, is sent again: at least once, exactly once otherwise).
+Segments behind the cursor are deleted. A bound on queued events drops the oldest
+(counted, for the metrics and the log). Every method blocks: call them in a thread.
+
+:class:`MemorySpool` has the same interface for an endpoint without a directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import threading
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["DiskSpool", "MemorySpool", "Position", "Spool", "SpoolBusy"]
+
+Position = tuple[int, int]
+"""(segment, offset) in a spool; opaque outside this module."""
+
+_SEGMENT_BYTES = 4 << 20
+_SUFFIX = ".events"
+
+
+class SpoolBusy(OSError):
+    """Another process owns this spool."""
+
+
+class Spool:
+    """The interface of both spools: append, peek, ack; ``pending`` events queued."""
+
+    pending: int = 0
+    drops: int = 0
+    """Events dropped by the bound so far (a batch being retried may be among them)."""
+
+    def append(self, lines: Sequence[bytes]) -> int:
+        """Queue events (one JSON line each); returns how many old ones were dropped."""
+        raise NotImplementedError
+
+    def peek(self, limit: int) -> tuple[list[bytes], Position]:
+        """Up to ``limit`` of the oldest events, and the position after them."""
+        raise NotImplementedError
+
+    def ack(self, position: Position, count: int) -> None:
+        """The ``count`` events before ``position`` (from :meth:`peek`) were delivered."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the spool (its events stay for the next owner)."""
+
+
+class MemorySpool(Spool):
+    """Events in memory: lost on restart (no spool directory configured)."""
+
+    def __init__(self, max_events: int) -> None:
+        self._events: deque[bytes] = deque()
+        self._max = max_events
+        self._lock = threading.Lock()
+        self._serial = 0  # events removed so far: makes a position of the front
+
+    def append(self, lines: Sequence[bytes]) -> int:
+        with self._lock:
+            self._events.extend(lines)
+            over = max(0, len(self._events) - self._max)
+            for _ in range(over):
+                self._events.popleft()
+            self._serial += over
+            self.drops += over
+            self.pending = len(self._events)
+            return over
+
+    def peek(self, limit: int) -> tuple[list[bytes], Position]:
+        with self._lock:
+            lines = [self._events[i] for i in range(min(limit, len(self._events)))]
+            return lines, (self._serial, len(lines))
+
+    def ack(self, position: Position, count: int) -> None:
+        with self._lock:
+            serial, taken = position
+            # Events dropped since the peek were among those taken: remove the rest.
+            remaining = max(0, serial + taken - self._serial)
+            for _ in range(min(remaining, len(self._events))):
+                self._events.popleft()
+            self._serial += remaining
+            self.pending = len(self._events)
+
+
+class DiskSpool(Spool):
+    """A spool directory (see the module docstring); raises SpoolBusy if it is owned."""
+
+    def __init__(self, path: Path, max_events: int) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        self._max = max_events
+        self._lock = threading.Lock()
+        self._lock_fd = os.open(path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise SpoolBusy(f"{path} is owned by another process") from None
+        segments = self._segments()
+        self._cursor = self._read_cursor(segments)
+        self._tail = segments[-1] if segments else self._cursor[0]
+        self._writer: int | None = None
+        self._peeked_from = self._cursor
+        self.pending = self._count()
+
+    # -- layout ----------------------------------------------------------------------
+
+    def _segment_path(self, number: int) -> Path:
+        return self.path / f"{number:08d}{_SUFFIX}"
+
+    def _segments(self) -> list[int]:
+        found = []
+        for entry in os.listdir(self.path):
+            if entry.endswith(_SUFFIX) and entry[: -len(_SUFFIX)].isdigit():
+                found.append(int(entry[: -len(_SUFFIX)]))
+        return sorted(found)
+
+    def _read_cursor(self, segments: list[int]) -> Position:
+        try:
+            segment, offset = (self.path / "cursor").read_text().split()
+            cursor = (int(segment), int(offset))
+        except (FileNotFoundError, ValueError):
+            cursor = (segments[0] if segments else 1, 0)
+        # The cursor's segment was deleted (a crash after the delete, before the
+        # cursor moved on): continue at the next one that exists.
+        if segments and cursor[0] not in segments:
+            later = [s for s in segments if s > cursor[0]]
+            cursor = (later[0], 0) if later else (cursor[0], 0)
+        return cursor
+
+    def _write_cursor(self, cursor: Position) -> None:
+        partial = self.path / "cursor.tmp"
+        partial.write_text(f"{cursor[0]} {cursor[1]}\n")
+        os.replace(partial, self.path / "cursor")
+
+    def _count(self) -> int:
+        total = 0
+        segment, offset = self._cursor
+        for number in self._segments():
+            if number < segment:
+                continue
+            with open(self._segment_path(number), "rb") as f:
+                if number == segment:
+                    f.seek(offset)
+                total += sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+        return total
+
+    # -- the interface ----------------------------------------------------------------
+
+    def append(self, lines: Sequence[bytes]) -> int:
+        if not lines:
+            return 0
+        data = b"".join(line + b"\n" for line in lines)
+        with self._lock:
+            if self._writer is None or os.fstat(self._writer).st_size >= _SEGMENT_BYTES:
+                self._rotate()
+            assert self._writer is not None
+            os.write(self._writer, data)
+            self.pending += len(lines)
+            over = self.pending - self._max
+            if over > 0:
+                _, position = self._read(over)
+                self._advance(position, over)
+                self.drops += over
+                return over
+            return 0
+
+    def _rotate(self) -> None:
+        if self._writer is not None:
+            os.close(self._writer)
+            self._tail += 1
+        elif self._segment_path(self._tail).exists():
+            # Never append to a segment a previous process wrote: it may end in a
+            # partial line (a crash mid-write); a fresh segment keeps lines whole.
+            self._tail += 1
+        self._writer = os.open(
+            self._segment_path(self._tail), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+        )
+
+    def peek(self, limit: int) -> tuple[list[bytes], Position]:
+        with self._lock:
+            self._peeked_from = self._cursor
+            return self._read(limit)
+
+    def _read(self, limit: int, start: Position | None = None) -> tuple[list[bytes], Position]:
+        lines: list[bytes] = []
+        segment, offset = start or self._cursor
+        while len(lines) < limit and segment <= self._tail:
+            path = self._segment_path(segment)
+            if not path.exists():
+                segment, offset = segment + 1, 0
+                continue
+            with open(path, "rb") as f:
+                f.seek(offset)
+                while len(lines) < limit:
+                    line = f.readline()
+                    if not line.endswith(b"\n"):
+                        break  # end of the segment (or a partial line being written)
+                    offset += len(line)
+                    lines.append(line[:-1])
+            if len(lines) < limit and segment < self._tail:
+                segment, offset = segment + 1, 0
+            else:
+                break
+        return lines, (segment, offset)
+
+    def ack(self, position: Position, count: int) -> None:
+        with self._lock:
+            if position <= self._cursor:
+                return  # dropped meanwhile: the cursor is past them already
+            if self._cursor != self._peeked_from:
+                # Some of them were dropped since the peek: count what is left.
+                count = len(self._read_until(position))
+            self._advance(position, count)
+
+    def _read_until(self, position: Position) -> list[bytes]:
+        lines: list[bytes] = []
+        start = self._cursor
+        while start < position:
+            batch, start = self._read(1, start)
+            if not batch:
+                break
+            lines.extend(batch)
+        return lines
+
+    def _advance(self, position: Position, count: int) -> None:
+        old = self._cursor[0]
+        self._cursor = position
+        self._write_cursor(position)
+        for number in range(old, position[0]):
+            with contextlib.suppress(FileNotFoundError):
+                self._segment_path(number).unlink()
+        self.pending = max(0, self.pending - count)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._writer is not None:
+                os.close(self._writer)
+                self._writer = None
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)  # releases the flock
+                self._lock_fd = -1

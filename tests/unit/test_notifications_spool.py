@@ -1,0 +1,91 @@
+"""The notification spool: order, acknowledgement, restart, the bound, ownership."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dockyard.notifications import DiskSpool, MemorySpool, Spool, SpoolBusy
+from dockyard.notifications import spool as spool_module
+
+
+def lines(n: int, start: int = 0) -> list[bytes]:
+    return [f'{{"n":{i}}}'.encode() for i in range(start, start + n)]
+
+
+def drain(spool: Spool, batch: int = 3) -> list[bytes]:
+    out: list[bytes] = []
+    while True:
+        got, position = spool.peek(batch)
+        if not got:
+            return out
+        out.extend(got)
+        spool.ack(position, len(got))
+
+
+@pytest.mark.parametrize("kind", ["disk", "memory"])
+def test_in_order_and_acknowledged_once(tmp_path: Path, kind: str) -> None:
+    spool: Spool = DiskSpool(tmp_path / "s", 100) if kind == "disk" else MemorySpool(100)
+    spool.append(lines(5))
+    got, position = spool.peek(2)
+    assert got == lines(2)
+    assert spool.peek(2)[0] == lines(2)  # not acknowledged: read again
+    spool.ack(position, 2)
+    spool.append(lines(3, 5))
+    assert drain(spool) == lines(6, 2)
+    assert spool.pending == 0
+    assert drain(spool) == []
+
+
+def test_survives_a_restart_without_redelivery(tmp_path: Path) -> None:
+    spool = DiskSpool(tmp_path / "s", 100)
+    spool.append(lines(6))
+    _, position = spool.peek(4)
+    spool.ack(position, 4)
+    spool.close()
+    again = DiskSpool(tmp_path / "s", 100)
+    assert again.pending == 2
+    again.append(lines(1, 6))
+    assert drain(again) == lines(3, 4)
+    again.close()
+    assert DiskSpool(tmp_path / "s", 100).pending == 0
+
+
+def test_a_partial_last_line_is_not_delivered_and_later_events_are(tmp_path: Path) -> None:
+    spool = DiskSpool(tmp_path / "s", 100)
+    spool.append(lines(2))
+    spool.close()
+    segment = next((tmp_path / "s").glob("*.events"))
+    with segment.open("ab") as f:
+        f.write(b'{"torn":')  # a crash in the middle of a write
+    again = DiskSpool(tmp_path / "s", 100)
+    again.append(lines(1, 2))
+    assert drain(again) == lines(3)
+
+
+@pytest.mark.parametrize("kind", ["disk", "memory"])
+def test_bound_drops_the_oldest(tmp_path: Path, kind: str) -> None:
+    spool: Spool = DiskSpool(tmp_path / "s", 3) if kind == "disk" else MemorySpool(3)
+    assert spool.append(lines(2)) == 0
+    assert spool.append(lines(3, 2)) == 2
+    assert spool.pending == 3 and spool.drops == 2
+    assert drain(spool) == lines(3, 2)
+
+
+def test_segments_rotate_and_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spool_module, "_SEGMENT_BYTES", 20)
+    spool = DiskSpool(tmp_path / "s", 1000)
+    for i in range(10):
+        spool.append(lines(1, i))
+    assert len(list((tmp_path / "s").glob("*.events"))) > 2
+    assert drain(spool, batch=4) == lines(10)
+    assert len(list((tmp_path / "s").glob("*.events"))) <= 1
+
+
+def test_one_owner_at_a_time(tmp_path: Path) -> None:
+    owner = DiskSpool(tmp_path / "s", 10)
+    with pytest.raises(SpoolBusy):
+        DiskSpool(tmp_path / "s", 10)
+    owner.close()
+    DiskSpool(tmp_path / "s", 10).close()
