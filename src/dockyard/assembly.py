@@ -7,6 +7,7 @@ builds (and drops) all of it so that a bad setting fails before the start.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dockyard.api.context import AppContext, UrlSettings
@@ -33,6 +34,7 @@ from dockyard.storage.uploadlocks import UploadLocks
 from dockyard.tls import server_ssl_context
 
 __all__ = [
+    "Worker",
     "build_access",
     "build_cache",
     "build_context",
@@ -41,9 +43,39 @@ __all__ = [
     "build_redis_cache",
     "build_upload_locks",
     "check_config",
+    "default_workers",
     "storage_location",
     "unsupported_features",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """One of ``count`` worker processes of an instance; worker 0 runs scheduled jobs."""
+
+    index: int = 0
+    count: int = 1
+
+    @property
+    def primary(self) -> bool:
+        return self.index == 0
+
+
+def default_workers(config: Config) -> int:
+    """Worker processes when neither ``--workers`` nor ``http.workers`` says: one per CPU
+    this process may run on (its affinity, as Go's GOMAXPROCS), but 1 for the inmemory
+    driver, whose state cannot be shared between processes."""
+    if config.storage.driver == "inmemory":
+        return 1
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(config: Config, workers: int | None = None) -> int:
+    """``--workers``, else ``http.workers``, else :func:`default_workers`."""
+    return workers or config.http.workers or default_workers(config)
 
 if TYPE_CHECKING:
     from dockyard.cache.redis import RedisCache
@@ -145,7 +177,7 @@ def check_config(config: Config, workers: int | None = None) -> None:
     Raises ConfigError or DriverConfigError naming the key; no backend is contacted.
     """
     storage = config.storage
-    if (workers or config.http.workers) > 1 and storage.driver == "inmemory":
+    if worker_count(config, workers) > 1 and storage.driver == "inmemory":
         raise ConfigError(
             "http.workers: the inmemory driver cannot be shared by several workers", "http.workers"
         )
@@ -181,9 +213,12 @@ def build_index(config: Config) -> SqlIndex | None:
 
 def build_namespace(
     config: Config, driver: StorageDriver, options: RegistryOptions,
-    metrics: Metrics | None = None,
+    metrics: Metrics | None = None, worker: Worker | None = None,
 ) -> Namespace:
-    """The registry's repositories: hosted, or a pull-through cache with ``proxy.remoteurl``."""
+    """The registry's repositories: hosted, or a pull-through cache with ``proxy.remoteurl``.
+
+    ``worker``: which of this instance's worker processes builds it (None: the only one).
+    """
     cache = build_cache(config, metrics)
     locks = build_upload_locks(config)
     proxy = config.proxy
@@ -200,15 +235,21 @@ def build_namespace(
                      u.namespace)
             for u in proxy.upstreams
         ]
-    return ProxyNamespace(driver, options, upstreams, cache=cache, locks=locks)
+    worker = worker or Worker()
+    return ProxyNamespace(
+        driver, options, upstreams, cache=cache, locks=locks, primary=worker.primary,
+        workers=worker.count,
+    )
 
 
 def build_context(
-    config: Config, secret: bytes, instruments: Instruments | None = None
+    config: Config, secret: bytes, instruments: Instruments | None = None,
+    worker: Worker | None = None,
 ) -> AppContext:
     """Everything the application needs, from the configuration.
 
     With ``instruments`` (metrics, tracing), storage calls and cache lookups are observed.
+    ``worker``: which of this instance's worker processes builds it (None: the only one).
     """
     storage = config.storage
     driver = create_driver(
@@ -235,7 +276,7 @@ def build_context(
         prefix=config.http.prefix or "/",
     )
     return AppContext(
-        namespace=build_namespace(config, driver, options, metrics),
+        namespace=build_namespace(config, driver, options, metrics, worker),
         signer=UploadStateSigner(secret),
         urls=urls,
         headers=dict(config.http.headers),

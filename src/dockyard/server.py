@@ -17,6 +17,7 @@ import logging
 
 from dockyard import __version__
 from dockyard.assembly import (
+    Worker,
     build_access,
     build_cache,
     build_context,
@@ -25,8 +26,10 @@ from dockyard.assembly import (
     build_redis_cache,
     build_upload_locks,
     check_config,
+    default_workers,
     storage_location,
     unsupported_features,
+    worker_count,
 )
 from dockyard.config import Config, refuse_unknown_keys
 from dockyard.listeners import bind_debug, bind_listener
@@ -47,6 +50,7 @@ __all__ = [
     "build_redis_cache",
     "build_upload_locks",
     "check_config",
+    "default_workers",
     "serve",
     "storage_location",
     "unsupported_features",
@@ -70,7 +74,7 @@ def serve(
         log.warning("config: %s", warning)
     if strict:
         refuse_unknown_keys(warnings)
-    count = workers or config.http.workers
+    count = worker_count(config, workers)
     check_config(config, workers)
     check_spool(config)  # makes the directory: at start only, not in check-config
     _prepare_index(config)  # before the fork: one build, not one per worker
@@ -89,8 +93,7 @@ def serve(
     log.info("listening on %s with %d worker%s", where, count, "s" if count > 1 else "")
     debug_sock = bind_debug(config)
     if count == 1:
-        return run_worker(config, secret, sock, purge=True, debug_sock=debug_sock,
-                          slot=(0, 1))
+        return run_worker(config, secret, sock, Worker(), debug_sock=debug_sock)
     if debug_sock is None or not config.http.debug.prometheus.enabled:
         return supervise(config, secret, sock, count, debug_sock)
     from dockyard.metrics.multiproc import prepare_snapshot_dir, remove_snapshot_dir

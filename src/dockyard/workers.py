@@ -25,7 +25,7 @@ from aiohttp import web
 
 from dockyard.api.app import create_app
 from dockyard.api.context import AppContext
-from dockyard.assembly import build_context, build_redis_cache
+from dockyard.assembly import Worker, build_context, build_redis_cache
 from dockyard.background import build_lease, start_maintenance_jobs
 from dockyard.config import Config
 from dockyard.connections import GuardedAppRunner
@@ -68,9 +68,8 @@ def supervise(
                 own_debug = debug_sock if index == 0 else None  # the debug server: worker 0
                 if debug_sock is not None and own_debug is None:
                     debug_sock.close()
-                code = run_worker(config, secret, sock, purge=index == 0,
-                                   slot=(index, count),
-                                   debug_sock=own_debug, metrics_dir=metrics_dir)
+                code = run_worker(config, secret, sock, Worker(index, count),
+                                  debug_sock=own_debug, metrics_dir=metrics_dir)
             finally:
                 os._exit(code)
         children[pid] = index
@@ -122,12 +121,11 @@ def _die_with_parent(parent: int) -> None:
 
 
 def run_worker(
-    config: Config, secret: bytes, sock: socket.socket, purge: bool = False,
+    config: Config, secret: bytes, sock: socket.socket, worker: Worker,
     debug_sock: socket.socket | None = None, metrics_dir: str | None = None,
-    slot: tuple[int, int] = (0, 1),
 ) -> int:
-    """Serve in this process (worker ``slot[0]`` of ``slot[1]``) until SIGTERM/SIGINT;
-    with ``purge``, it also runs the instance's periodic jobs."""
+    """Serve in this process (``worker``) until SIGTERM/SIGINT; the primary worker also
+    runs the instance's periodic jobs."""
     try:
         import uvloop
 
@@ -135,20 +133,20 @@ def run_worker(
     except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
         loop_factory = None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(_worker(config, secret, sock, purge, debug_sock, metrics_dir, slot))
+        runner.run(_worker(config, secret, sock, worker, debug_sock, metrics_dir))
     return 0
 
 
 async def _worker(
-    config: Config, secret: bytes, sock: socket.socket, purge: bool,
+    config: Config, secret: bytes, sock: socket.socket, worker: Worker,
     debug_sock: socket.socket | None = None, metrics_dir: str | None = None,
-    slot: tuple[int, int] = (0, 1),
 ) -> None:
     instruments = Instruments(metrics=build_metrics(config, metrics_dir),
                               tracing=start_tracing())
-    ctx = build_context(config, secret, instruments)
-    # Worker ``slot[0]`` of ``slot[1]`` owns its own event spools (dockyard.notifying).
-    notifier = await asyncio.to_thread(build_notifier, config, *slot)
+    ctx = build_context(config, secret, instruments, worker)
+    # Worker ``worker.index`` of ``worker.count`` owns its own event spools
+    # (dockyard.notifying).
+    notifier = await asyncio.to_thread(build_notifier, config, worker.index, worker.count)
     exporter = None
     if notifier is not None:
         ctx = dataclasses.replace(ctx, notifier=notifier)
@@ -181,9 +179,10 @@ async def _worker(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
-    purger = _start_upload_purger(config, ctx) if purge else None
+    # Scheduled jobs run in one worker only: N purgers would walk storage N times.
+    purger = _start_upload_purger(config, ctx) if worker.primary else None
     jobs = (start_maintenance_jobs(config, ctx, _lease(config, ctx), instruments.metrics)
-            if purge else [])
+            if worker.primary else [])
     await instruments.start(config, debug_sock)
     try:
         await stopped.wait()
