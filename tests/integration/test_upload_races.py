@@ -14,6 +14,7 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,11 @@ import redis
 from tests.api.test_upload_integrity import C, on, patcher, race
 from tests.integration.conftest import S3RegistryFactory
 from tests.integration.test_azure_gcs import Store, store  # noqa: F401 (fixtures)
+from tests.integration.test_rados import (  # noqa: F401 (fixtures)
+    RadosFactory,
+    rados_params,
+    rados_registry_factory,
+)
 from tests.integration.test_s3 import clients  # noqa: F401 (a fixture)
 from tests.integration.test_s3_upload_integrity import (
     assert_bucket_blobs_consistent,
@@ -44,6 +50,8 @@ from tests.support.azure_gcs import (  # noqa: F401 (fixtures)
     gcs_registry_factory,
 )
 from tests.support.backends import MotoServer, S3RegistryProcess, TcpProxy, s3_params
+from tests.support.ceph import CephCluster, RadosFiles, RgwServer
+from tests.support.layout import BucketFiles, StoredFiles, check_layout
 from tests.support.redis import RedisServer
 
 from dockyard.maintenance.purge import PurgeSummary, purge_uploads
@@ -196,6 +204,59 @@ def test_azure_gcs_races(
         race_and_commit(one, other)  # a committed blob is read back from both instances
     if locks == "redis":
         assert lock_calls(redis_server) - before >= 2 * 4
+
+
+# -- Ceph: radosgw (a real S3 server) and the RADOS driver -----------------------------------
+
+
+@dataclass
+class CephStore:
+    """Where the racers write on the session's Ceph cluster: the files to check afterwards
+    and ``registry(overrides)``, a new instance on the same bucket or namespace."""
+
+    name: str
+    files: StoredFiles
+    registry: Callable[[dict[str, Any]], Any]
+
+
+@pytest.fixture(params=["radosgw", "rados"])
+def ceph_store(request: pytest.FixtureRequest, ceph_cluster: CephCluster) -> CephStore:
+    """A fresh radosgw bucket (dockyard's s3 driver) or RADOS namespace (its rados driver)."""
+    if request.param == "radosgw":
+        rgw = RgwServer(ceph_cluster)
+        bucket = rgw.create_bucket()
+        s3_factory: S3RegistryFactory = request.getfixturevalue("s3_registry_factory")
+        return CephStore("radosgw", BucketFiles(rgw.client(), bucket), lambda overrides:
+                         s3_factory(bucket, endpoint=rgw.url, s3=rgw.credentials,
+                                    overrides=overrides))
+    params: dict[str, Any] = request.getfixturevalue("rados_params")
+    rados_factory: RadosFactory = request.getfixturevalue("rados_registry_factory")
+    return CephStore("rados", RadosFiles(params),
+                     lambda overrides: rados_factory(params, overrides=overrides))
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("locks", ["claims", "redis"])
+def test_ceph_races(
+    ceph_store: CephStore,
+    locks: str,
+    client_factory: Callable[[Any], httpx.Client],
+    request: pytest.FixtureRequest,
+) -> None:
+    """The races above on radosgw and on RADOS: every committed blob is read back from
+    both instances, and afterwards every blob stored hashes to its path."""
+    overrides: dict[str, Any] = {"storage": {**STREAMING, **NO_PURGING}}
+    if locks == "redis":
+        redis_server: RedisServer = request.getfixturevalue("redis_server")
+        overrides["redis"] = {"addr": redis_server.addr}
+        before = lock_calls(redis_server)
+    one, other = (client_factory(ceph_store.registry(overrides)) for _ in range(2))
+    committed = [race_and_commit(one, other) for _ in range(2)]
+    if locks == "redis":
+        assert lock_calls(redis_server) - before >= 2 * 4
+    report = check_layout(ceph_store.files)
+    assert report.problems == []
+    assert report.blobs == sum(blob is not None for blob in committed)
 
 
 # -- upload purging never aborts a live upload's writes --------------------------------------
