@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -217,3 +218,28 @@ def test_debian_bindings_are_found_by_file(monkeypatch: pytest.MonkeyPatch) -> N
     assert os.path.realpath(module.__file__) == os.path.realpath(found[0])
     assert _pool.DIST_PACKAGES not in sys.path
     assert hasattr(module, "Rados")
+
+
+def test_op_timeouts_default_to_a_minute(params: dict[str, Any], tmp_path: Path) -> None:
+    """librados waits forever by default (0); where ceph.conf says nothing, the driver's
+    connection fails operations after 60 s instead (a 503, not a hung request), and a
+    timeout that ceph.conf sets is kept. Read back from the connection's options."""
+    from dockyard.storage.drivers.rados import _pool
+
+    def timeouts(conffile: str) -> tuple[str, str]:
+        driver = RadosDriver(RadosParameters({**params, "conffile": conffile}))
+        try:
+            run(driver.put_content("/timeouts", b"x"))
+            cluster = driver._cluster
+            return (cluster.conf_get("rados_osd_op_timeout"),
+                    cluster.conf_get("rados_mon_op_timeout"))
+        finally:
+            run(driver.aclose())
+
+    assert "op timeout" not in Path(params["conffile"]).read_text()
+    default = [float(t) for t in timeouts(params["conffile"])]
+    assert default == [float(_pool.OP_TIMEOUT)] * 2 == [60.0, 60.0]
+    conf = tmp_path / "ceph.conf"
+    text = Path(params["conffile"]).read_text()
+    conf.write_text(text.replace("[client]\n", "[client]\nrados osd op timeout = 7\n", 1))
+    assert [float(t) for t in timeouts(str(conf))] == [7.0, 60.0]
