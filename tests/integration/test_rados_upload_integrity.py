@@ -32,6 +32,7 @@ from tests.support.api import (
     upload_range,
     with_query,
 )
+from tests.support.redis import RedisServer
 
 from dockyard.storage.drivers.base import CheckedDriver, PathNotFound
 from dockyard.storage.drivers.rados import RadosDriver, RadosParameters
@@ -103,11 +104,22 @@ def test_rewind_attack_across_instances(
     assert assert_pool_blobs_consistent(rados_params) == 1
 
 
+@pytest.mark.parametrize("locks", ["claims", "redis"])
 def test_racing_patches_and_put_across_instances(
-    pair: list[httpx.Client], rados_params: dict[str, Any]  # noqa: F811
+    locks: str,
+    rados_registry_factory: RadosFactory,  # noqa: F811
+    rados_params: dict[str, Any],  # noqa: F811
+    client_factory: Callable[[Any], httpx.Client],
+    request: pytest.FixtureRequest,
 ) -> None:
-    """Chunks raced from both instances with one token, then a PATCH racing the PUT."""
-    one, other = pair
+    """Chunks raced from both instances with one token, then a PATCH racing the PUT;
+    the writers claim the upload in the pool, or hold Redis leases."""
+    overrides: dict[str, Any] | None = None
+    if locks == "redis":
+        redis_server: RedisServer = request.getfixturevalue("redis_server")
+        overrides = {"redis": {"addr": redis_server.addr}}
+    one, other = (client_factory(rados_registry_factory(rados_params, overrides=overrides))
+                  for _ in range(2))
     repo = random_repo("radosrace")
     location = start_upload(one, repo)
     committed = b""

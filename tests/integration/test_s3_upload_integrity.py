@@ -1,7 +1,8 @@
 """Issue 8 on S3 (moto's server): replayed and racing upload tokens never store a wrong blob.
 
 Two dockyard instances share one bucket; every sequence ends by downloading every
-object under ``blobs/`` from moto and re-hashing it.
+object under ``blobs/`` from the S3 server and re-hashing it. The racing test runs on
+moto and on radosgw, with storage claims and with Redis leases.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -27,11 +29,13 @@ from tests.support.api import (
     with_query,
 )
 from tests.support.backends import MotoServer, S3RegistryProcess
+from tests.support.ceph import RgwServer
+from tests.support.redis import RedisServer
 
 BLOBS = "docker/registry/v2/blobs/"
 
 
-def assert_bucket_blobs_consistent(moto: MotoServer, bucket: str) -> int:
+def assert_bucket_blobs_consistent(moto: MotoServer | RgwServer, bucket: str) -> int:
     """Every object under blobs/ is ``<alg>/<hh>/<hex>/data`` holding exactly that content."""
     s3 = moto.client()
     count = 0
@@ -83,15 +87,28 @@ def test_rewind_attack_across_instances(
     assert assert_bucket_blobs_consistent(moto_server, s3_bucket) == 1
 
 
+@pytest.mark.parametrize("locks", ["claims", "redis"])
 def test_racing_patches_and_put_across_instances(
-    pair: list[httpx.Client], moto_server: MotoServer, s3_bucket: str
+    s3_server: MotoServer | RgwServer,
+    locks: str,
+    s3_registry_factory: S3RegistryFactory,
+    clients: Callable[[S3RegistryProcess], httpx.Client],  # noqa: F811
+    request: pytest.FixtureRequest,
 ) -> None:
     """Chunks raced from both instances with one token, then a PATCH racing the PUT."""
-    race_patches_and_put(pair, moto_server, s3_bucket)
+    bucket = s3_server.create_bucket()
+    overrides: dict[str, Any] = {"storage": {"redirect": {"disable": True}}}
+    if locks == "redis":
+        redis_server: RedisServer = request.getfixturevalue("redis_server")
+        overrides["redis"] = {"addr": redis_server.addr}
+    pair = [clients(s3_registry_factory(bucket, endpoint=s3_server.url,
+                                        s3=s3_server.credentials, overrides=overrides))
+            for _ in range(2)]
+    race_patches_and_put(pair, s3_server, bucket)
 
 
-def race_patches_and_put(pair: list[httpx.Client], moto_server: MotoServer, s3_bucket: str,
-                         blobs_before: int = 0) -> None:
+def race_patches_and_put(pair: list[httpx.Client], moto_server: MotoServer | RgwServer,
+                         s3_bucket: str, blobs_before: int = 0) -> None:
     one, other = pair
     repo = random_repo("s3race")
     location = start_upload(one, repo)
