@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import posixpath
 from collections.abc import AsyncIterator
 
 from dockyard.digest import Digest, InvalidDigest
@@ -44,23 +42,17 @@ class StorageWalker:
                 return
             last = page.entries[-1]
 
-    async def _digests(self, root: str) -> list[Digest]:
-        """``<root>/<alg>/<hex>`` directories that hold a ``link``."""
+    async def _tree(self, root: str) -> list[tuple[str, ...]]:
+        """The path components of every file and directory below ``root``.
+
+        One flat, paged listing on S3 (ListObjectsV2 without a delimiter); the other
+        drivers walk directory by directory, as their ``walk`` does.
+        """
+        skip = len(root) + 1
         try:
-            algorithms = await self.driver.list(root)
+            return [tuple(info.path[skip:].split("/")) async for info in self.driver.walk(root)]
         except PathNotFound:
             return []
-        found: list[Digest] = []
-        for alg_dir in algorithms:
-            algorithm = posixpath.basename(alg_dir)
-            try:
-                entries = await self.driver.list(alg_dir)
-            except PathNotFound:
-                continue
-            for entry in entries:
-                with contextlib.suppress(InvalidDigest):
-                    found.append(Digest.parse(f"{algorithm}:{posixpath.basename(entry)}"))
-        return found
 
     async def _size(self, digest: Digest) -> int | None:
         async with self._limit:
@@ -68,14 +60,6 @@ class StorageWalker:
                 return (await self.driver.stat(paths.blob_data_path(digest))).size
             except (PathNotFound, InvalidDigest):
                 return None
-
-    async def _linked(self, link: str) -> bool:
-        async with self._limit:
-            try:
-                await self.driver.stat(link)
-            except PathNotFound:
-                return False
-            return True
 
     async def repository(self, name: str) -> RepositoryState:
         """What the layout holds for ``name`` (empty if it holds nothing)."""
@@ -99,26 +83,45 @@ class StorageWalker:
                 state.tags[tag] = digest
 
         manifests = ManifestStore(self.driver, self.blobs, name)
+        # Revisions and their schema1 signatures: <alg>/<hex>[/signatures/<alg>/<hex>].
+        revisions: dict[Digest, list[Digest]] = {}
+        for parts in await self._tree(paths.manifest_revisions_root(name)):
+            found = _digest(parts[0:2])
+            if found is None:
+                continue
+            signatures = revisions.setdefault(found, [])
+            if len(parts) >= 5 and parts[2] == "signatures":
+                signature = _digest(parts[3:5])
+                if signature is not None and signature not in signatures:
+                    signatures.append(signature)
 
-        async def revision(digest: Digest) -> None:
+        async def revision(digest: Digest, signatures: list[Digest]) -> None:
             async with self._limit:
                 try:
                     canonical = await manifests.linked(digest)
                     payload = await manifests.read(canonical)
                 except (ManifestUnknown, PathNotFound, InvalidDigest):
                     return
-            signatures = await self._digests(paths.manifest_signatures_path(name, digest))
             state.manifests[digest] = manifest_record(digest, payload, signatures=signatures)
 
-        revisions = await self._digests(paths.manifest_revisions_root(name))
-        await asyncio.gather(*(revision(d) for d in revisions))
+        await asyncio.gather(*(revision(d, s) for d, s in revisions.items()))
 
-        layers = await self._digests(paths.layers_root(name))
-        linked = await asyncio.gather(
-            *(self._linked(paths.layer_link_path(name, d)) for d in layers)
-        )
-        state.layers = {d for d, ok in zip(layers, linked, strict=True) if ok}
+        # A layer counts when its directory holds a ``link`` file.
+        state.layers = {
+            d for parts in await self._tree(paths.layers_root(name))
+            if len(parts) == 3 and parts[2] == "link" and (d := _digest(parts[0:2])) is not None
+        }
         wanted = sorted({*state.layers, *state.manifests}, key=str)
         sizes = await asyncio.gather(*(self._size(d) for d in wanted))
         state.sizes = {d: s for d, s in zip(wanted, sizes, strict=True) if s is not None}
         return state
+
+
+def _digest(parts: tuple[str, ...]) -> Digest | None:
+    """``(<alg>, <hex>)`` of a layout path as a digest; None if it is not one."""
+    if len(parts) < 2:
+        return None
+    try:
+        return Digest.parse(f"{parts[0]}:{parts[1]}")
+    except InvalidDigest:
+        return None
