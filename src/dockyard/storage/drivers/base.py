@@ -66,6 +66,9 @@ class FileInfo:
     size: int
     mod_time: float
     is_dir: bool
+    etag: str | None = None
+    """The object store's entity tag where a listing gives it (S3: the MD5 hex of a
+    single-part object's content), else None."""
 
 
 class FileWriter(Protocol):
