@@ -54,10 +54,17 @@ def _check_target(kind: Kind) -> None:
 
 
 @pytest.fixture(scope="session")
+def registry(session_registry: RegistryProcess) -> RegistryProcess:
+    """One registry for the whole session: filesystem storage, delete enabled (a module
+    may override ``registry``; ``session_registry`` is always the session's)."""
+    return session_registry
+
+
+@pytest.fixture(scope="session")
 def session_registry(
     tmp_path_factory: pytest.TempPathFactory, target: Kind, registry_secret: str
 ) -> Iterator[RegistryProcess]:
-    """One registry for the whole session: filesystem storage, delete enabled."""
+    """The session's registry (see ``registry``)."""
     _check_target(target)
     server = RegistryProcess(
         tmp_path_factory.mktemp("registry"), kind=target, secret=registry_secret
@@ -67,12 +74,6 @@ def session_registry(
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="session")
-def registry(session_registry: RegistryProcess) -> RegistryProcess:
-    """The session's registry (a module may override this name with one of its own)."""
-    return session_registry
 
 
 @pytest.fixture

@@ -146,7 +146,7 @@ async def _usage(index: SqlIndex | None) -> int:
         return _fail("usage needs the metadata index (storage.index.driver is none)")
     await index.migrate()
     rows = [("REPOSITORY", "TAGS", "MANIFESTS", "BLOBS", "SIZE", "EXCLUSIVE")]
-    total = exclusive = 0
+    exclusive = 0
     last = ""
     while True:
         page, more = await index.usages(500, last)
@@ -157,10 +157,10 @@ async def _usage(index: SqlIndex | None) -> int:
         if not more or not page:
             break
         last = page[-1].name
-    total = len(rows) - 1
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                         for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip())
-    print(f"{total} repositories; {_size(exclusive)} held by one repository alone", flush=True)
+    print(f"{len(rows) - 1} repositories; {_size(exclusive)} held by one repository alone",
+          flush=True)
     return 0

@@ -19,7 +19,6 @@ def _index_has_no_drift_at_the_end(
     if target != "dockyard":
         return
     # Beside the running server, as an operator would run it.
-    done = dockyard_command(
-        session_registry, "index", "verify", str(session_registry.config_path), check=False
-    )
+    server = session_registry
+    done = dockyard_command(server, "index", "verify", str(server.config_path), check=False)
     assert done.returncode == 0, f"index drift after the API suite:\n{done.stderr}{done.stdout}"

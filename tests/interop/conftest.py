@@ -119,6 +119,9 @@ def server_factory(
     registry process.
 
     ``root`` is the filesystem ``rootdirectory`` (default: the process's own ``data/``).
+    On a given ``root``, which docker-registry may have written to behind dockyard's
+    metadata index, dockyard starts with ``storage.index.rebuildonstart`` (what an
+    operator does after another program wrote: README, Metadata index).
     Every server is stopped at teardown; stop one earlier with ``server.stop()``.
     """
     with ServerPool[RegistryProcess]() as pool:
@@ -134,6 +137,9 @@ def server_factory(
             merged: dict[str, Any] = copy.deepcopy(dict(overrides or {}))
             if root is not None:
                 merged.setdefault("storage", {})["filesystem"] = {"rootdirectory": str(root)}
+                if kind == "dockyard":
+                    index = merged["storage"].setdefault("index", {})
+                    index.setdefault("rebuildonstart", True)
             server = RegistryProcess(
                 tmp_path_factory.mktemp(kind),
                 kind=kind,

@@ -45,7 +45,8 @@ _NO_LIMIT = 2**62
 
 _CACHED_TAGS_MIN = 1000
 """Tag lists at least this long are kept in memory (per process) while unchanged."""
-_CACHED_REPOSITORIES = 16
+_CACHED_TAGS_MAX = 250_000
+"""At most this many tags kept in all (some 20 MB), least recently used dropped first."""
 
 
 def catalog_sort_key(name: str) -> str:
@@ -185,9 +186,9 @@ class SqlIndex:
                 "SELECT tag FROM tags WHERE repository = ? ORDER BY tag", (repository,)
             )
             tags = [r[0] for r in rows]
-            if len(tags) >= _CACHED_TAGS_MIN:
+            if _CACHED_TAGS_MIN <= len(tags) <= _CACHED_TAGS_MAX:
                 self._tag_lists[repository] = (version, tags)
-                while len(self._tag_lists) > _CACHED_REPOSITORIES:
+                while sum(len(t) for _, t in self._tag_lists.values()) > _CACHED_TAGS_MAX:
                     self._tag_lists.popitem(last=False)
             return Page(tags, False)
         limit = _NO_LIMIT if n is None else n + 1
