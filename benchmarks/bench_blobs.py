@@ -25,7 +25,7 @@ from bench_client import (
     push_small,
     small_blobs,
 )
-from bench_core import MB, Measure, Row, Sample, Server, human
+from bench_core import MB, Measure, Row, Sample, Server, human, worker_args
 
 
 def drop_blob(server: Server, digest: str) -> None:
@@ -37,7 +37,7 @@ def drop_blob(server: Server, digest: str) -> None:
     )
 
 
-def make_servers(workdir: Path, workers: int, secret: str) -> list[Server]:
+def make_servers(workdir: Path, workers: int | None, secret: str) -> list[Server]:
     """dockyard (this checkout's src/) and docker-registry, each in its own folder, on
     filesystem storage with Debian's default in-memory blob descriptor cache."""
     overrides: dict[str, Any] = {
@@ -50,7 +50,7 @@ def make_servers(workdir: Path, workers: int, secret: str) -> list[Server]:
     return [
         Server("dockyard", RegistryProcess(
             workdir / "dockyard", kind="dockyard", secret=secret, overrides=overrides,
-            extra_args=["--workers", str(workers)], log_level="warn")),
+            log_level="warn", workers=None, extra_args=worker_args(workers))),
         Server("docker-registry", RegistryProcess(
             workdir / "docker-registry", kind="distribution", secret=secret,
             overrides=overrides, log_level="error")),

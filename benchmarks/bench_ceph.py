@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_client import BLOCK, BigBlob, pull, push_monolithic
-from bench_core import MB, Measure, Row, Sample, Server, human
+from bench_core import MB, Measure, Row, Sample, Server, human, worker_args
 
 MEMSTORE_BYTES = 8 << 30
 """RAM the OSD may hold: the blobs of a repetition (each deleted after it) fit."""
@@ -98,20 +98,20 @@ class CephGroup:
             "storage": {"maintenance": {"uploadpurging": {"enabled": False}}},
         }
         no_redirect = deep_merge(base, {"storage": {"redirect": {"disable": True}}})
-        extra_args = ["--workers", str(self.args.workers)] if kind == "dockyard" else []
+        extra_args = worker_args(self.args.workers) if kind == "dockyard" else []
         log_level = "warn" if kind == "dockyard" else "error"
         params = s3_params(rgw.url, bucket, **rgw.credentials)
         out = {}
         for name, config in (("redirect", base), ("stream", no_redirect)):
             out[name] = Server(label, S3RegistryProcess(
                 self.workdir / f"{label}-{name}", kind=kind, s3=params, secret=self.secret,
-                overrides=config, extra_args=extra_args, log_level=log_level))
+                overrides=config, extra_args=extra_args, log_level=log_level, workers=None))
         if kind == "dockyard":
             rados = {"poolname": self.cluster.pool, "conffile": str(self.cluster.conf),
                      "namespace": self.namespace}
             out["rados"] = Server(label, RadosRegistryProcess(
                 self.workdir / f"{label}-rados", rados=rados, secret=self.secret,
-                overrides=base, extra_args=extra_args, log_level=log_level))
+                overrides=base, extra_args=extra_args, log_level=log_level, workers=None))
         return out
 
     def start(self, stack: contextlib.ExitStack, runner: Any) -> None:

@@ -89,6 +89,19 @@ class Server:
         return group_peak_rss_mib(self.proc.pid)
 
 
+def worker_args(workers: int | None) -> list[str]:
+    """dockyard's command line arguments: ``--workers N``, or with None none, so that it
+    runs with its defaults (one worker per CPU), as a user runs it. Its RegistryProcess
+    takes ``workers=None`` so that the config does not set ``http.workers`` either."""
+    return [] if workers is None else ["--workers", str(workers)]
+
+
+def describe_workers(workers: int | None) -> str:
+    if workers is None:
+        return f"its defaults: {len(os.sched_getaffinity(0))} workers, one per CPU"
+    return f"--workers {workers}"
+
+
 # --------------------------------------------------------------------------- figures
 
 

@@ -35,7 +35,7 @@ from bench_client import (
     start_upload,
     with_digest,
 )
-from bench_core import Measure, Row, Sample, Server, log
+from bench_core import LABELS, Measure, Row, Sample, Server, log
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -49,6 +49,7 @@ MANIFEST_ACCEPT = ", ".join((
 ))
 MANIFEST_REPO = "bench/manifests"
 TAGS_REPO = "bench/tags"
+FRESH_REPO = "bench/fresh"
 LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
@@ -80,13 +81,15 @@ def make_config(layer: bytes) -> bytes:
     }, separators=(",", ":")).encode()
 
 
-def make_manifest(config: bytes, layer: bytes, note: str) -> bytes:
-    """An OCI image manifest of ``config`` and ``layer``; ``note`` makes it distinct."""
+def make_manifest(config: bytes, layer: bytes | list[bytes], note: str) -> bytes:
+    """An OCI image manifest of ``config`` and ``layer`` (or layers); ``note`` makes it
+    distinct."""
+    layers = layer if isinstance(layer, list) else [layer]
     return json.dumps({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": descriptor(OCI_CONFIG, config),
-        "layers": [descriptor(OCI_LAYER, layer)],
+        "layers": [descriptor(OCI_LAYER, one) for one in layers],
         "annotations": {"org.example.dockyard-bench": note},
     }, indent=2).encode()
 
@@ -167,23 +170,32 @@ class ManifestsGroup:
         self.servers = make_servers(workdir / "manifests", args.workers, secret)
         self.layer = make_layer()
         self.config = make_config(self.layer)
+        # The PUT rows' manifests reference the seed layer and --layers - 1 more blobs.
+        self.layers = [self.layer, *(f"extra layer {i}\n".encode()
+                                     for i in range(args.layers - 1))]
         self.seed = make_manifest(self.config, self.layer, "seed")
         self.tags = [f"t{i:05d}" for i in range(args.tags)]
-        self.repos = {MANIFEST_REPO, TAGS_REPO, *filler_names(args.repos - 2)}
+        self.seeded_fresh = [f"t{i:05d}" for i in range(args.fresh_tags)]
+        # label -> the tags of FRESH_REPO: seeded, then one more before each listing.
+        self.fresh_tags = {label: set(self.seeded_fresh) for label in LABELS}
+        self.repos = {MANIFEST_REPO, TAGS_REPO, FRESH_REPO, *filler_names(args.repos - 3)}
         self.manifests: list[tuple[str, bytes, str]] = []  # (tag, body, digest)
 
     def rows(self) -> list[Row]:
         a = self.args
         c = a.manifest_concurrency
         return [
-            Row("manifest_put", f"manifest PUT by tag x {a.manifests:,} (distinct OCI), "
-                f"concurrency {c}", "req/s", True),
+            Row("manifest_put", f"manifest PUT by tag x {a.manifests:,} (distinct OCI, "
+                f"{a.layers} layer{'s' if a.layers > 1 else ''}), concurrency {c}",
+                "req/s", True),
             Row("manifest_get", f"manifest GET by tag x {a.manifest_gets:,}, concurrency {c}",
                 "req/s", True),
             Row("tags_full", f"tags/list of {a.tags:,} tags, full (x {a.tag_lists})",
                 "ms", False),
             Row("tags_paged", f"tags/list of {a.tags:,} tags, n={a.page} following Link "
                 "(*)", "ms", False),
+            Row("tags_fresh", f"tags/list of {a.fresh_tags:,}+ tags just after a tag push "
+                f"(x {a.tag_lists})", "ms", False),
             Row("catalog", f"_catalog walk of {a.repos:,} repositories, n={a.page} "
                 "following Link", "ms", False),
         ]
@@ -206,7 +218,8 @@ class ManifestsGroup:
             blobs = [sha256(self.config), sha256(self.layer)]
             seed_repository(root, MANIFEST_REPO, blobs, digest, ["seed"])
             seed_repository(root, TAGS_REPO, blobs, digest, self.tags)
-            for name in sorted(self.repos - {MANIFEST_REPO, TAGS_REPO}):
+            seed_repository(root, FRESH_REPO, blobs, digest, self.seeded_fresh)
+            for name in sorted(self.repos - {MANIFEST_REPO, TAGS_REPO, FRESH_REPO}):
                 seed_repository(root, name, blobs, digest, ["latest"])
             os.sync()
             log(f"  {server.label}: seeded {len(self.tags):,} tags and {len(self.repos):,} "
@@ -217,7 +230,8 @@ class ManifestsGroup:
         conn = Connection(port)
         try:
             await push_blob(conn, MANIFEST_REPO, self.config)
-            await push_blob(conn, MANIFEST_REPO, self.layer)
+            for layer in self.layers:
+                await push_blob(conn, MANIFEST_REPO, layer)
             await put_manifest(conn, MANIFEST_REPO, "seed", self.seed)
         finally:
             conn.close()
@@ -226,7 +240,7 @@ class ManifestsGroup:
         nonce = secrets.token_hex(8)
         self.manifests = []
         for i in range(self.args.manifests):
-            body = make_manifest(self.config, self.layer, f"{nonce}-{i}")
+            body = make_manifest(self.config, self.layers, f"{nonce}-{i}")
             self.manifests.append((f"r{rep}-{i:05d}", body, sha256(body)))
 
     def peak_rss(self) -> dict[str, float]:
@@ -301,6 +315,26 @@ class ManifestsGroup:
             out["tags_paged"] = m.sample(seconds / args.walks * 1000, pages=len(walks[0]))
             for pages in walks:
                 check_listing("paged tags/list", label, listed(pages, "tags"), expected_tags)
+
+            # A new tag before each listing: the tags directory changed just now, so
+            # no listing cached from before can answer (only the request is timed).
+            fresh_seconds = fresh_server_cpu = fresh_client_cpu = 0.0
+            fresh = f"/v2/{FRESH_REPO}/tags/list"
+            for i in range(args.tag_lists):
+                tag = f"n{rep}-{i:04d}"
+                await put_manifest(conn, FRESH_REPO, tag, self.seed)
+                self.fresh_tags[label].add(tag)
+                with Measure(server) as m:
+                    t0 = time.perf_counter()
+                    r = await conn.request("GET", fresh)
+                    fresh_seconds += time.perf_counter() - t0
+                expect(r, 200, "tags/list")
+                fresh_server_cpu += m.server_cpu
+                fresh_client_cpu += m.client_cpu
+                check_listing("fresh tags/list", label, listed([r], "tags"),
+                              self.fresh_tags[label])
+            out["tags_fresh"] = Sample(fresh_seconds / args.tag_lists * 1000,
+                                       fresh_server_cpu, fresh_client_cpu)
 
             max_pages = args.repos // args.page + 10
             walks = []

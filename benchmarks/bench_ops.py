@@ -24,7 +24,7 @@ from tests.support.net import free_port
 from tests.support.servers import RegistryProcess
 
 from bench_client import Connection, ProtocolError, expect, run_pool
-from bench_core import Measure, Row, Sample, Server
+from bench_core import Measure, Row, Sample, Server, worker_args
 from bench_manifests import (
     MANIFEST_ACCEPT,
     make_config,
@@ -57,11 +57,11 @@ class OpsGroup:
         self.plain: dict[str, Server] = {}
         self.measured: dict[str, Server] = {}
         for label, kind in KINDS.items():
-            extra = ["--workers", str(args.workers)] if kind == "dockyard" else []
+            extra = worker_args(args.workers) if kind == "dockyard" else []
             level = "warn" if kind == "dockyard" else "error"
             self.plain[label] = Server(label, RegistryProcess(
                 workdir / "ops" / f"{label}-off", kind=kind, secret=secret, overrides=base,
-                extra_args=extra, log_level=level))  # type: ignore[arg-type]
+                extra_args=extra, log_level=level, workers=None))  # type: ignore[arg-type]
             port = self.debug_ports[label] = free_port()
             on = {**base,
                   "http": {"debug": {"addr": f"127.0.0.1:{port}",
@@ -70,7 +70,7 @@ class OpsGroup:
                                                "threshold": 3}}}
             self.measured[label] = Server(label, RegistryProcess(
                 workdir / "ops" / f"{label}-on", kind=kind, secret=secret, overrides=on,
-                extra_args=extra, log_level=level))  # type: ignore[arg-type]
+                extra_args=extra, log_level=level, workers=None))  # type: ignore[arg-type]
         self.layer = make_layer()
         self.config = make_config(self.layer)
         self.manifest = make_manifest(self.config, self.layer, "ops")

@@ -17,7 +17,7 @@ from typing import Any
 from tests.support.servers import RegistryProcess
 
 from bench_client import BLOCK, BigBlob, pull, push_monolithic
-from bench_core import MB, Measure, Row, Sample, Server, human
+from bench_core import MB, Measure, Row, Sample, Server, human, worker_args
 
 
 class ProxyGroup:
@@ -40,11 +40,12 @@ class ProxyGroup:
         # A hosted dockyard, for the warm pull's reference: a direct pull.
         self.hosted = RegistryProcess(
             base / "hosted", kind="dockyard", secret=secret, overrides=overrides,
-            extra_args=["--workers", str(args.workers)], log_level="warn")
+            log_level="warn", workers=None,
+            extra_args=worker_args(args.workers))
         self.servers = [
             Server("dockyard", RegistryProcess(
                 base / "dockyard", kind="dockyard", secret=secret, overrides=cache,
-                extra_args=["--workers", str(args.workers)], log_level="warn")),
+                log_level="warn", workers=None, extra_args=worker_args(args.workers))),
             Server("docker-registry", RegistryProcess(
                 base / "docker-registry", kind="distribution", secret=secret,
                 overrides=cache, log_level="error")),

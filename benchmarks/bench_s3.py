@@ -36,7 +36,7 @@ from bench_client import (
     run_pool,
     small_blobs,
 )
-from bench_core import MB, Measure, Row, Sample, Server, human
+from bench_core import MB, Measure, Row, Sample, Server, human, worker_args
 
 INSTANCES = ("redirect", "stream", "redis")
 # redis.pool as in distribution's documented example: without maxidle, docker-registry
@@ -117,7 +117,7 @@ class S3Group:
             "storage": {"redirect": {"disable": True}, "cache": {"blobdescriptor": "redis"}},
             "redis": {"addr": self.redis.addr, "db": db, "pool": REDIS_POOL},
         }
-        extra_args = ["--workers", str(self.args.workers)] if kind == "dockyard" else []
+        extra_args = worker_args(self.args.workers) if kind == "dockyard" else []
         log_level = "warn" if kind == "dockyard" else "error"
         out = {}
         for name, overrides in (("redirect", {}), ("stream", no_redirect),
@@ -126,7 +126,7 @@ class S3Group:
             out[name] = Server(label, S3RegistryProcess(
                 self.workdir / f"{label}-{name}", kind=kind,
                 s3=s3_params(self.moto.url, bucket), secret=self.secret,
-                overrides=config, extra_args=extra_args, log_level=log_level))
+                overrides=config, extra_args=extra_args, log_level=log_level, workers=None))
         return out
 
     def start(self, stack: contextlib.ExitStack, runner: Any) -> None:

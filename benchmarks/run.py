@@ -52,7 +52,7 @@ from tests.support.servers import DISTRIBUTION_BINARY  # noqa: E402
 from bench_blobs import BlobsGroup  # noqa: E402
 from bench_ceph import CephGroup  # noqa: E402
 from bench_ceph import missing_dependencies as ceph_missing  # noqa: E402
-from bench_core import LABELS, Row, Sample, fmt, log, parse_size  # noqa: E402
+from bench_core import LABELS, Row, Sample, describe_workers, fmt, log, parse_size  # noqa: E402
 from bench_manifests import ManifestsGroup  # noqa: E402
 from bench_ops import OpsGroup  # noqa: E402
 from bench_proxy import ProxyGroup  # noqa: E402
@@ -92,7 +92,7 @@ def report(groups: list[Group], results: Results, rss: dict[str, dict[str, float
     a, b = LABELS
     rows = [row for g in groups for row in g.rows()]
     lines = [
-        f"dockyard (--workers {args.workers}) vs docker-registry {registry_version}: "
+        f"dockyard ({describe_workers(args.workers)}) vs docker-registry {registry_version}: "
         f"median of {args.repeat}; MB = 10^6 bytes.",
         "ratio > 1 means dockyard is better: dockyard/docker-registry for rates,",
         "docker-registry/dockyard for times (ms).",
@@ -163,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                              "(default blobs,manifests,s3,proxy,ceph,ops)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="repetitions; each figure is the median (default 3)")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="dockyard serve --workers N (default 2, the machine's cores)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="dockyard serve --workers N; by default none: both servers "
+                             "run with their defaults (dockyard: one worker per CPU)")
     parser.add_argument("--no-verify", action="store_true",
                         help="pull without the sha256 check, which caps a client near "
                              "2 GB/s on one core (the length is still checked)")
@@ -189,11 +190,16 @@ def main(argv: list[str] | None = None) -> int:
     manifests = parser.add_argument_group("manifests")
     manifests.add_argument("--manifests", type=int, default=2000,
                            help="distinct manifests PUT by tag per repetition (default 2000)")
+    manifests.add_argument("--layers", type=int, default=1,
+                           help="layers of each manifest PUT (default 1; e.g. 50)")
     manifests.add_argument("--manifest-gets", type=int, default=20000,
                            help="manifest GETs by tag (default 20000)")
     manifests.add_argument("--manifest-concurrency", type=int, default=32)
     manifests.add_argument("--tags", type=int, default=10000,
                            help="tags of the listed repository (default 10000)")
+    manifests.add_argument("--fresh-tags", type=int, default=3000,
+                           help="tags of the repository listed just after a tag push "
+                                "(default 3000)")
     manifests.add_argument("--tag-lists", type=int, default=20,
                            help="full tags/list requests per repetition (default 20)")
     manifests.add_argument("--repos", type=int, default=2000,
@@ -218,14 +224,15 @@ def main(argv: list[str] | None = None) -> int:
                            "(default 256M)")
     args = parser.parse_args(argv)
     counts = (args.size, args.chunk, args.repeat, args.small, args.heads, args.manifests,
-              args.manifest_gets, args.tags, args.tag_lists, args.page, args.walks,
-              args.s3_size, args.s3_heads, args.s3_small, args.workers,
+              args.manifest_gets, args.layers, args.tags, args.fresh_tags, args.tag_lists,
+              args.page, args.walks,
+              args.s3_size, args.s3_heads, args.s3_small, args.workers or 1,
               args.small_concurrency, args.head_concurrency, args.manifest_concurrency,
               args.proxy_size, args.ceph_size)
     if min(counts) < 1:
         parser.error("sizes and counts must be positive")
-    if args.repos < 3:
-        parser.error("--repos must be at least 3")
+    if args.repos < 4:
+        parser.error("--repos must be at least 4")
     if args.s3_size > 1 << 30:
         parser.error("--s3-size: at most 1G (moto keeps every object in memory)")
     if not os.access(DISTRIBUTION_BINARY, os.X_OK):

@@ -55,8 +55,9 @@ configuration:
   unless http.secret is set, a generated one is kept in registry-data/http.secret.
 
 workers:
-  --workers N (or http.workers) runs N processes on one port. Every worker
-  continues any upload; several instances need the same http.secret.
+  --workers N (or http.workers) runs N processes on one port; by default one
+  per CPU (1 with the inmemory driver). Every worker continues any upload;
+  several instances need the same http.secret.
 """
 
 

@@ -13,6 +13,7 @@ CANONICAL_ALGORITHM = "sha256"
 # Hex lengths of the algorithms a registry accepts; anything else is refused outright.
 _HEX_LENGTHS = {"sha256": 64, "sha512": 128}
 _GRAMMAR = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
+_LOWER_HEX = re.compile(r"[0-9a-f]+")
 
 
 class InvalidDigest(ValueError):
@@ -39,7 +40,7 @@ class Digest:
         length = _HEX_LENGTHS.get(algorithm)
         if length is None:
             raise UnsupportedAlgorithm(f"unsupported digest algorithm {algorithm!r}")
-        if len(hexpart) != length or not all(c in "0123456789abcdef" for c in hexpart):
+        if len(hexpart) != length or not _LOWER_HEX.fullmatch(hexpart):
             raise InvalidDigest(f"invalid {algorithm} digest {text[:200]!r}")
         return cls(algorithm, hexpart)
 

@@ -25,6 +25,7 @@ from tests.support.api import (
     upload_range,
     with_query,
 )
+from tests.support.net import child_pids
 from tests.support.servers import RegistryProcess, process_env
 
 pytestmark = pytest.mark.skipif(TARGET == "distribution", reason="dockyard's serve command")
@@ -136,3 +137,42 @@ def test_default_config_with_a_secret_keeps_none(tmp_path: Path) -> None:
         assert httpx.get(f"{s.url}/v2/", timeout=10).status_code == 200
         assert "http.secret" not in s.log_text()
     assert not (s.data / "http.secret").exists()
+
+
+def test_workers_default_to_one_per_cpu(tmp_path: Path) -> None:
+    """Without --workers or http.workers, as many workers as CPUs (the Go server's
+    GOMAXPROCS), and any of them continues an upload another started."""
+    cpus = len(os.sched_getaffinity(0))
+    server = RegistryProcess(tmp_path, workers=None)
+    assert "workers" not in server.config["http"]
+    server.start()
+    try:
+        assert server.pid is not None
+        assert len(child_pids(server.pid)) == (cpus if cpus > 1 else 0)
+        assert f"with {cpus} worker{'s' if cpus > 1 else ''}" in server.log_text()
+        repo, data = random_repo("default-workers"), os.urandom(8 * 4096)
+        with make_client(server.url) as client:
+            location = start_upload(client, repo)
+        for start in range(0, len(data), 4096):
+            with make_client(server.url) as client:  # a new connection: any worker
+                chunk = data[start:start + 4096]
+                response = patch_chunk(client, location, chunk, start=start)
+                assert response.status_code == 202, response.text
+                location = urljoin(location, response.headers["Location"])
+        with make_client(server.url) as client:
+            response = client.put(with_query(location, digest=digest_of(data)))
+            assert response.status_code == 201, response.text
+    finally:
+        server.stop()
+
+
+def test_inmemory_driver_defaults_to_one_worker(tmp_path: Path) -> None:
+    server = RegistryProcess(tmp_path, workers=None, overrides={"storage": {"inmemory": {}}})
+    del server.config["storage"]["filesystem"]
+    server._write_config()
+    server.start()
+    try:
+        assert server.pid is not None and child_pids(server.pid) == []
+        assert "with 1 worker" in server.log_text()
+    finally:
+        server.stop()

@@ -317,9 +317,10 @@ def test_online_gc_while_pushing_on_s3_with_two_instances(
         "redirect": {"disable": True},
         "maintenance": {"garbagecollect": {"enabled": True, "interval": "300ms",
                                            "graceperiod": GRACE},
-                        # moto reports every multipart upload as initiated in 2010, so
-                        # the purger would abort skopeo's uploads in flight (not GC's doing).
-                        "uploadpurging": {"enabled": False}},
+                        # The purger runs too (moto dates every multipart upload 2010:
+                        # uploads in flight are judged by their startedat and survive).
+                        "uploadpurging": {"enabled": True, "age": "1h",
+                                          "interval": "2s"}},
     }}
     servers = [s3_registry_factory(s3_bucket, overrides=shared) for _ in range(2)]
     outcome = push_while_collecting(servers, skopeo, tmp_path, pushes=8)  # moto is slow

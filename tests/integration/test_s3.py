@@ -38,6 +38,7 @@ from tests.support.api import (
 from tests.support.backends import MotoServer, S3RegistryProcess, TcpProxy
 from tests.support.ceph import RgwServer
 from tests.support.data import blob
+from tests.support.manifests import image, manifest_path, put_manifest
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(600)]
 
@@ -258,12 +259,27 @@ def test_round_trips_per_request(
     measure("PATCH 6 MiB after a 2 MiB part (read back)", lambda: patch(chunks[2]), 202)
     measure("closing PUT, no body", lambda: client.put(
         with_query(location, digest=digest_of(b"".join(chunks)))).status_code, 201)
+    built = image(client, repo, layers=1)  # its config and layer pushed, not counted
+    accept = {"Accept": built.media_type}
+    measure("manifest PUT by tag, 1 layer", lambda: put_manifest(
+        client, repo, "v1", built).status_code, 201)
+    measure("manifest PUT of the same by a second tag", lambda: put_manifest(
+        client, repo, "v2", built).status_code, 201)
+    measure("manifest GET by tag", lambda: client.get(
+        manifest_path(repo, "v1"), headers=accept).status_code, 200)
+    measure("manifest GET by tag again", lambda: client.get(
+        manifest_path(repo, "v1"), headers=accept).status_code, 200)
+    measure("tags/list", lambda: client.get(f"/v2/{repo}/tags/list").status_code, 200)
+    measure("_catalog?n=2", lambda: client.get("/v2/_catalog?n=2").status_code, 200)
     with capsys.disabled():
         for name, requests in figures.items():
             methods = ", ".join(f"{m} {p.split('?')[0].rsplit('/', 1)[-1]}" for m, p, _ in requests)
             print(f"\n  S3 requests, {name}: {len(requests)} ({methods})")
     assert len(figures["blob HEAD"]) == 2  # the repository's link, then HeadObject
     assert len(figures["blob GET (redirect)"]) == 2  # the same; the URL is signed locally
+    # Two blobs checked (link and HEAD each), then payload, revision link, tag index, current.
+    assert len(figures["manifest PUT by tag, 1 layer"]) == 2 * 2 + 4
+    assert len(figures["manifest GET by tag again"]) == 1  # `current`; the manifest from the LRU
 
 
 def test_cancelled_and_purged_uploads_leave_no_multipart_upload(

@@ -248,16 +248,23 @@ def _state(proxy: RegistryProcess) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_cached_content_expires_after_ttl(
     upstream: RegistryProcess,
     server_factory: ServerFactory,
     skopeo: Skopeo,
     images: Images,
     tmp_path: Path,
+    workers: str,
 ) -> None:
+    """With two workers, whichever cached the content, the first one expires it (it
+    reads the other's entries from scheduler-state.json)."""
     repo = random_repo("proxy")
     push(skopeo, images.single.ref, upstream, repo, "v1")
-    proxy = server_factory("dockyard", overrides=proxy_config(upstream.url, ttl="2s"))
+    proxy = server_factory(
+        "dockyard", overrides=proxy_config(upstream.url, ttl="2s"),
+        extra_args=["--workers", workers],
+    )
     skopeo.copy(docker_ref(proxy, repo, "v1"), f"oci:{tmp_path / 'out'}:v1")
     manifest = json.loads(upstream_manifest(upstream, repo, "v1").content)
     layer = manifest["layers"][0]["digest"]

@@ -89,7 +89,10 @@ class RegistryProcess:
         extra_args: Sequence[str] = (),
         log_level: str = "info",
         env: Mapping[str, str] | None = None,
+        workers: int | None = 1,
     ) -> None:
+        """``workers``: dockyard's ``http.workers``; 1 keeps the suite light on a shared
+        machine, None leaves the default (one per CPU); ``--workers`` overrides either."""
         if kind not in ("dockyard", "distribution"):
             raise ValueError(f"unknown registry kind {kind!r}")
         self.kind: Kind = kind
@@ -112,6 +115,8 @@ class RegistryProcess:
         }
         if secret is not None:  # None: no http.secret at all (the server picks one)
             base["http"]["secret"] = secret
+        if workers is not None and kind == "dockyard":
+            base["http"]["workers"] = workers
         self.config: dict[str, Any] = deep_merge(base, overrides or {})
         self._proc: subprocess.Popen[bytes] | None = None
         self._write_config()

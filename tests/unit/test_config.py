@@ -92,7 +92,7 @@ def test_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.storage.delete.enabled is False
     assert config.http.addr == ":5000"
     assert config.http.net == "tcp"
-    assert config.http.workers == 1
+    assert config.http.workers is None  # the server runs one worker per CPU
     assert config.auth is None
     assert config.log.level == "info"
     # No warning about http.secret: the server keeps a generated one with the data.
@@ -428,7 +428,7 @@ def test_http_unix_socket(tmp_path: Path) -> None:
 
 def test_http_defaults(tmp_path: Path) -> None:
     h = with_base(tmp_path, "").http
-    assert (h.addr, h.net, h.prefix, h.host, h.workers) == (":5000", "tcp", "", "", 1)
+    assert (h.addr, h.net, h.prefix, h.host, h.workers) == (":5000", "tcp", "", "", None)
     assert h.tls.minimum_tls == "tls1.2" and h.debug.prometheus.path == "/metrics"
 
 

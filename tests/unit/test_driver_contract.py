@@ -22,6 +22,7 @@ from dockyard.storage.drivers.base import (
     CheckedDriver,
     FileInfo,
     InvalidOffset,
+    InvalidPath,
     PathNotFound,
     StorageDriver,
     StorageError,
@@ -352,6 +353,59 @@ def test_list(driver: CheckedDriver) -> None:
     run(scenario())
 
 
+def test_list_many(driver: CheckedDriver) -> None:
+    """Many directories at once: each answer as ``list`` gives it, None where it raises
+    PathNotFound, in the order asked (one thread hop, or concurrent round trips)."""
+    async def scenario() -> None:
+        for path in ("/m/a/1", "/m/a/2", "/m/b", "/m/c/d/e"):
+            await driver.put_content(path, b"x")
+        answers = await driver.list_many(["/m/c", "/missing", "/m/a", "/m/b", "/m"])
+        assert [sorted(a) if a is not None else None for a in answers] == [
+            ["/m/c/d"], None, ["/m/a/1", "/m/a/2"], None, ["/m/a", "/m/b", "/m/c"],
+        ]
+        assert await driver.list_many([]) == []
+        with pytest.raises(InvalidPath):
+            await driver.list_many(["/m/a", "/../etc"])
+
+    run(scenario())
+
+
+def test_get_many(driver: CheckedDriver) -> None:
+    """Many small files at once, None for a missing one (or a directory), in order."""
+    async def scenario() -> None:
+        await driver.put_content("/g/a", b"A")
+        await driver.put_content("/g/d/b", b"")
+        assert await driver.get_many(["/g/d/b", "/g/missing", "/g/a", "/g/d"]) == [
+            b"", None, b"A", None,
+        ]
+        assert await driver.get_many([]) == []
+        with pytest.raises(InvalidPath):
+            await driver.get_many(["/g/a", "/g/../a"])
+
+    run(scenario())
+
+
+def test_put_many(driver: CheckedDriver) -> None:
+    """Several whole files in order; content already there stays; paths are checked."""
+    async def scenario() -> None:
+        await driver.put_content("/p/same", b"kept")
+        await driver.put_content("/p/old", b"old content")
+        await driver.put_many([
+            ("/p/new/deep/a", b"A"), ("/p/same", b"kept"), ("/p/old", b"new"), ("/p/e", b""),
+        ])
+        for path, data in (("/p/new/deep/a", b"A"), ("/p/same", b"kept"), ("/p/old", b"new"),
+                           ("/p/e", b"")):
+            assert await driver.get_content(path) == data
+        assert sorted(await driver.list("/p")) == ["/p/e", "/p/new", "/p/old", "/p/same"]
+        await driver.put_many([])
+        with pytest.raises(InvalidPath):
+            await driver.put_many([("/p/x", b"1"), ("/p/../y", b"2")])
+        with pytest.raises(PathNotFound):
+            await driver.get_content("/p/x")  # checked before anything is written
+
+    run(scenario())
+
+
 def test_move(driver: CheckedDriver) -> None:
     async def scenario() -> None:
         await driver.put_content("/uploads/u1/data", b"payload")
@@ -475,6 +529,9 @@ CONTRACT: tuple[Callable[..., None], ...] = (
     test_writer_invalid_offset_and_missing,
     test_writer_size_close_and_cancel,
     test_continue_a_file_written_whole,
+    test_list_many,
+    test_put_many,
+    test_get_many,
     test_stat,
     test_mod_time_follows_writes,
     test_list,

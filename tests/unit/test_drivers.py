@@ -17,6 +17,7 @@ from dockyard.storage.drivers.base import (
     CheckedDriver,
     FileInfo,
     InvalidPath,
+    StorageError,
 )
 from dockyard.storage.drivers.factory import DriverConfigError, create_driver
 from dockyard.storage.drivers.filesystem import FilesystemDriver
@@ -168,11 +169,31 @@ def test_filesystem_hides_temp_files(tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
     (tmp_path / "d/real").write_bytes(b"1")
     (tmp_path / "d/.tmp-0123abcd").write_bytes(b"half a link")  # a crash mid put_content
+    for other in (".a", ".tmp", ".tmpx", "-x", "_z"):  # near .tmp- in the sort order
+        (tmp_path / "d" / other).write_bytes(b"1")
 
-    async def scenario() -> tuple[list[str], list[FileInfo]]:
-        return await driver.list("/d"), await walk_all(driver, "/d")
+    async def scenario() -> tuple[list[str], list[FileInfo], list[list[str] | None]]:
+        return (await driver.list("/d"), await walk_all(driver, "/d"),
+                await driver.list_many(["/d"]))
 
-    listed, walked = run(scenario())
-    assert listed == ["/d/real"]
-    assert [i.path for i in walked] == ["/d/real"]
+    listed, walked, many = run(scenario())
+    kept = ["/d/-x", "/d/.a", "/d/.tmp", "/d/.tmpx", "/d/_z", "/d/real"]
+    assert listed == kept
+    assert many == [kept]
+    assert [i.path for i in walked] == kept
 
+
+
+def test_filesystem_put_many_leaves_no_temporary_file_when_one_fails(tmp_path: Path) -> None:
+    """A batch that fails midway (a file where a directory must go) renamed nothing
+    after the failure and left no temporary file behind."""
+    driver = CheckedDriver(FilesystemDriver(str(tmp_path)))
+
+    async def scenario() -> None:
+        await driver.put_content("/b/file", b"x")
+        with pytest.raises(StorageError):
+            await driver.put_many([("/b/first", b"1"), ("/b/file/below", b"2")])
+
+    run(scenario())
+    assert not (tmp_path / "b/first").exists()
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["file"]

@@ -7,7 +7,7 @@ import asyncio
 import json
 import os
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +20,8 @@ from dockyard.proxy.auth import parse_challenge
 from dockyard.proxy.fill import HOLD_BACK, BlobFill, verify
 from dockyard.proxy.remote import RemoteRegistry
 from dockyard.proxy.routes import Upstream, route
-from dockyard.proxy.scheduler import BLOB, MANIFEST, Entry
+from dockyard.proxy.scheduler import BLOB, MANIFEST, Entry, TTLScheduler
+from dockyard.storage.drivers.inmemory import InMemoryDriver
 
 H = "version: 0.1\nstorage: inmemory\nhttp: {secret: s}\n"
 
@@ -161,6 +162,38 @@ def test_schedule_entries_round_trip_distributions_json() -> None:
         "text",
     ):
         assert Entry.from_json(bad) is None
+
+
+def test_only_the_worker_with_the_timers_expires_what_any_worker_cached() -> None:
+    """Workers share the schedule file; content expires once, in one worker."""
+    digest = Digest.parse("sha256:" + "b" * 64)
+
+    async def run() -> tuple[list[str], list[str]]:
+        driver = InMemoryDriver()
+        expired: dict[str, list[str]] = {"primary": [], "other": []}
+
+        def recorder(name: str) -> Callable[[Entry], Awaitable[None]]:
+            async def on_expire(entry: Entry) -> None:
+                expired[name].append(entry.key)
+            return on_expire
+
+        primary = TTLScheduler(driver, recorder("primary"), timers=True, shared=True)
+        other = TTLScheduler(driver, recorder("other"), timers=False, shared=True)
+        await primary.start()
+        await other.start()
+        other.add("lib/app", digest, BLOB, 0.0)  # cached by the other worker
+        await other.save()
+        await primary.save()  # what the periodic save does: adopt the file's entries
+        for _ in range(100):
+            if expired["primary"]:
+                break
+            await asyncio.sleep(0.01)
+        await other.stop()
+        await primary.stop()
+        assert json.loads(await driver.get_content("/scheduler-state.json")) == {}
+        return expired["primary"], expired["other"]
+
+    assert asyncio.run(run()) == ([f"lib/app@{digest}"], [])
 
 
 async def _fill_of(data: bytes, digest: Digest, release: asyncio.Event) -> BlobFill:

@@ -642,14 +642,18 @@ def test_redirect_urls_are_presigned_and_work(s3: Harness) -> None:
     no_redirect = s3.make(redirect=False)
     data = blob(100_000, seed=10)
 
-    async def go() -> tuple[str | None, str | None, str | None]:
+    async def go() -> tuple[str | None, str | None, str | None, list[str | None]]:
         await driver.put_content("/blob/data", data)
         return (await driver.redirect_url("/blob/data", "GET"),
                 await driver.redirect_url("/blob/data", "HEAD"),
-                await no_redirect.redirect_url("/blob/data", "GET"))
+                await no_redirect.redirect_url("/blob/data", "GET"),
+                [await driver.redirect_url("/blob/data", "GET"),
+                 await driver.redirect_url("/blob/other", "GET")])
 
-    get_url, head_url, none = s3.run(go)
+    get_url, head_url, none, again = s3.run(go)
     assert none is None
+    # Signed once, handed out again for a while (still valid for at least 15 minutes).
+    assert again[0] == get_url and again[1] not in (None, get_url)
     assert get_url is not None and head_url is not None
     assert get_url.startswith(f"{s3.moto.url}/{s3.bucket}/{s3.key('/blob/data')}?")
     assert "X-Amz-Signature=" in get_url and "X-Amz-Expires=1200" in get_url

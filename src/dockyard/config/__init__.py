@@ -79,8 +79,9 @@ Differences from distribution, all deliberate
       ``<http.prefix>/ui/`` (see :mod:`dockyard.ui`).
     * dockyard extension: ``notifications.spool`` (``directory``, ``maxevents``)
       keeps queued events on disk across restarts (:class:`SpoolConfig`).
-    * dockyard extension: ``http.workers`` (integer >= 1, default 1) is the number
-      of worker processes serving ``http.addr``; ``http.limits`` (timeouts, header
+    * dockyard extension: ``http.workers`` (integer >= 1; by default one per
+      CPU, and 1 for the ``inmemory`` driver) is the number of worker processes
+      serving ``http.addr``; ``http.limits`` (timeouts, header
       size, connection cap: see :class:`HTTPLimitsConfig`) guards against slow or
       hostile clients.
     * Sections that dockyard models are parsed even where the server does not

@@ -88,7 +88,9 @@ class HTTPConfig:
     http2: HTTP2Config = field(default_factory=HTTP2Config)
     tls: TLSConfig = field(default_factory=TLSConfig)
     debug: DebugConfig = field(default_factory=DebugConfig)
-    workers: int = 1
+    workers: int | None = None
+    """None (not set): one worker per CPU this process may run on (see
+    :func:`dockyard.assembly.default_workers`)."""
     limits: HTTPLimitsConfig = field(default_factory=HTTPLimitsConfig)
     secret_file: str = ""
     """Not a key: where the embedded default keeps a generated secret (with the data)."""
@@ -142,7 +144,7 @@ def read_http(s: Section) -> HTTPConfig:
             addr=debug.address("addr"),
             prometheus=PrometheusConfig(enabled=prometheus.flag("enabled"), path=prom_path),
         ),
-        workers=s.integer("workers", 1, minimum=1),
+        workers=s.integer("workers", 1, minimum=1) if s.raw("workers") is not None else None,
         limits=_read_limits(s.section("limits")),
     )
     for section in (tls, http2, prometheus, debug, s):

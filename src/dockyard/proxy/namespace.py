@@ -80,7 +80,11 @@ class ProxyNamespace(Namespace):
         metadata: MetadataIndex | None = None,
         cache: BlobDescriptorCache | None = None,
         locks: UploadLocks | None = None,
+        *,
+        primary: bool = True,
+        workers: int = 1,
     ) -> None:
+        """``primary``: the one worker of ``workers`` (of this instance) that expires content."""
         super().__init__(driver, options, metadata, cache, locks)
         self.upstreams = tuple(upstreams)
         # With remoteurl the whole registry is the cache: a blob expires globally,
@@ -89,7 +93,7 @@ class ProxyNamespace(Namespace):
         # Read-only storage (maintenance.readonly): nothing is cached, nothing expires;
         # the stored schedule waits untouched until writes are allowed again.
         self.scheduler = (
-            TTLScheduler(driver, self._expire)
+            TTLScheduler(driver, self._expire, timers=primary, shared=workers > 1)
             if any(u.ttl > 0 for u in upstreams) and not options.read_only
             else None
         )

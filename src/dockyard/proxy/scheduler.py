@@ -10,7 +10,10 @@ so either registry can take over the other's cache::
 ``EntryType`` is 0 for a blob and 1 for a manifest. Entries are written at most
 every few seconds and on stop; on start every entry gets a timer again, and one
 already past its expiry is removed at once. Several workers share the file: each
-merges its own additions and removals into what is stored when it saves.
+merges its own additions and removals into what is stored when it saves. Only one
+of them (``timers``) runs the timers, so content expires once, not once per worker:
+the others only record what they cached, and that worker adopts their entries (or a
+later expiry) from the file every few seconds.
 """
 
 from __future__ import annotations
@@ -82,9 +85,17 @@ ExpireFn = Callable[[Entry], Awaitable[None]]
 class TTLScheduler:
     """Timers that call ``on_expire`` for each entry, and the state file behind them."""
 
-    def __init__(self, driver: StorageDriver, on_expire: ExpireFn) -> None:
+    def __init__(
+        self, driver: StorageDriver, on_expire: ExpireFn, *, timers: bool = True,
+        shared: bool = False,
+    ) -> None:
+        """``timers``: this process expires content (one worker of several does).
+        ``shared``: other processes of this instance write the file too, so the one
+        with the timers reads their entries back."""
         self.driver = driver
         self._on_expire = on_expire
+        self._timers_here = timers
+        self._shared = shared
         self._entries: dict[str, Entry] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._added: dict[str, Entry] = {}
@@ -93,17 +104,31 @@ class TTLScheduler:
         self._saver: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        for entry in (await self._read()).values():
-            self._entries[entry.key] = entry
-            self._arm(entry)
         self._saver = asyncio.get_running_loop().create_task(self._save_periodically())
+        if not self._timers_here:
+            return
+        self._adopt(await self._read())
         log.info("proxy: TTL scheduler started with %d entries", len(self._entries))
+
+    def _adopt(self, stored: dict[str, Entry]) -> None:
+        """Arm a timer for each stored entry this process does not know, or knows
+        with an earlier expiry (another worker cached the content again)."""
+        for key, entry in stored.items():
+            known = self._entries.get(key)
+            if known is not None and known.expiry >= entry.expiry:
+                continue
+            old = self._timers.pop(key, None)
+            if old is not None:
+                old.cancel()
+            self._entries[key] = entry
+            self._arm(entry)
 
     async def stop(self) -> None:
         if self._saver is not None:
             self._saver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._saver
+        self._shared = False  # the last save only writes: no timers after the stop
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
@@ -114,6 +139,9 @@ class TTLScheduler:
     def add(self, repository: str, digest: Digest, kind: int, ttl: float) -> None:
         """(Re)schedule the removal of ``repository@digest`` ``ttl`` seconds from now."""
         entry = Entry(repository, digest, kind, datetime.now(UTC) + timedelta(seconds=ttl))
+        if not self._timers_here:  # the worker with the timers reads it from the file
+            self._added[entry.key] = entry
+            return
         old = self._timers.pop(entry.key, None)
         if old is not None:
             old.cancel()
@@ -168,12 +196,17 @@ class TTLScheduler:
 
     async def save(self) -> None:
         """Merge this process's changes into the stored state (other workers write too)."""
-        if not self._added and not self._removed:
+        adopt = self._timers_here and self._shared
+        if not self._added and not self._removed and not adopt:
             return
         added, removed = self._added, self._removed
         self._added, self._removed = {}, set()
         try:
             stored = await self._read()
+            if adopt:
+                self._adopt({k: v for k, v in stored.items() if k not in removed})
+            if not added and not removed:
+                return
             for key in removed:
                 stored.pop(key, None)
             stored.update(added)

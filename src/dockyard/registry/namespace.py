@@ -355,9 +355,10 @@ class Repository:
             await self._verify(manifest)
             if tag is not None:
                 await self._guard_tag(tag, manifest.digest)
-            await self._manifests.put(manifest.payload, manifest.signatures)
-            if tag is not None:
-                await self._tags.tag(tag, manifest.digest)
+            # The tag's links follow the revision in one batch of writes (one thread hop
+            # and two disk flushes on the filesystem), never ahead of it.
+            tag_writes = self._tags.tag_writes(tag, manifest.digest) if tag is not None else []
+            await self._manifests.put(manifest.payload, manifest.signatures, tag_writes)
             if manifest.subject is not None:
                 await self._manifests.add_referrer(manifest.subject.digest, manifest.digest)
             index = self.namespace.index
@@ -418,13 +419,18 @@ class Repository:
         async def manifest_present(digest: Digest) -> Digest | None:
             return None if await self._manifests.exists(digest) else digest
 
+        blobs = [d.digest for d in referenced_blobs(manifest)]
+        if fenced:
+            absent = [d for d in await asyncio.gather(*map(blob_present, blobs)) if d is not None]
+        else:
+            # The layer links read in one batch (one thread hop on the filesystem).
+            present = await self.layers.present(blobs)
+            absent = [b for b, here in zip(blobs, present, strict=True) if not here]
         missing = await asyncio.gather(
-            *(blob_present(d.digest) for d in referenced_blobs(manifest)),
-            *(manifest_present(d.digest) for d in referenced_manifests(manifest)),
+            *(manifest_present(d.digest) for d in referenced_manifests(manifest))
         )
-        for digest in missing:
-            if digest is not None:
-                raise ManifestBlobUnknown(f"unknown blob {digest}", detail=str(digest))
+        for digest in absent + [m for m in missing if m is not None]:
+            raise ManifestBlobUnknown(f"unknown blob {digest}", detail=str(digest))
 
     async def delete_manifest(self, reference: str) -> tuple[str, ...]:
         """By tag: remove that tag. By digest: the revision, its tags, its referrer link.

@@ -7,12 +7,13 @@ place, so a blob is never visible before it is complete and verified.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from dockyard.digest import Digest, InvalidDigest
 from dockyard.errors import BlobUnknown
 from dockyard.storage import paths
-from dockyard.storage.drivers.base import PathNotFound, StorageDriver
+from dockyard.storage.drivers.base import PathNotFound, StorageDriver, get_many
 from dockyard.types import BlobDescriptor, BlobDescriptorService
 
 __all__ = ["BlobStatter", "BlobStore", "LinkPathFn", "LinkedBlobStatter", "LinkedBlobStore"]
@@ -124,6 +125,25 @@ class LinkedBlobStatter:
         """The linked content's descriptor, under its canonical digest."""
         return await self.blobs.stat(await self.resolve(digest))
 
+    async def resolve_many(self, digests: Sequence[Digest]) -> list[Digest | None]:
+        """:meth:`resolve` of each (None: not linked), the first link of every digest
+        read in one batch (one thread hop on the filesystem)."""
+        first = self.link_paths[0]
+        found = await get_many(self.driver, [first(self.repository, d) for d in digests])
+        out: list[Digest | None] = []
+        for digest, raw in zip(digests, found, strict=True):
+            try:
+                if raw is not None:
+                    out.append(Digest.parse(raw.decode("ascii", "replace").strip()))
+                    continue
+            except InvalidDigest:
+                pass
+            try:  # not at the first place: the older ones, one by one (rare)
+                out.append(await self.resolve(digest))
+            except BlobUnknown:
+                out.append(None)
+        return out
+
     async def clear(self, digest: Digest) -> None:
         await self.resolve(digest)
         link_path = self.link_paths[0](self.repository, digest)
@@ -157,6 +177,22 @@ class LinkedBlobStore:
         """The blob as this repository names it (``digest``, maybe not the canonical one)."""
         desc = await self.statter.stat(digest)
         return desc if desc.digest == digest else BlobDescriptor(digest, desc.size, desc.media_type)
+
+    async def present(self, digests: Sequence[Digest]) -> list[bool]:
+        """Whether each blob is linked here and stored, reading the links in one batch
+        (checking a manifest's fifty layers costs one thread hop, not fifty)."""
+        canonical = await self.links.resolve_many(digests)
+
+        async def stored(target: Digest | None) -> bool:
+            if target is None:
+                return False
+            try:
+                await self.blobs.stat(target)
+            except BlobUnknown:
+                return False
+            return True
+
+        return list(await asyncio.gather(*(stored(c) for c in canonical)))
 
     async def link(self, canonical: Digest, *aliases: Digest) -> None:
         """Make ``canonical`` (and the same content under ``aliases``) visible here."""

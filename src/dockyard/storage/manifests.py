@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from dockyard.digest import Digest, InvalidDigest
 from dockyard.errors import BlobUnknown, ManifestUnknown, RegistryFault
 from dockyard.manifest import parse_manifest
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore, LinkedBlobStatter, LinkedBlobStore
-from dockyard.storage.drivers.base import PathNotFound, StorageDriver
+from dockyard.storage.drivers.base import PathNotFound, StorageDriver, put_many
 
 __all__ = ["ManifestStore"]
 
@@ -59,8 +59,27 @@ class ManifestStore:
     async def get_payload(self, digest: Digest) -> bytes:
         return await self.read(await self.linked(digest))
 
-    async def put(self, payload: bytes, signatures: tuple[bytes, ...] = ()) -> Digest:
-        """Store the payload (and schema1 signatures), then link the revision."""
+    def revision_writes(self, payload: bytes, digest: Digest) -> list[tuple[str, bytes]]:
+        """The files that store ``payload`` (sha256 ``digest``) and link it as a revision,
+        in the order they must appear (for :func:`~dockyard.storage.drivers.base.put_many`)."""
+        return [
+            (paths.blob_data_path(digest), payload),
+            (paths.manifest_revision_link_path(self.repository, digest), str(digest).encode()),
+        ]
+
+    async def put(
+        self,
+        payload: bytes,
+        signatures: tuple[bytes, ...] = (),
+        then: Sequence[tuple[str, bytes]] = (),
+    ) -> Digest:
+        """Store the payload (and schema1 signatures), then link the revision, then
+        write ``then`` (a tag's links: :meth:`TagStore.tag_writes`), all in one batch
+        where the driver batches writes."""
+        if not signatures:
+            digest = Digest.of(payload)
+            await put_many(self.driver, [*self.revision_writes(payload, digest), *then])
+            return digest
         desc = await self.blobs.put(payload)
         for signature in signatures:
             sig = await self.blobs.put(signature)
@@ -69,6 +88,7 @@ class ManifestStore:
                 str(sig.digest).encode(),
             )
         await self.revisions.link(desc.digest)
+        await put_many(self.driver, then)
         return desc.digest
 
     async def signatures(self, digest: Digest) -> list[bytes]:

@@ -7,7 +7,7 @@ import asyncio
 from dockyard.digest import Digest, InvalidDigest
 from dockyard.errors import ManifestUnknown, NameUnknown
 from dockyard.storage import paths
-from dockyard.storage.drivers.base import PathNotFound, StorageDriver
+from dockyard.storage.drivers.base import PathNotFound, StorageDriver, put_many
 
 __all__ = ["TagStore"]
 
@@ -26,13 +26,18 @@ class TagStore:
         except (PathNotFound, InvalidDigest):
             raise ManifestUnknown(f"unknown tag {tag}") from None
 
-    async def tag(self, tag: str, digest: Digest) -> None:
-        """Point ``tag`` at ``digest``: index entry first, then ``current`` (as distribution)."""
+    def tag_writes(self, tag: str, digest: Digest) -> list[tuple[str, bytes]]:
+        """The files that point ``tag`` at ``digest``: index entry first, then ``current``
+        (as distribution), for :func:`~dockyard.storage.drivers.base.put_many`."""
         link = str(digest).encode()
-        await self.driver.put_content(
-            paths.tag_index_entry_link_path(self.repository, tag, digest), link
-        )
-        await self.driver.put_content(paths.tag_current_link_path(self.repository, tag), link)
+        return [
+            (paths.tag_index_entry_link_path(self.repository, tag, digest), link),
+            (paths.tag_current_link_path(self.repository, tag), link),
+        ]
+
+    async def tag(self, tag: str, digest: Digest) -> None:
+        """Point ``tag`` at ``digest``."""
+        await put_many(self.driver, self.tag_writes(tag, digest))
 
     async def untag(self, tag: str) -> None:
         try:
@@ -48,7 +53,9 @@ class TagStore:
         except PathNotFound:
             raise NameUnknown(self.repository) from None
         skip = len(root) + 1
-        return sorted(p[skip:] for p in entries)
+        tags = [p[skip:] for p in entries]
+        tags.sort()  # drivers list in order already: a check in one pass
+        return tags
 
     async def lookup(self, digest: Digest) -> list[str]:
         """The tags whose ``current`` link points at ``digest``."""

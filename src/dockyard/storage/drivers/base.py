@@ -7,11 +7,14 @@ for every driver (as distribution's ``base.Base`` does).
 
 from __future__ import annotations
 
+import asyncio
+import builtins
+import functools
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from dockyard.errors import StorageError
 
@@ -21,12 +24,18 @@ __all__ = [
     "CheckedDriver",
     "FileInfo",
     "FileWriter",
+    "GetsMany",
     "InvalidOffset",
     "InvalidPath",
+    "ListsMany",
     "PathNotFound",
+    "PutsMany",
     "RollsBack",
     "StorageDriver",
     "StorageError",
+    "get_many",
+    "list_many",
+    "put_many",
     "roll_back",
 ]
 
@@ -155,6 +164,97 @@ class StorageDriver(Protocol):
         ...
 
 
+@functools.cache
+def _type_has(kind: Any, protocol: Any) -> bool:
+    return issubclass(kind, protocol)
+
+
+def _has(driver: object, protocol: Any) -> bool:
+    """``isinstance(driver, protocol)`` answered once per driver class: the check of a
+    runtime protocol inspects every member, too slow for every request."""
+    kind: Any = type(driver)
+    return _type_has(kind, protocol)
+
+
+@runtime_checkable
+class ListsMany(Protocol):
+    """A driver that lists many directories in one call cheaper than one by one."""
+
+    async def list_many(self, paths: Sequence[str]) -> builtins.list[builtins.list[str] | None]:
+        """For each of ``paths``, what :meth:`StorageDriver.list` answers, or None
+        where it would raise :class:`PathNotFound`; in the order of ``paths``."""
+        ...
+
+
+# Directory listings in flight at once for a driver without ``list_many`` (an object
+# store): each is a round trip, so they overlap, but a bucket is not flooded.
+_LIST_CONCURRENCY = 32
+
+
+async def list_many(driver: StorageDriver, paths: Sequence[str]) -> list[list[str] | None]:
+    """The children of each of ``paths`` (None for a missing one), listed together:
+    in one thread hop on the filesystem, concurrently on object stores."""
+    if _has(driver, ListsMany):
+        return await cast(ListsMany, driver).list_many(paths)
+    gate = asyncio.Semaphore(_LIST_CONCURRENCY)
+
+    async def one(path: str) -> list[str] | None:
+        async with gate:
+            try:
+                return await driver.list(path)
+            except PathNotFound:
+                return None
+
+    return list(await asyncio.gather(*(one(p) for p in paths)))
+
+
+@runtime_checkable
+class GetsMany(Protocol):
+    """A driver that reads many small files in one call cheaper than one by one."""
+
+    async def get_many(self, paths: Sequence[str]) -> list[bytes | None]:
+        """What :func:`get_many` promises, in fewer round trips."""
+        ...
+
+
+async def get_many(driver: StorageDriver, paths: Sequence[str]) -> list[bytes | None]:
+    """The content of each of ``paths`` (small files: links), None for a missing one;
+    in one thread hop on the filesystem, concurrently on object stores."""
+    if _has(driver, GetsMany):
+        return await cast(GetsMany, driver).get_many(paths)
+    gate = asyncio.Semaphore(_LIST_CONCURRENCY)
+
+    async def one(path: str) -> bytes | None:
+        async with gate:
+            try:
+                return await driver.get_content(path)
+            except PathNotFound:
+                return None
+
+    return list(await asyncio.gather(*(one(p) for p in paths)))
+
+
+@runtime_checkable
+class PutsMany(Protocol):
+    """A driver that writes several small files together cheaper than one by one."""
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """What :func:`put_many` promises, in fewer round trips or disk flushes."""
+        ...
+
+
+async def put_many(driver: StorageDriver, items: Sequence[tuple[str, bytes]]) -> None:
+    """Write each ``(path, data)`` whole, as ``put_content``, in order: a reader, or
+    storage after a crash, sees a prefix of them written, never a later one without
+    every earlier one (a tag only after the manifest it points to). All are durable
+    once this returns. A driver may leave alone a file that already holds ``data``."""
+    if _has(driver, PutsMany):
+        await cast(PutsMany, driver).put_many(items)
+        return
+    for path, data in items:
+        await driver.put_content(path, data)
+
+
 @runtime_checkable
 class RollsBack(Protocol):
     """A writer that can discard what it wrote while it still holds the file."""
@@ -221,6 +321,15 @@ class CheckedDriver:
 
     async def list(self, path: str) -> list[str]:
         return await self.inner.list(check_path(path, self.name))
+
+    async def get_many(self, paths: Sequence[str]) -> builtins.list[bytes | None]:
+        return await get_many(self.inner, [check_path(p, self.name) for p in paths])
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        await put_many(self.inner, [(check_path(p, self.name), data) for p, data in items])
+
+    async def list_many(self, paths: Sequence[str]) -> builtins.list[builtins.list[str] | None]:
+        return await list_many(self.inner, [check_path(p, self.name) for p in paths])
 
     async def move(self, source: str, dest: str) -> None:
         await self.inner.move(check_path(source, self.name), check_path(dest, self.name))

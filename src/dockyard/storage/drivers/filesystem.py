@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
+import builtins
 import contextlib
 import ctypes
 import errno
@@ -12,7 +14,7 @@ import shutil
 import stat as statmod
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, TypeVar
 
@@ -57,6 +59,15 @@ def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
 _start_writeback = _load_sync_file_range()
 
 
+def _children(base: str, names: list[str]) -> list[str]:
+    """Sorted full paths of ``names`` in ``base``, without temporary files: once sorted,
+    the names starting ``.tmp-`` are those in [``.tmp-``, ``.tmp.``), cut in one go."""
+    names.sort()
+    del names[bisect.bisect_left(names, ".tmp-"):bisect.bisect_left(names, ".tmp.")]
+    prefix = base + "/"
+    return [prefix + n for n in names]
+
+
 class FilesystemDriver:
     """Stores each path as a file below ``root`` (``rootdirectory`` in config.yml)."""
 
@@ -96,6 +107,28 @@ class FilesystemDriver:
 
     async def put_content(self, path: str, data: bytes) -> None:
         await self._run(path, _atomic_write, self._os(path), data)
+
+    async def get_many(self, paths: Sequence[str]) -> builtins.list[bytes | None]:
+        """Many small files (a manifest's layer links) in one thread hop."""
+
+        def read() -> builtins.list[bytes | None]:
+            out: builtins.list[bytes | None] = []
+            for path in paths:
+                try:
+                    with open(self._os(path), "rb") as f:
+                        out.append(f.read())
+                except OSError as exc:
+                    if exc.errno not in _NOT_FOUND and exc.errno != errno.EISDIR:
+                        raise self._map(path, exc) from exc
+                    out.append(None)
+            return out
+
+        return await self._run(paths[0] if paths else "/", read)
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Several small files in one thread hop and two disk flushes (see :func:`_write_many`)."""
+        if items:
+            await self._run(items[0][0], _write_many, [(self._os(p), d) for p, d in items])
 
     async def reader(self, path: str, offset: int = 0) -> AsyncIterator[bytes]:
         f: BinaryIO = await self._run(path, open, self._os(path), "rb")
@@ -153,8 +186,7 @@ class FilesystemDriver:
             cached = self._listings.get(target)
             if cached is not None and cached[0] == mtime:
                 return list(cached[1])
-            names = sorted(n for n in os.listdir(target) if not n.startswith(".tmp-"))
-            children = [f"{base}/{n}" for n in names]
+            children = _children(base, os.listdir(target))
             if len(children) >= _CACHED_LISTING_MIN and time.time_ns() - mtime > 1_000_000_000:
                 self._listings[target] = (mtime, children)
                 while len(self._listings) > _CACHED_LISTINGS:
@@ -162,6 +194,24 @@ class FilesystemDriver:
             return list(children)
 
         return await self._run(path, scan)
+
+    async def list_many(self, paths: Sequence[str]) -> builtins.list[builtins.list[str] | None]:
+        """Many small directories (a catalog's repositories) in one thread hop."""
+
+        def scan() -> builtins.list[builtins.list[str] | None]:
+            out: builtins.list[builtins.list[str] | None] = []
+            for path in paths:
+                try:
+                    names = os.listdir(self._os(path))
+                except OSError as exc:
+                    if exc.errno in _NOT_FOUND:
+                        out.append(None)
+                        continue
+                    raise self._map(path, exc) from exc
+                out.append(_children(path.rstrip("/"), names))
+            return out
+
+        return await self._run(paths[0] if paths else "/", scan)
 
     async def move(self, source: str, dest: str) -> None:
         def move() -> None:
@@ -246,6 +296,66 @@ def _atomic_write(target: str, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _holds(target: str, data: bytes) -> bool:
+    """Whether ``target`` already holds exactly ``data`` (a small file)."""
+    try:
+        with open(target, "rb") as f:
+            return f.read(len(data) + 1) == data
+    except OSError:
+        return False
+
+
+def _write_many(items: list[tuple[str, bytes]]) -> None:
+    """Write small files so that they appear in order, durably, with two waits for the
+    disk instead of one per file (as :func:`_atomic_write` each would).
+
+    Every new content goes to a temporary file; writeback of all of them starts at
+    once, then each is fsynced (the first waits for the disk; the journal commit it
+    forces carries the others' blocks, so theirs return at once). Only then are they
+    renamed into place, in order, and the last directory fsynced: ext4 and XFS commit
+    metadata in order, so a crash keeps a prefix of the renames, each over complete
+    data, and the fsync makes all of them durable. A file that already holds its
+    content (a manifest pushed again) is not written.
+    """
+    pending: list[tuple[BinaryIO, str, str]] = []
+    renamed = 0
+    try:
+        for target, data in items:
+            if _holds(target, data):
+                continue
+            directory = os.path.dirname(target)
+            os.makedirs(directory, exist_ok=True)
+            tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}")
+            out: BinaryIO = open(tmp, "wb")  # noqa: SIM115 - closed after the fsync
+            pending.append((out, tmp, target))
+            out.write(data)
+            out.flush()
+            if _start_writeback is not None:
+                _start_writeback(out.fileno(), 0, len(data))
+        for out, _, _ in pending:
+            os.fsync(out.fileno())
+        for out, tmp, target in pending:
+            out.close()
+            os.replace(tmp, target)
+            renamed += 1
+    except BaseException:
+        for out, tmp, _ in pending[renamed:]:
+            out.close()
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
+    if pending:
+        _fsync_directory(os.path.dirname(pending[-1][2]))
+
+
+def _fsync_directory(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class _FileWriter:

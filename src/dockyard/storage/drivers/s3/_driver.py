@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -27,11 +28,20 @@ log = logging.getLogger("dockyard.storage.s3")
 
 REDIRECT_EXPIRY = 20 * 60
 """Seconds a pre-signed URL stays valid (as distribution's URLFor)."""
+REDIRECT_REUSE = 5 * 60
+"""Seconds a signed URL is handed out again, so that every client gets one valid for
+at least 15 minutes: signing costs more CPU than the rest of a redirected GET."""
+_SIGNED_URLS = 4096
 READ_CHUNK = 1 << 20
 
 
 class S3Driver(S3Bucket):
     """Bytes at keys of one bucket. ``redirect`` (default on) signs GET/HEAD URLs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # (method, path) -> (URL, when signed), the most recently signed last.
+        self._signed: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
 
     @classmethod
     def from_parameters(cls, params: Mapping[str, Any], *, redirect: bool = True) -> S3Driver:
@@ -174,6 +184,19 @@ class S3Driver(S3Bucket):
     async def redirect_url(self, path: str, method: str) -> str | None:
         if not self.redirect or method not in ("GET", "HEAD"):
             return None
+        signed = self._signed
+        now = time.monotonic()
+        found = signed.get((method, path))
+        if found is not None and now - found[1] < REDIRECT_REUSE:
+            return found[0]
+        url = await self._sign(path, method)
+        signed[(method, path)] = (url, now)
+        signed.move_to_end((method, path))
+        while len(signed) > _SIGNED_URLS:
+            signed.popitem(last=False)
+        return url
+
+    async def _sign(self, path: str, method: str) -> str:
         s3 = await self.s3()
         with self._errors(path):
             url: str = await s3.generate_presigned_url(
