@@ -23,7 +23,9 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["GoStruct", "JSONObject", "field", "has_field", "loads", "marshal", "quote"]
+__all__ = [
+    "GoStruct", "JSONObject", "field", "has_field", "loads", "marshal", "member", "quote",
+]
 
 
 class JSONObject(dict[str, Any]):
@@ -87,7 +89,13 @@ def field(obj: JSONObject, name: str, *, null_resets: bool = False) -> Any:
     ``null_resets`` says the Go field is a slice, map or pointer, which a ``null``
     member sets back to nil; for strings, numbers and structs ``null`` is ignored.
     """
-    values = obj.folded().get(name.lower())
+    return member(obj.folded(), name.lower(), null_resets)
+
+
+def member(folded: dict[str, list[Any]], wanted: str, null_resets: bool = False) -> Any:
+    """:func:`field` on an object's :meth:`JSONObject.folded` members, ``wanted`` already
+    lower-case (for readers that take several fields of one object)."""
+    values = folded.get(wanted)
     if not values:
         return None
     if null_resets:
