@@ -280,6 +280,9 @@ def test_deleting_a_tag_asks_first(
     dialog = wait_for(page, "dialog[open]", "Delete tag v1 from demo/deletable?")
     shot("confirm")
     dialog.find_element(By.CSS_SELECTOR, "button[value=cancel]").click()
+    # The page removes the dialog once the click's handler has run (a loaded machine may
+    # take a moment): waited for, then asserted.
+    WebDriverWait(page, WAIT).until_not(lambda d: d.find_elements(By.CSS_SELECTOR, "dialog"))
     assert not page.find_elements(By.CSS_SELECTOR, "dialog")
     assert "v1" in _tags(open_registry, pushed.repo)
 
