@@ -224,6 +224,12 @@ class ManifestsGroup:
             os.sync()
             log(f"  {server.label}: seeded {len(self.tags):,} tags and {len(self.repos):,} "
                 f"repositories in {time.perf_counter() - t0:.1f} s (not timed)")
+            if server.proc.kind == "dockyard":
+                # The default metadata index was built at the first start: written behind
+                # its back, the seeded links are read in by a rebuild (untimed startup).
+                index = server.proc.config["storage"].setdefault("index", {})
+                index["rebuildonstart"] = True
+                server.proc._write_config()
             server.proc.start()
 
     async def _push_seed(self, port: int) -> None:

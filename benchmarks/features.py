@@ -4,12 +4,14 @@ against features on, in one run (issue 11: the cost stays under 10%).
 
 Two dockyard servers of this checkout on filesystem storage, configured as in
 ``run.py`` (in-memory blob descriptor cache, access log off, ``--workers N``), differ
-only by ``features_on()``: one notification endpoint (a webhook receiver process of
-the test suite, ``tests/support/webhook.py``, that accepts everything). Each repetition
+only by ``features_on()``: Prometheus metrics on the debug listener
+(``http.debug.prometheus``) and one notification endpoint (a webhook receiver process
+of the test suite, ``tests/support/webhook.py``, that accepts everything). Each repetition
 runs each row against ``off`` and ``on`` back to back (alternating which goes first);
 the report gives the medians, the ratio (on / off, > 0.90 is the goal) and the server
-CPU per 1,000 requests. At the end every request of ``on`` must have reached the
-receiver as an event (checked, not timed).
+CPU per request (from /proc, so it counts every thread of the server's processes). At
+the end every request of ``on`` must have reached the receiver as an event and been
+counted in a scrape of ``/metrics`` (checked, not timed).
 
     python3 benchmarks/features.py                    # 20,000 requests a row, 3 repetitions
     python3 benchmarks/features.py --requests 5000 --repeat 1   # a quick look
@@ -34,6 +36,9 @@ from typing import Any
 for _path in (Path(__file__).resolve().parent.parent, Path(__file__).resolve().parent):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
+import httpx  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
 from tests.support.servers import RegistryProcess  # noqa: E402
 from tests.support.webhook import WebhookReceiver  # noqa: E402
 
@@ -58,10 +63,21 @@ BASE: dict[str, Any] = {
 }
 
 
-def features_on(receiver: WebhookReceiver) -> dict[str, Any]:
+def features_on(receiver: WebhookReceiver, debug_port: int) -> dict[str, Any]:
     """The configuration that turns the features on (extend it as features are added)."""
-    return {"notifications": {"endpoints": [
-        {"name": "bench", "url": receiver.hook_url, "timeout": "5s"}]}}
+    return {
+        "http": {"debug": {"addr": f"127.0.0.1:{debug_port}", "prometheus": {"enabled": True}}},
+        "notifications": {"endpoints": [
+            {"name": "bench", "url": receiver.hook_url, "timeout": "5s"}]},
+    }
+
+
+def scraped_requests(debug_port: int) -> float:
+    """``registry_http_requests_total`` with code 200, summed (all workers: one scrape)."""
+    text = httpx.get(f"http://127.0.0.1:{debug_port}/metrics", timeout=30).text
+    return sum(s.value for family in text_string_to_metric_families(text)
+               for s in family.samples
+               if s.name == "registry_http_requests_total" and s.labels.get("code") == "200")
 
 
 async def seed(port: int, layer: bytes, config: bytes, manifest: bytes) -> None:
@@ -110,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             stack.callback(receiver.stop)
             receiver_pid = receiver.pid
             servers = {}
-            on = {} if args.control else features_on(receiver)
+            debug_port = free_port()
+            on = {} if args.control else features_on(receiver, debug_port)
             for label, extra in (("off", {}), ("on", on)):
                 proc = RegistryProcess(
                     workdir / label, secret=secret, log_level="warn",
@@ -120,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                 runner.run(seed(proc.port, layer, config, manifest))
                 servers[label] = Server(label, proc)
             seeded = 0 if args.control else len(receiver.wait_events(3))
+            counted = 0.0 if args.control else scraped_requests(debug_port)
             for rep in range(args.repeat):
                 # Row by row, off and on back to back: both see the same moment of a
                 # shared machine; which goes first alternates (the second of a pair was
@@ -139,16 +157,23 @@ def main(argv: list[str] | None = None) -> int:
                                     server.port, manifest_digest, args.requests,
                                     args.concurrency))
                         rate = args.requests / seconds
-                        cpu = m.server_cpu / args.requests * 1000
+                        cpu = m.server_cpu / args.requests * 1e6
                         results[label].setdefault(row, []).append((rate, cpu))
                         log(f"rep {rep + 1} {label:3} {row:12} {rate:8,.0f} req/s, "
-                            f"server CPU {cpu:.3f} s / 1000 requests, receiver "
-                            f"{m.backend_cpu / args.requests * 1000:.3f}")
+                            f"server CPU {cpu:.0f} µs / request, receiver "
+                            f"{m.backend_cpu / args.requests * 1e6:.0f}")
             expected = 0 if args.control else seeded + args.repeat * 2 * args.requests
             t0 = time.monotonic()
             events = len(receiver.wait_events(expected, timeout=600))
             log(f"receiver: {events:,} events ({expected:,} expected), the last "
                 f"{time.monotonic() - t0:.1f} s after the runs")
+            if not args.control:
+                time.sleep(1.5)  # other workers' counts reach a scrape within a second
+                sent = args.repeat * 2 * args.requests
+                counted = scraped_requests(debug_port) - counted
+                log(f"/metrics: {counted:,.0f} requests counted ({sent:,} sent)")
+                if counted < sent:
+                    raise ProtocolError(f"/metrics counted {counted:,.0f} of {sent:,} requests")
         print(report(results, args))
         return 0
     finally:
@@ -161,11 +186,11 @@ def report(results: dict[str, dict[str, list[tuple[float, float]]]],
               "manifest_get": f"manifest GET by tag x {args.requests:,}, "
                               f"concurrency {args.concurrency}"}
     lines = [
-        f"dockyard --workers {args.workers}, median of {args.repeat}; on = one notification "
-        "endpoint",
+        f"dockyard --workers {args.workers}, median of {args.repeat}; on = Prometheus metrics "
+        "and one notification endpoint",
         "",
-        "| row | off req/s | on req/s | on / off | off CPU s/1000 | on CPU s/1000 |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| row | off req/s | on req/s | on / off | off CPU µs/req | on CPU µs/req | CPU on / off |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row, title in titles.items():
         off = results["off"][row]
@@ -175,7 +200,7 @@ def report(results: dict[str, dict[str, list[tuple[float, float]]]],
         c_off = statistics.median(c for _, c in off)
         c_on = statistics.median(c for _, c in on)
         lines.append(f"| {title} | {fmt(r_off)} | {fmt(r_on)} | {r_on / r_off:.2f} | "
-                     f"{c_off:.3f} | {c_on:.3f} |")
+                     f"{c_off:.0f} | {c_on:.0f} | {c_on / c_off:.2f} |")
     return "\n".join(lines) + "\n\n" + json.dumps(results)
 
 

@@ -367,7 +367,7 @@ def _garbage_collect(args: argparse.Namespace, config: Config) -> int:
     import asyncio
 
     from dockyard.maintenance.gc import GCSummary, garbage_collect
-    from dockyard.server import build_redis_cache
+    from dockyard.server import build_index, build_redis_cache
 
     if args.online:
         from dockyard.cli_maintenance import garbage_collect_online
@@ -393,15 +393,25 @@ def _garbage_collect(args: argparse.Namespace, config: Config) -> int:
             print(f"dockyard: configuration error: {exc}", file=sys.stderr)
             return 2
 
+    try:
+        index = None if args.dry_run else build_index(config)
+    except ConfigError as exc:
+        print(f"dockyard: configuration error: {exc}", file=sys.stderr)
+        return 2
+
     async def run() -> GCSummary:
         try:
+            if index is not None:  # kept in step with every delete (issue 12)
+                await index.migrate()
             return await garbage_collect(
                 driver, dry_run=args.dry_run, delete_untagged=args.delete_untagged,
-                cache=cache, progress=_progress,
+                cache=cache, index=index, progress=_progress,
             )
         finally:
             if cache is not None:
                 await cache.client.aclose()
+            if index is not None:
+                await index.aclose()
 
     summary = asyncio.run(_closing(driver, run()))
     print(summary, flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -34,6 +35,11 @@ class Digest:
     @classmethod
     def parse(cls, text: str) -> Digest:
         """Parse and validate ``text``; raise :class:`InvalidDigest` if it is not usable."""
+        # Digests recur (a manifest's layers in every PUT and link read): remember them.
+        return _parse_cached(text) if cls is Digest else cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Digest:
         if not _GRAMMAR.fullmatch(text):
             raise InvalidDigest(f"invalid digest {text[:200]!r}")
         algorithm, _, hexpart = text.partition(":")
@@ -51,3 +57,7 @@ class Digest:
 
     def __str__(self) -> str:
         return f"{self.algorithm}:{self.hex}"
+
+
+# Failures are not cached (lru_cache keeps only returned values).
+_parse_cached = functools.lru_cache(maxsize=16384)(Digest._parse)

@@ -22,6 +22,10 @@ class Page:
 
     entries: list[str]
     more: bool
+    version: str | None = None
+    """A whole tag list (no ``n``, no ``last``) served by an index: a token that changes
+    whenever the repository's tags do, so its encoded body can be reused while it
+    holds (None: not known, encode every time)."""
 
 
 class MetadataIndex(Protocol):

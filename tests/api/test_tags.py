@@ -293,6 +293,25 @@ def test_tags_list_names_every_tag(client: httpx.Client) -> None:
 
 
 @deviates_on_distribution("tags come in the storage driver's directory order, unsorted")
+def test_a_large_whole_tag_list_follows_every_tag_write(client: httpx.Client) -> None:
+    """dockyard reuses a large list's encoded body while its tags are unchanged: a tag
+    pushed, moved or deleted must show in the very next whole list."""
+    repo = random_repo("many-tags")
+    tags = [f"v{i:04d}" for i in range(1000)]
+    manifest = push_tags(client, repo, tags)
+    assert list_tags(client, repo) == tags
+    assert list_tags(client, repo) == tags  # served again, unchanged
+    put_manifest(client, repo, "zzz", manifest)
+    assert list_tags(client, repo) == [*tags, "zzz"]
+    response = client.delete(manifest_path(repo, "v0000"))
+    assert response.status_code == 202, response.text
+    assert list_tags(client, repo) == [*tags[1:], "zzz"]
+    response = client.get(tags_path(repo))
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert response.json()["name"] == repo
+
+
+@deviates_on_distribution("tags come in the storage driver's directory order, unsorted")
 def test_tags_list_is_in_lexical_order(client: httpx.Client) -> None:
     repo = random_repo()
     push_tags(client, repo, TAGS)

@@ -151,3 +151,33 @@ def test_a_large_tag_list_kept_in_memory_follows_other_processes(tmp_path: Path)
         await two.aclose()
 
     asyncio.run(run())
+
+
+def test_a_whole_tag_list_carries_a_version_that_every_tag_write_changes(
+    tmp_path: Path,
+) -> None:
+    """The API reuses a whole list's encoded body while this version holds."""
+    path = str(tmp_path / "index.db")
+    payload = _manifest(_digest(b"{}"), [])
+    record = manifest_record(_digest(payload), payload)
+
+    async def run() -> None:
+        one, two = SqlIndex(SqliteDatabase(path)), SqlIndex(SqliteDatabase(path))
+        await one.migrate()
+        for tag in (f"t{i:05d}" for i in range(1200)):
+            await two.manifest_put("big", record, tag)
+        first = await one.tags("big", None, "")
+        again = await one.tags("big", None, "")  # from memory
+        assert first.version is not None and again.version == first.version
+        assert (await one.tags("big", 10, "")).version is None  # a page: no body reuse
+        seen = {first.version}
+        for write in (two.manifest_put("big", record, "zzz"), two.tag_deleted("big", "zzz"),
+                      two.manifest_deleted("big", record.digest)):
+            await write
+            version = (await one.tags("big", None, "")).version
+            assert version not in seen
+            seen.add(version)
+        await one.aclose()
+        await two.aclose()
+
+    asyncio.run(run())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -12,6 +13,7 @@ from dockyard.api.errors import ErrorCode, RegistryError
 from dockyard.api.params import parse_count, parse_digest, repository
 from dockyard.api.urls import v2_url
 from dockyard.manifest import OCI_INDEX
+from dockyard.metadata import Page
 
 __all__ = ["catalog", "page_size", "referrers", "tags_list"]
 
@@ -46,11 +48,48 @@ async def catalog(request: web.Request) -> web.Response:
     return web.json_response({"repositories": page.entries}, headers=headers)
 
 
+class _EncodedTagLists:
+    """Whole ``tags/list`` bodies of large repositories, reused while the index's tag
+    version holds (the encoding, not the lookup, is most of a large list's cost).
+
+    Per process; least recently used dropped first beyond ``limit`` bytes.
+    """
+
+    def __init__(self, limit: int = 32 << 20, smallest: int = 1000) -> None:
+        self.limit = limit
+        self.smallest = smallest
+        self.size = 0
+        self.bodies: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+
+    def body(self, name: str, page: Page) -> bytes:
+        """The encoded ``{"name", "tags"}`` of ``page``, a whole list."""
+        cached = self.bodies.get(name)
+        if cached is not None and cached[0] == page.version:
+            self.bodies.move_to_end(name)
+            return cached[1]
+        body = json.dumps({"name": name, "tags": page.entries}).encode()
+        if page.version is not None and len(page.entries) >= self.smallest:
+            if cached is not None:
+                self.size -= len(cached[1])
+            self.bodies[name] = (page.version, body)
+            self.size += len(body)
+            while self.size > self.limit:
+                _, (_, dropped) = self.bodies.popitem(last=False)
+                self.size -= len(dropped)
+        return body
+
+
+_tag_lists = _EncodedTagLists()
+
+
 async def tags_list(request: web.Request) -> web.Response:
     repo = repository(request)
     n = page_size(request, None)
     last = request.query.get("last", "")
     page = await repo.tags(n, last)
+    if n is None and not last and not page.more:
+        return web.Response(body=_tag_lists.body(repo.name, page),
+                            content_type="application/json", charset="utf-8")
     headers = {}
     if page.more and page.entries:
         headers["Link"] = _next_link(request, f"{repo.name}/tags/list", n, page.entries[-1])

@@ -7,15 +7,16 @@ import functools
 import ipaddress
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
 
 from dockyard.api.auth import GRANT
-from dockyard.api.context import context
+from dockyard.api.context import UrlSettings, context
 from dockyard.api.errors import ErrorCode, RegistryError
 from dockyard.api.requestid import REQUEST_ID
-from dockyard.api.urls import base_url
+from dockyard.api.urls import base_url_from
+from dockyard.auth import Grant
 from dockyard.digest import Digest, InvalidDigest
 from dockyard.errors import BlobUploadInvalid, DigestInvalid, SizeInvalid
 from dockyard.notifications import LazyRequest, NotifyingRepository, RequestRecord
@@ -64,38 +65,45 @@ def repository(request: web.Request) -> Repository:
     ctx = context(request)
     repo = ctx.namespace.repository(request.match_info["name"])
     if ctx.notifier is not None:
-        # The peer is read now (the connection may be gone by then); the rest of the
-        # record is made by the notifier, off the request path.
+        # What the events' ``request`` needs is taken now, not the request itself: a
+        # request kept until the notifier runs would keep its whole object graph alive
+        # past the response (costly for the garbage collector). The record is made from
+        # these by the notifier, off the request path.
         peer = request.transport.get_extra_info("peername") if request.transport else None
-        describe = functools.partial(_request_record, request, peer)
+        describe = functools.partial(
+            _request_record, request.get(REQUEST_ID, ""), request.method, request.headers,
+            request.host, request.scheme, request.remote, peer, request.get(GRANT), ctx.urls,
+        )
         repo = NotifyingRepository(repo, ctx.notifier, LazyRequest(describe))
     return repo
 
 
-def _request_record(request: web.Request, peer: object) -> RequestRecord:
-    """``request`` and ``actor`` of its events, as distribution fills them."""
-    grant = request.get(GRANT)
+def _request_record(
+    request_id: str, method: str, headers: Mapping[str, str], host: str, scheme: str,
+    remote: str | None, peer: object, grant: Grant | None, urls: UrlSettings,
+) -> RequestRecord:
+    """``request`` and ``actor`` of a request's events, as distribution fills them."""
     return RequestRecord(
-        id=request.get(REQUEST_ID, ""),
-        addr=_remote_addr(request, peer),
-        host=request.host,
-        method=request.method,
-        useragent=request.headers.get("User-Agent", ""),
+        id=request_id,
+        addr=_remote_addr(headers, remote, peer),
+        host=host,
+        method=method,
+        useragent=headers.get("User-Agent", ""),
         actor=grant.subject if grant is not None else None,
-        base_url=base_url(request),
+        base_url=base_url_from(urls, headers, scheme, host),
     )
 
 
-def _remote_addr(request: web.Request, peer: object) -> str:
+def _remote_addr(headers: Mapping[str, str], remote: str | None, peer: object) -> str:
     """distribution's ``RemoteAddr``: X-Forwarded-For's first address, X-Real-Ip, the peer."""
     for header in ("X-Forwarded-For", "X-Real-Ip"):
-        value = request.headers.get(header, "").split(",", 1)[0].strip()
+        value = headers.get(header, "").split(",", 1)[0].strip()
         if value and _is_ip(value):
             return value
     if isinstance(peer, tuple) and len(peer) >= 2:
         host = f"[{peer[0]}]" if ":" in str(peer[0]) else str(peer[0])
         return f"{host}:{peer[1]}"
-    return request.remote or ""
+    return remote or ""
 
 
 def _is_ip(value: str) -> bool:

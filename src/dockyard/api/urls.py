@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import quote
 
 from aiohttp import web
 
-from dockyard.api.context import context
+from dockyard.api.context import UrlSettings, context
 
-__all__ = ["base_url", "blob_url", "dockyard_url", "manifest_url", "upload_url", "v2_url"]
+__all__ = [
+    "base_url",
+    "base_url_from",
+    "blob_url",
+    "dockyard_url",
+    "manifest_url",
+    "upload_url",
+    "v2_url",
+]
 
 
 def _base(request: web.Request) -> str:
     """``scheme://host`` (or nothing, for relative URLs) plus the route prefix."""
-    urls = context(request).urls
+    return base_url_from(context(request).urls, request.headers, request.scheme, request.host)
+
+
+def base_url_from(urls: UrlSettings, headers: Mapping[str, str], scheme: str, host: str) -> str:
+    """:func:`base_url` from what it reads of a request (kept, once the request is gone)."""
     prefix = urls.prefix.rstrip("/")
     if urls.relative:
         return prefix
     if urls.host:
         return urls.host.rstrip("/") + prefix
-    headers = request.headers
-    scheme = headers.get("X-Forwarded-Proto", "").split(",")[0].strip() or request.scheme
-    host = headers.get("X-Forwarded-Host", "").split(",")[0].strip() or request.host
+    scheme = headers.get("X-Forwarded-Proto", "").split(",")[0].strip() or scheme
+    host = headers.get("X-Forwarded-Host", "").split(",")[0].strip() or host
     return f"{scheme}://{host}{prefix}"
 
 

@@ -7,11 +7,13 @@ repositories storage no longer has; verify compares without writing.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from dockyard.index.base import Index, RepositoryState
 from dockyard.index.walk import StorageWalker
@@ -22,6 +24,9 @@ __all__ = ["RebuildSummary", "VerifySummary", "build_if_empty", "drift", "rebuil
 log = logging.getLogger("dockyard.index")
 
 Progress = Callable[[str], None]
+
+_REPOSITORIES = 8
+"""Repositories read from storage at once (their requests share the walker's bound)."""
 
 
 def _quiet(_message: str) -> None:
@@ -78,7 +83,8 @@ async def rebuild(
     summary = RebuildSummary()
     walker = StorageWalker(driver)
     seen: set[str] = set()
-    async for name in walker.repositories():
+
+    async def one(name: str) -> None:
         state = await walker.repository(name)
         await index.replace_repository(_keep_times(state, await index.repository_state(name)))
         seen.add(name)
@@ -87,6 +93,8 @@ async def rebuild(
         summary.manifests += len(state.manifests)
         if summary.repositories % 100 == 0:
             progress(f"indexed {summary.repositories} repositories ({name})")
+
+    await _each(walker, one)
     for name in await index.all_repositories():
         if name not in seen:
             await index.repository_deleted(name)
@@ -94,6 +102,25 @@ async def rebuild(
             progress(f"{name}: not in storage any more, removed from the index")
     summary.seconds = time.monotonic() - started
     return summary
+
+
+async def _each(walker: StorageWalker, work: Callable[[str], Coroutine[Any, Any, None]]) -> None:
+    """``work`` on every repository of storage, ``_REPOSITORIES`` at a time: on an
+    object store most of a repository's time is waiting on a few listings."""
+    pending: set[asyncio.Task[None]] = set()
+    try:
+        async for name in walker.repositories():
+            if len(pending) >= _REPOSITORIES:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # a failure stops the run, as it did one at a time
+            pending.add(asyncio.create_task(work(name)))
+        for task in list(pending):
+            await task
+    finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 def drift(stored: RepositoryState, indexed: RepositoryState | None) -> list[str]:
@@ -130,13 +157,18 @@ async def verify(index: Index, driver: StorageDriver, progress: Progress = _quie
     summary = VerifySummary()
     walker = StorageWalker(driver)
     seen: set[str] = set()
-    async for name in walker.repositories():
+    found: dict[str, list[str]] = {}
+
+    async def one(name: str) -> None:
         seen.add(name)
         summary.repositories += 1
-        found = drift(await walker.repository(name), await index.repository_state(name))
-        for problem in found:
+        found[name] = drift(await walker.repository(name), await index.repository_state(name))
+
+    await _each(walker, one)
+    for name in sorted(found):  # reported in a stable order whatever finished first
+        for problem in found[name]:
             progress(problem)
-        summary.problems.extend(found)
+        summary.problems.extend(found[name])
     for name in await index.all_repositories():
         if name not in seen:
             problem = f"{name}: in the index, not in storage"

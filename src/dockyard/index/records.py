@@ -14,11 +14,21 @@ from collections.abc import Iterable
 from dockyard.digest import Digest, InvalidDigest
 from dockyard.errors import RegistryFault
 from dockyard.index.base import ManifestRecord
-from dockyard.manifest import DOCKER_MANIFEST_LIST, OCI_INDEX, parse_manifest, stored_media_type
+from dockyard.manifest import (
+    DOCKER_MANIFEST_LIST,
+    DOCKER_SCHEMA2,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Manifest,
+    parse_manifest,
+    stored_media_type,
+)
 
 __all__ = ["manifest_record"]
 
 _INDEX_TYPES = frozenset({DOCKER_MANIFEST_LIST, OCI_INDEX})
+# Types whose parse does not depend on the PUT's Content-Type once the body names them.
+_SELF_NAMED = frozenset({DOCKER_SCHEMA2, DOCKER_MANIFEST_LIST, OCI_MANIFEST, OCI_INDEX})
 
 
 def _unique(digests: Iterable[Digest]) -> tuple[Digest, ...]:
@@ -31,18 +41,26 @@ def manifest_record(
     payload: bytes,
     pushed_at: float | None = None,
     signatures: Iterable[Digest] = (),
+    parsed: Manifest | None = None,
 ) -> ManifestRecord:
     """What ``payload`` (the revision ``digest``) says, for the index.
 
     A payload the parser refuses (another registry accepted it) is read
     leniently, so that nothing it references is lost to garbage collection.
+    ``parsed``: the PUT's own parse of ``payload``, used instead of parsing it again
+    when the body names its (non-schema1) type, where it reads the same as a
+    parse without Content-Type (what a rebuild does).
     """
     try:
         media_type = stored_media_type(payload)
     except RegistryFault:
         media_type = "application/octet-stream"
     try:
-        manifest = parse_manifest(payload, None)
+        if (parsed is not None and parsed.media_type == media_type
+                and media_type in _SELF_NAMED and parsed.payload is payload):
+            manifest = parsed
+        else:
+            manifest = parse_manifest(payload, None)
     except (RegistryFault, ValueError, RecursionError):
         record = _lenient(digest, payload, media_type, pushed_at)
         return dataclasses.replace(record, signatures=_unique(signatures))

@@ -178,10 +178,12 @@ class SqlIndex:
             raise NameUnknown(repository)
         version = int(known[0][1])
         cached = self._tag_lists.get(repository)
+        whole = n is None and not last
         if cached is not None and cached[0] == version:
             self._tag_lists.move_to_end(repository)
-            return _page_of(cached[1], n, last)
-        if n is None and not last:
+            page = _page_of(cached[1], n, last)
+            return Page(page.entries, False, str(version)) if whole else page
+        if whole:
             rows = await self.db.fetch(
                 "SELECT tag FROM tags WHERE repository = ? ORDER BY tag", (repository,)
             )
@@ -190,7 +192,9 @@ class SqlIndex:
                 self._tag_lists[repository] = (version, tags)
                 while sum(len(t) for _, t in self._tag_lists.values()) > _CACHED_TAGS_MAX:
                     self._tag_lists.popitem(last=False)
-            return Page(tags, False)
+            # The version read before the rows: a tag written meanwhile changed it, so
+            # a body cached under this one is never served for the newer list.
+            return Page(tags, False, str(version))
         limit = _NO_LIMIT if n is None else n + 1
         rows = await self.db.fetch(
             "SELECT tag FROM tags WHERE repository = ? AND tag > ? ORDER BY tag LIMIT ?",

@@ -51,6 +51,9 @@ Errors and dry runs
     Errors are counted and reported, never raised; the summary says whether the
     blobs were swept. A dry run deletes nothing and reports what it would delete,
     computed exactly as a real run would (untagged manifests are not marked).
+    With a metadata index (``storage.index``) every manifest, layer link and blob
+    deleted is dropped from it right after the storage delete, so ``dockyard index
+    verify`` finds no drift afterwards.
     With a shared blob-descriptor cache (Redis) the entries of deleted blobs and
     links are cleared, so that no instance keeps answering for them.
 """
@@ -60,6 +63,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dockyard.cache.base import BlobDescriptorCache
+from dockyard.index.base import Index
 from dockyard.maintenance.gc_mark import Marker
 from dockyard.maintenance.gc_report import GCSummary
 from dockyard.maintenance.gc_sweep import Sweeper
@@ -95,17 +99,21 @@ async def garbage_collect(
     delete_untagged: bool = False,
     metadata: MetadataIndex | None = None,
     cache: BlobDescriptorCache | None = None,
+    index: Index | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> GCSummary:
     """Mark and sweep the storage behind ``driver`` (see the module docstring).
 
     ``metadata`` lists the repositories (default: read from the layout);
     ``cache`` is the blob-descriptor cache the registry shares, cleared of what is
-    deleted; ``progress`` receives one line per repository and per deletion.
+    deleted; ``index`` is the metadata index (migrated), told of every manifest,
+    layer link and blob deleted right after storage lost it; ``progress`` receives
+    one line per repository and per deletion.
     """
     metadata = metadata or StorageMetadataIndex(driver, BlobStore(driver))
     collector = _Collector(
         driver, metadata, cache,
         dry_run=dry_run, delete_untagged=delete_untagged, progress=progress,
     )
+    collector.hooks = index
     return await collector.run()

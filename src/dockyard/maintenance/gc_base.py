@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from dockyard.cache.base import BlobDescriptorCache, CacheFailure
 from dockyard.digest import Digest, InvalidDigest
+from dockyard.index.base import Index
 from dockyard.maintenance.gc_report import GCSummary
 from dockyard.manifest import MAX_MANIFEST_SIZE
 from dockyard.metadata import MetadataIndex
@@ -84,6 +85,8 @@ class Collection:
         """Unmarked blobs whose deletion failed: still there, so links to them stay."""
         self.mark_failed = False
         self.would = "would delete" if dry_run else "deleted"
+        self.hooks: Index | None = None
+        """The metadata index an offline run keeps (told of each storage delete)."""
 
     # -- reporting ------------------------------------------------------------------
 
@@ -106,6 +109,14 @@ class Collection:
                 f"blob descriptor cache: {exc}; it may still describe deleted blobs: "
                 "flush it before the registry serves again"
             )
+
+    async def keep_index(self, what: str, update: Awaitable[None]) -> None:
+        """Await one index hook after a storage delete; a failure is an error, not fatal
+        (storage is the truth: ``dockyard index rebuild`` repairs the index)."""
+        try:
+            await update
+        except Exception as exc:  # any backend fault of the index (SQLite, PostgreSQL)
+            self.error(f"index: {what}: {exc}; run `dockyard index rebuild`")
 
     # -- reading the layout ---------------------------------------------------------
 

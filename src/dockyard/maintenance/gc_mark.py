@@ -294,6 +294,11 @@ class Marker(Collection):
             self.summary.manifests_deleted -= 1
             self.error(f"{name}: deleting manifest {digest}: {exc}")
             return
+        if self.hooks is not None:
+            await self.keep_index(f"{name}@{digest}", self.hooks.manifest_deleted(name, digest))
+            if node.legacy:
+                await self.keep_index(f"{name}@{digest}",
+                                      self.hooks.layer_unlinked(name, digest))
         links = [
             paths.tag_index_entry_link_path(name, tag, digest)
             for tag in repo.history.get(digest, ())

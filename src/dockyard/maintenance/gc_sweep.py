@@ -65,6 +65,8 @@ class Sweeper(Collection):
             self.error(f"walking {prefix}: {exc}")
             return  # what was not examined is not deleted
 
+        gone: list[Digest] = []
+
         async def delete(digest: Digest, size: int) -> None:
             if not self.dry_run:
                 try:
@@ -75,12 +77,16 @@ class Sweeper(Collection):
                     self.undeleted.add(digest)
                     self.error(f"deleting blob {digest}: {exc}")
                     return
+            gone.append(digest)
             self.summary.blobs_deleted += 1
             self.summary.bytes_freed += size
             self.report(f"{self.would} blob {digest} ({format_size(size)})")
             await self.clear_cache(None, digest)
 
         await bounded(lambda item: delete(*item), doomed)
+        if gone and self.hooks is not None and not self.dry_run:
+            await self.keep_index(f"{len(gone)} blobs of {prefix}",
+                                  self.hooks.blobs_deleted(gone))
 
     def gone(self, digest: Digest) -> bool:
         """Whether the sweep deleted (or, in a dry run, would delete) ``digest``."""
@@ -109,6 +115,9 @@ class Sweeper(Collection):
                     await self.driver.delete(paths.link_dir(link))
                 except PathNotFound:
                     return
+                if self.hooks is not None:
+                    await self.keep_index(f"{name}: layer link {digest}",
+                                          self.hooks.layer_unlinked(name, digest))
             self.summary.layer_links_deleted += 1
             self.report(f"{name}: {self.would} layer link {digest}")
             await self.clear_cache(name, digest)

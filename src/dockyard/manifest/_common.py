@@ -8,7 +8,7 @@ from typing import Any
 
 from dockyard.digest import Digest, InvalidDigest
 from dockyard.errors import ManifestInvalid
-from dockyard.manifest._gojson import JSONObject, field
+from dockyard.manifest._gojson import JSONObject, field, member
 from dockyard.manifest._types import Descriptor
 
 __all__ = [
@@ -23,6 +23,8 @@ __all__ = [
 ]
 
 _MAX_INT64 = 2**63 - 1
+# A descriptor's required members, as folded keys.
+_REQUIRED = frozenset({"mediatype", "digest", "size"})
 
 
 def invalid(reason: str) -> ManifestInvalid:
@@ -111,25 +113,26 @@ def descriptor(value: Any, where: str) -> Descriptor:
     """A content descriptor; ``mediaType``, ``digest`` and ``size`` are required."""
     if not isinstance(value, JSONObject):
         raise invalid(f"{where} must be a descriptor object")
-    media_type = optional_str(field(value, "mediaType"), f"{where}.mediaType")
+    members = value.folded()
+    media_type = optional_str(member(members, "mediatype"), f"{where}.mediaType")
     if media_type is None:
         raise invalid(f"{where}.mediaType is missing")
-    digest = required_digest(field(value, "digest"), f"{where}.digest")
-    size = field(value, "size")
+    digest = required_digest(member(members, "digest"), f"{where}.digest")
+    size = member(members, "size")
     if size is None:
         raise invalid(f"{where}.size is missing")
     if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= _MAX_INT64:
         raise invalid(f"{where}.size must be a non-negative integer")
+    if members.keys() <= _REQUIRED:  # the usual layer: nothing optional to read
+        return Descriptor(media_type, digest, size)
     return Descriptor(
         media_type=media_type,
         digest=digest,
         size=size,
-        urls=_string_list(field(value, "urls", null_resets=True), f"{where}.urls"),
-        annotations=string_map(
-            field(value, "annotations", null_resets=True), f"{where}.annotations"
-        ),
-        artifact_type=optional_str(field(value, "artifactType"), f"{where}.artifactType"),
-        platform=_platform(field(value, "platform", null_resets=True), f"{where}.platform"),
+        urls=_string_list(member(members, "urls", True), f"{where}.urls"),
+        annotations=string_map(member(members, "annotations", True), f"{where}.annotations"),
+        artifact_type=optional_str(member(members, "artifacttype"), f"{where}.artifactType"),
+        platform=_platform(member(members, "platform", True), f"{where}.platform"),
     )
 
 

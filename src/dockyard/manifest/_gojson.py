@@ -23,7 +23,9 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["GoStruct", "JSONObject", "field", "has_field", "loads", "marshal", "quote"]
+__all__ = [
+    "GoStruct", "JSONObject", "field", "has_field", "loads", "marshal", "member", "quote",
+]
 
 
 class JSONObject(dict[str, Any]):
@@ -33,11 +35,23 @@ class JSONObject(dict[str, Any]):
     :attr:`pairs` let :func:`field` apply Go's struct-field matching.
     """
 
-    __slots__ = ("pairs",)
+    __slots__ = ("_folded", "pairs")
 
     def __init__(self, pairs: list[tuple[str, Any]]) -> None:
         super().__init__(pairs)
         self.pairs = pairs
+        self._folded: dict[str, list[Any]] | None = None
+
+    def folded(self) -> dict[str, list[Any]]:
+        """Member values by case-folded key, in document order; built on first use, so
+        reading a descriptor's seven fields folds each key once, not seven times."""
+        index = self._folded
+        if index is None:
+            index = {}
+            for key, value in self.pairs:
+                index.setdefault(key.translate(_FOLD), []).append(value)
+            self._folded = index
+        return index
 
 
 def _reject_constant(name: str) -> Any:
@@ -64,14 +78,9 @@ _FOLD = str.maketrans(
 )
 
 
-def _matches(key: str, wanted: str) -> bool:
-    return len(key) == len(wanted) and key.translate(_FOLD) == wanted
-
-
 def has_field(obj: JSONObject, name: str) -> bool:
     """True if some member of ``obj`` would be decoded into struct field ``name``."""
-    wanted = name.lower()
-    return any(_matches(key, wanted) for key, _ in obj.pairs)
+    return name.lower() in obj.folded()
 
 
 def field(obj: JSONObject, name: str, *, null_resets: bool = False) -> Any:
@@ -80,13 +89,20 @@ def field(obj: JSONObject, name: str, *, null_resets: bool = False) -> Any:
     ``null_resets`` says the Go field is a slice, map or pointer, which a ``null``
     member sets back to nil; for strings, numbers and structs ``null`` is ignored.
     """
-    wanted = name.lower()
-    for key, value in reversed(obj.pairs):
-        if not _matches(key, wanted):
-            continue
-        if value is None and not null_resets:
-            continue
-        return value
+    return member(obj.folded(), name.lower(), null_resets)
+
+
+def member(folded: dict[str, list[Any]], wanted: str, null_resets: bool = False) -> Any:
+    """:func:`field` on an object's :meth:`JSONObject.folded` members, ``wanted`` already
+    lower-case (for readers that take several fields of one object)."""
+    values = folded.get(wanted)
+    if not values:
+        return None
+    if null_resets:
+        return values[-1]
+    for value in reversed(values):
+        if value is not None:
+            return value
     return None
 
 

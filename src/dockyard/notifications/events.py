@@ -167,22 +167,40 @@ def event_line(
     req = record.request if isinstance(record.request, RequestRecord) else record.request.get()
     if record.digest and record.action != "delete":
         section = "blobs" if record.kind == "blob" else "manifests"
-        url = f"{req.base_url}/v2/{record.repository}/{section}/{record.digest}"
-        target.append(f'"url":{_q(url)}')
+        # The repository and digest need no escaping: only the base URL is encoded.
+        target.append(f'"url":{_url_prefix(req.base_url)}/v2/{record.repository}/{section}/'
+                      f'{record.digest}"')
     if record.tag:
         target.append(f'"tag":"{record.tag}"')
     if references is not None:
         target.append(f'"references":{references}')
-    request = [f'"id":{_q(req.id)}']
-    if req.addr:
-        request.append(f'"addr":{_q(req.addr)}')
-    if req.host:
-        request.append(f'"host":{_q(req.host)}')
-    request.append(f'"method":"{req.method}"')
-    request.append(f'"useragent":{_q(req.useragent)}')
-    actor = f'{{"name":{_q(req.actor)}}}' if req.actor else "{}"
+    tail = _request_tail(req.addr, req.host, req.method, req.useragent, req.actor, source)
     return (
         f'{{"id":"{event_id}","timestamp":"{rfc3339(record.timestamp)}",'
         f'"action":"{record.action}","target":{{{",".join(target)}}},'
-        f'"request":{{{",".join(request)}}},"actor":{actor},"source":{source}}}'
+        f'"request":{{"id":{_q(req.id)}{tail}'
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _url_prefix(base_url: str) -> str:
+    """``base_url`` as the start of a JSON string (no closing quote); few distinct ones."""
+    return _q(base_url)[:-1]
+
+
+@functools.lru_cache(maxsize=1024)
+def _request_tail(
+    addr: str, host: str, method: str, useragent: str, actor: str | None, source: str
+) -> str:
+    """What follows ``request.id`` to the end of the event: the same for every request
+    of a client (its address, host, method, user agent, user), so made once for them."""
+    request = []
+    if addr:
+        request.append(f',"addr":{_q(addr)}')
+    if host:
+        request.append(f',"host":{_q(host)}')
+    request.append(f',"method":"{method}"')
+    request.append(f',"useragent":{_q(useragent)}')
+    actor_json = f'{{"name":{_q(actor)}}}' if actor else "{}"
+    return f'{"".join(request)}}},"actor":{actor_json},"source":{source}}}'
+

@@ -366,7 +366,7 @@ class Repository:
                 # Inside the fence: the sweep sees these references once the claim goes.
                 record = manifest_record(manifest.digest, manifest.payload, signatures=(
                     Digest.of(signature) for signature in manifest.signatures
-                ))
+                ), parsed=manifest)
                 await self.namespace.indexed(
                     f"{self.name}@{manifest.digest}", index.manifest_put(self.name, record, tag)
                 )

@@ -171,6 +171,25 @@ class FilesystemDriver:
         is_dir = statmod.S_ISDIR(st.st_mode)
         return FileInfo(path, 0 if is_dir else st.st_size, st.st_mtime, is_dir)
 
+    async def stat_many(self, paths: Sequence[str]) -> builtins.list[FileInfo | None]:
+        """Many files (a manifest's layers) stat'ed in one thread hop."""
+
+        def stats() -> builtins.list[FileInfo | None]:
+            out: builtins.list[FileInfo | None] = []
+            for path in paths:
+                try:
+                    st = os.stat(self._os(path))
+                except OSError as exc:
+                    if exc.errno not in _NOT_FOUND:
+                        raise self._map(path, exc) from exc
+                    out.append(None)
+                    continue
+                is_dir = statmod.S_ISDIR(st.st_mode)
+                out.append(FileInfo(path, 0 if is_dir else st.st_size, st.st_mtime, is_dir))
+            return out
+
+        return await self._run(paths[0] if paths else "/", stats)
+
     async def list(self, path: str) -> list[str]:
         """Children, sorted; big directories (a repository's tags) come from a cache.
 

@@ -46,13 +46,12 @@ class RadosDriver(RadosPool):
     # -- helpers run in the thread ------------------------------------------------------
 
     def _file(self, ioctx: Any, path: str) -> FileMeta:
-        """The file at ``path`` (PathNotFound if none, StorageError for a directory)."""
+        """The file at ``path``: PathNotFound if none, or if a directory is there (no
+        content at that name, as an object store answers)."""
         for _ in range(RETRIES):
             entry = self.lookup(ioctx, path)
-            if entry is None:
+            if entry is None or entry == DIR_MARK:
                 raise PathNotFound(path, self.name)
-            if entry == DIR_MARK:
-                raise StorageError(f"is a directory: {path}", self.name)
             try:
                 return self.file_meta(ioctx, entry)
             except self._rados.ObjectNotFound:

@@ -239,7 +239,8 @@ class S3Driver(S3Bucket):
                 for depth in range(common, len(dirs)):
                     yield FileInfo(f"{base}/{'/'.join(dirs[: depth + 1])}", 0, mtime, True)
                 open_dirs = dirs
-                yield FileInfo(f"{base}/{'/'.join(parts)}", int(obj["Size"]), mtime, False)
+                yield FileInfo(f"{base}/{'/'.join(parts)}", int(obj["Size"]), mtime, False,
+                               str(obj.get("ETag", "")).strip('"') or None)
             if not resp.get("IsTruncated"):
                 break
             kwargs["ContinuationToken"] = resp["NextContinuationToken"]

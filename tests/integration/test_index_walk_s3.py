@@ -1,0 +1,94 @@
+"""The index's storage walk on S3 (moto): tags from one flat listing, each current
+link matched by its ETag against the MD5 of the tag's ``index/`` digests, read only
+when none matches; the result equals the filesystem walk of the same layout (issue 12).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.support.backends import MotoServer, s3_params
+
+from dockyard.digest import Digest
+from dockyard.index.base import RepositoryState
+from dockyard.index.walk import StorageWalker
+from dockyard.storage import paths
+from dockyard.storage.blobs import BlobStore
+from dockyard.storage.drivers.base import StorageDriver
+from dockyard.storage.drivers.factory import create_driver
+from dockyard.storage.manifests import ManifestStore
+from dockyard.storage.tags import TagStore
+
+
+def _manifest(config: Digest) -> bytes:
+    return (
+        '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'
+        '"config":{"mediaType":"application/vnd.oci.image.config.v1+json",'
+        f'"digest":"{config}","size":2}},"layers":[]}}'
+    ).encode()
+
+
+async def _write(driver: StorageDriver, repo: str) -> dict[str, Digest]:
+    """A repository whose tags exercise every case; returns what each tag names."""
+    blobs = BlobStore(driver)
+    config = (await blobs.put(b"{}")).digest
+    manifests = ManifestStore(driver, blobs, repo)
+    first = await manifests.put(_manifest(config))
+    second = await manifests.put(_manifest(config).replace(b"[]", b"[ ]"))
+    await driver.put_content(paths.layer_link_path(repo, config), str(config).encode())
+    tags = TagStore(driver, repo)
+    for i in range(30):
+        await tags.tag(f"plain{i:02d}", first)
+    await tags.tag("moved", first)
+    await tags.tag("moved", second)  # two index entries: the ETag picks the current one
+    await tags.tag("newline", first)
+    # Another tool's link with a newline: no index digest's MD5 matches, so it is read.
+    await driver.put_content(paths.tag_current_link_path(repo, "newline"),
+                             f"{first}\n".encode())
+    await tags.tag("elsewhere", first)
+    # current names a digest the tag's index does not hold: read, not guessed.
+    await driver.put_content(paths.tag_current_link_path(repo, "elsewhere"),
+                             str(second).encode())
+    await driver.put_content(  # an index entry without a current link: no tag
+        paths.tag_index_entry_link_path(repo, "dangling", first), str(first).encode())
+    expected = {f"plain{i:02d}": first for i in range(30)}
+    expected.update(moved=second, newline=first, elsewhere=second)
+    return expected
+
+
+async def _state(driver: StorageDriver, repo: str) -> RepositoryState:
+    try:
+        return await StorageWalker(driver).repository(repo)
+    finally:
+        await driver.aclose()
+
+
+def test_the_s3_walk_equals_the_filesystem_walk(
+    moto_server: MotoServer, s3_bucket: str, tmp_path: Path
+) -> None:
+    repo = "walk/tags"
+
+    read: list[str] = []
+
+    async def build(driver: StorageDriver) -> tuple[dict[str, Digest], RepositoryState]:
+        expected = await _write(driver, repo)
+        get_content = driver.get_content
+
+        async def counted(path: str) -> bytes:
+            if path.endswith("/current/link"):
+                read.append(path.split("/")[-3])
+            return await get_content(path)
+
+        driver.get_content = counted  # type: ignore[method-assign]
+        return expected, await _state(driver, repo)
+
+    s3 = create_driver("s3", s3_params(moto_server.url, s3_bucket))
+    expected, on_s3 = asyncio.run(build(s3))
+    assert sorted(read) == ["elsewhere", "newline"]  # every other tag: from the listing
+    fs = create_driver("filesystem", {"rootdirectory": str(tmp_path)})
+    _, on_fs = asyncio.run(build(fs))
+    assert on_s3.tags == expected
+    assert on_s3 == on_fs
+    assert on_s3.has_tags and len(on_s3.manifests) == 2 and len(on_s3.layers) == 1
+    assert len(read) == 2 + len(expected) + 1  # the filesystem reads every current link
