@@ -6,12 +6,10 @@ on the stored payload, so an index built either way holds the same records.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 from collections.abc import Iterable
 
-from dockyard.digest import Digest, InvalidDigest
+from dockyard.digest import Digest
 from dockyard.errors import RegistryFault
 from dockyard.index.base import ManifestRecord
 from dockyard.manifest import (
@@ -20,6 +18,7 @@ from dockyard.manifest import (
     OCI_INDEX,
     OCI_MANIFEST,
     Manifest,
+    lenient_references,
     parse_manifest,
     stored_media_type,
 )
@@ -83,37 +82,16 @@ def manifest_record(
 def _lenient(
     digest: Digest, payload: bytes, media_type: str, pushed_at: float | None
 ) -> ManifestRecord:
-    try:
-        document = json.loads(payload)
-    except (ValueError, RecursionError):
-        document = None
-    if not isinstance(document, dict):
+    refs = lenient_references(payload)
+    if refs is None:
         return ManifestRecord(digest, media_type, len(payload), pushed_at=pushed_at)
-
-    def found(value: object, key: str = "digest") -> list[Digest]:
-        items = value if isinstance(value, list) else [value]
-        out = []
-        for item in items:
-            if isinstance(item, dict) and isinstance(item.get(key), str):
-                with contextlib.suppress(InvalidDigest):
-                    out.append(Digest.parse(item[key]))
-        return out
-
-    blobs = [
-        *found(document.get("config")),
-        *found(document.get("layers")),
-        *found(document.get("blobs")),  # OCI 1.1-rc artifact manifest
-        *found(document.get("fsLayers"), "blobSum"),  # schema1
-    ]
-    subject = found(document.get("subject"))
-    artifact = document.get("artifactType")
     return ManifestRecord(
         digest=digest,
         media_type=media_type,
         size=len(payload),
-        blobs=_unique(blobs),
-        children=_unique(found(document.get("manifests"))),
-        subject=subject[0] if subject else None,
-        artifact_type=artifact if isinstance(artifact, str) else None,
+        blobs=_unique(refs.blobs),
+        children=_unique(refs.children),
+        subject=refs.subject,
+        artifact_type=refs.artifact_type,
         pushed_at=pushed_at,
     )

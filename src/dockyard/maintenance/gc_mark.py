@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from dockyard.digest import CANONICAL_ALGORITHM, Digest, InvalidDigest
+from dockyard.digest import CANONICAL_ALGORITHM, Digest
 from dockyard.errors import NameUnknown, RegistryFault
 from dockyard.maintenance.gc_base import Collection, bounded
 from dockyard.maintenance.gc_report import plural
-from dockyard.manifest import DOCKER_MANIFEST_LIST, OCI_INDEX, Descriptor, parse_manifest
+from dockyard.manifest import (
+    DOCKER_MANIFEST_LIST,
+    OCI_INDEX,
+    Descriptor,
+    lenient_references,
+    parse_manifest,
+)
 from dockyard.storage import paths
 from dockyard.storage.drivers.base import PathNotFound, StorageError
 from dockyard.storage.tags import TagStore
@@ -84,34 +88,10 @@ def stored_references(payload: bytes) -> References | None:
 
 
 def _lenient_references(payload: bytes) -> References | None:
-    try:
-        document = json.loads(payload)
-    except (ValueError, RecursionError):
+    refs = lenient_references(payload)
+    if refs is None:
         return None
-    if not isinstance(document, dict):
-        return None
-
-    def found(value: object, key: str = "digest") -> list[Digest]:
-        items = value if isinstance(value, list) else [value]
-        out = []
-        for item in items:
-            if isinstance(item, dict) and isinstance(item.get(key), str):
-                with contextlib.suppress(InvalidDigest):
-                    out.append(Digest.parse(item[key]))
-        return out
-
-    blobs = [
-        *found(document.get("config")),
-        *found(document.get("layers")),
-        *found(document.get("blobs")),  # OCI 1.1-rc artifact manifest
-        *found(document.get("fsLayers"), "blobSum"),  # schema1
-    ]
-    subject = found(document.get("subject"))
-    return References(
-        tuple(dict.fromkeys(blobs)),
-        tuple(dict.fromkeys(found(document.get("manifests")))),
-        subject[0] if subject else None,
-    )
+    return References(refs.blobs, refs.children, refs.subject)
 
 
 class Marker(Collection):

@@ -25,6 +25,7 @@ the same way (Go's struct-field matching, ``null`` handling, libtrust's signatur
 serialization), so clients and dockyard agree on what a manifest says.
 """
 
+from dockyard.manifest._lenient import LenientReferences, lenient_references
 from dockyard.manifest._parse import parse_manifest
 from dockyard.manifest._references import (
     foreign_layer_check,
@@ -63,8 +64,10 @@ __all__ = [
     "SCHEMA1_SIGNED",
     "SCHEMA1_UNSIGNED",
     "Descriptor",
+    "LenientReferences",
     "Manifest",
     "foreign_layer_check",
+    "lenient_references",
     "merge_schema1_signatures",
     "parse_manifest",
     "referenced_blobs",
