@@ -270,21 +270,25 @@ async def start_upload(conn: Connection, repo: str) -> str:
     return path_of(r.headers["location"])
 
 
+async def put_blob(conn: Connection, repo: str, blob: BigBlob) -> None:
+    """``POST`` then ``PUT ?digest=`` with the whole blob as a streamed body."""
+    target = await start_upload(conn, repo)
+    r = await conn.request(
+        "PUT", with_digest(target, blob.digest),
+        {"Content-Type": "application/octet-stream"},
+        (blob.size, blob.pieces(0, blob.size)), limit=BIG_TIMEOUT,
+    )
+    expect(r, 201, "monolithic PUT")
+    if r.headers.get("docker-content-digest") != blob.digest:
+        raise ProtocolError(f"monolithic PUT: digest {r.headers.get('docker-content-digest')}")
+
+
 async def push_monolithic(port: int, repo: str, blob: BigBlob) -> float:
     conn = Connection(port)
     try:
         t0 = time.perf_counter()
-        target = await start_upload(conn, repo)
-        r = await conn.request(
-            "PUT", with_digest(target, blob.digest),
-            {"Content-Type": "application/octet-stream"},
-            (blob.size, blob.pieces(0, blob.size)), limit=BIG_TIMEOUT,
-        )
-        elapsed = time.perf_counter() - t0
-        expect(r, 201, "monolithic PUT")
-        if r.headers.get("docker-content-digest") != blob.digest:
-            raise ProtocolError(f"monolithic PUT: digest {r.headers.get('docker-content-digest')}")
-        return elapsed
+        await put_blob(conn, repo, blob)
+        return time.perf_counter() - t0
     finally:
         conn.close()
 
