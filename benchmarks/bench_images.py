@@ -6,8 +6,9 @@ An image is an OCI manifest, a small config and five layers of 1, 3, 8, 16 and 3
 its own image to its own repository, one request after the other on one keep-alive
 connection, as a client does that pushes its layers in turn: every layer ``POST`` then
 ``PUT ?digest=`` with the whole layer, the config the same way, then the manifest ``PUT``
-by tag. A pull is the way back: the manifest ``GET`` by tag, the config, the layers,
-every body's sha256 checked against its digest.
+by tag. A pull is the way back: the manifest ``GET`` by tag, the config, the layers;
+the manifest and config are sha256-checked against their digests, the layers as
+``--pull-check`` says (by default compared byte for byte with what was pushed).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench_blobs import drop_blob, make_servers
+from bench_blobs import drop_blob, make_servers, pull_check
 from bench_client import (
     BLOCK,
     BigBlob,
@@ -76,7 +77,7 @@ class Image:
         await put_manifest(conn, self.repo, self.tag, self.manifest)
 
     async def pull(self, conn: Connection, port: int, receivers: ThreadPoolExecutor,
-                   hashers: ThreadPoolExecutor) -> None:
+                   hashers: ThreadPoolExecutor, check: str) -> None:
         r = await conn.request("GET", f"/v2/{self.repo}/manifests/{self.tag}",
                                {"Accept": MANIFEST_ACCEPT})
         expect(r, 200, "manifest GET")
@@ -89,12 +90,15 @@ class Image:
         expect(r, 200, "config GET")
         if sha256(r.body) != config:
             raise ProtocolError(f"config GET {self.repo}: content does not match {config}")
+        if [layer["digest"] for layer in manifest["layers"]] != [b.digest for b in self.layers]:
+            raise ProtocolError(f"manifest GET {self.repo}:{self.tag}: other layers")
         loop = asyncio.get_running_loop()
-        for layer in manifest["layers"]:
-            target = f"/v2/{self.repo}/blobs/{layer['digest']}"
+        for blob in self.layers:
+            target = f"/v2/{self.repo}/blobs/{blob.digest}"
             status, size, got = await loop.run_in_executor(
-                receivers, fetch_hashed, port, target, hashers)
-            if status != 200 or size != layer["size"] or got != layer["digest"]:
+                receivers, fetch_hashed, port, target, hashers, check != "length", None,
+                blob if check == "bytes" else None)
+            if status != 200 or size != blob.size or (check != "length" and got != blob.digest):
                 raise ProtocolError(f"GET {target}: {status}, {size} bytes with {got}")
 
 
@@ -116,8 +120,8 @@ class ImagesGroup:
         what = f"{len(LAYER_SIZES)} layers, {sum(LAYER_SIZES) >> 20} MiB"
         return [
             Row("images_push", f"{n} parallel pushes of whole images ({what})", "MB/s", True),
-            Row("images_pull", f"{n} parallel pulls of whole images (sha256 checked)",
-                "MB/s", True),
+            Row("images_pull", f"{n} parallel pulls of whole images (layers {pull_check(self.args)}"
+                " checked)", "MB/s", True),
         ]
 
     def processes(self) -> list[tuple[str, Any]]:
@@ -157,7 +161,8 @@ class ImagesGroup:
         out["images_push"] = m.sample(total / seconds / MB)
 
         async def pull_job(conn: Connection, i: int) -> None:
-            await images[i].pull(conn, port, self.receivers, self.hashers)
+            await images[i].pull(conn, port, self.receivers, self.hashers,
+                                 pull_check(self.args))
 
         with Measure(server) as m:
             seconds = await run_pool(port, len(images), len(images), pull_job)
