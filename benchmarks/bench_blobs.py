@@ -37,6 +37,11 @@ def drop_blob(server: Server, digest: str) -> None:
     )
 
 
+def pull_check(args: argparse.Namespace) -> str:
+    """What a pull row checks of the body: ``length``, ``bytes`` or ``sha256``."""
+    return "length" if args.no_verify else args.pull_check
+
+
 def make_servers(workdir: Path, workers: int | None, secret: str) -> list[Server]:
     """dockyard (this checkout's src/) and docker-registry, each in its own folder, on
     filesystem storage with Debian's default in-memory blob descriptor cache."""
@@ -75,8 +80,7 @@ class BlobsGroup:
             Row("mono", f"monolithic push, {size} (POST + PUT)", "MB/s", True),
             Row("chunked", f"chunked push, {size} in {human(a.chunk)} PATCHes", "MB/s", True),
             Row("final_put", "  final PUT of the chunked push", "ms", False, cpu=False),
-            Row("pull", f"pull, {size} ({'length' if a.no_verify else 'sha256'} checked)",
-                "MB/s", True),
+            Row("pull", f"pull, {size} ({pull_check(a)} checked)", "MB/s", True),
             Row("small", f"{a.small:,} small blobs 1-4 KiB, concurrency {a.small_concurrency}",
                 "blobs/s", True),
             Row("head", f"blob HEAD x {a.heads:,}, concurrency {a.head_concurrency}",
@@ -119,7 +123,8 @@ class BlobsGroup:
         out["mono"] = m.sample(args.size / seconds / MB)
 
         with Measure(server) as m:
-            seconds = await pull(port, repo, blobs["mono"], self.pool, not args.no_verify)
+            seconds = await pull(port, repo, blobs["mono"], self.pool, not args.no_verify,
+                                 compare=args.pull_check == "bytes")
         out["pull"] = m.sample(args.size / seconds / MB)
         drop_blob(server, blobs["mono"].digest)
         os.sync()

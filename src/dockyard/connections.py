@@ -18,12 +18,14 @@ what it lacks:
 * requests pipelined before junk in the same packet are answered before its 400
   (aiohttp alone drops them with the packet).
 
-aiohttp offers no public way to choose the connection class, so two private names are
-used, here only, and ``tests/unit/test_connections.py`` fails by name when an aiohttp
-release changes them (pyproject pins the tested minor release):
-``AppRunner._make_server`` (overridden to make the server ours) and
+aiohttp offers no public way to choose the connection class, so a few private names
+are used, here only, and ``tests/unit/test_connections.py`` fails by name when an
+aiohttp release changes them (pyproject pins the tested minor release):
+``AppRunner._make_server`` (overridden to make the server ours),
 ``RequestHandler._waiter`` (read to tell an idle connection, as aiohttp's keep-alive
-timer does). Everything else is public: :class:`aiohttp.web.Server` and
+timer does), and ``RequestHandler._request_count`` and ``_messages`` (read to learn the
+length of the body that follows a request head, so that the body is not searched for
+the next head). Everything else is public: :class:`aiohttp.web.Server` and
 :class:`aiohttp.web.RequestHandler`, their ``connection_made``, ``data_received``,
 ``handle_error`` and ``force_close``.
 """
@@ -40,7 +42,9 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http import RawRequestMessage
 from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
+from aiohttp.streams import StreamReader
 from aiohttp.web import BaseRequest, RequestHandler
 
 from dockyard.config import HTTPLimitsConfig
@@ -69,6 +73,8 @@ class _Handler(RequestHandler):
     def __init__(self, manager: _Server, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._guard = manager
+        # Bytes of the body of the request last parsed that have not arrived yet.
+        self._body_left = 0
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -82,14 +88,40 @@ class _Handler(RequestHandler):
         # with junk got only the 400. Fed up to the end of each request head in turn
         # (as if the packet had been split there, which TCP may do anyway), the requests
         # before the fault are queued, hence answered, before it is met.
-        start = 0
+        # The bytes of a body whose length is known are fed as they come, never searched
+        # for a head's end: that search ran at about the speed of sha256, on every byte
+        # of every upload.
+        start, size = 0, len(data)
         while True:
+            if self._body_left:
+                take = min(self._body_left, size - start)
+                self._body_left -= take
+                if start + take == size:
+                    break
+                super().data_received(data[start : start + take])
+                start += take
+                continue
             end = data.find(b"\r\n\r\n", start) + 4
-            if end == 3 or end >= len(data):  # no head ends here, or nothing follows it
+            if end == 3 or end >= size:  # no head ends here, or nothing follows it
                 break
-            super().data_received(data[start:end])
+            self._feed(data[start:end])
             start = end
-        super().data_received(data[start:])
+        self._feed(data[start:])
+
+    def _feed(self, data: bytes) -> None:
+        """Parse ``data``; when it completed a request head, note how much of that
+        request's body is still to come (0 when unknown: chunked, compressed, or a
+        parser holding requests back), so that those bytes are not searched."""
+        parsed = self._request_count
+        super().data_received(data)
+        if self._request_count == parsed or not self._messages:
+            return
+        message, payload = self._messages[-1]
+        if not isinstance(message, RawRequestMessage) or message.chunked or message.compression:
+            return
+        length = message.headers.get("Content-Length", "")
+        if length.isdigit() and isinstance(payload, StreamReader):
+            self._body_left = max(int(length) - payload.total_bytes, 0)
 
     def waiting(self) -> bool:
         """Between requests or still reading a request head: nothing is lost by closing.

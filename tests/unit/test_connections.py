@@ -83,3 +83,50 @@ def test_guarded_runner_makes_guarded_connections() -> None:
             await runner.cleanup()
 
     asyncio.run(main())
+
+
+def test_body_of_known_length_is_fed_unsearched() -> None:
+    """After a head with Content-Length, its body's bytes are not searched for the end of
+    a head (``_request_count`` and ``_messages`` still tell the body's length), even
+    when they look like one; the request pipelined after the body is still answered."""
+
+    async def main() -> None:
+        async def echo(request: web.Request) -> web.Response:
+            return web.Response(text=str(len(await request.read())))
+
+        app = web.Application()
+        app.router.add_post("/", echo)
+        app.router.add_get("/", echo)
+        runner = GuardedAppRunner(app, HTTPLimitsConfig(), access_log=None,
+                                  shutdown_timeout=1.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            server = runner.server
+            assert isinstance(server, _Server)
+            reader, writer = await asyncio.open_connection("127.0.0.1", runner.addresses[0][1])
+            body = b"x\r\n\r\nGET / HTTP/1.1\r\n\r\n" * 1000
+            writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+                         + body[:100])
+            await writer.drain()
+            await _until(lambda: server.connections, "a connection")
+            (connection,) = server.connections
+            assert isinstance(connection, _Handler)
+            await _until(lambda: connection._body_left == len(body) - 100,
+                         "the body's length to be known")
+            writer.write(body[100:] + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            answers = []
+            async with asyncio.timeout(DEADLINE):
+                while len(answers) < 2:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    assert head.startswith(b"HTTP/1.1 200"), head
+                    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                    answers.append(await reader.readexactly(length))
+            assert answers == [str(len(body)).encode(), b"0"]
+            writer.close()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())

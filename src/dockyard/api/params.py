@@ -179,14 +179,18 @@ async def _stream(request: web.Request) -> AsyncIterator[bytes]:
             began = time.monotonic()
             try:
                 async with asyncio.timeout(stall):
-                    chunk = await content.readany()
+                    # One buffered piece as it came off the socket: readany() joins all
+                    # the pieces buffered (a copy of every byte when the reader lags).
+                    chunk, chunk_end = await content.readchunk()
             except TimeoutError:
                 raise BlobUploadInvalid(
                     f"request body sent nothing for {stall:g}s (http.limits.bodytimeout)"
                 ) from None
-            if not chunk:
-                return
             waited += time.monotonic() - began
+            if not chunk:
+                if chunk_end:  # the end of a chunk of Transfer-Encoding: chunked
+                    continue
+                return
             received += len(chunk)
             if waited >= stall:
                 if received < rate * waited:
