@@ -30,7 +30,8 @@ from dockyard.clientaddr import CLIENT_IP, remote_ip
 from dockyard.config.middleware import MiddlewareEntry
 from dockyard.storage.drivers.base import AbortsStaleWrites, StorageDriver
 from dockyard.storage.drivers.factory import DriverConfigError, create_driver
-from dockyard.storage.drivers.middleware import CloudFrontMiddleware, RedirectMiddleware
+from dockyard.storage.drivers.middleware import RedirectMiddleware
+from dockyard.storage.drivers.middleware.cloudfront import CloudFrontMiddleware
 
 BLOB = "/docker/registry/v2/blobs/sha256/ab/" + "ab" * 32 + "/data"
 #: Where the S3 driver's own pre-signed URLs point (nothing listens: they are only read).

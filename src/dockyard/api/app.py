@@ -17,7 +17,6 @@ from dockyard.api.requestid import REQUEST_ID, RequestIds
 from dockyard.auth import AccessController, AuthChallenge
 from dockyard.auth.htpasswd import HtpasswdAccessController
 from dockyard.auth.silly import SillyAccessController
-from dockyard.auth.token import TokenAccessController
 from dockyard.errors import RegistryFault, StorageError
 from dockyard.ui import UISettings, ui_routes
 
@@ -86,12 +85,18 @@ def _challenge_headers(request: web.Request, exc: AuthChallenge) -> dict[str, st
 
 def _ui_settings(ctx: AppContext) -> UISettings:
     access: AccessController | None = ctx.access
-    if isinstance(access, TokenAccessController | SillyAccessController):
-        auth: Literal["none", "basic", "token"] = "token"
-        realm, service = access.realm, access.service
-    else:
-        auth = "basic" if isinstance(access, HtpasswdAccessController) else "none"
-        realm = service = ""
+    auth: Literal["none", "basic", "token"] = "none"
+    realm = service = ""
+    if isinstance(access, HtpasswdAccessController):
+        auth = "basic"
+    elif access is not None:
+        # Imported only when some auth is on: the token module loads jwt and cryptography
+        # (several MiB in every process), and with token auth it is loaded already.
+        from dockyard.auth.token import TokenAccessController
+
+        if isinstance(access, TokenAccessController | SillyAccessController):
+            auth = "token"
+            realm, service = access.realm, access.service
     return UISettings(
         prefix=ctx.urls.prefix,
         delete_enabled=ctx.namespace.options.delete_enabled,

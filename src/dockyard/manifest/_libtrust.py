@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from dockyard.manifest._gojson import GoStruct, JSONObject, field, has_field, loads, marshal
+from dockyard.manifest._types import SIGNATURE_KEY
 
 __all__ = [
     "JWSFormatError",
@@ -43,8 +44,6 @@ __all__ = [
     "merge_signatures",
     "parse_pretty_signature",
 ]
-
-SIGNATURE_KEY = "signatures"
 
 
 class JWSFormatError(ValueError):

@@ -16,7 +16,6 @@ from dockyard.manifest._common import (
     string_map,
 )
 from dockyard.manifest._gojson import JSONObject, field, has_field, loads
-from dockyard.manifest._libtrust import SIGNATURE_KEY
 from dockyard.manifest._schema1 import parse_schema1
 from dockyard.manifest._types import (
     DOCKER_MANIFEST_LIST,
@@ -27,6 +26,7 @@ from dockyard.manifest._types import (
     OCI_MANIFEST,
     SCHEMA1_SIGNED,
     SCHEMA1_UNSIGNED,
+    SIGNATURE_KEY,
     Descriptor,
     Manifest,
 )

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from dockyard.digest import Digest
 from dockyard.errors import ManifestUnverified, NameInvalid, TagInvalid
 from dockyard.manifest._common import invalid, optional_str, required_digest, schema_version
 from dockyard.manifest._gojson import JSONObject, field, loads
-from dockyard.manifest._libtrust import (
-    JWSFormatError,
-    JWSVerificationError,
-    PrettySignature,
-    merge_signatures,
-    parse_pretty_signature,
-)
 from dockyard.manifest._types import SCHEMA1_LAYER, SCHEMA1_SIGNED, Descriptor, Manifest
 from dockyard.names import is_valid_tag
+
+if TYPE_CHECKING:
+    from dockyard.manifest._libtrust import PrettySignature
+
+# libtrust (and the `cryptography` package under it, several MiB in every process) is
+# imported by the functions that handle signed schema1 only: registries rarely see one.
 
 __all__ = ["merge_schema1_signatures", "parse_schema1"]
 
@@ -74,6 +74,12 @@ def _layers(document: JSONObject) -> tuple[Descriptor, ...]:
 
 
 def _pretty_signature(body: bytes, document: JSONObject) -> PrettySignature:
+    from dockyard.manifest._libtrust import (
+        JWSFormatError,
+        JWSVerificationError,
+        parse_pretty_signature,
+    )
+
     try:
         return parse_pretty_signature(body, document)
     except JWSVerificationError as exc:
@@ -95,6 +101,8 @@ def parse_schema1(body: bytes, document: JSONObject, media_type: str) -> Manifes
             payload=body,
             layers=_layers(document),
         )
+    from dockyard.manifest._libtrust import JWSVerificationError
+
     jws = _pretty_signature(body, document)
     try:
         payload_document = loads(jws.payload)
@@ -126,4 +134,6 @@ def merge_schema1_signatures(payload: bytes, signatures: Sequence[bytes]) -> byt
     verified here. Raises ``ValueError`` if the payload is not a JSON object, a
     signature cannot be parsed, or there are none.
     """
+    from dockyard.manifest._libtrust import merge_signatures
+
     return merge_signatures(payload, signatures)

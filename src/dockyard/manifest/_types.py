@@ -30,6 +30,8 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 SCHEMA1_UNSIGNED = "application/vnd.docker.distribution.manifest.v1+json"
+# The member of a signed schema1 body that holds its signatures (libtrust's name).
+SIGNATURE_KEY = "signatures"
 
 KNOWN_MEDIA_TYPES: frozenset[str] = frozenset(
     {

@@ -25,21 +25,27 @@ from typing import Any, Protocol
 
 from dockyard.storage.drivers.base import StorageDriver
 from dockyard.storage.drivers.middleware._forwarding import ForwardingDriver
-from dockyard.storage.drivers.middleware.cloudfront import CloudFrontMiddleware
 from dockyard.storage.drivers.middleware.redirect import RedirectMiddleware
 from dockyard.storage.drivers.params import DriverConfigError
 
 __all__ = [
-    "CloudFrontMiddleware",
     "ForwardingDriver",
     "MiddlewareSpec",
     "RedirectMiddleware",
     "wrap_middleware",
 ]
 
+
+def _cloudfront(driver: StorageDriver, options: Mapping[str, Any]) -> StorageDriver:
+    # Imported when configured: its signing loads `cryptography` (several MiB per process).
+    from dockyard.storage.drivers.middleware.cloudfront import CloudFrontMiddleware
+
+    return CloudFrontMiddleware.from_options(driver, options)
+
+
 _BUILDERS: dict[str, Callable[[StorageDriver, Mapping[str, Any]], StorageDriver]] = {
     "redirect": RedirectMiddleware.from_options,
-    "cloudfront": CloudFrontMiddleware.from_options,
+    "cloudfront": _cloudfront,
 }
 
 
