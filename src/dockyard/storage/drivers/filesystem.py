@@ -24,6 +24,7 @@ from dockyard.storage.drivers.base import (
     PathNotFound,
     StorageError,
 )
+from dockyard.storage.drivers.dirwatch import WatchedListings
 
 __all__ = ["FilesystemDriver"]
 
@@ -61,6 +62,10 @@ def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
 _start_writeback = _load_sync_file_range()
 
 
+def _is_temporary(name: str) -> bool:
+    return name.startswith(".tmp-")
+
+
 def _children(base: str, names: list[str]) -> list[str]:
     """Sorted full paths of ``names`` in ``base``, without temporary files: once sorted,
     the names starting ``.tmp-`` are those in [``.tmp-``, ``.tmp.``), cut in one go."""
@@ -78,7 +83,9 @@ class FilesystemDriver:
     def __init__(self, root: str, max_threads: int = 32) -> None:
         self.root = os.path.abspath(root)
         self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="fs")
-        # directory -> (mtime_ns, sorted children) for big directories (see ``list``)
+        # Big directories (a repository's tags): listings kept exact by inotify, or
+        # where it is missing, directory -> (mtime_ns, sorted children) (see ``list``).
+        self._watched = WatchedListings(_CACHED_LISTINGS, _CACHED_LISTING_MIN, _is_temporary)
         self._listings: dict[str, tuple[int, list[str]]] = {}
 
     @classmethod
@@ -190,14 +197,20 @@ class FilesystemDriver:
     async def list(self, path: str) -> list[str]:
         """Children, sorted; big directories (a repository's tags) come from a cache.
 
-        A cached listing is used only while the directory's mtime is unchanged and
-        was already over a second old when listed: the kernel's clock is coarse, so
-        a change within the same tick could otherwise go unseen.
+        On Linux the cache is kept exact by inotify (:mod:`.dirwatch`): right after a
+        tag push, by this process or any other, the listing is the cached one with the
+        change applied, not a new read of the directory. Without inotify a cached
+        listing is used only while the directory's mtime is unchanged and was already
+        over a second old when listed: the kernel's clock is coarse, so a change within
+        the same tick could otherwise go unseen.
         """
         base = path.rstrip("/")
 
         def scan() -> list[str]:
             target = self._os(path)
+            watched = self._watched.names(target, base, lambda t: _children(base, os.listdir(t)))
+            if watched is not None:
+                return watched
             mtime = os.stat(target).st_mtime_ns
             cached = self._listings.get(target)
             if cached is not None and cached[0] == mtime:
@@ -280,6 +293,7 @@ class FilesystemDriver:
 
     async def aclose(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._watched.close()
 
 
 def _lock(fd: int, path: str, driver: str) -> None:
