@@ -13,7 +13,7 @@ import pytest
 from dockyard.digest import Digest
 from dockyard.errors import NameUnknown
 from dockyard.index import SqlIndex, schema
-from dockyard.index.db import Stmt
+from dockyard.index.db import Row, Stmt
 from dockyard.index.records import manifest_record
 from dockyard.index.sqlite import MEMORY, SqliteDatabase
 
@@ -226,3 +226,26 @@ def test_concurrent_writes_share_a_transaction_and_fail_alone(tmp_path: Path) ->
     asyncio.run(run())
     # 21 writes (and 20 reads) in far fewer thread hops than one transaction each.
     assert len(commits) < 30
+
+
+def test_writers_of_one_file_take_turns_on_the_writer_lock(tmp_path: Path) -> None:
+    """Two connections to one file (as two worker processes have) queue on the flock of
+    ``<index>.writer`` around each transaction, so neither waits in SQLite's polling
+    busy handler; every write of both lands."""
+    path = str(tmp_path / "index.db")
+    first, second = SqliteDatabase(path), SqliteDatabase(path)
+
+    async def run() -> list[Row]:
+        await first.write([Stmt("CREATE TABLE t (k TEXT PRIMARY KEY)")])
+
+        async def put(db: SqliteDatabase, k: str) -> None:
+            await db.write([Stmt("INSERT INTO t (k) VALUES (?)", (k,))])
+
+        await asyncio.gather(*(put(first if i % 2 else second, f"k{i:03d}") for i in range(200)))
+        rows = await second.fetch("SELECT COUNT(*) FROM t")
+        await first.aclose()
+        await second.aclose()
+        return rows
+
+    assert asyncio.run(run()) == [(200,)]
+    assert (tmp_path / "index.db.writer").exists()

@@ -3,9 +3,13 @@
 Every call runs in a single-thread executor, so the event loop never blocks on
 the file and the connection is only ever used by one thread. WAL lets readers
 in other processes (``--workers N``, ``dockyard index verify`` beside the
-server) go on while one writes; writers queue on SQLite's lock (``BEGIN
-IMMEDIATE`` with a generous busy timeout). A process that forks after using
-the index opens a fresh connection in the child.
+server) go on while one writes. Writers of a file first queue on an exclusive
+``flock`` of ``<index>.writer``, then take SQLite's lock (``BEGIN IMMEDIATE``,
+with a generous busy timeout for writers that do not take the ``flock``): the
+kernel wakes the next writer the moment the lock is let go, where SQLite's busy
+handler polls, sleeping 1 to 100 ms between tries, which with two workers pushing
+at once left both idle much of the time. A process that forks after using the
+index opens a fresh connection in the child.
 
 Writes that arrive while a transaction is being written share the next one (group
 commit): each stays all-or-nothing in a savepoint of its own, and the pages they
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import fcntl
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -54,6 +58,7 @@ class SqliteDatabase:
         self._queued: list[tuple[Sequence[Stmt], asyncio.Future[None]]] = []
         self._committing = False
         self._commits: set[asyncio.Task[None]] = set()
+        self._writer_lock = -1  # the descriptor of <path>.writer, opened when first used
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -65,6 +70,9 @@ class SqliteDatabase:
             )
             conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             if self.path != MEMORY:
+                self._writer_lock = os.open(
+                    self.path + ".writer", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644
+                )
                 conn.execute("PRAGMA journal_mode=WAL")
                 # WAL + NORMAL: a commit survives a process crash; only an OS crash
                 # may lose the last ones, which verify/rebuild repairs from storage.
@@ -77,6 +85,7 @@ class SqliteDatabase:
             # Never use a connection, thread or queue inherited through fork().
             self._conn, self._executor, self._pid = None, None, os.getpid()
             self._queued, self._committing = [], False
+            self._writer_lock = -1  # the parent's descriptor: its lock is not ours
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         self._forked()
@@ -107,7 +116,7 @@ class SqliteDatabase:
                 batch, self._queued = self._queued, []
                 writes = [statements for statements, _ in batch]
                 try:
-                    failures = await self._run(functools.partial(_commit, writes=writes))
+                    failures = await self._run(self._commit_locked(writes))
                 except Exception as exc:
                     failures = [exc] * len(batch)
                 except BaseException:
@@ -123,6 +132,21 @@ class SqliteDatabase:
                         done.set_exception(failure)
         finally:
             self._committing = False
+
+    def _commit_locked(
+        self, writes: list[Sequence[Stmt]]
+    ) -> Callable[[sqlite3.Connection], list[Exception | None]]:
+        def work(conn: sqlite3.Connection) -> list[Exception | None]:
+            lock = self._writer_lock  # set by _connect, which ran just before
+            if lock < 0:
+                return _commit(conn, writes)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                return _commit(conn, writes)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+        return work
 
     async def migrate(self) -> int:
         def work(conn: sqlite3.Connection) -> int:
@@ -153,6 +177,9 @@ class SqliteDatabase:
             await self._run(lambda c: c.close())
         self._executor.shutdown(wait=True)
         self._conn, self._executor = None, None
+        if self._writer_lock >= 0:
+            os.close(self._writer_lock)
+            self._writer_lock = -1
 
 
 def _commit(conn: sqlite3.Connection, writes: list[Sequence[Stmt]]) -> list[Exception | None]:
