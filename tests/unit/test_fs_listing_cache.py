@@ -173,3 +173,19 @@ def test_a_forked_child_keeps_its_own_listings(tmp_path: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     listed = _listed(driver)
     assert {"parent", "child"} <= set(listed) and len(listed) == 602
+
+
+@needs_inotify
+def test_no_inotify_instance_until_a_big_directory(tmp_path: Path) -> None:
+    """An instance is a per-user resource: a process that lists only small directories
+    takes none."""
+    _make(tmp_path, 10)
+    driver = FilesystemDriver(str(tmp_path))
+    assert len(_listed(driver)) == 10
+    assert driver._watched._fd < 0
+    (tmp_path / TAGS.lstrip("/") / "more").mkdir()
+    for i in range(600):
+        (tmp_path / TAGS.lstrip("/") / f"m{i:04d}").mkdir()
+    assert len(_listed(driver)) == 611
+    assert driver._watched._fd >= 0 and _watched(driver)
+    driver._watched.close()

@@ -91,6 +91,7 @@ class WatchedListings:
         self._lock = threading.Lock()
         self._fd = -1
         self._pid = 0
+        self._tried = False  # whether this process tried to open its descriptor
         self._listings: OrderedDict[str, _Listing] = OrderedDict()
         self._by_wd: dict[int, str] = {}
 
@@ -100,9 +101,9 @@ class WatchedListings:
         directory, or where inotify cannot be used: the caller lists it itself.
         Raises OSError as ``os.stat`` or ``read`` of ``target`` would."""
         with self._lock:
-            if not self._ready():
-                return None
-            self._apply_events()
+            self._forked()
+            if self._fd >= 0:
+                self._apply_events()
             st = os.stat(target)
             identity = (st.st_dev, st.st_ino)
             cached = self._listings.get(target)
@@ -114,6 +115,8 @@ class WatchedListings:
             # Too small to hold `smallest` entries (each takes at least 12 bytes of an
             # ext4 directory, a subdirectory one link): not worth a watch.
             if st.st_size < self.smallest * 12 and st.st_nlink < self.smallest + 2:
+                return None
+            if not self._open():
                 return None
             # Watch first, then read: a change in between is both in the listing and
             # queued, and applying an event twice changes nothing.
@@ -142,19 +145,24 @@ class WatchedListings:
         with self._lock:
             if self._fd >= 0 and self._pid == os.getpid():
                 os.close(self._fd)
-            self._fd, self._pid = -1, 0
+            self._fd, self._pid, self._tried = -1, 0, False
             self._listings.clear()
             self._by_wd.clear()
 
-    def _ready(self) -> bool:
+    def _forked(self) -> None:
         if self._pid != os.getpid():
             # A forked child must not read its parent's events (or share its queue).
-            self._pid, self._fd = os.getpid(), -1
+            self._pid, self._fd, self._tried = os.getpid(), -1, False
             self._listings.clear()
             self._by_wd.clear()
-            if _LIBC is not None:
-                # -1 (no inotify here, or out of instances): the driver lists as before.
-                self._fd = _inotify(-1, "inotify_init1", _IN_NONBLOCK | _IN_CLOEXEC)
+
+    def _open(self) -> bool:
+        """The inotify descriptor, opened at the first big directory (an instance is a
+        per-user resource: processes that list none take none)."""
+        if not self._tried and _LIBC is not None:
+            self._tried = True
+            # -1 (no inotify here, or out of instances): the driver lists as before.
+            self._fd = _inotify(-1, "inotify_init1", _IN_NONBLOCK | _IN_CLOEXEC)
         return self._fd >= 0
 
     def _forget(self, target: str) -> None:
