@@ -221,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
                            help="n of the paged tags/list and _catalog walks (default 100)")
     manifests.add_argument("--walks", type=int, default=5,
                            help="paged walks per repetition, each figure the mean (default 5)")
+    manifests.add_argument("--index", choices=("sqlite", "none"), default="sqlite",
+                           help="dockyard's storage.index.driver (default sqlite, its "
+                                "default; none: listings walk storage, as docker-registry)")
     s3 = parser.add_argument_group("s3")
     s3.add_argument("--s3-size", type=parse_size, default=256 << 20,
                     help="size of the S3 blob (default 256M; moto is slow, keep it bounded)")

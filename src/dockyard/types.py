@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -50,6 +51,12 @@ class BlobDescriptorService(Protocol):
 
         Raises BlobUnknown.
         """
+        ...
+
+    async def stat_many(self, digests: Sequence[Digest]) -> list[BlobDescriptor | None]:
+        """:meth:`stat` of each of ``digests`` (None: unknown) in as few round trips
+        as the store allows (a manifest's fifty layers: one thread hop on the
+        filesystem, none for those a cache holds)."""
         ...
 
     async def clear(self, digest: Digest) -> None:

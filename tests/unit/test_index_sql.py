@@ -6,13 +6,14 @@ import asyncio
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dockyard.digest import Digest
 from dockyard.errors import NameUnknown
 from dockyard.index import SqlIndex, schema
-from dockyard.index.db import Stmt
+from dockyard.index.db import Row, Stmt
 from dockyard.index.records import manifest_record
 from dockyard.index.sqlite import MEMORY, SqliteDatabase
 
@@ -181,3 +182,70 @@ def test_a_whole_tag_list_carries_a_version_that_every_tag_write_changes(
         await two.aclose()
 
     asyncio.run(run())
+
+
+def test_concurrent_writes_share_a_transaction_and_fail_alone(tmp_path: Path) -> None:
+    """Writes queued while one commits go into the next transaction together (group
+    commit), each in its own savepoint: a failing one leaves nothing and fails alone,
+    the others hold, and a write that returned is visible to the next read."""
+    db = SqliteDatabase(str(tmp_path / "index.db"))
+    commits: list[int] = []
+
+    async def run() -> None:
+        await db.write([Stmt("CREATE TABLE t (k TEXT PRIMARY KEY)")])
+        real = db._run
+
+        async def counting(work: Any) -> Any:
+            commits.append(1)
+            return await real(work)
+
+        db._run = counting  # type: ignore[method-assign]  # counts the thread hops
+
+        async def put(k: str) -> None:
+            await db.write([Stmt("INSERT INTO t (k) VALUES (?)", (k,)),
+                            Stmt("INSERT INTO t (k) VALUES (?)", (k + "-2",))])
+            assert await db.fetch("SELECT k FROM t WHERE k = ?", (k,)) == [(k,)]
+
+        async def bad() -> None:
+            # The second statement collides: the first one of this write is undone too.
+            await db.write([Stmt("INSERT INTO t (k) VALUES ('bad')"),
+                            Stmt("INSERT INTO t (k) VALUES ('k00')")])
+
+        results = await asyncio.gather(
+            *(put(f"k{i:02d}") for i in range(10)), bad(), *(put(f"k{i:02d}") for i in
+                                                             range(10, 20)),
+            return_exceptions=True)
+        failures = [r for r in results if r is not None]
+        assert len(failures) == 1 and "UNIQUE" in str(failures[0])
+        db._run = real  # type: ignore[method-assign]
+        rows = await db.fetch("SELECT k FROM t ORDER BY k")
+        assert [r[0] for r in rows] == sorted(
+            [f"k{i:02d}" for i in range(20)] + [f"k{i:02d}-2" for i in range(20)])
+        await db.aclose()
+
+    asyncio.run(run())
+    # 21 writes (and 20 reads) in far fewer thread hops than one transaction each.
+    assert len(commits) < 30
+
+
+def test_writers_of_one_file_take_turns_on_the_writer_lock(tmp_path: Path) -> None:
+    """Two connections to one file (as two worker processes have) queue on the flock of
+    ``<index>.writer`` around each transaction, so neither waits in SQLite's polling
+    busy handler; every write of both lands."""
+    path = str(tmp_path / "index.db")
+    first, second = SqliteDatabase(path), SqliteDatabase(path)
+
+    async def run() -> list[Row]:
+        await first.write([Stmt("CREATE TABLE t (k TEXT PRIMARY KEY)")])
+
+        async def put(db: SqliteDatabase, k: str) -> None:
+            await db.write([Stmt("INSERT INTO t (k) VALUES (?)", (k,))])
+
+        await asyncio.gather(*(put(first if i % 2 else second, f"k{i:03d}") for i in range(200)))
+        rows = await second.fetch("SELECT COUNT(*) FROM t")
+        await first.aclose()
+        await second.aclose()
+        return rows
+
+    assert asyncio.run(run()) == [(200,)]
+    assert (tmp_path / "index.db.writer").exists()

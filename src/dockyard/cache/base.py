@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Protocol
 
 from dockyard.digest import CANONICAL_ALGORITHM, Digest
@@ -24,6 +25,12 @@ class BlobDescriptorCache(Protocol):
     async def get(self, repository: str | None, digest: Digest) -> BlobDescriptor | None: ...
 
     async def set(self, repository: str | None, desc: BlobDescriptor) -> None: ...
+
+    async def get_many(
+        self, repository: str | None, digests: Sequence[Digest]
+    ) -> list[BlobDescriptor | None]:
+        """:meth:`get` of each, in one round trip."""
+        ...
 
     async def clear(self, repository: str | None, digest: Digest) -> None: ...
 
@@ -56,6 +63,17 @@ class SafeCache:
         except CacheFailure as exc:
             self._failed(exc)
             return None
+        self._ok()
+        return found
+
+    async def get_many(
+        self, repository: str | None, digests: Sequence[Digest]
+    ) -> list[BlobDescriptor | None]:
+        try:
+            found = await self.inner.get_many(repository, digests)
+        except CacheFailure as exc:
+            self._failed(exc)
+            return [None] * len(digests)
         self._ok()
         return found
 
@@ -102,6 +120,26 @@ class CachedBlobStatter:
         if desc.digest == digest:  # not through a link to other content
             await self.cache.set(self.repository, desc)
         return desc
+
+    async def stat_many(self, digests: Sequence[Digest]) -> list[BlobDescriptor | None]:
+        """The cache's descriptors, in one lookup; the store asked once for the rest."""
+        cacheable = [
+            i for i, d in enumerate(digests)
+            if self.repository is None or d.algorithm == CANONICAL_ALGORITHM
+        ]
+        out: list[BlobDescriptor | None] = [None] * len(digests)
+        hits = await self.cache.get_many(self.repository, [digests[i] for i in cacheable])
+        for i, hit in zip(cacheable, hits, strict=True):
+            out[i] = hit
+        missing = [i for i, desc in enumerate(out) if desc is None]
+        if not missing:
+            return out
+        found = await self.inner.stat_many([digests[i] for i in missing])
+        for i, desc in zip(missing, found, strict=True):
+            out[i] = desc
+            if desc is not None and desc.digest == digests[i]:  # not through a link
+                await self.cache.set(self.repository, desc)
+        return out
 
     async def clear(self, digest: Digest) -> None:
         await self.cache.clear(self.repository, digest)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from dockyard.digest import Digest
 from dockyard.types import BlobDescriptor
@@ -29,6 +30,18 @@ class MemoryCache:
         if desc is not None:
             self._entries.move_to_end(digest)
         return desc
+
+    async def get_many(
+        self, repository: str | None, digests: Sequence[Digest]
+    ) -> list[BlobDescriptor | None]:
+        if repository is not None:
+            return [None] * len(digests)
+        entries = self._entries
+        found = [entries.get(digest) for digest in digests]
+        for desc in found:
+            if desc is not None:
+                entries.move_to_end(desc.digest)
+        return found
 
     async def set(self, repository: str | None, desc: BlobDescriptor) -> None:
         if repository is not None:

@@ -9,6 +9,7 @@ Keys::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -31,6 +32,23 @@ def _repo_set_key(repository: str) -> str:
 
 def _repo_desc_key(repository: str, digest: Digest) -> str:
     return f"repository::{repository}::blobs::{digest}"
+
+
+def _descriptor(results: list[Any], scoped: bool) -> BlobDescriptor | None:
+    """The descriptor one lookup found: ``[linked, media type override]`` of a
+    repository (when ``scoped``), then the global hash's fields."""
+    fields = results[-1]
+    if scoped and not results[0]:
+        return None
+    if fields[0] is None or fields[1] is None:
+        return None
+    try:
+        cached = Digest.parse(fields[0].decode())
+        size = int(fields[1])
+    except (InvalidDigest, ValueError, UnicodeDecodeError):
+        return None
+    media_type = (results[1] if scoped else None) or fields[2]
+    return BlobDescriptor(cached, size, media_type.decode() if media_type else BLOB_MEDIA_TYPE)
 
 
 class RedisCache:
@@ -69,29 +87,27 @@ class RedisCache:
         return cls(aioredis.Redis(**options))
 
     async def get(self, repository: str | None, digest: Digest) -> BlobDescriptor | None:
+        return (await self.get_many(repository, [digest]))[0]
+
+    async def get_many(
+        self, repository: str | None, digests: Sequence[Digest]
+    ) -> list[BlobDescriptor | None]:
+        """Every lookup in one pipeline: one round trip for a manifest's fifty layers."""
+        if not digests:
+            return []
         try:
             async with self.client.pipeline(transaction=False) as pipe:
-                if repository is not None:
-                    pipe.sismember(_repo_set_key(repository), str(digest))
-                    pipe.hget(_repo_desc_key(repository, digest), "mediatype")
-                pipe.hmget(_global_key(digest), "digest", "size", "mediatype")
+                for digest in digests:
+                    if repository is not None:
+                        pipe.sismember(_repo_set_key(repository), str(digest))
+                        pipe.hget(_repo_desc_key(repository, digest), "mediatype")
+                    pipe.hmget(_global_key(digest), "digest", "size", "mediatype")
                 results = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise CacheFailure(str(exc)) from exc
-        fields = results[-1]
-        if repository is not None and not results[0]:
-            return None
-        if fields[0] is None or fields[1] is None:
-            return None
-        try:
-            cached = Digest.parse(fields[0].decode())
-            size = int(fields[1])
-        except (InvalidDigest, ValueError, UnicodeDecodeError):
-            return None
-        media_type = (results[1] if repository is not None else None) or fields[2]
-        return BlobDescriptor(
-            cached, size, media_type.decode() if media_type else BLOB_MEDIA_TYPE
-        )
+        step = 1 if repository is None else 3
+        return [_descriptor(results[i : i + step], repository is not None)
+                for i in range(0, len(results), step)]
 
     async def set(self, repository: str | None, desc: BlobDescriptor) -> None:
         try:

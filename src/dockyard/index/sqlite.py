@@ -3,14 +3,27 @@
 Every call runs in a single-thread executor, so the event loop never blocks on
 the file and the connection is only ever used by one thread. WAL lets readers
 in other processes (``--workers N``, ``dockyard index verify`` beside the
-server) go on while one writes; writers queue on SQLite's lock (``BEGIN
-IMMEDIATE`` with a generous busy timeout). A process that forks after using
-the index opens a fresh connection in the child.
+server) go on while one writes. Writers of a file first queue on an exclusive
+``flock`` of ``<index>.writer``, then take SQLite's lock (``BEGIN IMMEDIATE``,
+with a generous busy timeout for writers that do not take the ``flock``): the
+kernel wakes the next writer the moment the lock is let go, where SQLite's busy
+handler polls, sleeping 1 to 100 ms between tries, which with two workers pushing
+at once left both idle much of the time. A process that forks after using the
+index opens a fresh connection in the child.
+
+Writes that arrive while a transaction is being written share the next one (group
+commit): each stays all-or-nothing in a savepoint of its own, and the pages they
+have in common (a repository's row, the index entries of layers many manifests
+share) reach the write-ahead log once per batch instead of once per write. Under
+concurrent pushes the one writer thread, which every worker process queues on, is
+what bounds manifest PUTs per second.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -41,6 +54,11 @@ class SqliteDatabase:
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._pid = 0
+        # Writes waiting for the next transaction, and whether a task is committing.
+        self._queued: list[tuple[Sequence[Stmt], asyncio.Future[None]]] = []
+        self._committing = False
+        self._commits: set[asyncio.Task[None]] = set()
+        self._writer_lock = -1  # the descriptor of <path>.writer, opened when first used
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -52,6 +70,9 @@ class SqliteDatabase:
             )
             conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             if self.path != MEMORY:
+                self._writer_lock = os.open(
+                    self.path + ".writer", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644
+                )
                 conn.execute("PRAGMA journal_mode=WAL")
                 # WAL + NORMAL: a commit survives a process crash; only an OS crash
                 # may lose the last ones, which verify/rebuild repairs from storage.
@@ -59,10 +80,15 @@ class SqliteDatabase:
             self._conn = conn
         return self._conn
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    def _forked(self) -> None:
         if self._pid != os.getpid():
-            # Never use a connection or thread inherited through fork().
+            # Never use a connection, thread or queue inherited through fork().
             self._conn, self._executor, self._pid = None, None, os.getpid()
+            self._queued, self._committing = [], False
+            self._writer_lock = -1  # the parent's descriptor: its lock is not ours
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        self._forked()
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="dockyard-index")
         loop = asyncio.get_running_loop()
@@ -72,20 +98,55 @@ class SqliteDatabase:
         return await self._run(lambda conn: conn.execute(sql, tuple(params)).fetchall())
 
     async def write(self, statements: Sequence[Stmt]) -> None:
-        def work(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for stmt in statements:
-                    if stmt.many is not None:
-                        conn.executemany(stmt.sql, stmt.many)
-                    else:
-                        conn.execute(stmt.sql, tuple(stmt.params))
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        self._forked()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queued.append((statements, done))
+        if not self._committing:
+            self._committing = True
+            task = asyncio.get_running_loop().create_task(self._commit_queued())
+            # Held by the loop until done; the writers await their own futures.
+            self._commits.add(task)
+            task.add_done_callback(self._commits.discard)
+        await done
 
-        await self._run(work)
+    async def _commit_queued(self) -> None:
+        """Commit what is queued, one transaction at a time, until nothing is."""
+        try:
+            while self._queued:
+                batch, self._queued = self._queued, []
+                writes = [statements for statements, _ in batch]
+                try:
+                    failures = await self._run(self._commit_locked(writes))
+                except Exception as exc:
+                    failures = [exc] * len(batch)
+                except BaseException:
+                    for _, done in batch:
+                        done.cancel()
+                    raise
+                for (_, done), failure in zip(batch, failures, strict=True):
+                    if done.done():  # the writer was cancelled; its write stands
+                        continue
+                    if failure is None:
+                        done.set_result(None)
+                    else:
+                        done.set_exception(failure)
+        finally:
+            self._committing = False
+
+    def _commit_locked(
+        self, writes: list[Sequence[Stmt]]
+    ) -> Callable[[sqlite3.Connection], list[Exception | None]]:
+        def work(conn: sqlite3.Connection) -> list[Exception | None]:
+            lock = self._writer_lock  # set by _connect, which ran just before
+            if lock < 0:
+                return _commit(conn, writes)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                return _commit(conn, writes)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+        return work
 
     async def migrate(self) -> int:
         def work(conn: sqlite3.Connection) -> int:
@@ -109,8 +170,41 @@ class SqliteDatabase:
     async def aclose(self) -> None:
         if self._executor is None or self._pid != os.getpid():
             return
+        if self._commits:  # queued writes are committed, not dropped
+            await asyncio.gather(*self._commits, return_exceptions=True)
         conn = self._conn
         if conn is not None:
             await self._run(lambda c: c.close())
         self._executor.shutdown(wait=True)
         self._conn, self._executor = None, None
+        if self._writer_lock >= 0:
+            os.close(self._writer_lock)
+            self._writer_lock = -1
+
+
+def _commit(conn: sqlite3.Connection, writes: list[Sequence[Stmt]]) -> list[Exception | None]:
+    """Run each write in a savepoint of one transaction; what each one raised (None:
+    it holds). A write that fails leaves nothing behind and fails alone."""
+    conn.execute("BEGIN IMMEDIATE")
+    failures: list[Exception | None] = []
+    try:
+        for statements in writes:
+            conn.execute("SAVEPOINT write")
+            try:
+                for stmt in statements:
+                    if stmt.many is not None:
+                        conn.executemany(stmt.sql, stmt.many)
+                    else:
+                        conn.execute(stmt.sql, tuple(stmt.params))
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK TO write")
+                failures.append(exc)
+            else:
+                failures.append(None)
+            conn.execute("RELEASE write")
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    return failures

@@ -23,8 +23,9 @@ __all__ = [
 ]
 
 _MAX_INT64 = 2**63 - 1
-# A descriptor's required members, as folded keys.
+# A descriptor's required members, as folded keys, and as written by every client.
 _REQUIRED = frozenset({"mediatype", "digest", "size"})
+_PLAIN = frozenset({"mediaType", "digest", "size"})
 
 
 def invalid(reason: str) -> ManifestInvalid:
@@ -136,10 +137,30 @@ def descriptor(value: Any, where: str) -> Descriptor:
     )
 
 
+def _plain_descriptor(value: Any) -> Descriptor | None:
+    """The usual layer, ``{"mediaType": str, "digest": str, "size": int}`` and nothing
+    else, read without folding keys or naming its place; None for anything else (read
+    by :func:`descriptor`, which also words the errors)."""
+    if not isinstance(value, JSONObject) or len(value.pairs) != 3 or value.keys() != _PLAIN:
+        return None
+    media_type, text, size = value["mediaType"], value["digest"], value["size"]
+    if not (isinstance(media_type, str) and media_type and isinstance(text, str)
+            and type(size) is int and 0 <= size <= _MAX_INT64):
+        return None
+    try:
+        return Descriptor(media_type, Digest.parse(text), size)
+    except InvalidDigest:
+        return None
+
+
 def descriptors(value: Any, where: str) -> tuple[Descriptor, ...]:
     """A Go ``[]Descriptor`` (``null`` or absent is empty)."""
     if value is None:
         return ()
     if not isinstance(value, list):
         raise invalid(f"{where} must be an array")
-    return tuple(descriptor(item, f"{where}[{index}]") for index, item in enumerate(value))
+    found = []
+    for index, item in enumerate(value):
+        plain = _plain_descriptor(item)
+        found.append(plain if plain is not None else descriptor(item, f"{where}[{index}]"))
+    return tuple(found)

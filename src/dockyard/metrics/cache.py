@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dockyard.cache.base import BlobDescriptorCache, CacheFailure
 from dockyard.digest import Digest
 from dockyard.metrics._families import Metrics
@@ -29,19 +31,25 @@ class CountingCache:
         self._errors = metrics.cache_errors.labels()
 
     async def get(self, repository: str | None, digest: Digest) -> BlobDescriptor | None:
-        self._request.inc()
-        self._requests.inc()
+        return (await self.get_many(repository, [digest]))[0]
+
+    async def get_many(
+        self, repository: str | None, digests: Sequence[Digest]
+    ) -> list[BlobDescriptor | None]:
+        """Counted as one lookup per digest, as :meth:`get` one by one would be."""
+        count = len(digests)
+        self._request.inc(count)
+        self._requests.inc(count)
         try:
-            found = await self.inner.get(repository, digest)
+            found = await self.inner.get_many(repository, digests)
         except CacheFailure:
-            self._error.inc()
-            self._errors.inc()
+            self._error.inc(count)
+            self._errors.inc(count)
             raise
-        if found is None:
-            self._miss.inc()
-        else:
-            self._hit.inc()
-            self._hits.inc()
+        hits = sum(desc is not None for desc in found)
+        self._miss.inc(count - hits)
+        self._hit.inc(hits)
+        self._hits.inc(hits)
         return found
 
     async def set(self, repository: str | None, desc: BlobDescriptor) -> None:

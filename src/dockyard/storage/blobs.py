@@ -7,7 +7,6 @@ place, so a blob is never visible before it is complete and verified.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from dockyard.digest import Digest, InvalidDigest
@@ -18,7 +17,6 @@ from dockyard.storage.drivers.base import (
     StorageDriver,
     get_many,
     stat_many,
-    stats_many_at_once,
 )
 from dockyard.types import BlobDescriptor, BlobDescriptorService
 
@@ -42,6 +40,13 @@ class BlobStatter:
             raise BlobUnknown(str(digest))
         return BlobDescriptor(digest, info.size)
 
+    async def stat_many(self, digests: Sequence[Digest]) -> list[BlobDescriptor | None]:
+        infos = await stat_many(self.driver, [paths.blob_data_path(d) for d in digests])
+        return [
+            None if info is None or info.is_dir else BlobDescriptor(digest, info.size)
+            for digest, info in zip(digests, infos, strict=True)
+        ]
+
     async def clear(self, digest: Digest) -> None:
         """Nothing to forget: the layout is the record (the store deletes the data)."""
 
@@ -59,6 +64,9 @@ class BlobStore:
 
     async def stat(self, digest: Digest) -> BlobDescriptor:
         return await self.statter.stat(digest)
+
+    async def stat_many(self, digests: Sequence[Digest]) -> list[BlobDescriptor | None]:
+        return await self.statter.stat_many(digests)
 
     async def get(self, digest: Digest) -> bytes:
         """The whole blob: only for small blobs such as manifests and configs."""
@@ -115,7 +123,10 @@ class LinkedBlobStatter:
 
     async def resolve(self, digest: Digest) -> Digest:
         """The canonical digest a link for ``digest`` points to."""
-        for link_path in self.link_paths:
+        return await self._resolve(digest, self.link_paths)
+
+    async def _resolve(self, digest: Digest, link_paths: Sequence[LinkPathFn]) -> Digest:
+        for link_path in link_paths:
             try:
                 target = await self.driver.get_content(link_path(self.repository, digest))
             except PathNotFound:
@@ -131,6 +142,13 @@ class LinkedBlobStatter:
         """The linked content's descriptor, under its canonical digest."""
         return await self.blobs.stat(await self.resolve(digest))
 
+    async def stat_many(self, digests: Sequence[Digest]) -> list[BlobDescriptor | None]:
+        """:meth:`stat` of each: the links read in one batch, then the content store
+        asked once for all of them (its descriptor cache first, when it has one)."""
+        canonical = await self.resolve_many(digests)
+        found = iter(await self.blobs.stat_many([c for c in canonical if c is not None]))
+        return [None if target is None else next(found) for target in canonical]
+
     async def resolve_many(self, digests: Sequence[Digest]) -> list[Digest | None]:
         """:meth:`resolve` of each (None: not linked), the first link of every digest
         read in one batch (one thread hop on the filesystem)."""
@@ -145,7 +163,7 @@ class LinkedBlobStatter:
             except InvalidDigest:
                 pass
             try:  # not at the first place: the older ones, one by one (rare)
-                out.append(await self.resolve(digest))
+                out.append(await self._resolve(digest, self.link_paths[1:]))
             except BlobUnknown:
                 out.append(None)
         return out
@@ -185,32 +203,12 @@ class LinkedBlobStore:
         return desc if desc.digest == digest else BlobDescriptor(digest, desc.size, desc.media_type)
 
     async def present(self, digests: Sequence[Digest]) -> list[bool]:
-        """Whether each blob is linked here and stored, reading the links in one batch
-        (checking a manifest's fifty layers costs one thread hop, not fifty)."""
-        canonical = await self.links.resolve_many(digests)
-        driver = self.blobs.driver
-        if stats_many_at_once(driver):
-            # One more thread hop for all the blobs, not a task per blob (50 tasks cost
-            # more than the stats); storage itself answers, as it is the truth anyway.
-            found = iter(await stat_many(
-                driver, [paths.blob_data_path(c) for c in canonical if c is not None]
-            ))
-            out = []
-            for target in canonical:
-                info = None if target is None else next(found)
-                out.append(info is not None and not info.is_dir)
-            return out
-
-        async def stored(target: Digest | None) -> bool:
-            if target is None:
-                return False
-            try:
-                await self.blobs.stat(target)
-            except BlobUnknown:
-                return False
-            return True
-
-        return list(await asyncio.gather(*(stored(c) for c in canonical)))
+        """Whether each blob is linked here and stored: the links read from storage in
+        one batch (another worker may have removed one), the content's presence from
+        the global descriptor cache where it has it (content under a digest never
+        changes; garbage collection that runs beside the server clears it or goes
+        through the fence), the rest stat'ed in one batch."""
+        return [desc is not None for desc in await self.links.stat_many(digests)]
 
     async def link(self, canonical: Digest, *aliases: Digest) -> None:
         """Make ``canonical`` (and the same content under ``aliases``) visible here."""

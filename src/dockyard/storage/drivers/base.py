@@ -244,12 +244,6 @@ class StatsMany(Protocol):
         ...
 
 
-def stats_many_at_once(driver: StorageDriver) -> bool:
-    """Whether :func:`stat_many` on ``driver`` is one call (the filesystem's thread hop)
-    rather than a stat per path (where a descriptor cache would answer sooner)."""
-    return _has(driver, StatsMany)
-
-
 async def stat_many(driver: StorageDriver, paths: Sequence[str]) -> list[FileInfo | None]:
     """:meth:`StorageDriver.stat` of each of ``paths`` (None for a missing one): in one
     thread hop on the filesystem (a manifest's fifty layers), concurrently elsewhere."""

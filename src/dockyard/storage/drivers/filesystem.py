@@ -24,11 +24,14 @@ from dockyard.storage.drivers.base import (
     PathNotFound,
     StorageError,
 )
+from dockyard.storage.drivers.dirwatch import WatchedListings
 
 __all__ = ["FilesystemDriver"]
 
 T = TypeVar("T")
 READ_CHUNK = 1 << 20
+# First read of a small file (a link, a manifest): most are read whole by it.
+_SMALL_READ = 64 << 10
 _NOT_FOUND = {errno.ENOENT, errno.ENOTDIR}
 # Start the disk writing this often while a blob streams in, so the fsync at
 # commit waits only for the tail instead of the whole blob.
@@ -59,6 +62,10 @@ def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
 _start_writeback = _load_sync_file_range()
 
 
+def _is_temporary(name: str) -> bool:
+    return name.startswith(".tmp-")
+
+
 def _children(base: str, names: list[str]) -> list[str]:
     """Sorted full paths of ``names`` in ``base``, without temporary files: once sorted,
     the names starting ``.tmp-`` are those in [``.tmp-``, ``.tmp.``), cut in one go."""
@@ -76,7 +83,9 @@ class FilesystemDriver:
     def __init__(self, root: str, max_threads: int = 32) -> None:
         self.root = os.path.abspath(root)
         self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="fs")
-        # directory -> (mtime_ns, sorted children) for big directories (see ``list``)
+        # Big directories (a repository's tags): listings kept exact by inotify, or
+        # where it is missing, directory -> (mtime_ns, sorted children) (see ``list``).
+        self._watched = WatchedListings(_CACHED_LISTINGS, _CACHED_LISTING_MIN, _is_temporary)
         self._listings: dict[str, tuple[int, list[str]]] = {}
 
     @classmethod
@@ -99,11 +108,7 @@ class FilesystemDriver:
         return StorageError(f"{exc.strerror or exc} ({path})", self.name)
 
     async def get_content(self, path: str) -> bytes:
-        def read() -> bytes:
-            with open(self._os(path), "rb") as f:
-                return f.read()
-
-        return await self._run(path, read)
+        return await self._run(path, _read_small, self._os(path))
 
     async def put_content(self, path: str, data: bytes) -> None:
         await self._run(path, _atomic_write, self._os(path), data)
@@ -115,8 +120,7 @@ class FilesystemDriver:
             out: builtins.list[bytes | None] = []
             for path in paths:
                 try:
-                    with open(self._os(path), "rb") as f:
-                        out.append(f.read())
+                    out.append(_read_small(self._os(path)))
                 except OSError as exc:
                     if exc.errno not in _NOT_FOUND and exc.errno != errno.EISDIR:
                         raise self._map(path, exc) from exc
@@ -193,14 +197,20 @@ class FilesystemDriver:
     async def list(self, path: str) -> list[str]:
         """Children, sorted; big directories (a repository's tags) come from a cache.
 
-        A cached listing is used only while the directory's mtime is unchanged and
-        was already over a second old when listed: the kernel's clock is coarse, so
-        a change within the same tick could otherwise go unseen.
+        On Linux the cache is kept exact by inotify (:mod:`.dirwatch`): right after a
+        tag push, by this process or any other, the listing is the cached one with the
+        change applied, not a new read of the directory. Without inotify a cached
+        listing is used only while the directory's mtime is unchanged and was already
+        over a second old when listed: the kernel's clock is coarse, so a change within
+        the same tick could otherwise go unseen.
         """
         base = path.rstrip("/")
 
         def scan() -> list[str]:
             target = self._os(path)
+            watched = self._watched.names(target, base, lambda t: _children(base, os.listdir(t)))
+            if watched is not None:
+                return watched
             mtime = os.stat(target).st_mtime_ns
             cached = self._listings.get(target)
             if cached is not None and cached[0] == mtime:
@@ -283,6 +293,7 @@ class FilesystemDriver:
 
     async def aclose(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._watched.close()
 
 
 def _lock(fd: int, path: str, driver: str) -> None:
@@ -317,13 +328,36 @@ def _atomic_write(target: str, data: bytes) -> None:
         raise
 
 
+def _read_small(target: str) -> bytes:
+    """The whole of a small file in three system calls (open, read, close), where
+    ``open()`` adds four (fstat, ioctl, lseek, a second read): every call made in a
+    worker thread gives the GIL away and waits to get it back, which is what a
+    manifest's fifty link reads cost under load, more than the reads themselves."""
+    fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, _SMALL_READ)
+        if len(data) < _SMALL_READ:  # a short read of a regular file is its end
+            return data
+        parts = [data]
+        while chunk := os.read(fd, READ_CHUNK):
+            parts.append(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
 def _holds(target: str, data: bytes) -> bool:
     """Whether ``target`` already holds exactly ``data`` (a small file)."""
     try:
-        with open(target, "rb") as f:
-            return f.read(len(data) + 1) == data
+        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return False
+    try:
+        return os.read(fd, len(data) + 1) == data
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _write_many(items: list[tuple[str, bytes]]) -> None:
