@@ -8,7 +8,9 @@ directories do, nested names included.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 from tests.support.backends import MotoServer, s3_params
 
@@ -17,7 +19,7 @@ from dockyard.index.base import RepositoryState
 from dockyard.index.walk import StorageWalker
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
-from dockyard.storage.drivers.base import StorageDriver
+from dockyard.storage.drivers.base import GetsMany, StorageDriver
 from dockyard.storage.drivers.factory import create_driver
 from dockyard.storage.manifests import ManifestStore
 from dockyard.storage.tags import TagStore
@@ -76,13 +78,23 @@ def test_the_s3_walk_equals_the_filesystem_walk(
     async def build(driver: StorageDriver) -> tuple[dict[str, Digest], RepositoryState]:
         expected = await _write(driver, repo)
         get_content = driver.get_content
+        get_many = cast(GetsMany, driver).get_many  # the checked driver has it
 
-        async def counted(path: str) -> bytes:
+        def count(path: str) -> None:
             if path.endswith("/current/link"):
                 read.append(path.split("/")[-3])
+
+        async def counted(path: str) -> bytes:
+            count(path)
             return await get_content(path)
 
+        async def counted_many(paths: Sequence[str]) -> list[bytes | None]:
+            for path in paths:
+                count(path)
+            return await get_many(paths)
+
         driver.get_content = counted  # type: ignore[method-assign]
+        driver.get_many = counted_many  # type: ignore[attr-defined]
         return expected, await _state(driver, repo)
 
     s3 = create_driver("s3", s3_params(moto_server.url, s3_bucket))

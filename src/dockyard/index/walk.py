@@ -22,6 +22,8 @@ __all__ = ["RepositoryListing", "StorageWalker"]
 _PAGE = 1000
 _CONCURRENCY = 16
 _SIZES_KEPT = 200_000
+_TAG_READS = 1000
+"""Current links read in one batch (one thread hop on the filesystem)."""
 _REPOSITORY_MARKERS = frozenset({"_layers", "_manifests"})
 """What makes a directory a repository (as the catalog walk decides)."""
 
@@ -191,16 +193,12 @@ class StorageWalker:
             else:
                 unread.append(tag)
 
-        async def read(tag: str) -> tuple[str, Digest | None]:
-            async with self._limit:
-                try:
-                    return tag, await tags.get(tag)
-                except ManifestUnknown:
-                    return tag, None
-
-        for tag, digest in await asyncio.gather(*(read(t) for t in unread)):
-            if digest is not None:
-                state.tags[tag] = digest
+        # In batches: a read per tag costs a thread hop (filesystem) or a request each.
+        for at in range(0, len(unread), _TAG_READS):
+            batch = unread[at:at + _TAG_READS]
+            for tag, digest in zip(batch, await tags.get_many(batch), strict=True):
+                if digest is not None:
+                    state.tags[tag] = digest
 
 
 class RepositoryListing:
