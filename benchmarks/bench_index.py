@@ -1,45 +1,54 @@
-#!/usr/bin/env python3
 """Listings from the metadata index, side by side with docker-registry (issue 12).
 
-Writes a tree on disk directly (fast): N repositories with one layer link each for the
-catalog, and repositories of 1,000 / 10,000 / 100,000 tags (``--tags``) for tags/list;
-then serves that same tree with dockyard (its SQLite index built at start: the build
-time is reported) and with ``/usr/bin/docker-registry``, and times, median of
-``--repeat``:
+Each workload is its own tree: a catalog of N repositories (``--repos``, one layer link
+each) or one repository of T tags (``--tags``, all naming one manifest). On the
+filesystem the tree is written to disk directly; on S3 (``--s3``) each workload is a
+bucket of a moto server seeded in its memory before it listens (benchmarks/
+moto_seeded.py: uploading 200,000 objects through moto's API would take longer than
+the benchmark). For each workload, in one run: dockyard's SQLite index is built by
+``dockyard index rebuild`` (timed), dockyard serves the tree, then
+``/usr/bin/docker-registry`` serves the same tree (the same bucket), and each is timed,
+median of ``--repeat``:
 
 - ``_catalog`` walk: every page of ``n=1000`` (both servers' default maximum);
-- ``tags/list`` of each repository, whole (no ``n``), and one page of ``n=100`` in the
-  middle (``last`` = the middle tag): flat per-page time means the index is used;
-- with ``--s3``, the same on a moto S3 bucket (objects uploaded with boto3; smaller
-  default sizes: ``--s3-repos``, ``--s3-tags``), dockyard with ``storage.index.driver:
-  sqlite`` and a ``path``.
+- ``tags/list`` whole (no ``n``), and one page of ``n=100`` in the middle (``last`` =
+  the middle tag): flat per-page time means the index is used. docker-registry 2.8
+  ignores ``n``/``last`` on ``tags/list``, so its "page" is the whole list.
 
-    python3 benchmarks/bench_index.py                    # fs: 10,000 repos, up to 100,000 tags
-    python3 benchmarks/bench_index.py --repos 2000 --tags 1000,10000 --s3
+With ``--lock FILE`` (``/tmp/dockyard-bench.lock`` on the shared machine) each
+workload's timed part (rebuild, both servers) holds ``flock(FILE)``; writing and
+seeding the trees does not.
+
+    python3 benchmarks/bench_index.py            # fs: 1,000/10,000 repos, 1,000..100,000 tags
+    python3 benchmarks/bench_index.py --s3 --no-fs --repos 10000 --tags 100000 --repeat 1
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 for _path in (Path(__file__).resolve().parent.parent,):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 import httpx  # noqa: E402
-from tests.support.servers import RegistryProcess  # noqa: E402
+from tests.support.servers import RegistryProcess, process_env  # noqa: E402
 
+T = TypeVar("T")
 V2 = "docker/registry/v2"
 CONFIG = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
 
@@ -78,9 +87,9 @@ def layout(repos: int, tag_counts: list[int]) -> Iterator[tuple[str, bytes]]:
             yield f"{tag}/index/sha256/{manifest}/link", link
 
 
-def write_tree(root: Path, repos: int, tag_counts: list[int]) -> None:
+def write_tree(root: Path, work: Workload) -> None:
     made: set[str] = set()
-    for rel, data in layout(repos, tag_counts):
+    for rel, data in work.layout():
         path = root / rel
         parent = str(path.parent)
         if parent not in made:
@@ -89,21 +98,14 @@ def write_tree(root: Path, repos: int, tag_counts: list[int]) -> None:
         path.write_bytes(data)
 
 
-def upload_tree(client: Any, bucket: str, repos: int, tag_counts: list[int]) -> None:
-    def put(item: tuple[str, bytes]) -> None:
-        client.put_object(Bucket=bucket, Key=item[0], Body=item[1])
-
-    with ThreadPoolExecutor(16) as pool:
-        for _ in pool.map(put, layout(repos, tag_counts), chunksize=64):
-            pass
-
-
-def timed(work: Callable[[], object], repeat: int) -> float:
+def timed(work: Callable[[], T], repeat: int, check: Callable[[T], bool]) -> float:
+    """Median seconds of ``work``; every answer must pass ``check`` (not timed)."""
     samples = []
     for _ in range(repeat):
         started = time.perf_counter()
-        work()
+        answer = work()
         samples.append(time.perf_counter() - started)
+        assert check(answer), answer
     return statistics.median(samples)
 
 
@@ -119,20 +121,43 @@ def walk(client: httpx.Client, url: str, key: str) -> int:
     return count
 
 
-def measure(url: str, repos: int, tag_counts: list[int], repeat: int) -> dict[str, float]:
+@dataclass(frozen=True)
+class Workload:
+    """A catalog of ``repos`` repositories, or one repository of ``tags`` tags."""
+
+    repos: int = 0
+    tags: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"catalog-{self.repos}" if self.repos else f"tags-{self.tags}"
+
+    def layout(self) -> Iterator[tuple[str, bytes]]:
+        return layout(self.repos, [self.tags] if self.tags else [])
+
+
+def measure(url: str, work: Workload, repeat: int) -> dict[str, float]:
     out: dict[str, float] = {}
-    with httpx.Client(base_url=url, timeout=600) as client:
-        listed = walk(client, "/v2/_catalog?n=1000", "repositories")
-        assert listed == repos + len(tag_counts), (url, listed)
-        out[f"_catalog walk, {repos:,} repos (n=1000)"] = timed(
-            lambda: walk(client, "/v2/_catalog?n=1000", "repositories"), repeat)
-        for count in tag_counts:
-            path = f"/v2/tags/t{count}/tags/list"
-            assert len(client.get(path).json()["tags"]) == count
-            out[f"tags/list, {count:,} tags, whole"] = timed(lambda p=path: client.get(p), repeat)
-            middle = f"v{count // 2:06d}"
-            out[f"tags/list, {count:,} tags, one page n=100"] = timed(
-                lambda p=path, m=middle: client.get(p, params={"n": 100, "last": m}), repeat)
+    with httpx.Client(base_url=url, timeout=3600) as client:
+        if work.repos:
+            out[f"_catalog walk, {work.repos:,} repos (n=1000)"] = timed(
+                lambda: walk(client, "/v2/_catalog?n=1000", "repositories"), repeat,
+                lambda count: count == work.repos)
+            return out
+        path = f"/v2/tags/t{work.tags}/tags/list"
+        middle = f"v{work.tags // 2:06d}"
+        page = [f"v{t:06d}" for t in range(work.tags // 2 + 1, work.tags // 2 + 101)]
+
+        def tags(response: httpx.Response, expected: int) -> bool:
+            listed = response.json()["tags"]
+            # docker-registry's "page" is the whole list: only its length is checked.
+            return len(listed) == work.tags or listed == page[:expected]
+
+        out[f"tags/list, {work.tags:,} tags, whole"] = timed(
+            lambda: client.get(path), repeat, lambda r: tags(r, work.tags))
+        out[f"tags/list, {work.tags:,} tags, one page n=100"] = timed(
+            lambda: client.get(path, params={"n": 100, "last": middle}), repeat,
+            lambda r: tags(r, 100))
     return out
 
 
@@ -147,83 +172,119 @@ def report(title: str, ours: dict[str, float], theirs: dict[str, float]) -> None
     sys.stdout.flush()
 
 
-def serve(workdir: Path, kind: str, overrides: dict[str, Any],
-          cls: Callable[..., RegistryProcess] = RegistryProcess,
-          **kwargs: Any) -> tuple[RegistryProcess, float]:
-    server = cls(workdir, kind=kind, overrides=overrides, log_level="warn", **kwargs)
-    started = time.perf_counter()
-    server.start(deadline=3600)
-    return server, time.perf_counter() - started
-
-
-def run_fs(base: Path, args: argparse.Namespace, tag_counts: list[int]) -> None:
-    root = base / "fs-root"
-    started = time.perf_counter()
-    write_tree(root, args.repos, tag_counts)
-    print(f"filesystem tree written in {time.perf_counter() - started:.1f}s", file=sys.stderr)
-    results = {}
-    for kind in ("dockyard", "distribution"):
-        overrides = {"storage": {"filesystem": {"rootdirectory": str(root)}}}
-        server, startup = serve(base / f"fs-{kind}", kind, overrides)
+@contextlib.contextmanager
+def locked(path: str | None) -> Iterator[None]:
+    """``flock(path)`` held (nothing without a path): one timed run on the machine."""
+    if path is None:
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            if kind == "dockyard":
-                print(f"dockyard start with the index built from storage: {startup:.1f}s",
-                      file=sys.stderr)
-            results[kind] = measure(server.url, args.repos, tag_counts, args.repeat)
+            yield
         finally:
-            server.stop()
-    report("filesystem", results["dockyard"], results["distribution"])
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run_s3(base: Path, args: argparse.Namespace) -> None:
-    from tests.support.backends import MotoServer, S3RegistryProcess, s3_params
-
-    tag_counts = [int(t) for t in args.s3_tags.split(",")]
-    moto = MotoServer(base / "moto")
-    moto.start()
-    try:
-        bucket = moto.create_bucket("bench")
-        started = time.perf_counter()
-        upload_tree(moto.client(), bucket, args.s3_repos, tag_counts)
-        print(f"S3 tree uploaded in {time.perf_counter() - started:.1f}s", file=sys.stderr)
-        results = {}
+def side_by_side(work: Workload, base: Path, args: argparse.Namespace, title: str,
+                 make: Callable[[Path, str, dict[str, Any]], RegistryProcess]) -> None:
+    """Rebuild dockyard's index, then time dockyard and docker-registry on one tree."""
+    results = {}
+    with locked(args.lock):
+        print(f"{title}: load average {os.getloadavg()[0]:.1f} at start", file=sys.stderr)
         for kind in ("dockyard", "distribution"):
             overrides: dict[str, Any] = {}
             if kind == "dockyard":
-                overrides = {"storage": {"index": {
-                    "driver": "sqlite", "path": str(base / "s3-index.db")}}}
-            server, startup = serve(
-                base / f"s3-{kind}", kind, overrides, S3RegistryProcess,
-                s3=s3_params(moto.url, bucket))
+                overrides["storage"] = {"index": {
+                    "driver": "sqlite", "path": str(base / f"{work.name}-index.db")}}
+            server = make(base / f"{work.name}-{kind}", kind, overrides)
+            if kind == "dockyard":
+                started = time.perf_counter()
+                done = subprocess.run(
+                    [sys.executable, "-m", "dockyard", "index", "rebuild",
+                     str(server.config_path)],
+                    env=process_env(server.env), cwd=server.workdir, check=True,
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                print(f"{title}: dockyard index rebuild {time.perf_counter() - started:.1f}s: "
+                      f"{done.stdout.strip()}", file=sys.stderr)
+            server.start(deadline=3600)
             try:
-                if kind == "dockyard":
-                    print(f"dockyard start on S3 with the index built: {startup:.1f}s",
-                          file=sys.stderr)
-                results[kind] = measure(server.url, args.s3_repos, tag_counts, args.repeat)
+                results[kind] = measure(server.url, work, args.repeat)
             finally:
                 server.stop()
-        report("moto S3", results["dockyard"], results["distribution"])
+    report(f"{title} (load average {os.getloadavg()[0]:.1f} at the end)",
+           results["dockyard"], results["distribution"])
+
+
+def run_fs(base: Path, args: argparse.Namespace, workloads: list[Workload]) -> None:
+    for work in workloads:
+        root = base / f"fs-{work.name}"
+        started = time.perf_counter()
+        write_tree(root, work)
+        print(f"filesystem {work.name}: written in {time.perf_counter() - started:.1f}s",
+              file=sys.stderr)
+
+        def make(workdir: Path, kind: str, overrides: dict[str, Any],
+                 root: Path = root) -> RegistryProcess:
+            overrides = {**overrides, "storage": {
+                **overrides.get("storage", {}), "filesystem": {"rootdirectory": str(root)}}}
+            return RegistryProcess(workdir, kind=kind, overrides=overrides, log_level="warn")
+
+        side_by_side(work, base, args, f"filesystem, {work.name}", make)
+        shutil.rmtree(root)
+
+
+def run_s3(base: Path, args: argparse.Namespace, workloads: list[Workload]) -> None:
+    from tests.support.backends import MotoServer, S3RegistryProcess, s3_params
+
+    buckets = {work: f"bench-{work.name}" for work in workloads}
+    plan = base / "moto-plan.json"
+    plan.write_text(json.dumps([
+        {"bucket": buckets[w], "repos": w.repos, "tags": [w.tags] if w.tags else []}
+        for w in workloads]))
+
+    class SeededMoto(MotoServer):
+        deadline = 1800.0
+
+        def command(self) -> list[str]:
+            return [sys.executable, str(Path(__file__).with_name("moto_seeded.py")),
+                    str(plan), "-H", "127.0.0.1", "-p", str(self.port)]
+
+    moto = SeededMoto(base / "moto")
+    started = time.perf_counter()
+    moto.start()
+    print(f"moto seeded and serving in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    try:
+        for work in workloads:
+            def make(workdir: Path, kind: str, overrides: dict[str, Any],
+                     bucket: str = buckets[work]) -> RegistryProcess:
+                return S3RegistryProcess(workdir, kind=kind, overrides=overrides,
+                                         log_level="warn", s3=s3_params(moto.url, bucket))
+
+            side_by_side(work, base, args, f"moto S3, {work.name}", make)
     finally:
         moto.stop()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repos", type=int, default=10_000)
-    parser.add_argument("--tags", default="1000,10000,100000")
+    parser.add_argument("--repos", default="1000,10000", help="catalog sizes ('' for none)")
+    parser.add_argument("--tags", default="1000,10000,100000", help="tag counts ('' for none)")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--s3", action="store_true", help="also on a moto S3 server")
-    parser.add_argument("--s3-only", action="store_true")
-    parser.add_argument("--s3-repos", type=int, default=2000)
-    parser.add_argument("--s3-tags", default="1000,10000")
+    parser.add_argument("--s3", action="store_true", help="on a moto S3 server too")
+    parser.add_argument("--no-fs", action="store_true", help="not on the filesystem")
+    parser.add_argument("--lock", default=None,
+                        help="hold flock(LOCK) over each workload's timed part")
     parser.add_argument("--dir", default=None, help="where the trees go (default: $TMPDIR)")
     args = parser.parse_args()
+    workloads = [Workload(repos=int(n)) for n in args.repos.split(",") if n]
+    workloads += [Workload(tags=int(n)) for n in args.tags.split(",") if n]
     base = Path(tempfile.mkdtemp(prefix="dockyard-bench-index-", dir=args.dir))
     try:
-        if not args.s3_only:
-            run_fs(base, args, [int(t) for t in args.tags.split(",")])
-        if args.s3 or args.s3_only:
-            run_s3(base, args)
+        if not args.no_fs:
+            run_fs(base, args, workloads)
+        if args.s3:
+            run_s3(base, args, workloads)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.index.base import Index, RepositoryState
-from dockyard.index.walk import StorageWalker
+from dockyard.index.walk import RepositoryListing, StorageWalker
 from dockyard.storage.drivers.base import StorageDriver
 
 __all__ = ["RebuildSummary", "VerifySummary", "build_if_empty", "drift", "rebuild", "verify"]
@@ -84,8 +84,9 @@ async def rebuild(
     walker = StorageWalker(driver)
     seen: set[str] = set()
 
-    async def one(name: str) -> None:
-        state = await walker.repository(name)
+    async def one(listing: RepositoryListing) -> None:
+        name = listing.name
+        state = await walker.state(listing)
         await index.replace_repository(_keep_times(state, await index.repository_state(name)))
         seen.add(name)
         summary.repositories += 1
@@ -104,17 +105,19 @@ async def rebuild(
     return summary
 
 
-async def _each(walker: StorageWalker, work: Callable[[str], Coroutine[Any, Any, None]]) -> None:
-    """``work`` on every repository of storage, ``_REPOSITORIES`` at a time: on an
-    object store most of a repository's time is waiting on a few listings."""
+async def _each(
+    walker: StorageWalker, work: Callable[[RepositoryListing], Coroutine[Any, Any, None]]
+) -> None:
+    """``work`` on every repository of storage as one walk finds them, ``_REPOSITORIES``
+    at a time: on an object store most of a repository's time is waiting on reads."""
     pending: set[asyncio.Task[None]] = set()
     try:
-        async for name in walker.repositories():
+        async for listing in walker.listings():
             if len(pending) >= _REPOSITORIES:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     task.result()  # a failure stops the run, as it did one at a time
-            pending.add(asyncio.create_task(work(name)))
+            pending.add(asyncio.create_task(work(listing)))
         for task in list(pending):
             await task
     finally:
@@ -159,10 +162,11 @@ async def verify(index: Index, driver: StorageDriver, progress: Progress = _quie
     seen: set[str] = set()
     found: dict[str, list[str]] = {}
 
-    async def one(name: str) -> None:
+    async def one(listing: RepositoryListing) -> None:
+        name = listing.name
         seen.add(name)
         summary.repositories += 1
-        found[name] = drift(await walker.repository(name), await index.repository_state(name))
+        found[name] = drift(await walker.state(listing), await index.repository_state(name))
 
     await _each(walker, one)
     for name in sorted(found):  # reported in a stable order whatever finished first

@@ -181,8 +181,11 @@ class SqlIndex:
         whole = n is None and not last
         if cached is not None and cached[0] == version:
             self._tag_lists.move_to_end(repository)
-            page = _page_of(cached[1], n, last)
-            return Page(page.entries, False, str(version)) if whole else page
+            if whole:
+                # The kept list itself, not a copy (100,000 tags: a copy cost more than
+                # the rest of the request); pages are read, never changed.
+                return Page(cached[1], False, str(version))
+            return _page_of(cached[1], n, last)
         if whole:
             rows = await self.db.fetch(
                 "SELECT tag FROM tags WHERE repository = ? ORDER BY tag", (repository,)

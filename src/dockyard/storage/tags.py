@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from dockyard.digest import Digest, InvalidDigest
 from dockyard.errors import ManifestUnknown, NameUnknown
 from dockyard.storage import paths
-from dockyard.storage.drivers.base import PathNotFound, StorageDriver, put_many
+from dockyard.storage.drivers.base import PathNotFound, StorageDriver, get_many, put_many
 
 __all__ = ["TagStore"]
 
@@ -22,9 +23,19 @@ class TagStore:
     async def get(self, tag: str) -> Digest:
         try:
             raw = await self.driver.get_content(paths.tag_current_link_path(self.repository, tag))
-            return Digest.parse(raw.decode("ascii", "replace").strip())
-        except (PathNotFound, InvalidDigest):
+        except PathNotFound:
             raise ManifestUnknown(f"unknown tag {tag}") from None
+        digest = _link_digest(raw)
+        if digest is None:
+            raise ManifestUnknown(f"unknown tag {tag}")
+        return digest
+
+    async def get_many(self, tags: Sequence[str]) -> list[Digest | None]:
+        """What :meth:`get` answers for each of ``tags`` (None: unknown), read together
+        (one thread hop on the filesystem, concurrent requests on object stores)."""
+        raws = await get_many(
+            self.driver, [paths.tag_current_link_path(self.repository, t) for t in tags])
+        return [None if raw is None else _link_digest(raw) for raw in raws]
 
     def tag_writes(self, tag: str, digest: Digest) -> list[tuple[str, bytes]]:
         """The files that point ``tag`` at ``digest``: index entry first, then ``current``
@@ -72,3 +83,11 @@ class TagStore:
 
         found = await asyncio.gather(*(points_here(t) for t in tags))
         return [t for t, hit in zip(tags, found, strict=True) if hit]
+
+
+def _link_digest(raw: bytes) -> Digest | None:
+    """The digest a ``current`` link holds (trailing whitespace allowed); None if none."""
+    try:
+        return Digest.parse(raw.decode("ascii", "replace").strip())
+    except InvalidDigest:
+        return None

@@ -42,6 +42,8 @@ _CACHED_LISTINGS = 256
 # How long a writer waits for another request's writer of the same file.
 _LOCK_WAIT = 30.0
 _SYNC_FILE_RANGE_WRITE = 2
+# Entries a walk gathers per thread hop (a few hundred directories of an index rebuild).
+_WALK_BATCH = 2000
 
 
 def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
@@ -264,6 +266,9 @@ class FilesystemDriver:
         return None
 
     async def walk(self, path: str) -> AsyncIterator[FileInfo]:
+        """Depth first, children sorted; directories are scanned a batch at a time in
+        one thread hop (a hop per directory cost more than the scan of a small one, and
+        an index rebuild walks every tag's directories)."""
         base = path.rstrip("/")
 
         def scan(directory: str) -> list[FileInfo]:
@@ -280,13 +285,24 @@ class FilesystemDriver:
                     )
             return sorted(out, key=lambda i: i.path)
 
+        def batch(stack: list[str]) -> list[FileInfo]:
+            out: list[FileInfo] = []
+            while stack and len(out) < _WALK_BATCH:
+                directory = stack.pop()
+                try:
+                    entries = scan(directory)
+                except OSError as exc:
+                    if directory == base or exc.errno not in _NOT_FOUND:
+                        raise
+                    continue  # removed meanwhile
+                out.extend(entries)
+                stack.extend(i.path for i in reversed(entries) if i.is_dir)
+            return out
+
         stack = [base]
         while stack:
-            directory = stack.pop()
-            entries = await self._run(directory, scan, directory)
-            for info in entries:
+            for info in await self._run(base, batch, stack):
                 yield info
-            stack.extend(i.path for i in reversed(entries) if i.is_dir)
 
     def local_path(self, path: str) -> str | None:
         return self._os(path)
