@@ -145,6 +145,7 @@ def _body_size(request: web.Request, response: web.StreamResponse) -> int:
     """
     if request.method == "HEAD" or response.status in (204, 304):
         return 0
-    if response.content_length is not None:
-        return response.content_length
+    length = response.content_length  # a property that works it out: read once
+    if length is not None:
+        return length
     return response.body_length if response.prepared else 0
