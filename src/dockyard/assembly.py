@@ -149,11 +149,11 @@ def build_cache(config: Config, metrics: Metrics | None = None) -> BlobDescripto
         inner, name = build_redis_cache(config), f"redis at {config.redis.addr}"
     else:
         return None
-    if metrics is not None:
-        from dockyard.metrics.cache import CountingCache
+    if metrics is None:
+        return SafeCache(inner, name)
+    from dockyard.metrics.cache import cache_counts
 
-        inner = CountingCache(inner, metrics)
-    return SafeCache(inner, name)
+    return SafeCache(inner, name, cache_counts(metrics))
 
 
 def build_upload_locks(config: Config) -> UploadLocks | None:

@@ -89,3 +89,18 @@ def test_one_owner_at_a_time(tmp_path: Path) -> None:
         DiskSpool(tmp_path / "s", 10)
     owner.close()
     DiskSpool(tmp_path / "s", 10).close()
+
+
+def test_reads_events_across_read_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Blocks shorter than an event: every line spans blocks; a torn last line stays unread.
+    monkeypatch.setattr(spool_module, "_READ_BYTES", 5)
+    spool = DiskSpool(tmp_path / "s", 100)
+    spool.append(lines(7))
+    got, position = spool.peek(3)
+    assert got == lines(3)
+    spool.ack(position, 3)
+    spool.close()
+    with next((tmp_path / "s").glob("*.events")).open("ab") as f:
+        f.write(b'{"torn":')
+    again = DiskSpool(tmp_path / "s", 100)
+    assert drain(again, batch=2) == lines(4, 3)

@@ -16,7 +16,6 @@ from dockyard.api.context import UrlSettings, context
 from dockyard.api.errors import ErrorCode, RegistryError
 from dockyard.api.requestid import REQUEST_ID
 from dockyard.api.urls import base_url_from
-from dockyard.auth import Grant
 from dockyard.digest import Digest, InvalidDigest
 from dockyard.errors import BlobUploadInvalid, DigestInvalid, SizeInvalid
 from dockyard.notifications import LazyRequest, NotifyingRepository, RequestRecord
@@ -69,41 +68,57 @@ def repository(request: web.Request) -> Repository:
         # request kept until the notifier runs would keep its whole object graph alive
         # past the response (costly for the garbage collector). The record is made from
         # these by the notifier, off the request path.
-        peer = request.transport.get_extra_info("peername") if request.transport else None
+        # The middlewares set the id and the grant before any handler runs.
         describe = functools.partial(
-            _request_record, request.get(REQUEST_ID, ""), request.method, request.headers,
-            request.host, request.scheme, request.remote, peer, request.get(GRANT), ctx.urls,
+            _client_record, request.method, request.headers, request.host, request.scheme,
+            request.protocol.peername, request[GRANT].subject, ctx.urls,
         )
-        repo = NotifyingRepository(repo, ctx.notifier, LazyRequest(describe))
+        repo = NotifyingRepository(repo, ctx.notifier, LazyRequest(request[REQUEST_ID], describe))
     return repo
 
 
-def _request_record(
-    request_id: str, method: str, headers: Mapping[str, str], host: str, scheme: str,
-    remote: str | None, peer: object, grant: Grant | None, urls: UrlSettings,
+def _client_record(
+    method: str, headers: Mapping[str, str], host: str, scheme: str, peer: object,
+    actor: str | None, urls: UrlSettings,
 ) -> RequestRecord:
-    """``request`` and ``actor`` of a request's events, as distribution fills them."""
+    """``request`` (but its id) and ``actor`` of a request's events, as distribution fills
+    them: one shared record for the requests that read the same from the request."""
+    get = headers.get
+    return _client(method, host, scheme, peer, actor, urls, get("User-Agent", ""),
+                   get("X-Forwarded-For", ""), get("X-Real-Ip", ""),
+                   get("X-Forwarded-Proto", ""), get("X-Forwarded-Host", ""))
+
+
+@functools.lru_cache(maxsize=1024)
+def _client(
+    method: str, host: str, scheme: str, peer: object, actor: str | None, urls: UrlSettings,
+    useragent: str, forwarded_for: str, real_ip: str, forwarded_proto: str,
+    forwarded_host: str,
+) -> RequestRecord:
+    """Made once for every request of a client that sends the same (its keep-alive
+    connection's requests, typically); the record is shared, so never changed."""
+    forwarded = {"X-Forwarded-Proto": forwarded_proto, "X-Forwarded-Host": forwarded_host}
     return RequestRecord(
-        id=request_id,
-        addr=_remote_addr(headers, remote, peer),
+        id="",
+        addr=_remote_addr(forwarded_for, real_ip, peer),
         host=host,
         method=method,
-        useragent=headers.get("User-Agent", ""),
-        actor=grant.subject if grant is not None else None,
-        base_url=base_url_from(urls, headers, scheme, host),
+        useragent=useragent,
+        actor=actor,
+        base_url=base_url_from(urls, forwarded, scheme, host),
     )
 
 
-def _remote_addr(headers: Mapping[str, str], remote: str | None, peer: object) -> str:
+def _remote_addr(forwarded_for: str, real_ip: str, peer: object) -> str:
     """distribution's ``RemoteAddr``: X-Forwarded-For's first address, X-Real-Ip, the peer."""
-    for header in ("X-Forwarded-For", "X-Real-Ip"):
-        value = headers.get(header, "").split(",", 1)[0].strip()
+    for header in (forwarded_for, real_ip):
+        value = header.split(",", 1)[0].strip()
         if value and _is_ip(value):
             return value
     if isinstance(peer, tuple) and len(peer) >= 2:
         host = f"[{peer[0]}]" if ":" in str(peer[0]) else str(peer[0])
         return f"{host}:{peer[1]}"
-    return remote or ""
+    return str(peer) if peer else ""
 
 
 def _is_ip(value: str) -> bool:

@@ -10,7 +10,7 @@ from typing import Protocol
 from dockyard.digest import CANONICAL_ALGORITHM, Digest
 from dockyard.types import BlobDescriptor, BlobDescriptorService
 
-__all__ = ["BlobDescriptorCache", "CacheFailure", "CachedBlobStatter", "SafeCache"]
+__all__ = ["BlobDescriptorCache", "CacheFailure", "CachedBlobStatter", "LookupCounts", "SafeCache"]
 
 log = logging.getLogger("dockyard.cache")
 
@@ -35,12 +35,36 @@ class BlobDescriptorCache(Protocol):
     async def clear(self, repository: str | None, digest: Digest) -> None: ...
 
 
-class SafeCache:
-    """Wraps a cache so its failures are logged (once a minute) and never fail a request."""
+class _Count(Protocol):
+    value: float
 
-    def __init__(self, inner: BlobDescriptorCache, name: str) -> None:
+
+class LookupCounts(Protocol):
+    """Where :class:`SafeCache` counts its lookups (the metrics package's counters)."""
+
+    @property
+    def request(self) -> _Count: ...
+    @property
+    def hit(self) -> _Count: ...
+    @property
+    def miss(self) -> _Count: ...
+    @property
+    def error(self) -> _Count: ...
+
+
+class SafeCache:
+    """Wraps a cache so its failures are logged (once a minute) and never fail a request.
+
+    With ``counts``, every lookup is counted there: here rather than in a wrapper of
+    its own, which would cost a coroutine per lookup (a blob HEAD makes two).
+    """
+
+    def __init__(
+        self, inner: BlobDescriptorCache, name: str, counts: LookupCounts | None = None
+    ) -> None:
         self.inner = inner
         self.name = name
+        self.counts = counts
         self._last_warning = 0.0
         self._failing = False
 
@@ -58,23 +82,40 @@ class SafeCache:
             log.info("%s cache is back", self.name)
 
     async def get(self, repository: str | None, digest: Digest) -> BlobDescriptor | None:
+        counts = self.counts
+        if counts is not None:
+            counts.request.value += 1
         try:
             found = await self.inner.get(repository, digest)
         except CacheFailure as exc:
+            if counts is not None:
+                counts.error.value += 1
             self._failed(exc)
             return None
         self._ok()
+        if counts is not None:
+            (counts.miss if found is None else counts.hit).value += 1
         return found
 
     async def get_many(
         self, repository: str | None, digests: Sequence[Digest]
     ) -> list[BlobDescriptor | None]:
+        """Counted as one lookup per digest, as :meth:`get` one by one would be."""
+        counts, count = self.counts, len(digests)
+        if counts is not None:
+            counts.request.value += count
         try:
             found = await self.inner.get_many(repository, digests)
         except CacheFailure as exc:
+            if counts is not None:
+                counts.error.value += count
             self._failed(exc)
-            return [None] * len(digests)
+            return [None] * count
         self._ok()
+        if counts is not None:
+            hits = sum(desc is not None for desc in found)
+            counts.hit.value += hits
+            counts.miss.value += count - hits
         return found
 
     async def set(self, repository: str | None, desc: BlobDescriptor) -> None:

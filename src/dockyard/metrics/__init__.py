@@ -9,7 +9,8 @@ that is off is not wrapped in and costs nothing):
 - :mod:`~.http`: the request middleware (``registry_http_*``);
 - :mod:`~.driver`: ``storage_timer``, an observer for the storage driver wrapper
   (``registry_storage_action_seconds``);
-- :mod:`~.cache`: ``CountingCache`` (``registry_storage_cache_*``);
+- :mod:`~.cache`: ``cache_counts``, where the cache counts lookups
+  (``registry_storage_cache_*``);
 - :mod:`~.exposition`: one scrape's text; :mod:`~.multiproc`: ``--workers N``.
 
 The server imports this package only when metrics are on.

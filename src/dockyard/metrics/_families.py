@@ -88,6 +88,10 @@ class Metrics:
             "registry_storage_cache_hits", "The number of cache request received", "counter")
         self.cache_errors = self._family(
             "registry_storage_cache_errors", "The number of cache request errors", "counter")
+        # The same counts: each 3.x counter is its 2.8 child (one update per lookup).
+        self.cache_requests.share(self.cache.labels("Request"))
+        self.cache_hits.share(self.cache.labels("Hit"))
+        self.cache_errors.share(self.cache.labels("Error"))
         # distribution's notifications/metrics.go; ``type``: Events, Successes, Failures,
         # Errors; ``code``: "200 OK".
         self.notification_events = self._family(

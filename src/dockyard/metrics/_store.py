@@ -113,6 +113,13 @@ class Family:
             self.children[values] = child
         return child
 
+    def share(self, child: Counter | Gauge | Histogram, *values: str) -> None:
+        """Make ``child`` (another family's) this family's child for ``values`` too: one
+        update counts under both names (a value exported under two generations of names)."""
+        if len(values) != len(self.labelnames):
+            raise ValueError(f"{self.name}: labels {self.labelnames}, got {values}")
+        self.children[values] = child
+
 
 class Store:
     """Every family of one process."""

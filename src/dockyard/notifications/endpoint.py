@@ -79,6 +79,8 @@ class Endpoint:
         self._backoff = backoff
         self._ignored_media_types = frozenset(ignored_media_types)
         self._ignored_actions = frozenset(ignored_actions)
+        self.filters = bool(self._ignored_media_types or self._ignored_actions)
+        """False when :meth:`accepts` takes every event (no need to ask it)."""
         self._wake = asyncio.Event()
         self._failures = 0  # in a row, across batches (reset by a success)
         self._task: asyncio.Task[None] | None = None

@@ -23,10 +23,10 @@ from pathlib import Path
 from dockyard.manifest import parse_manifest
 from dockyard.notifications.endpoint import Endpoint, EndpointMetrics
 from dockyard.notifications.events import (
+    EventIds,
     EventRecord,
     SourceRecord,
     event_line,
-    new_ids,
     source_json,
 )
 from dockyard.notifications.spool import DiskSpool, MemorySpool, Spool, SpoolBusy
@@ -111,6 +111,7 @@ class Notifier:
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._source = source_json(source)
+        self._ids = EventIds()
 
     def metrics(self) -> dict[str, EndpointMetrics]:
         """Each endpoint's counters by endpoint name (this worker's; read, don't change)."""
@@ -118,8 +119,9 @@ class Notifier:
 
     def emit(self, record: EventRecord) -> None:
         """Queue an event (on the event loop's thread; returns at once)."""
+        if not self._queue:  # the feeder empties the queue as it clears the flag
+            self._ready.set()
         self._queue.append(record)
-        self._ready.set()
 
     def start(self) -> None:
         """Start the feeding task and every endpoint's delivery task."""
@@ -153,13 +155,17 @@ class Notifier:
         records, self._queue = self._queue, []
         if not records:
             return
-        lines = [self._line(r, i) for r, i in zip(records, new_ids(len(records)), strict=True)]
+        lines = [self._line(r) for r in records]
         for endpoint in self.endpoints:
-            accepted = [line for r, line in zip(records, lines, strict=True) if endpoint.accepts(r)]
+            if endpoint.filters:
+                accepted = [line for r, line in zip(records, lines, strict=True)
+                            if endpoint.accepts(r)]
+            else:
+                accepted = lines
             if accepted:
                 await endpoint.add(accepted)
 
-    def _line(self, record: EventRecord, event_id: str) -> bytes:
+    def _line(self, record: EventRecord) -> bytes:
         refs = None
         if record.payload is not None:
             try:
@@ -167,4 +173,4 @@ class Notifier:
                                   separators=(",", ":"))
             except Exception as exc:  # stored manifests parse; never lose the event anyway
                 log.warning("notifications: no references for %s: %s", record.digest, exc)
-        return event_line(record, self._source, event_id, refs).encode()
+        return event_line(record, self._source, self._ids.next(), refs).encode()

@@ -55,8 +55,11 @@ class NotifyingRepository(Repository):
         )
 
     def _blob(self, action: str, desc: BlobDescriptor, from_repository: str = "") -> None:
-        self._emit(action, "blob", digest=str(desc.digest), size=desc.size,
-                   media_type=desc.media_type, from_repository=from_repository)
+        # Made here rather than through _emit: a pull's event is on the request path.
+        self._notifier.emit(
+            EventRecord(action, self.name, self._request, "blob", str(desc.digest), desc.size,
+                        desc.media_type, "", from_repository, None, time.time())
+        )
 
     # -- blobs ------------------------------------------------------------------------
 
@@ -143,10 +146,10 @@ class NotifyingRepository(Repository):
     def _manifest(
         self, action: str, digest: Digest, media_type: str, payload: bytes, reference: str
     ) -> None:
-        self._emit(
-            action, "manifest", digest=str(digest), size=len(payload), media_type=media_type,
-            tag="" if ":" in reference else reference,
-            payload=payload if self._notifier.include_references else None,
+        self._notifier.emit(
+            EventRecord(action, self.name, self._request, "manifest", str(digest), len(payload),
+                        media_type, "" if ":" in reference else reference, "",
+                        payload if self._notifier.include_references else None, time.time())
         )
 
     async def delete_manifest(self, reference: str) -> tuple[str, ...]:

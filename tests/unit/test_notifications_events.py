@@ -1,0 +1,55 @@
+"""Event text: ids, and the pieces remembered between events never mixed up."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+from dockyard.notifications import EventRecord, LazyRequest, RequestRecord
+from dockyard.notifications.events import EventIds, event_line
+
+SOURCE = '{"addr":"here:5000","instanceID":"i"}'
+
+
+def test_event_ids_are_version_4_uuids_and_unique() -> None:
+    first, second = EventIds(), EventIds()
+    ids = [first.next() for _ in range(1000)] + [second.next() for _ in range(1000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids[::97]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+        assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
+                            text)
+
+
+def _event(request: RequestRecord | LazyRequest, digest: str, tag: str = "") -> dict[str, Any]:
+    record = EventRecord("pull", "a/b", request, "manifest", digest, 7,
+                         "application/vnd.oci.image.manifest.v1+json", tag, timestamp=1.5)
+    parsed: dict[str, Any] = json.loads(event_line(record, SOURCE, "id-1"))
+    return parsed
+
+
+def test_repeated_pieces_follow_each_event() -> None:
+    alice = RequestRecord("r1", "10.0.0.1:1", "reg", "GET", "ua-1", "alice", "https://reg")
+    bob = RequestRecord("r2", "10.0.0.2:2", "mirror", "GET", "ua-2", None, "http://mirror")
+    d1, d2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+    events = [_event(alice, d1, "x"), _event(bob, d1, "x"), _event(alice, d2), _event(bob, d1, "x")]
+    assert [e["request"]["id"] for e in events] == ["r1", "r2", "r1", "r2"]
+    assert [e["actor"] for e in events] == [{"name": "alice"}, {}, {"name": "alice"}, {}]
+    assert events[1]["target"] == events[3]["target"]
+    assert events[0]["target"]["url"] == f"https://reg/v2/a/b/manifests/{d1}"
+    assert events[1]["target"]["url"] == f"http://mirror/v2/a/b/manifests/{d1}"
+    assert events[2]["target"]["digest"] == d2 and "tag" not in events[2]["target"]
+    assert events[0]["timestamp"] == "1970-01-01T00:00:01.5Z"
+
+
+def test_a_lazy_request_keeps_its_own_id() -> None:
+    shared = RequestRecord("", "10.0.0.1:1", "reg", "GET", "ua", None, "https://reg")
+    first = _event(LazyRequest("one", lambda: shared), "sha256:" + "3" * 64)
+    second = _event(LazyRequest("two", lambda: shared), "sha256:" + "3" * 64)
+    assert first["request"] == {"id": "one", "addr": "10.0.0.1:1", "host": "reg",
+                                "method": "GET", "useragent": "ua"}
+    assert second["request"]["id"] == "two"
