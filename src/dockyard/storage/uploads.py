@@ -30,8 +30,16 @@ from dockyard.errors import (
 from dockyard.hashstate import SUPPORTED_ALGORITHMS, InvalidHashState, ResumableHash
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore, LinkedBlobStore
+from dockyard.storage.bodies import (
+    BATCH,
+    INLINE,
+    RunningHashes,
+    empty_body,
+    feed,
+    prepend,
+    read_up_to,
+)
 from dockyard.storage.drivers.base import (
-    FileWriter,
     InvalidOffset,
     PathNotFound,
     StorageDriver,
@@ -49,42 +57,6 @@ log = logging.getLogger("dockyard.uploads")
 # A subset of the driver path grammar (no "=": distribution's PathRegexp has none), so
 # an odd id is an unknown upload (404), never an invalid storage path (5xx).
 UPLOAD_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
-# Chunks are gathered to this size before hashing/writing, to amortise thread hops.
-_BATCH = 1 << 20
-# Below this, hashing inline is cheaper than a hop to a worker thread.
-_INLINE = 64 << 10
-
-
-class _Hashes:
-    """The running digests of one upload, updated off the event loop."""
-
-    def __init__(self, hashes: dict[str, ResumableHash]) -> None:
-        self.by_algorithm = hashes
-        self._pending: list[asyncio.Future[None]] = []
-
-    async def update(self, data: bytes) -> None:
-        """Hash ``data``; overlaps with the caller's next read (one batch in flight).
-
-        Each algorithm hashes in a thread of its own: a chunk that saves SHA-256 and
-        SHA-512 states costs the time of the slower one (SHA-512, without the CPU's
-        SHA extensions), not of both one after the other.
-        """
-        await self.settle()
-        if len(data) <= _INLINE:
-            for h in self.by_algorithm.values():
-                h.update(data)
-        else:
-            loop = asyncio.get_running_loop()
-            self._pending = [loop.run_in_executor(None, h.update, data)
-                             for h in self.by_algorithm.values()]
-
-    async def settle(self) -> None:
-        if self._pending:
-            pending, self._pending = self._pending, []
-            await asyncio.gather(*pending)
-
-    def hexdigest(self, algorithm: str) -> str:
-        return self.by_algorithm[algorithm].hexdigest()
 
 
 class UploadStore:
@@ -181,11 +153,11 @@ class UploadStore:
 
     async def _load_hashes(
         self, upload_id: str, offset: int, algorithms: tuple[str, ...] = SUPPORTED_ALGORITHMS
-    ) -> _Hashes:
+    ) -> RunningHashes:
         loaded = await asyncio.gather(
             *(self._load_hash(upload_id, alg, offset) for alg in algorithms)
         )
-        return _Hashes(dict(zip(algorithms, loaded, strict=True)))
+        return RunningHashes(dict(zip(algorithms, loaded, strict=True)))
 
     async def _load_hash(self, upload_id: str, algorithm: str, offset: int) -> ResumableHash:
         if offset == 0:
@@ -302,7 +274,7 @@ class UploadStore:
         *,
         final: bool,
         algorithms: tuple[str, ...] = SUPPORTED_ALGORITHMS,
-    ) -> tuple[UploadStatus, _Hashes]:
+    ) -> tuple[UploadStatus, RunningHashes]:
         """Write ``body`` from ``current.offset`` (under the caller's claim), hashed
         with ``algorithms``."""
         upload_id = current.upload_id
@@ -319,7 +291,7 @@ class UploadStore:
                 f"the upload's data ends before its acknowledged offset {current.offset}"
             ) from None
         try:
-            received = await _feed(writer, body, hashes, length, final=final)
+            received = await feed(writer, body, hashes, length, final=final)
         except BaseException:
             # Nothing past the acknowledged offset may count: cut it off now (the
             # next request would anyway, when it opens the data at that offset).
@@ -350,9 +322,9 @@ class UploadStore:
         length: int | None = None,
     ) -> BlobDescriptor:
         """Append the last chunk (if any), verify ``digest``, and publish the blob."""
-        if body is not None and claimed == 0 and not start and (length or 0) <= _BATCH:
+        if body is not None and claimed == 0 and not start and (length or 0) <= BATCH:
             # The whole blob in this one request: maybe small enough to skip the data file.
-            head, rest = await _read_up_to(body, _BATCH)
+            head, rest = await read_up_to(body, BATCH)
             if rest is None:
                 await self._started_at(upload_id)  # the upload must exist
                 try:
@@ -362,7 +334,7 @@ class UploadStore:
                     raise
                 await self._retire(upload_id)
                 return desc
-            body = _prepend(head, rest)
+            body = prepend(head, rest)
         current, claim = await self._claim(upload_id, claimed, start)
         try:
             return await self._finish(current, digest, body, length)
@@ -449,7 +421,7 @@ class UploadStore:
             return False
         if info.is_dir or info.size != size:
             return False
-        if size > _BATCH:
+        if size > BATCH:
             return True
         try:
             data = await self.driver.get_content(paths.blob_data_path(canonical))
@@ -472,11 +444,11 @@ class UploadStore:
         self, digest: Digest, body: AsyncIterator[bytes] | None, length: int | None
     ) -> BlobDescriptor:
         """A monolithic upload (``POST ?digest=``): small blobs never touch ``_uploads``."""
-        if (length or 0) <= _BATCH:
-            head, rest = await _read_up_to(body or _nothing(), _BATCH)
+        if (length or 0) <= BATCH:
+            head, rest = await read_up_to(body or empty_body(), BATCH)
             if rest is None:
                 return await self._publish(digest, head, length)
-            body = _prepend(head, rest)
+            body = prepend(head, rest)
         status = await self.create()
         return await self.commit(status.upload_id, digest, body, claimed=0, length=length)
 
@@ -484,7 +456,7 @@ class UploadStore:
         """Verify a blob held in memory, then store and link it (two atomic writes)."""
         if length is not None and len(data) != length:
             raise SizeInvalid(f"received {len(data)} bytes, expected {length}")
-        if len(data) <= _INLINE:
+        if len(data) <= INLINE:
             sums = _digests(data, digest.algorithm)
         else:
             sums = await asyncio.to_thread(_digests, data, digest.algorithm)
@@ -543,39 +515,6 @@ def _check_resumes(current: UploadStatus, claimed: int | None, start: int | None
             )
 
 
-async def _feed(
-    writer: FileWriter,
-    body: AsyncIterator[bytes] | None,
-    hashes: _Hashes,
-    length: int | None,
-    *,
-    final: bool,
-) -> int:
-    """Write and hash ``body``; the number of bytes it held."""
-    received = 0
-    batch: list[bytes] = []
-    batched = 0
-    async for chunk in body or _nothing():
-        batch.append(chunk)
-        batched += len(chunk)
-        if batched >= _BATCH:
-            data = b"".join(batch)
-            batch.clear()
-            batched = 0
-            await asyncio.gather(hashes.update(data), writer.write(data))
-            received += len(data)
-    if batch:
-        data = b"".join(batch)
-        await asyncio.gather(hashes.update(data), writer.write(data))
-        received += len(data)
-    await hashes.settle()
-    if length is not None and received != length:
-        raise SizeInvalid(f"received {received} bytes, expected {length}")
-    # A chunk stays resumable; the last one completes the file for the move.
-    await (writer.commit() if final else writer.close())
-    return received
-
-
 def _update_all(hashes: Iterable[hashlib._Hash], data: bytes) -> None:
     for h in hashes:
         h.update(data)
@@ -584,28 +523,3 @@ def _update_all(hashes: Iterable[hashlib._Hash], data: bytes) -> None:
 def _digests(data: bytes, algorithm: str) -> dict[str, str]:
     """Hex digests of ``data`` for the canonical algorithm and ``algorithm``."""
     return {a: hashlib.new(a, data).hexdigest() for a in {CANONICAL_ALGORITHM, algorithm}}
-
-
-async def _read_up_to(
-    body: AsyncIterator[bytes], limit: int
-) -> tuple[bytes, AsyncIterator[bytes] | None]:
-    """Up to ``limit`` bytes of ``body``; the rest of the stream, or None if it ended."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in body:
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return b"".join(chunks), body
-    return b"".join(chunks), None
-
-
-async def _prepend(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield head
-    async for chunk in rest:
-        yield chunk
-
-
-async def _nothing() -> AsyncIterator[bytes]:
-    return
-    yield b""

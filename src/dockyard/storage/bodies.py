@@ -1,0 +1,112 @@
+"""A request body streamed into an upload: gathered into batches, each written while
+the running digests hash it off the event loop (:class:`RunningHashes`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from dockyard.errors import SizeInvalid
+from dockyard.hashstate import ResumableHash
+from dockyard.storage.drivers.base import FileWriter
+
+__all__ = ["BATCH", "INLINE", "RunningHashes", "empty_body", "feed", "prepend", "read_up_to"]
+
+# Chunks are gathered to this size before hashing/writing, to amortise thread hops.
+BATCH = 1 << 20
+# Below this, hashing inline is cheaper than a hop to a worker thread.
+INLINE = 64 << 10
+
+
+class RunningHashes:
+    """The running digests of one upload, updated off the event loop."""
+
+    def __init__(self, hashes: dict[str, ResumableHash]) -> None:
+        self.by_algorithm = hashes
+        self._pending: list[asyncio.Future[None]] = []
+
+    async def update(self, data: bytes) -> None:
+        """Hash ``data``; overlaps with the caller's next read (one batch in flight).
+
+        Each algorithm hashes in a thread of its own: a chunk that saves SHA-256 and
+        SHA-512 states costs the time of the slower one (SHA-512, without the CPU's
+        SHA extensions), not of both one after the other.
+        """
+        await self.settle()
+        if len(data) <= INLINE:
+            for h in self.by_algorithm.values():
+                h.update(data)
+        else:
+            loop = asyncio.get_running_loop()
+            self._pending = [loop.run_in_executor(None, h.update, data)
+                             for h in self.by_algorithm.values()]
+
+    async def settle(self) -> None:
+        """Wait for the batch in flight."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            await asyncio.gather(*pending)
+
+    def hexdigest(self, algorithm: str) -> str:
+        """The digest so far in ``algorithm``."""
+        return self.by_algorithm[algorithm].hexdigest()
+
+
+async def feed(
+    writer: FileWriter,
+    body: AsyncIterator[bytes] | None,
+    hashes: RunningHashes,
+    length: int | None,
+    *,
+    final: bool,
+) -> int:
+    """Write and hash ``body``; the number of bytes it held."""
+    received = 0
+    batch: list[bytes] = []
+    batched = 0
+    async for chunk in body or empty_body():
+        batch.append(chunk)
+        batched += len(chunk)
+        if batched >= BATCH:
+            data = b"".join(batch)
+            batch.clear()
+            batched = 0
+            await asyncio.gather(hashes.update(data), writer.write(data))
+            received += len(data)
+    if batch:
+        data = b"".join(batch)
+        await asyncio.gather(hashes.update(data), writer.write(data))
+        received += len(data)
+    await hashes.settle()
+    if length is not None and received != length:
+        raise SizeInvalid(f"received {received} bytes, expected {length}")
+    # A chunk stays resumable; the last one completes the file for the move.
+    await (writer.commit() if final else writer.close())
+    return received
+
+
+async def read_up_to(
+    body: AsyncIterator[bytes], limit: int
+) -> tuple[bytes, AsyncIterator[bytes] | None]:
+    """Up to ``limit`` bytes of ``body``; the rest of the stream, or None if it ended."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in body:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks), body
+    return b"".join(chunks), None
+
+
+async def prepend(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``head``, then the rest of the stream."""
+    yield head
+    async for chunk in rest:
+        yield chunk
+
+
+async def empty_body() -> AsyncIterator[bytes]:
+    """A body with no bytes."""
+    return
+    yield b""
