@@ -142,11 +142,8 @@ def build_health(config: Config, driver: StorageDriver) -> HealthRegistry | None
 
 
 def instrument_app(app: web.Application, instruments: Instruments) -> None:
-    """Put tracing, the health gate, then the request metrics in front of the routes."""
-    if instruments.metrics is not None:
-        from dockyard.metrics.http import metrics_middleware
-
-        app.middlewares.insert(0, metrics_middleware(instruments.metrics))
+    """Put tracing, then the health gate in front of the routes (the request metrics are
+    counted by the API's error middleware: :func:`dockyard.api.app.create_app`)."""
     if instruments.health is not None:
         app.middlewares.insert(0, health_middleware(instruments.health))
     if instruments.tracing is not None:

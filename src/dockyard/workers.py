@@ -159,7 +159,7 @@ async def _worker(
         await ctx.namespace.index.migrate()  # applied already; creates an in-memory one
     if ctx.namespace.fence is not None:
         await ctx.namespace.fence.prepare()
-    app = create_app(ctx)
+    app = create_app(ctx, instruments.metrics)
     if isinstance(ctx.namespace, ProxyNamespace):
         ctx.namespace.install(app)
     instruments.health = build_health(config, ctx.namespace.driver)

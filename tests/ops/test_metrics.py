@@ -105,6 +105,32 @@ def test_custom_metrics_path(debug_registry_factory: DebugRegistryFactory) -> No
                  handler="base", code="200", method="get") >= 1
 
 
+def test_errors_answered_and_counted(debug_registry_factory: DebugRegistryFactory) -> None:
+    """With metrics on, the API's errors keep their envelope, status and request id, and
+    each is counted under its code: a domain error, aiohttp's 404 and 405, a denied
+    request (the error middleware counts them all)."""
+    registry = debug_registry_factory(PROMETHEUS)
+    missing = blob_path(random_repo("metrics"), "sha256:" + "0" * 64)
+    answers = [
+        (httpx.get(registry.url + missing), 404, "BLOB_UNKNOWN"),
+        (httpx.get(registry.url + "/v2/a/nowhere/at/all"), 404, "NOT_FOUND"),
+        (httpx.request("PATCH", registry.url + missing), 405, "UNSUPPORTED"),
+        (httpx.get(registry.url + blob_path("a/b", "sha256:zz")), 400, "DIGEST_INVALID"),
+    ]
+    for response, status, code in answers:
+        assert response.status_code == status
+        assert response.json()["errors"][0]["code"] == code
+        assert response.headers["X-Request-Id"]
+        assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+    samples = scrape(registry.debug_url + "/metrics")
+    requests = "registry_http_requests_total"
+    assert value(samples, requests, handler="blob", code="404", method="get") == 1
+    assert value(samples, requests, handler="other", code="404", method="get") == 1
+    assert value(samples, requests, handler="other", code="405", method="patch") == 1
+    assert value(samples, requests, handler="blob", code="400", method="get") == 1
+    assert total(samples, "registry_http_in_flight_requests") == 0
+
+
 def test_prometheus_without_debug_addr_is_named(tmp_path: Path, registry_secret: str) -> None:
     """Metrics need the debug listener: the key that cannot act is named at start."""
     with RegistryProcess(tmp_path, secret=registry_secret, overrides={

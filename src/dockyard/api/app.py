@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from dockyard.api import base, blobs, listing, manifests, repositories, uploads
 from dockyard.api.auth import auth_middleware
@@ -19,6 +20,9 @@ from dockyard.auth.htpasswd import HtpasswdAccessController
 from dockyard.auth.silly import SillyAccessController
 from dockyard.errors import RegistryFault, StorageError
 from dockyard.ui import UISettings, ui_routes
+
+if TYPE_CHECKING:
+    from dockyard.metrics import Metrics
 
 __all__ = ["create_app"]
 
@@ -38,29 +42,37 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     request.app[REQUEST_IDS].assign(request)
     try:
         return await handler(request)
-    except RegistryError as exc:
+    except Exception as exc:  # failure_response re-raises what has no answer
+        return failure_response(request, exc)
+
+
+def failure_response(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The error envelope answering what a handler raised; re-raises ``exc`` when there
+    is nobody to answer (a client gone) or aiohttp answers it (an HTTP status but 404
+    and 405)."""
+    if isinstance(exc, RegistryError):
         err = exc
-    except RegistryFault as exc:
+    elif isinstance(exc, RegistryFault):
         err = from_domain(exc)
-    except AuthChallenge as exc:
+    elif isinstance(exc, AuthChallenge):
         code = ErrorCode.DENIED if exc.status == 403 else ErrorCode.UNAUTHORIZED
         err = RegistryError(code, exc.detail, message=exc.message, status=exc.status,
                             headers=_challenge_headers(request, exc))
-    except StorageError as exc:
+    elif isinstance(exc, StorageError):
         log.error("storage backend failed on %s %s: %s", request.method, request.path, exc)
         err = RegistryError(ErrorCode.UNAVAILABLE, "storage backend failed",
                             headers={"Retry-After": "5"})
-    except web.HTTPException as exc:
+    elif isinstance(exc, web.HTTPException):
         if exc.status == 404:
             err = RegistryError(ErrorCode.NOT_FOUND, request.path[:200])
         elif exc.status == 405:
             err = RegistryError(ErrorCode.UNSUPPORTED, f"{request.method} is not supported here")
         else:
-            raise
-    except ConnectionError:
-        raise  # the client went away (or stopped reading): nobody to answer
-    except Exception:
-        log.exception("unexpected error on %s %s", request.method, request.path)
+            raise exc
+    elif isinstance(exc, ConnectionError):
+        raise exc  # the client went away (or stopped reading): nobody to answer
+    else:
+        log.error("unexpected error on %s %s", request.method, request.path, exc_info=exc)
         err = RegistryError(ErrorCode.UNKNOWN, "internal error; see the registry log")
     if err.status >= 500 or err.code == ErrorCode.UNKNOWN:
         log.warning("%s %s -> %d %s", request.method, request.path, err.status, err.code.name)
@@ -116,11 +128,18 @@ async def _add_headers(request: web.Request, response: web.StreamResponse) -> No
             response.headers.add(name, value)
 
 
-def create_app(ctx: AppContext) -> web.Application:
-    """An aiohttp application serving the registry described by ``ctx``."""
-    app = web.Application(middlewares=[error_middleware, auth_middleware])
+def create_app(ctx: AppContext, metrics: Metrics | None = None) -> web.Application:
+    """An aiohttp application serving the registry described by ``ctx``; with
+    ``metrics``, every request is counted (``registry_http_*``)."""
+    ids = RequestIds()
+    errors: Middleware = error_middleware
+    if metrics is not None:
+        from dockyard.metrics.http import metrics_middleware
+
+        errors = metrics_middleware(metrics, ids.assign, failure_response)
+    app = web.Application(middlewares=[errors, auth_middleware])
     app[CONTEXT] = ctx
-    app[REQUEST_IDS] = RequestIds()
+    app[REQUEST_IDS] = ids
     app.on_response_prepare.append(_add_headers)
     v2 = ctx.urls.prefix.rstrip("/") + "/v2"
     name = "{name:.+}"
