@@ -84,3 +84,29 @@ def test_observed_driver_keeps_optional_capabilities() -> None:
 
     assert isinstance(ObservedDriver(Aborting(), observe), AbortsStaleWrites)
     assert not isinstance(ObservedDriver(InMemoryDriver(), observe), AbortsStaleWrites)
+
+
+def test_storage_timer_observes_each_call_once() -> None:
+    """Every driver call is one observation of its action, failed ones too."""
+    from dockyard.metrics.driver import storage_timer
+
+    metrics = Metrics()
+    observe = storage_timer(metrics, "filesystem")
+    for _ in range(3):
+        with observe("GetContent", "/a"):
+            pass
+    try:
+        with observe("Stat", "/b"):
+            raise FileNotFoundError("/b")
+    except FileNotFoundError:
+        pass
+    samples = _samples(render(metrics))
+
+    def count(action: str) -> float:
+        return samples[("registry_storage_action_seconds_count",
+                        frozenset({"driver": "filesystem", "action": action}.items()))]
+
+    assert count("GetContent") == 3 and count("Stat") == 1
+    assert count("PutContent") == 0
+    total = frozenset({"driver": "filesystem", "action": "GetContent"}.items())
+    assert 0 <= samples[("registry_storage_action_seconds_sum", total)] < 1

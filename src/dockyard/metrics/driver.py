@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from types import TracebackType
 
 from dockyard.metrics._families import Metrics
@@ -12,29 +13,31 @@ from dockyard.storage.drivers.observed import ACTIONS, Observer
 __all__ = ["storage_timer"]
 
 
-class _Timer:
-    """Observes the seconds between enter and exit into one histogram child."""
-
-    __slots__ = ("_child", "_start")
-
-    def __init__(self, child: Histogram) -> None:
-        self._child = child
-        self._start = 0.0
-
-    def __enter__(self) -> _Timer:
-        self._start = time.perf_counter()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self._child.observe(time.perf_counter() - self._start)
-
-
 def storage_timer(metrics: Metrics, driver: str) -> Observer:
     """An :data:`Observer` for :class:`~dockyard.storage.drivers.observed.ObservedDriver`."""
     children = {action: metrics.storage_action.labels(driver, action) for action in ACTIONS}
 
-    def observe(action: str, path: str) -> _Timer:
-        return _Timer(children[action])
+    class Timer:
+        """Observes the seconds from its making to its exit into the action's histogram.
 
-    return observe
+        The class is the observer itself, the clock read when it is made and the
+        histogram updated in place: three calls a storage operation rather than five.
+        """
+
+        __slots__ = ("_child", "_start")
+
+        def __init__(self, action: str, path: str) -> None:
+            self._child: Histogram = children[action]
+            self._start = time.perf_counter()
+
+        def __enter__(self) -> Timer:
+            return self
+
+        def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                     tb: TracebackType | None) -> None:
+            seconds = time.perf_counter() - self._start
+            h = self._child
+            h.counts[bisect_left(h.bounds, seconds)] += 1  # Histogram.observe, inlined
+            h.sum += seconds
+
+    return Timer
