@@ -48,8 +48,8 @@ def test_repeated_pieces_follow_each_event() -> None:
 
 def test_a_lazy_request_keeps_its_own_id() -> None:
     shared = RequestRecord("", "10.0.0.1:1", "reg", "GET", "ua", None, "https://reg")
-    first = _event(LazyRequest("one", lambda: shared), "sha256:" + "3" * 64)
-    second = _event(LazyRequest("two", lambda: shared), "sha256:" + "3" * 64)
+    first = _event(LazyRequest("one", lambda _: shared, None), "sha256:" + "3" * 64)
+    second = _event(LazyRequest("two", lambda _: shared, None), "sha256:" + "3" * 64)
     assert first["request"] == {"id": "one", "addr": "10.0.0.1:1", "host": "reg",
                                 "method": "GET", "useragent": "ua"}
     assert second["request"]["id"] == "two"

@@ -7,7 +7,7 @@ import functools
 import ipaddress
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -64,39 +64,33 @@ def repository(request: web.Request) -> Repository:
     ctx = context(request)
     repo = ctx.namespace.repository(request.match_info["name"])
     if ctx.notifier is not None:
-        # What the events' ``request`` needs is taken now, not the request itself: a
-        # request kept until the notifier runs would keep its whole object graph alive
-        # past the response (costly for the garbage collector). The record is made from
-        # these by the notifier, off the request path.
+        # What the events' ``request`` needs is taken now as plain values, not the
+        # request or its headers: kept until the notifier runs, they would keep their
+        # object graph alive past the response (work for the garbage collector). The
+        # record is made from these by the notifier, off the request path, once for
+        # every request of a client that sends the same.
         # The middlewares set the id and the grant before any handler runs.
-        describe = functools.partial(
-            _client_record, request.method, request.headers, request.host, request.scheme,
-            request.protocol.peername, request[GRANT].subject, ctx.urls,
-        )
-        repo = NotifyingRepository(repo, ctx.notifier, LazyRequest(request[REQUEST_ID], describe))
+        get = request.headers.get
+        key = (request.method, request.host, request.scheme, request.protocol.peername,
+               request[GRANT].subject, ctx.urls, get("User-Agent", ""),
+               get("X-Forwarded-For", ""), get("X-Real-Ip", ""),
+               get("X-Forwarded-Proto", ""), get("X-Forwarded-Host", ""))
+        repo = NotifyingRepository(repo, ctx.notifier,
+                                   LazyRequest(request[REQUEST_ID], _client_record, key))
     return repo
 
 
-def _client_record(
-    method: str, headers: Mapping[str, str], host: str, scheme: str, peer: object,
-    actor: str | None, urls: UrlSettings,
-) -> RequestRecord:
-    """``request`` (but its id) and ``actor`` of a request's events, as distribution fills
-    them: one shared record for the requests that read the same from the request."""
-    get = headers.get
-    return _client(method, host, scheme, peer, actor, urls, get("User-Agent", ""),
-                   get("X-Forwarded-For", ""), get("X-Real-Ip", ""),
-                   get("X-Forwarded-Proto", ""), get("X-Forwarded-Host", ""))
+ClientKey = tuple[str, str, str, object, "str | None", UrlSettings, str, str, str, str, str]
+"""What a request's client record is made from (:func:`repository`)."""
 
 
 @functools.lru_cache(maxsize=1024)
-def _client(
-    method: str, host: str, scheme: str, peer: object, actor: str | None, urls: UrlSettings,
-    useragent: str, forwarded_for: str, real_ip: str, forwarded_proto: str,
-    forwarded_host: str,
-) -> RequestRecord:
-    """Made once for every request of a client that sends the same (its keep-alive
+def _client_record(key: ClientKey) -> RequestRecord:
+    """``request`` (but its id) and ``actor`` of a request's events, as distribution fills
+    them: made once for every request of a client that sends the same (its keep-alive
     connection's requests, typically); the record is shared, so never changed."""
+    (method, host, scheme, peer, actor, urls, useragent, forwarded_for, real_ip,
+     forwarded_proto, forwarded_host) = key
     forwarded = {"X-Forwarded-Proto": forwarded_proto, "X-Forwarded-Host": forwarded_host}
     return RequestRecord(
         id="",

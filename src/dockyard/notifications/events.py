@@ -27,6 +27,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ACTIONS",
@@ -65,20 +66,23 @@ class RequestRecord:
 class LazyRequest:
     """A request's ``id`` now, the rest of its record when the notifier formats its events.
 
-    ``make`` gives what is the same for every request of a client (address, host,
+    ``make(key)`` gives what is the same for every request of a client (address, host,
     method, user agent, actor, base URL): a :class:`RequestRecord` whose ``id`` is not
     this request's (the API shares one such record between a client's requests).
+    ``key`` holds what the record is made from, taken from the request (plain values:
+    the request itself is not kept alive until the notifier runs).
     """
 
-    __slots__ = ("_make", "id")
+    __slots__ = ("_key", "_make", "id")
 
-    def __init__(self, request_id: str, make: Callable[[], RequestRecord]) -> None:
+    def __init__(self, request_id: str, make: Callable[[Any], RequestRecord], key: Any) -> None:
         self.id = request_id
         self._make = make
+        self._key = key
 
     def get(self) -> RequestRecord:
         """The client's part of the record (its ``id`` is not this request's)."""
-        return self._make()
+        return self._make(self._key)
 
 
 @dataclass(frozen=True, slots=True)
