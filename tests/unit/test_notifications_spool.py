@@ -104,3 +104,37 @@ def test_reads_events_across_read_blocks(tmp_path: Path, monkeypatch: pytest.Mon
         f.write(b'{"torn":')
     again = DiskSpool(tmp_path / "s", 100)
     assert drain(again, batch=2) == lines(4, 3)
+
+
+@pytest.mark.parametrize("mirror", [0, 4, 1000])
+def test_peeks_from_memory_what_the_disk_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mirror: int
+) -> None:
+    """The events kept in memory are exactly what a read of the disk gives, with the
+    same positions, across segment rotations, the mirror's bound, drops and acks; a
+    restart reads the rest from disk."""
+    monkeypatch.setattr(spool_module, "_SEGMENT_BYTES", 40)
+    monkeypatch.setattr(spool_module, "_MIRROR_EVENTS", mirror)
+    spool = DiskSpool(tmp_path / "s", 25)
+    appended: list[bytes] = []
+    delivered: list[bytes] = []
+    served_from_memory = 0
+    for step in range(40):
+        batch = lines(step % 5 + 1, len(appended))
+        spool.append(batch)
+        appended.extend(batch)
+        limit = step % 4 + 1
+        from_disk = spool._read(limit)  # what a spool without the mirror would give
+        served_from_memory += bool(spool._mirror) and spool._mirror[0][0] == spool._cursor
+        got, position = spool.peek(limit)
+        assert (got, position) == from_disk
+        if step % 3:
+            spool.ack(position, len(got))
+            delivered.extend(got)
+    assert spool.drops > 0  # the bound of 25 dropped some
+    spool.close()
+    rest = drain(DiskSpool(tmp_path / "s", 25))
+    kept = delivered + rest
+    assert kept == sorted(set(kept), key=appended.index)  # in order, none twice
+    assert rest == appended[-len(rest):]  # the newest are never dropped
+    assert (served_from_memory > 0) == (mirror > 0)

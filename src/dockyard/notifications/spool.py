@@ -14,7 +14,10 @@ The cursor is replaced atomically after each delivery, so a restart resumes at t
 first undelivered event (an event whose POST succeeded just before a crash, before
 its cursor was written, is sent again: at least once, exactly once otherwise).
 Segments behind the cursor are deleted. A bound on queued events drops the oldest
-(counted, for the metrics and the log). Every method blocks: call them in a thread.
+(counted, for the metrics and the log). The events this process appended are also kept
+in memory (up to ``_MIRROR_EVENTS``, then it reads them back from disk), so delivery
+does not read and split again what it has just written. Every method blocks: call them
+in a thread.
 
 :class:`MemorySpool` has the same interface for an endpoint without a directory.
 """
@@ -37,6 +40,8 @@ Position = tuple[int, int]
 
 _SEGMENT_BYTES = 4 << 20
 _READ_BYTES = 256 << 10
+#: Events kept in memory past the disk; a larger backlog is read back from the disk.
+_MIRROR_EVENTS = 2000
 _SUFFIX = ".events"
 
 
@@ -122,6 +127,9 @@ class DiskSpool(Spool):
         self._tail = segments[-1] if segments else self._cursor[0]
         self._writer: int | None = None
         self._peeked_from = self._cursor
+        # (start, end, line) of the latest lines appended, contiguous up to the end of
+        # the spool: peeked from here when the cursor is at the first one's start.
+        self._mirror: deque[tuple[Position, Position, bytes]] = deque()
         self.pending = self._count()
 
     # -- layout ----------------------------------------------------------------------
@@ -173,10 +181,13 @@ class DiskSpool(Spool):
             return 0
         data = b"\n".join(lines) + b"\n"
         with self._lock:
-            if self._writer is None or os.fstat(self._writer).st_size >= _SEGMENT_BYTES:
+            size = -1 if self._writer is None else os.fstat(self._writer).st_size
+            if size < 0 or size >= _SEGMENT_BYTES:
                 self._rotate()
+                size = 0
             assert self._writer is not None
             os.write(self._writer, data)
+            self._remember(lines, size)
             self.pending += len(lines)
             over = self.pending - self._max
             if over > 0:
@@ -185,6 +196,25 @@ class DiskSpool(Spool):
                 self.drops += over
                 return over
             return 0
+
+    def _remember(self, lines: Sequence[bytes], offset: int) -> None:
+        """Keep ``lines``, just written at ``offset`` of the tail segment, in the mirror
+        (cleared instead when that would exceed its bound: the disk has them)."""
+        mirror = self._mirror
+        if len(mirror) + len(lines) > _MIRROR_EVENTS:
+            mirror.clear()
+            return
+        tail = self._tail
+        for line in lines:
+            end = offset + len(line) + 1
+            mirror.append(((tail, offset), (tail, end), line))
+            offset = end
+
+    def _forget(self) -> None:
+        """Drop from the mirror the lines behind the cursor."""
+        mirror, cursor = self._mirror, self._cursor
+        while mirror and mirror[0][1] <= cursor:
+            mirror.popleft()
 
     def _rotate(self) -> None:
         if self._writer is not None:
@@ -201,6 +231,10 @@ class DiskSpool(Spool):
     def peek(self, limit: int) -> tuple[list[bytes], Position]:
         with self._lock:
             self._peeked_from = self._cursor
+            mirror = self._mirror
+            if mirror and mirror[0][0] == self._cursor:
+                taken = [entry for _, entry in zip(range(limit), mirror, strict=False)]
+                return [line for _, _, line in taken], taken[-1][1]
             return self._read(limit)
 
     def _read(self, limit: int, start: Position | None = None) -> tuple[list[bytes], Position]:
@@ -261,6 +295,7 @@ class DiskSpool(Spool):
         old = self._cursor[0]
         self._cursor = position
         self._write_cursor(position)
+        self._forget()
         for number in range(old, position[0]):
             with contextlib.suppress(FileNotFoundError):
                 self._segment_path(number).unlink()
