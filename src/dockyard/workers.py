@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import ctypes
 import dataclasses
+import functools
 import gc
 import logging
 import os
@@ -160,7 +161,12 @@ async def _worker(
         await ctx.namespace.index.migrate()  # applied already; creates an in-memory one
     if ctx.namespace.fence is not None:
         await ctx.namespace.fence.prepare()
-    app = create_app(ctx, instruments.metrics)
+    errors = None
+    if instruments.metrics is not None:
+        from dockyard.metrics.http import metrics_middleware
+
+        errors = functools.partial(metrics_middleware, instruments.metrics)
+    app = create_app(ctx, errors)
     if isinstance(ctx.namespace, ProxyNamespace):
         ctx.namespace.install(app)
     instruments.health = build_health(config, ctx.namespace.driver)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -20,9 +20,6 @@ from dockyard.auth.htpasswd import HtpasswdAccessController
 from dockyard.auth.silly import SillyAccessController
 from dockyard.errors import RegistryFault, StorageError
 from dockyard.ui import UISettings, ui_routes
-
-if TYPE_CHECKING:
-    from dockyard.metrics import Metrics
 
 __all__ = ["create_app"]
 
@@ -128,16 +125,20 @@ async def _add_headers(request: web.Request, response: web.StreamResponse) -> No
             response.headers.add(name, value)
 
 
-def create_app(ctx: AppContext, metrics: Metrics | None = None) -> web.Application:
-    """An aiohttp application serving the registry described by ``ctx``; with
-    ``metrics``, every request is counted (``registry_http_*``)."""
-    ids = RequestIds()
-    errors: Middleware = error_middleware
-    if metrics is not None:
-        from dockyard.metrics.http import metrics_middleware
+#: Makes the error middleware from the request-id assigner and :func:`failure_response`
+#: (the request metrics' counting one, :func:`dockyard.metrics.http.metrics_middleware`).
+ErrorsFactory = Callable[
+    [Callable[[web.Request], object], Callable[[web.Request, Exception], web.StreamResponse]],
+    Middleware,
+]
 
-        errors = metrics_middleware(metrics, ids.assign, failure_response)
-    app = web.Application(middlewares=[errors, auth_middleware])
+
+def create_app(ctx: AppContext, errors: ErrorsFactory | None = None) -> web.Application:
+    """An aiohttp application serving the registry described by ``ctx``; ``errors``
+    makes its error middleware (one that also counts requests), else the plain one."""
+    ids = RequestIds()
+    first = error_middleware if errors is None else errors(ids.assign, failure_response)
+    app = web.Application(middlewares=[first, auth_middleware])
     app[CONTEXT] = ctx
     app[REQUEST_IDS] = ids
     app.on_response_prepare.append(_add_headers)
