@@ -34,7 +34,6 @@ from dockyard.index import SqlIndex
 from dockyard.logs import AccessLogger
 from dockyard.maintenance.jobs import Lease
 from dockyard.notifying import build_notifier, debug_vars, export_metrics
-from dockyard.proxy import ProxyNamespace
 from dockyard.tls import server_ssl_context
 from dockyard.tracing import start_tracing
 
@@ -160,8 +159,11 @@ async def _worker(
     if ctx.namespace.fence is not None:
         await ctx.namespace.fence.prepare()
     app = create_app(ctx)
-    if isinstance(ctx.namespace, ProxyNamespace):
-        ctx.namespace.install(app)
+    if config.proxy.enabled:
+        from dockyard.proxy import ProxyNamespace
+
+        if isinstance(ctx.namespace, ProxyNamespace):
+            ctx.namespace.install(app)
     instruments.health = build_health(config, ctx.namespace.driver)
     instrument_app(app, instruments)
     access_log = None if config.log.access_log.disabled else logging.getLogger("dockyard.access")
