@@ -43,7 +43,7 @@ from dockyard.notifying import check_spool
 from dockyard.storage.drivers.factory import create_driver
 from dockyard.tls import server_ssl_context
 from dockyard.uploadsecret import upload_secret
-from dockyard.workers import run_worker, supervise
+from dockyard.workers import die_with_parent, run_worker, supervise
 
 # What other modules import from here (the builders now live in dockyard.assembly).
 __all__ = [
@@ -157,9 +157,11 @@ def _in_child(work: Callable[[], None], what: str) -> None:
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # or the child would write the parent's buffered output again
     read_end, write_end = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child; its outcome is checked by the parent
         os.close(read_end)
+        die_with_parent(parent)  # a server stopped while it starts leaves no orphan
         code = 0
         try:
             work()

@@ -37,7 +37,7 @@ from dockyard.notifying import build_notifier, debug_vars, export_metrics
 from dockyard.tls import server_ssl_context
 from dockyard.tracing import start_tracing
 
-__all__ = ["run_worker", "supervise"]
+__all__ = ["die_with_parent", "run_worker", "supervise"]
 
 log = logging.getLogger("dockyard")
 
@@ -63,7 +63,7 @@ def supervise(
         if pid == 0:
             code = 1
             try:
-                _die_with_parent(parent)
+                die_with_parent(parent)
                 own_debug = debug_sock if index == 0 else None  # the debug server: worker 0
                 if debug_sock is not None and own_debug is None:
                     debug_sock.close()
@@ -105,8 +105,8 @@ def supervise(
     return code
 
 
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to SIGTERM this worker when the supervisor dies (even by SIGKILL).
+def die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGTERM this forked process when ``parent`` dies (even by SIGKILL).
 
     Otherwise orphaned workers keep the port and a restart fails to bind.
     """
