@@ -25,7 +25,6 @@ from dockyard.config import (
 )
 from dockyard.debugserver import Instruments
 from dockyard.index import IndexUnavailable, SqlIndex, open_index
-from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
 from dockyard.registry.namespace import Namespace, RegistryOptions
 from dockyard.storage.drivers.base import CheckedDriver, StorageDriver
 from dockyard.storage.drivers.factory import create_driver
@@ -226,6 +225,9 @@ def build_namespace(
         index = build_index(config)
         return Namespace(driver, options, cache=cache, index=index, locks=locks,
                          fence=build_fence(config, index))
+    # Imported only for a pull-through cache: a registry without one keeps the memory.
+    from dockyard.proxy import ProxyNamespace, RemoteRegistry, Upstream
+
     if proxy.remote_url:
         remote = RemoteRegistry(proxy.remote_url, proxy.username, proxy.password)
         upstreams = [Upstream("", remote, proxy.ttl)]

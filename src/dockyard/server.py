@@ -13,7 +13,12 @@ built from the configuration in :mod:`~dockyard.assembly` (re-exported here).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import pickle
+import sys
+from collections.abc import Callable
 
 from dockyard import __version__
 from dockyard.assembly import (
@@ -38,7 +43,7 @@ from dockyard.notifying import check_spool
 from dockyard.storage.drivers.factory import create_driver
 from dockyard.tls import server_ssl_context
 from dockyard.uploadsecret import upload_secret
-from dockyard.workers import run_worker, supervise
+from dockyard.workers import die_with_parent, run_worker, supervise
 
 # What other modules import from here (the builders now live in dockyard.assembly).
 __all__ = [
@@ -117,21 +122,73 @@ def _describe_storage(config: Config) -> str:
 
 
 def _prepare_index(config: Config) -> None:
-    """Migrate the index and build it from storage when it is empty (or rebuildonstart)."""
+    """Migrate the index and build it from storage when it is empty (or rebuildonstart).
+
+    The work runs in a forked child: a rebuild reads every repository of storage, and
+    the heap it grows (which the allocator keeps) would otherwise stay in this process
+    and in every worker forked from it for the whole life of the server.
+    """
     index = build_index(config)
     if index is None:
         log.info("index: none (listings walk storage)")
         return
     log.info("index: %s", index.where)
-    from dockyard.index.maintain import build_if_empty
-
     driver = create_driver(config.storage.driver, config.storage.parameters)
 
     async def prepare() -> None:
+        from dockyard.index.maintain import build_if_empty
+
         try:
             await build_if_empty(index, driver, force=config.storage.index.rebuild_on_start)
         finally:
             await index.aclose()
             await driver.aclose()
 
-    asyncio.run(prepare())
+    _in_child(lambda: asyncio.run(prepare()), "index preparation")
+
+
+def _in_child(work: Callable[[], None], what: str) -> None:
+    """Run ``work`` in a forked child and wait for it; what it raised is raised here.
+
+    Whatever memory ``work`` takes goes back to the system with the child. The
+    exception comes back pickled over a pipe between the two processes (never
+    from storage); one that does not survive the trip becomes a RuntimeError.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # or the child would write the parent's buffered output again
+    read_end, write_end = os.pipe()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child; its outcome is checked by the parent
+        os.close(read_end)
+        die_with_parent(parent)  # a server stopped while it starts leaves no orphan
+        code = 0
+        try:
+            work()
+        except BaseException as exc:  # every outcome goes to the parent
+            code = 1
+            try:
+                payload = pickle.dumps(exc)
+            except Exception:
+                payload = pickle.dumps(RuntimeError(f"{what} failed: {exc!r}"))
+            with contextlib.suppress(OSError), os.fdopen(write_end, "wb") as out:
+                out.write(payload)
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        payload = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if payload:
+        try:
+            raised = pickle.loads(payload)
+        except Exception:
+            raised = None
+        if not isinstance(raised, BaseException):
+            raised = RuntimeError(f"{what} failed")
+        raise raised
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{what} failed: exit status {os.waitstatus_to_exitcode(status)}")

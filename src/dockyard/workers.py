@@ -36,11 +36,10 @@ from dockyard.index import SqlIndex
 from dockyard.logs import AccessLogger
 from dockyard.maintenance.jobs import Lease
 from dockyard.notifying import build_notifier, debug_vars, export_metrics
-from dockyard.proxy import ProxyNamespace
 from dockyard.tls import server_ssl_context
 from dockyard.tracing import start_tracing
 
-__all__ = ["run_worker", "supervise"]
+__all__ = ["die_with_parent", "run_worker", "supervise"]
 
 log = logging.getLogger("dockyard")
 
@@ -66,7 +65,7 @@ def supervise(
         if pid == 0:
             code = 1
             try:
-                _die_with_parent(parent)
+                die_with_parent(parent)
                 own_debug = debug_sock if index == 0 else None  # the debug server: worker 0
                 if debug_sock is not None and own_debug is None:
                     debug_sock.close()
@@ -108,8 +107,8 @@ def supervise(
     return code
 
 
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to SIGTERM this worker when the supervisor dies (even by SIGKILL).
+def die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGTERM this forked process when ``parent`` dies (even by SIGKILL).
 
     Otherwise orphaned workers keep the port and a restart fails to bind.
     """
@@ -167,8 +166,11 @@ async def _worker(
 
         errors = functools.partial(metrics_middleware, instruments.metrics)
     app = create_app(ctx, errors)
-    if isinstance(ctx.namespace, ProxyNamespace):
-        ctx.namespace.install(app)
+    if config.proxy.enabled:
+        from dockyard.proxy import ProxyNamespace
+
+        if isinstance(ctx.namespace, ProxyNamespace):
+            ctx.namespace.install(app)
     instruments.health = build_health(config, ctx.namespace.driver)
     instrument_app(app, instruments)
     access_log = None if config.log.access_log.disabled else logging.getLogger("dockyard.access")

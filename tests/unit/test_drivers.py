@@ -197,3 +197,29 @@ def test_filesystem_put_many_leaves_no_temporary_file_when_one_fails(tmp_path: P
     run(scenario())
     assert not (tmp_path / "b/first").exists()
     assert [p.name for p in (tmp_path / "b").iterdir()] == ["file"]
+
+
+def test_filesystem_temporary_name_drawn_again_on_a_clash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Temporary names come from the process's random generator, which two processes
+    may share after a fork: a name already taken is never written into, another is
+    drawn; a missing directory is made first."""
+    driver = CheckedDriver(FilesystemDriver(str(tmp_path)))
+    draws = iter([0xAB, 0xAB, 0xCD])
+    monkeypatch.setattr(
+        "dockyard.storage.drivers.filesystem.random.getrandbits", lambda _bits: next(draws)
+    )
+    clash = tmp_path / "new/dir" / f".tmp-{0xAB:032x}"
+
+    async def scenario() -> None:
+        await driver.put_many([("/new/dir/first", b"1")])  # draws 0xAB: the name is free
+        clash.write_bytes(b"another process's temporary file")
+        await driver.put_content("/new/dir/second", b"2")  # 0xAB taken: draws 0xCD
+
+    run(scenario())
+    assert (tmp_path / "new/dir/first").read_bytes() == b"1"
+    assert (tmp_path / "new/dir/second").read_bytes() == b"2"
+    assert clash.read_bytes() == b"another process's temporary file"
+    assert sorted(p.name for p in (tmp_path / "new/dir").iterdir()) == [
+        clash.name, "first", "second"]

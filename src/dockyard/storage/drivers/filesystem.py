@@ -10,10 +10,10 @@ import ctypes
 import errno
 import fcntl
 import os
+import random
 import shutil
 import stat as statmod
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, TypeVar
@@ -329,19 +329,47 @@ def _lock(fd: int, path: str, driver: str) -> None:
 
 def _atomic_write(target: str, data: bytes) -> None:
     """Temp file in the same directory, fsync, rename: readers never see a torn file."""
-    directory = os.path.dirname(target)
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}")
+    fd, tmp = _create_temporary(os.path.dirname(target))
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _create_temporary(directory: str) -> tuple[int, str]:
+    """A new temporary file in ``directory``, made first when missing: its descriptor
+    and path. One system call where the directory exists (``open()`` and
+    ``os.makedirs`` would add five, each a GIL hand-off in the thread), and a name
+    from the process's random generator instead of a ``getrandom`` call each."""
+    try:
+        return _open_temporary(directory)
+    except FileNotFoundError:
+        os.makedirs(directory, exist_ok=True)
+        return _open_temporary(directory)
+
+
+def _open_temporary(directory: str) -> tuple[int, str]:
+    while True:
+        tmp = os.path.join(directory, f".tmp-{random.getrandbits(128):032x}")
+        try:
+            # O_EXCL: a name another process drew too (a generator seeded alike) is
+            # never shared; it is drawn again.
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644), tmp
+        except FileExistsError:
+            continue
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _read_small(target: str) -> bytes:
@@ -388,30 +416,27 @@ def _write_many(items: list[tuple[str, bytes]]) -> None:
     data, and the fsync makes all of them durable. A file that already holds its
     content (a manifest pushed again) is not written.
     """
-    pending: list[tuple[BinaryIO, str, str]] = []
+    pending: list[tuple[int, str, str]] = []
     renamed = 0
     try:
         for target, data in items:
             if _holds(target, data):
                 continue
-            directory = os.path.dirname(target)
-            os.makedirs(directory, exist_ok=True)
-            tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}")
-            out: BinaryIO = open(tmp, "wb")  # noqa: SIM115 - closed after the fsync
-            pending.append((out, tmp, target))
-            out.write(data)
-            out.flush()
+            fd, tmp = _create_temporary(os.path.dirname(target))
+            pending.append((fd, tmp, target))
+            _write_all(fd, data)
             if _start_writeback is not None:
-                _start_writeback(out.fileno(), 0, len(data))
-        for out, _, _ in pending:
-            os.fsync(out.fileno())
-        for out, tmp, target in pending:
-            out.close()
+                _start_writeback(fd, 0, len(data))
+        for fd, _, _ in pending:
+            os.fsync(fd)
+        for fd, tmp, target in pending:
+            os.close(fd)
             os.replace(tmp, target)
             renamed += 1
     except BaseException:
-        for out, tmp, _ in pending[renamed:]:
-            out.close()
+        for fd, tmp, _ in pending[renamed:]:
+            with contextlib.suppress(OSError):
+                os.close(fd)
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         raise
