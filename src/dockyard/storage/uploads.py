@@ -44,6 +44,7 @@ from dockyard.storage.drivers.base import (
     PathNotFound,
     StorageDriver,
     StorageError,
+    put_unsynced,
     roll_back,
 )
 from dockyard.storage.uploadclaims import ChunkClaim, OffsetBusy
@@ -90,10 +91,13 @@ class UploadStore:
     async def create(self) -> UploadStatus:
         upload_id = str(uuid.uuid4())
         started = datetime.now(UTC).replace(microsecond=0)
-        await self.driver.put_content(
+        # Not waited onto the disk: lost in a power cut, the upload is unknown and
+        # the client starts another (purging removes what is left by its age);
+        # damaged, it reads as started now (see _started_at).
+        await put_unsynced(self.driver, [(
             paths.upload_startedat_path(self.repository, upload_id),
             started.strftime("%Y-%m-%dT%H:%M:%SZ").encode(),
-        )
+        )])
         return UploadStatus(upload_id, 0, started)
 
     async def _started_at(self, upload_id: str) -> datetime:
@@ -300,15 +304,16 @@ class UploadStore:
             raise
         offset = current.offset + received
         if received and not final:  # a finished upload needs no state to resume from
-            await asyncio.gather(
-                *(
-                    self.driver.put_content(
-                        paths.upload_hashstate_path(self.repository, upload_id, alg, offset),
-                        h.state(),
-                    )
-                    for alg, h in hashes.by_algorithm.items()
-                )
-            )
+            # feed() fsynced the data before this: a state never outlives, in a
+            # power cut, the bytes it vouches for. The states themselves need no
+            # wait for the disk: a state lost in a power cut only moves the upload
+            # back to the previous one (the client resumes from there, told by a
+            # 416), and a damaged one is passed over for an earlier one and the
+            # gap re-hashed from the (durable) data (see _load_hash).
+            await put_unsynced(self.driver, [
+                (paths.upload_hashstate_path(self.repository, upload_id, alg, offset), h.state())
+                for alg, h in hashes.by_algorithm.items()
+            ])
         return UploadStatus(upload_id, offset, current.started_at), hashes
 
     async def commit(
