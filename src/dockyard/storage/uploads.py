@@ -44,6 +44,7 @@ from dockyard.storage.drivers.base import (
     PathNotFound,
     StorageDriver,
     StorageError,
+    put_many,
     put_unsynced,
     roll_back,
 )
@@ -331,14 +332,11 @@ class UploadStore:
             # The whole blob in this one request: maybe small enough to skip the data file.
             head, rest = await read_up_to(body, BATCH)
             if rest is None:
-                await self._started_at(upload_id)  # the upload must exist
                 try:
-                    desc = await self._publish(digest, head, length)
+                    return await self._publish(digest, head, length, upload_id)
                 except DigestInvalid:
                     await self.cancel(upload_id)
                     raise
-                await self._retire(upload_id)
-                return desc
             body = prepend(head, rest)
         current, claim = await self._claim(upload_id, claimed, start)
         try:
@@ -457,8 +455,19 @@ class UploadStore:
         status = await self.create()
         return await self.commit(status.upload_id, digest, body, claimed=0, length=length)
 
-    async def _publish(self, digest: Digest, data: bytes, length: int | None) -> BlobDescriptor:
-        """Verify a blob held in memory, then store and link it (two atomic writes)."""
+    async def _publish(
+        self, digest: Digest, data: bytes, length: int | None, upload_id: str | None = None
+    ) -> BlobDescriptor:
+        """Verify a blob held in memory, then end its upload (if any) and store and link it.
+
+        The upload ends first, in one ``delete`` of its directory (which holds only
+        ``startedat``: no chunk was written), so an unknown upload is refused before
+        anything is stored. A crash or a storage error after it leaves the upload
+        cleanly abandoned: the client's retry is told it is unknown and starts again.
+        Content and link go in one :func:`put_many`: one thread hop and one wait for
+        the disk on the filesystem; a blob already stored is left alone if it holds
+        exactly these bytes (a sound copy), else it is repaired.
+        """
         if length is not None and len(data) != length:
             raise SizeInvalid(f"received {len(data)} bytes, expected {length}")
         if len(data) <= INLINE:
@@ -468,10 +477,15 @@ class UploadStore:
         if sums[digest.algorithm] != digest.hex:
             raise DigestInvalid(f"digest {digest} does not match the uploaded content")
         canonical = Digest(CANONICAL_ALGORITHM, sums[CANONICAL_ALGORITHM])
-        if not await self._stored_soundly(canonical, len(data)):
-            await self.blobs.put(data, canonical)
-            await self._forget_cached(canonical)
-        await self.layers.link(canonical, digest)
+        if upload_id is not None:
+            try:
+                await self.driver.delete(self._path(upload_id))
+            except PathNotFound:
+                raise BlobUploadUnknown(upload_id) from None
+        await put_many(self.driver, [
+            (paths.blob_data_path(canonical), data), *self.layers.link_writes(canonical, digest)
+        ])
+        await self._forget_cached(canonical)
         return BlobDescriptor(digest, len(data))
 
     async def _retire(self, upload_id: str) -> None:
