@@ -34,8 +34,10 @@ READ_CHUNK = 1 << 20
 _SMALL_READ = 64 << 10
 _NOT_FOUND = {errno.ENOENT, errno.ENOTDIR}
 # Start the disk writing this often while a blob streams in, so the fsync at
-# commit waits only for the tail instead of the whole blob.
-_WRITEBACK_EVERY = 8 << 20
+# commit waits only for the tail instead of the whole blob. Every chunk of a chunked
+# upload ends in an fsync, so the tail is waited for once per PATCH: 2 MiB is about
+# 0.6 ms of this disk (8 MiB was 2.5 ms).
+_WRITEBACK_EVERY = 2 << 20
 # Listings of directories this big are cached (a few hundred of them at most).
 _CACHED_LISTING_MIN = 512
 _CACHED_LISTINGS = 256
@@ -529,12 +531,17 @@ class _FileWriter:
             return
         try:
             await self._settle()
-            if self._size != self._opened_at:
-                await self._driver._run(self._path, self._sync)
-        finally:
+        except BaseException:
             await self._driver._run(self._path, self._file.close)
+            raise
+        await self._driver._run(self._path, self._sync_and_close, self._size != self._opened_at)
 
-    def _sync(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
+    def _sync_and_close(self, wrote: bool) -> None:
+        """One thread hop: fsync (if anything was written) and close."""
+        try:
+            if wrote:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+        finally:
+            self._file.close()
 
