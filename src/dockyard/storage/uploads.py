@@ -16,7 +16,7 @@ import hashlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 
 from dockyard.digest import CANONICAL_ALGORITHM, Digest
@@ -221,7 +221,15 @@ class UploadStore:
         current, claim = await self._claim(upload_id, claimed, start)
         try:
             status, _ = await self._append(current, body, length, final=False)
-        finally:
+        except BaseException:
+            await claim.finish()
+            raise
+        if isinstance(claim, ChunkClaim):
+            # The chunk's states are saved, so the next request goes on from its end,
+            # under a claim of its own: this one (at the chunk's start) can go after
+            # the response. A lease of the lock service is the whole upload's: let go.
+            self._in_background(claim.finish())
+        else:
             await claim.finish()
         return status
 
@@ -283,10 +291,22 @@ class UploadStore:
         """Write ``body`` from ``current.offset`` (under the caller's claim), hashed
         with ``algorithms``."""
         upload_id = current.upload_id
-        hashes = await self._load_hashes(upload_id, current.offset, algorithms)
         data_path = self._path(upload_id, paths.upload_data_path)
+        # The states and the data are opened together (one wait instead of two).
+        loaded, opened = await asyncio.gather(
+            self._load_hashes(upload_id, current.offset, algorithms),
+            self.driver.writer(data_path, current.offset),
+            return_exceptions=True,
+        )
+        if isinstance(loaded, BaseException):
+            if not isinstance(opened, BaseException):
+                await opened.close()
+            raise loaded
+        hashes = loaded
         try:
-            writer = await self.driver.writer(data_path, current.offset)
+            if isinstance(opened, BaseException):
+                raise opened
+            writer = opened
         except (InvalidOffset, PathNotFound):
             if not await self._has_data(upload_id):
                 # Acknowledged bytes and no data: a final PUT published them and died
@@ -501,7 +521,11 @@ class UploadStore:
             pass
         except StorageError as exc:  # the blob is published: clean-up must not fail it
             log.warning("could not retire finished upload %s: %s", upload_id, exc)
-        task = asyncio.get_running_loop().create_task(self._remove_quietly(upload_id))
+        self._in_background(self._remove_quietly(upload_id))
+
+    def _in_background(self, work: Coroutine[object, object, None]) -> None:
+        """Run clean-up ``work`` after the response, held until it finishes."""
+        task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
