@@ -4,13 +4,12 @@ the running digests hash it off the event loop (:class:`RunningHashes`)."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import threading
 from collections import deque
 from collections.abc import AsyncIterator
 
 from dockyard.errors import SizeInvalid
 from dockyard.hashstate import ResumableHash
+from dockyard.serial import SerialLane
 from dockyard.storage.drivers.base import FileWriter
 
 __all__ = ["BATCH", "INLINE", "RunningHashes", "empty_body", "feed", "prepend", "read_up_to"]
@@ -26,50 +25,12 @@ INLINE = 64 << 10
 DEPTH = 2
 
 
-class _Lane:
-    """One algorithm's batches, hashed in order by one worker thread at a time."""
-
-    def __init__(self, h: ResumableHash) -> None:
-        self.h = h
-        self._queue: deque[tuple[bytes, concurrent.futures.Future[None]]] = deque()
-        self._lock = threading.Lock()
-        self._busy = False
-
-    def push(self, data: bytes) -> asyncio.Future[None]:
-        """Queue ``data``; the future is done once it is hashed (on the running loop)."""
-        done: concurrent.futures.Future[None] = concurrent.futures.Future()
-        with self._lock:
-            self._queue.append((data, done))
-            start, self._busy = not self._busy, True
-        if start:
-            asyncio.get_running_loop().run_in_executor(None, self._drain)
-        return asyncio.wrap_future(done)
-
-    def _drain(self) -> None:
-        while True:
-            with self._lock:
-                if not self._queue:
-                    self._busy = False
-                    return
-                data, done = self._queue.popleft()
-            # A batch whose waiter was cancelled is hashed all the same: order matters.
-            waited = done.set_running_or_notify_cancel()
-            try:
-                self.h.update(data)
-            except BaseException as exc:
-                if waited:
-                    done.set_exception(exc)
-            else:
-                if waited:
-                    done.set_result(None)
-
-
 class RunningHashes:
     """The running digests of one upload, updated off the event loop."""
 
     def __init__(self, hashes: dict[str, ResumableHash]) -> None:
         self.by_algorithm = hashes
-        self._lanes = [_Lane(h) for h in hashes.values()]
+        self._lanes = [(SerialLane(), h) for h in hashes.values()]
         self._pending: deque[asyncio.Future[None]] = deque()
 
     async def update(self, data: bytes) -> None:
@@ -85,7 +46,7 @@ class RunningHashes:
             return
         while len(self._pending) >= DEPTH * len(self._lanes):
             await self._pending.popleft()
-        self._pending.extend(lane.push(data) for lane in self._lanes)
+        self._pending.extend(lane.submit(h.update, data) for lane, h in self._lanes)
 
     async def settle(self) -> None:
         """Wait for every batch in flight."""
