@@ -14,10 +14,12 @@ import shutil
 import stat as statmod
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, TypeVar
 
+from dockyard.serial import SerialLane
 from dockyard.storage.drivers.base import (
     FileInfo,
     InvalidOffset,
@@ -38,6 +40,8 @@ _NOT_FOUND = {errno.ENOENT, errno.ENOTDIR}
 # upload ends in an fsync, so the tail is waited for once per PATCH: 2 MiB is about
 # 0.6 ms of this disk (8 MiB was 2.5 ms).
 _WRITEBACK_EVERY = 2 << 20
+# Writes of one writer queued to its thread at once (each a batch of up to 1 MiB).
+_WRITES_QUEUED = 2
 # Listings of directories this big are cached (a few hundred of them at most).
 _CACHED_LISTING_MIN = 512
 _CACHED_LISTINGS = 256
@@ -458,9 +462,11 @@ def _fsync_directory(directory: str) -> None:
 
 
 class _FileWriter:
-    """Writes behind: each ``write`` is handed to a thread while the caller reads on.
+    """Writes behind: each ``write`` is queued to a thread while the caller reads on.
 
-    At most one write is in flight, so memory stays bounded by two chunks.
+    Up to :data:`_WRITES_QUEUED` writes are queued, written one after the other by
+    the same thread (:class:`~dockyard.serial.SerialLane`), so memory stays bounded
+    by that many chunks.
     """
 
     def __init__(self, driver: FilesystemDriver, path: str, f: BinaryIO, offset: int) -> None:
@@ -470,7 +476,8 @@ class _FileWriter:
         self._size = offset
         self._opened_at = offset
         self._flushed = offset
-        self._pending: asyncio.Future[None] | None = None
+        self._lane = SerialLane(driver._pool)
+        self._pending: deque[asyncio.Future[None]] = deque()
 
     def _write(self, data: bytes, end: int) -> None:
         """Runs in a worker thread: write, and kick off write-back every few MiB."""
@@ -484,19 +491,22 @@ class _FileWriter:
     def size(self) -> int:
         return self._size
 
-    async def _settle(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
+    async def _settle(self, keep: int = 0) -> None:
+        """Wait until at most ``keep`` writes are queued; after a failed one, for all
+        (none may still be writing once the caller cuts or closes the file)."""
+        while len(self._pending) > keep:
             try:
-                await pending
+                await self._pending.popleft()
             except OSError as exc:
+                while self._pending:
+                    with contextlib.suppress(OSError):
+                        await self._pending.popleft()
                 raise self._driver._map(self._path, exc) from exc
 
     async def write(self, data: bytes) -> None:
-        await self._settle()
-        loop = asyncio.get_running_loop()
+        await self._settle(_WRITES_QUEUED - 1)
         self._size += len(data)
-        self._pending = loop.run_in_executor(self._driver._pool, self._write, data, self._size)
+        self._pending.append(self._lane.submit(self._write, data, self._size))
 
     async def commit(self) -> None:
         await self.close()
