@@ -461,6 +461,57 @@ def test_sigkill_between_chunks_then_resume(
     assert_blobs_consistent(server)
 
 
+@dockyard_only
+@pytest.mark.parametrize("algorithm", ["sha256", "sha512"])
+@pytest.mark.parametrize("damage", ["states empty", "states lost", "claim empty",
+                                    "startedat empty"])
+def test_power_cut_leftovers_of_unsynced_bookkeeping(
+    registry_factory: RegistryFactory, client_factory: ClientFactory,
+    damage: str, algorithm: str,
+) -> None:
+    """An upload's bookkeeping (``startedat``, hash states, claims) is renamed into place
+    without an fsync; only the data is fsynced, before the hash states that vouch for it.
+    A kill -9 keeps the page cache, so those files are whole; a power cut may lose them
+    or leave them empty. Each such leftover, made here by hand after a kill -9, leaves
+    the upload resumable and its blob exactly right."""
+    server = registry_factory()
+    client = client_factory(server)
+    repo = random_repo("power")
+    chunks = [os.urandom(n) for n in (MiB, 3 * MiB + 5, 12345)]
+    data = b"".join(chunks)
+    location, acked = push_chunks(client, start_upload(client, repo), chunks[:2])
+    upload_dir = upload_data_file(server, repo, location).parent
+    server.kill()
+    states = [upload_dir / "hashstates" / alg / str(acked) for alg in ("sha256", "sha512")]
+    assert all(state.is_file() for state in states)
+    if damage == "states empty":
+        for state in states:
+            state.write_bytes(b"")
+    elif damage == "states lost":
+        for state in states:
+            state.unlink()
+    elif damage == "claim empty":
+        (upload_dir / "claims" / str(acked)).mkdir(parents=True, exist_ok=True)
+        (upload_dir / "claims" / str(acked) / "0123456789abcdef").write_bytes(b"")
+    else:
+        (upload_dir / "startedat").write_bytes(b"")
+    server.start()
+
+    if damage == "states lost":
+        # Back to the previous state: the client is told where the upload stands.
+        previous = len(chunks[0])
+        response = patch_chunk(client, location, chunks[2], start=acked)
+        assert_error(response, 416, "RANGE_INVALID")
+        status = client.get(location)
+        assert status.headers["Range"] == upload_range(previous)
+        location, acked = push_chunks(
+            client, follow(client, status.headers["Location"]), chunks[1:2], previous)
+    location, _ = push_chunks(client, location, chunks[2:], acked)
+    digest = finish(client, location, data, algorithm=algorithm)
+    assert_blob(client, repo, digest, data)
+    assert assert_blobs_consistent(server) == 1
+
+
 def test_crash_between_final_move_and_retire_leaves_an_unknown_upload(
     registry_factory: RegistryFactory, client_factory: ClientFactory
 ) -> None:

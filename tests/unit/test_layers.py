@@ -65,6 +65,7 @@ LAYER_OF = {
     "dockyard.types": "root",
     "dockyard.metadata": "root",
     "dockyard.hashstate": "root",
+    "dockyard.serial": "root",
     "dockyard.clientaddr": "root",
 }
 

@@ -212,11 +212,17 @@ class LinkedBlobStore:
 
     async def link(self, canonical: Digest, *aliases: Digest) -> None:
         """Make ``canonical`` (and the same content under ``aliases``) visible here."""
+        for path, data in self.link_writes(canonical, *aliases):
+            await self.links.driver.put_content(path, data)
+
+    def link_writes(self, canonical: Digest, *aliases: Digest) -> list[tuple[str, bytes]]:
+        """The files :meth:`link` writes, for a caller that writes them with others
+        (:func:`~dockyard.storage.drivers.base.put_many`)."""
         links = self.links
-        for digest in dict.fromkeys((canonical, *aliases)):
-            await links.driver.put_content(
-                links.link_paths[0](links.repository, digest), str(canonical).encode()
-            )
+        return [
+            (links.link_paths[0](links.repository, digest), str(canonical).encode())
+            for digest in dict.fromkeys((canonical, *aliases))
+        ]
 
     async def unlink(self, digest: Digest) -> None:
         """Remove the repository's link; the content stays for garbage collection."""

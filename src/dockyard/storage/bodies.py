@@ -4,10 +4,12 @@ the running digests hash it off the event loop (:class:`RunningHashes`)."""
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 
 from dockyard.errors import SizeInvalid
 from dockyard.hashstate import ResumableHash
+from dockyard.serial import SerialLane
 from dockyard.storage.drivers.base import FileWriter
 
 __all__ = ["BATCH", "INLINE", "RunningHashes", "empty_body", "feed", "prepend", "read_up_to"]
@@ -18,34 +20,38 @@ BATCH = 1 << 20
 INLINE = 64 << 10
 
 
+# Batches queued per algorithm: the thread hashing one goes straight on to the next,
+# without a round trip through the event loop (SHA-512 bounds a chunked upload).
+DEPTH = 2
+
+
 class RunningHashes:
     """The running digests of one upload, updated off the event loop."""
 
     def __init__(self, hashes: dict[str, ResumableHash]) -> None:
         self.by_algorithm = hashes
-        self._pending: list[asyncio.Future[None]] = []
+        self._lanes = [(SerialLane(), h) for h in hashes.values()]
+        self._pending: deque[asyncio.Future[None]] = deque()
 
     async def update(self, data: bytes) -> None:
-        """Hash ``data``; overlaps with the caller's next read (one batch in flight).
+        """Hash ``data``; returns while up to :data:`DEPTH` batches are still hashing.
 
         Each algorithm hashes in a thread of its own: a chunk that saves SHA-256 and
         SHA-512 states costs the time of the slower one (SHA-512, without the CPU's
         SHA extensions), not of both one after the other.
         """
-        await self.settle()
-        if len(data) <= INLINE:
+        if len(data) <= INLINE and not self._pending:
             for h in self.by_algorithm.values():
                 h.update(data)
-        else:
-            loop = asyncio.get_running_loop()
-            self._pending = [loop.run_in_executor(None, h.update, data)
-                             for h in self.by_algorithm.values()]
+            return
+        while len(self._pending) >= DEPTH * len(self._lanes):
+            await self._pending.popleft()
+        self._pending.extend(lane.submit(h.update, data) for lane, h in self._lanes)
 
     async def settle(self) -> None:
-        """Wait for the batch in flight."""
-        if self._pending:
-            pending, self._pending = self._pending, []
-            await asyncio.gather(*pending)
+        """Wait for every batch in flight."""
+        while self._pending:
+            await self._pending.popleft()
 
     def hexdigest(self, algorithm: str) -> str:
         """The digest so far in ``algorithm``."""

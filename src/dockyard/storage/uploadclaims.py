@@ -36,7 +36,7 @@ import socket
 import time
 import uuid
 
-from dockyard.storage.drivers.base import PathNotFound, StorageDriver
+from dockyard.storage.drivers.base import PathNotFound, StorageDriver, put_unsynced
 
 __all__ = ["LEASE", "ChunkClaim", "OffsetBusy"]
 
@@ -172,7 +172,10 @@ class ChunkClaim:
 
     async def _stamp(self) -> None:
         stamp = {"time": time.time(), "host": _HOST, "pid": os.getpid()}
-        await self.driver.put_content(self.path, json.dumps(stamp).encode())
+        # A claim matters only while its process lives, and the page cache outlives a
+        # kill -9: no wait for the disk. After a power cut a claim lost is a request
+        # gone (true), one left empty reads as lost and taints the upload (safe).
+        await put_unsynced(self.driver, [(self.path, json.dumps(stamp).encode())])
 
     async def _refresh(self) -> None:
         while True:

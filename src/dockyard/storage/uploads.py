@@ -16,7 +16,7 @@ import hashlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 
 from dockyard.digest import CANONICAL_ALGORITHM, Digest
@@ -44,6 +44,8 @@ from dockyard.storage.drivers.base import (
     PathNotFound,
     StorageDriver,
     StorageError,
+    put_many,
+    put_unsynced,
     roll_back,
 )
 from dockyard.storage.uploadclaims import ChunkClaim, OffsetBusy
@@ -90,10 +92,13 @@ class UploadStore:
     async def create(self) -> UploadStatus:
         upload_id = str(uuid.uuid4())
         started = datetime.now(UTC).replace(microsecond=0)
-        await self.driver.put_content(
+        # Not waited onto the disk: lost in a power cut, the upload is unknown and
+        # the client starts another (purging removes what is left by its age);
+        # damaged, it reads as started now (see _started_at).
+        await put_unsynced(self.driver, [(
             paths.upload_startedat_path(self.repository, upload_id),
             started.strftime("%Y-%m-%dT%H:%M:%SZ").encode(),
-        )
+        )])
         return UploadStatus(upload_id, 0, started)
 
     async def _started_at(self, upload_id: str) -> datetime:
@@ -216,7 +221,15 @@ class UploadStore:
         current, claim = await self._claim(upload_id, claimed, start)
         try:
             status, _ = await self._append(current, body, length, final=False)
-        finally:
+        except BaseException:
+            await claim.finish()
+            raise
+        if isinstance(claim, ChunkClaim):
+            # The chunk's states are saved, so the next request goes on from its end,
+            # under a claim of its own: this one (at the chunk's start) can go after
+            # the response. A lease of the lock service is the whole upload's: let go.
+            self._in_background(claim.finish())
+        else:
             await claim.finish()
         return status
 
@@ -278,10 +291,22 @@ class UploadStore:
         """Write ``body`` from ``current.offset`` (under the caller's claim), hashed
         with ``algorithms``."""
         upload_id = current.upload_id
-        hashes = await self._load_hashes(upload_id, current.offset, algorithms)
         data_path = self._path(upload_id, paths.upload_data_path)
+        # The states and the data are opened together (one wait instead of two).
+        loaded, opened = await asyncio.gather(
+            self._load_hashes(upload_id, current.offset, algorithms),
+            self.driver.writer(data_path, current.offset),
+            return_exceptions=True,
+        )
+        if isinstance(loaded, BaseException):
+            if not isinstance(opened, BaseException):
+                await opened.close()
+            raise loaded
+        hashes = loaded
         try:
-            writer = await self.driver.writer(data_path, current.offset)
+            if isinstance(opened, BaseException):
+                raise opened
+            writer = opened
         except (InvalidOffset, PathNotFound):
             if not await self._has_data(upload_id):
                 # Acknowledged bytes and no data: a final PUT published them and died
@@ -300,15 +325,16 @@ class UploadStore:
             raise
         offset = current.offset + received
         if received and not final:  # a finished upload needs no state to resume from
-            await asyncio.gather(
-                *(
-                    self.driver.put_content(
-                        paths.upload_hashstate_path(self.repository, upload_id, alg, offset),
-                        h.state(),
-                    )
-                    for alg, h in hashes.by_algorithm.items()
-                )
-            )
+            # feed() fsynced the data before this: a state never outlives, in a
+            # power cut, the bytes it vouches for. The states themselves need no
+            # wait for the disk: a state lost in a power cut only moves the upload
+            # back to the previous one (the client resumes from there, told by a
+            # 416), and a damaged one is passed over for an earlier one and the
+            # gap re-hashed from the (durable) data (see _load_hash).
+            await put_unsynced(self.driver, [
+                (paths.upload_hashstate_path(self.repository, upload_id, alg, offset), h.state())
+                for alg, h in hashes.by_algorithm.items()
+            ])
         return UploadStatus(upload_id, offset, current.started_at), hashes
 
     async def commit(
@@ -326,14 +352,11 @@ class UploadStore:
             # The whole blob in this one request: maybe small enough to skip the data file.
             head, rest = await read_up_to(body, BATCH)
             if rest is None:
-                await self._started_at(upload_id)  # the upload must exist
                 try:
-                    desc = await self._publish(digest, head, length)
+                    return await self._publish(digest, head, length, upload_id)
                 except DigestInvalid:
                     await self.cancel(upload_id)
                     raise
-                await self._retire(upload_id)
-                return desc
             body = prepend(head, rest)
         current, claim = await self._claim(upload_id, claimed, start)
         try:
@@ -452,8 +475,19 @@ class UploadStore:
         status = await self.create()
         return await self.commit(status.upload_id, digest, body, claimed=0, length=length)
 
-    async def _publish(self, digest: Digest, data: bytes, length: int | None) -> BlobDescriptor:
-        """Verify a blob held in memory, then store and link it (two atomic writes)."""
+    async def _publish(
+        self, digest: Digest, data: bytes, length: int | None, upload_id: str | None = None
+    ) -> BlobDescriptor:
+        """Verify a blob held in memory, then end its upload (if any) and store and link it.
+
+        The upload ends first, in one ``delete`` of its directory (which holds only
+        ``startedat``: no chunk was written), so an unknown upload is refused before
+        anything is stored. A crash or a storage error after it leaves the upload
+        cleanly abandoned: the client's retry is told it is unknown and starts again.
+        Content and link go in one :func:`put_many`: one thread hop and one wait for
+        the disk on the filesystem; a blob already stored is left alone if it holds
+        exactly these bytes (a sound copy), else it is repaired.
+        """
         if length is not None and len(data) != length:
             raise SizeInvalid(f"received {len(data)} bytes, expected {length}")
         if len(data) <= INLINE:
@@ -463,10 +497,15 @@ class UploadStore:
         if sums[digest.algorithm] != digest.hex:
             raise DigestInvalid(f"digest {digest} does not match the uploaded content")
         canonical = Digest(CANONICAL_ALGORITHM, sums[CANONICAL_ALGORITHM])
-        if not await self._stored_soundly(canonical, len(data)):
-            await self.blobs.put(data, canonical)
-            await self._forget_cached(canonical)
-        await self.layers.link(canonical, digest)
+        if upload_id is not None:
+            try:
+                await self.driver.delete(self._path(upload_id))
+            except PathNotFound:
+                raise BlobUploadUnknown(upload_id) from None
+        await put_many(self.driver, [
+            (paths.blob_data_path(canonical), data), *self.layers.link_writes(canonical, digest)
+        ])
+        await self._forget_cached(canonical)
         return BlobDescriptor(digest, len(data))
 
     async def _retire(self, upload_id: str) -> None:
@@ -482,7 +521,11 @@ class UploadStore:
             pass
         except StorageError as exc:  # the blob is published: clean-up must not fail it
             log.warning("could not retire finished upload %s: %s", upload_id, exc)
-        task = asyncio.get_running_loop().create_task(self._remove_quietly(upload_id))
+        self._in_background(self._remove_quietly(upload_id))
+
+    def _in_background(self, work: Coroutine[object, object, None]) -> None:
+        """Run clean-up ``work`` after the response, held until it finishes."""
+        task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -37,6 +37,7 @@ __all__ = [
     "get_many",
     "list_many",
     "put_many",
+    "put_unsynced",
     "roll_back",
 ]
 
@@ -283,6 +284,27 @@ async def put_many(driver: StorageDriver, items: Sequence[tuple[str, bytes]]) ->
 
 
 @runtime_checkable
+class PutsUnsynced(Protocol):
+    """A driver whose durable writes wait for the disk, and that can skip the wait."""
+
+    async def put_unsynced(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """What :func:`put_unsynced` promises, without waiting for the disk."""
+        ...
+
+
+async def put_unsynced(driver: StorageDriver, items: Sequence[tuple[str, bytes]]) -> None:
+    """Write each ``(path, data)`` whole, as ``put_content``, but durable only as far as
+    the process: a reader, and storage after a ``kill -9``, sees each file whole or not
+    at all; after a power cut a file may be missing or empty. Only for files whose
+    readers take a missing or damaged one for "not written" (an upload's bookkeeping).
+    Drivers that cannot tell the two apart (object stores) write them as ``put_content``."""
+    if _has(driver, PutsUnsynced):
+        await cast(PutsUnsynced, driver).put_unsynced(items)
+        return
+    await asyncio.gather(*(driver.put_content(path, data) for path, data in items))
+
+
+@runtime_checkable
 class RollsBack(Protocol):
     """A writer that can discard what it wrote while it still holds the file."""
 
@@ -357,6 +379,9 @@ class CheckedDriver:
 
     async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         await put_many(self.inner, [(check_path(p, self.name), data) for p, data in items])
+
+    async def put_unsynced(self, items: Sequence[tuple[str, bytes]]) -> None:
+        await put_unsynced(self.inner, [(check_path(p, self.name), data) for p, data in items])
 
     async def list_many(self, paths: Sequence[str]) -> builtins.list[builtins.list[str] | None]:
         return await list_many(self.inner, [check_path(p, self.name) for p in paths])
