@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import select
-import socket
 from typing import BinaryIO
 
 from aiohttp import web
@@ -19,7 +18,6 @@ from aiohttp import web
 __all__ = ["send_file", "write_unless_stalled"]
 
 _CHUNK = 64 << 20
-_SNDBUF = 4 << 20
 
 
 async def write_unless_stalled(response: web.StreamResponse, data: bytes, stall: float) -> None:
@@ -53,11 +51,6 @@ async def send_file(
             if transport.is_closing():
                 raise ConnectionResetError("connection lost")
             await asyncio.sleep(0.001)
-        if count > _SNDBUF:
-            # The kernel doubles it (the most a process may ask, net.core.wmem_max, is
-            # 4 MiB by default): fewer wake-ups of the sending thread per body than with
-            # the autotuned buffer, which starts at 16 KiB on every new connection.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SNDBUF)
         fd = os.dup(sock.fileno())
         try:
             await asyncio.get_running_loop().run_in_executor(
