@@ -83,6 +83,23 @@ def test_get_blob_larger_than_a_buffer(client: httpx.Client) -> None:
     assert digest_of(response.content) == digest
 
 
+@pytest.mark.parametrize("size", [(64 << 10) - 1, 64 << 10, (64 << 10) + 1])
+def test_get_blob_around_the_small_body_size(client: httpx.Client, size: int) -> None:
+    """Up to 64 KiB a body is read in one go and written by the event loop, above it
+    goes out by sendfile: both give the whole blob, and a range in either way."""
+    repo = random_repo()
+    data = os.urandom(size)
+    digest = push_blob(client, repo, data)
+    response = client.get(blob_path(repo, digest))
+    assert response.status_code == 200
+    assert_blob_headers(response, digest, size)
+    assert response.content == data
+    response = client.get(blob_path(repo, digest), headers={"Range": "bytes=7-"})
+    assert response.status_code == 206
+    assert response.headers["Content-Range"] == f"bytes 7-{size - 1}/{size}"
+    assert response.content == data[7:]
+
+
 @pytest.mark.parametrize(
     ("range_header", "start", "end"),
     [

@@ -21,6 +21,8 @@ __all__ = ["delete_blob", "get_blob"]
 log = logging.getLogger("dockyard.api")
 
 CACHE_CONTROL = "max-age=31536000"
+SMALL_BODY = 64 << 10
+"""Bodies up to this size are read whole and written by the event loop, not sendfile'd."""
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
@@ -110,6 +112,17 @@ async def _send(
 ) -> None:
     stall = context(request).body_timeout
     path = content.local_path()
+    if path is not None and count <= SMALL_BODY:
+        # One thread hop (open, read, close) instead of two and a sendfile: a config
+        # blob or a signature reaches the client sooner.
+        try:
+            data = await asyncio.to_thread(_read_small, path, offset, count)
+        except FileNotFoundError:
+            raise BlobUnknown(str(content.descriptor.digest)) from None
+        await response.prepare(request)
+        await write_unless_stalled(response, data, stall)
+        await response.write_eof()
+        return
     if path is not None:
         try:
             f = await asyncio.to_thread(open, path, "rb")
@@ -140,6 +153,17 @@ async def _send(
     if remaining:
         raise ConnectionAbortedError(f"blob {content.descriptor.digest} ended {remaining} early")
     await response.write_eof()
+
+
+def _read_small(path: str, offset: int, count: int) -> bytes:
+    """``count`` bytes of the file at ``path`` from ``offset`` (a short file, which only a
+    damaged store has, breaks the connection off as a short sendfile does)."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(count)
+    if len(data) != count:
+        raise ConnectionAbortedError(f"{path} ended {count - len(data)} bytes early")
+    return data
 
 
 async def delete_blob(request: web.Request) -> web.Response:
