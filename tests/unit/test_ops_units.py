@@ -86,6 +86,53 @@ def test_observed_driver_keeps_optional_capabilities() -> None:
     assert not isinstance(ObservedDriver(InMemoryDriver(), observe), AbortsStaleWrites)
 
 
+def test_observed_driver_passes_batches_to_the_driver(tmp_path: Path) -> None:
+    """Batched calls reach a filesystem driver's own batch methods through the wrapper
+    (one thread hop, not one call per path), each batch observed once as its action."""
+    import asyncio
+    import contextlib
+    from collections.abc import Iterator, Sequence
+
+    from dockyard.storage.drivers import base
+    from dockyard.storage.drivers.filesystem import FilesystemDriver
+    from dockyard.storage.drivers.observed import ObservedDriver
+
+    seen: list[str] = []
+    batches: list[int] = []
+
+    class Counting(FilesystemDriver):
+        async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+            batches.append(len(items))
+            await super().put_many(items)
+
+        async def get_many(self, paths: Sequence[str]) -> list[bytes | None]:
+            batches.append(len(paths))
+            return await super().get_many(paths)
+
+    @contextlib.contextmanager
+    def observe(action: str, path: str) -> Iterator[None]:
+        seen.append(action)
+        yield
+
+    driver = ObservedDriver(Counting(str(tmp_path)), observe)
+    for protocol in (base.ListsMany, base.GetsMany, base.StatsMany, base.PutsMany,
+                     base.PutsUnsynced):
+        assert base._has(driver, protocol), protocol
+
+    async def run() -> list[bytes | None]:
+        await base.put_many(driver, [("/a/one", b"1"), ("/a/two", b"22")])
+        await base.put_unsynced(driver, [("/a/three", b"333")])
+        found = await base.get_many(driver, ["/a/one", "/a/two", "/a/none"])
+        assert await base.list_many(driver, ["/a"]) == [["/a/one", "/a/three", "/a/two"]]
+        infos = await base.stat_many(driver, ["/a/two", "/b"])
+        assert infos[0] is not None and infos[0].size == 2 and infos[1] is None
+        return found
+
+    assert asyncio.run(run()) == [b"1", b"22", None]
+    assert batches == [2, 3]
+    assert seen == ["PutContent", "PutContent", "GetContent", "List", "Stat"]
+
+
 def test_storage_timer_observes_each_call_once() -> None:
     """Every driver call is one observation of its action, failed ones too."""
     from dockyard.metrics.driver import storage_timer

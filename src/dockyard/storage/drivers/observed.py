@@ -11,10 +11,11 @@ walk only at its start.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from dockyard.storage.drivers import base
 from dockyard.storage.drivers.base import FileInfo, FileWriter, StorageDriver
 
 __all__ = ["ACTIONS", "ObservedDriver", "Observer"]
@@ -37,6 +38,30 @@ class ObservedDriver:
     def __getattr__(self, name: str) -> Any:
         # Optional capabilities (AbortsStaleWrites...) stay visible through the wrapper.
         return getattr(self.inner, name)
+
+    # The batched calls are methods of the class, not passed through ``__getattr__``:
+    # ``base._has`` checks a driver's class, so without them every batch through this
+    # wrapper fell back to one call per path. Each batch is one observation.
+
+    async def list_many(self, paths: Sequence[str]) -> list[list[str] | None]:
+        with self._observe("List", paths[0] if paths else ""):
+            return await base.list_many(self.inner, paths)
+
+    async def get_many(self, paths: Sequence[str]) -> list[bytes | None]:
+        with self._observe("GetContent", paths[0] if paths else ""):
+            return await base.get_many(self.inner, paths)
+
+    async def stat_many(self, paths: Sequence[str]) -> list[FileInfo | None]:
+        with self._observe("Stat", paths[0] if paths else ""):
+            return await base.stat_many(self.inner, paths)
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        with self._observe("PutContent", items[0][0] if items else ""):
+            await base.put_many(self.inner, items)
+
+    async def put_unsynced(self, items: Sequence[tuple[str, bytes]]) -> None:
+        with self._observe("PutContent", items[0][0] if items else ""):
+            await base.put_unsynced(self.inner, items)
 
     async def get_content(self, path: str) -> bytes:
         with self._observe("GetContent", path):
