@@ -78,8 +78,14 @@ class BlobStore:
     async def put(self, data: bytes, digest: Digest | None = None) -> BlobDescriptor:
         """Store small content directly, atomically (``digest``: already verified sha256)."""
         digest = digest or Digest.of(data)
-        await self.driver.put_content(paths.blob_data_path(digest), data)
+        await self.driver.put_content(*self.content_write(data, digest))
         return BlobDescriptor(digest, len(data))
+
+    @staticmethod
+    def content_write(data: bytes, digest: Digest) -> tuple[str, bytes]:
+        """The file :meth:`put` writes, for a caller that writes it with others
+        (:func:`~dockyard.storage.drivers.base.put_many`)."""
+        return paths.blob_data_path(digest), data
 
     def reader(self, digest: Digest, offset: int = 0) -> AsyncIterator[bytes]:
         return self.driver.reader(paths.blob_data_path(digest), offset)

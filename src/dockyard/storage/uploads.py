@@ -503,7 +503,7 @@ class UploadStore:
             except PathNotFound:
                 raise BlobUploadUnknown(upload_id) from None
         await put_many(self.driver, [
-            (paths.blob_data_path(canonical), data), *self.layers.link_writes(canonical, digest)
+            self.blobs.content_write(data, canonical), *self.layers.link_writes(canonical, digest)
         ])
         await self._forget_cached(canonical)
         return BlobDescriptor(digest, len(data))
