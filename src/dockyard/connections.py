@@ -38,6 +38,7 @@ import logging
 import socket
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -176,6 +177,7 @@ class _Server(web.Server):
         handler_cancellation: bool,
         max_connections: int,
         handler_kwargs: dict[str, Any],
+        on_count: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__(
             handler, request_factory=request_factory, handler_cancellation=handler_cancellation
@@ -184,9 +186,26 @@ class _Server(web.Server):
         self._handler_kwargs = handler_kwargs
         self._max_connections = max_connections
         self._warned = 0.0
+        self._on_count = on_count
+        self._open = 0
 
     def __call__(self) -> RequestHandler:
         return _Handler(self, loop=self._event_loop, **self._handler_kwargs)
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        self._count(1)
+
+    def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
+        # Counted now, though aiohttp forgets the connection only once its handler ends.
+        if handler in self._connections:
+            self._count(-1)
+        super().connection_lost(handler, exc)
+
+    def _count(self, change: int) -> None:
+        self._open += change
+        if self._on_count is not None:
+            self._on_count(self._open)
 
     def admit(self, handler: _Handler) -> bool:
         """Room for ``handler`` (already counted): evict the oldest waiting connection
@@ -215,7 +234,8 @@ class _Server(web.Server):
 class GuardedAppRunner(web.AppRunner):
     """An :class:`aiohttp.web.AppRunner` whose connections keep ``http.limits``.
 
-    ``access_log`` None logs no requests; signals are left to the caller.
+    ``access_log`` None logs no requests; signals are left to the caller; ``on_count``
+    is told the number of open connections whenever it changes.
     """
 
     def __init__(
@@ -226,9 +246,11 @@ class GuardedAppRunner(web.AppRunner):
         access_log: logging.Logger | None,
         shutdown_timeout: float,
         access_log_class: type[AbstractAccessLogger] | None = None,
+        on_count: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__(app, handle_signals=False, shutdown_timeout=shutdown_timeout)
         self._max_connections = limits.max_connections
+        self._on_count = on_count
         # What each connection is made with (aiohttp's defaults for everything else).
         self._handler_kwargs: dict[str, Any] = {
             "keepalive_timeout": limits.header_timeout,
@@ -250,4 +272,5 @@ class GuardedAppRunner(web.AppRunner):
             handler_cancellation=plain.handler_cancellation,
             max_connections=self._max_connections,
             handler_kwargs=self._handler_kwargs,
+            on_count=self._on_count,
         )

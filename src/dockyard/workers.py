@@ -29,6 +29,7 @@ from dockyard.api.app import create_app
 from dockyard.api.context import AppContext
 from dockyard.assembly import Worker, build_context, build_redis_cache
 from dockyard.background import build_lease, start_maintenance_jobs
+from dockyard.balance import BalancedSite, LoadBoard
 from dockyard.config import Config
 from dockyard.connections import GuardedAppRunner
 from dockyard.debugserver import Instruments, build_health, build_metrics, instrument_app
@@ -57,6 +58,7 @@ def supervise(
     """
     children: dict[int, int] = {}
     stopping = False
+    board = LoadBoard(count)  # before the fork: every worker maps the same memory
 
     parent = os.getpid()
 
@@ -70,7 +72,7 @@ def supervise(
                 if debug_sock is not None and own_debug is None:
                     debug_sock.close()
                 code = run_worker(config, secret, sock, Worker(index, count),
-                                  debug_sock=own_debug, metrics_dir=metrics_dir)
+                                  debug_sock=own_debug, metrics_dir=metrics_dir, board=board)
             finally:
                 os._exit(code)
         children[pid] = index
@@ -124,9 +126,11 @@ def die_with_parent(parent: int) -> None:
 def run_worker(
     config: Config, secret: bytes, sock: socket.socket, worker: Worker,
     debug_sock: socket.socket | None = None, metrics_dir: str | None = None,
+    board: LoadBoard | None = None,
 ) -> int:
     """Serve in this process (``worker``) until SIGTERM/SIGINT; the primary worker also
-    runs the instance's periodic jobs."""
+    runs the instance's periodic jobs. With ``board`` (several workers on ``sock``) new
+    connections go to the least loaded worker (:mod:`dockyard.balance`)."""
     try:
         import uvloop
 
@@ -134,13 +138,14 @@ def run_worker(
     except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
         loop_factory = None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(_worker(config, secret, sock, worker, debug_sock, metrics_dir))
+        runner.run(_worker(config, secret, sock, worker, debug_sock, metrics_dir, board))
     return 0
 
 
 async def _worker(
     config: Config, secret: bytes, sock: socket.socket, worker: Worker,
     debug_sock: socket.socket | None = None, metrics_dir: str | None = None,
+    board: LoadBoard | None = None,
 ) -> None:
     instruments = Instruments(metrics=build_metrics(config, metrics_dir),
                               tracing=start_tracing())
@@ -180,6 +185,7 @@ async def _worker(
         access_log=access_log,
         shutdown_timeout=config.http.drain_timeout or 5.0,
         access_log_class=AccessLogger,
+        on_count=None if board is None else functools.partial(board.publish, worker.index),
     )
     await runner.setup()
     # What start-up built (modules, the application, its routes) lives as long as the
@@ -187,7 +193,11 @@ async def _worker(
     # each), which the objects requests leave behind for a while (events) set off.
     gc.collect()
     gc.freeze()
-    site = web.SockSite(runner, sock, ssl_context=server_ssl_context(config.http.tls))
+    ssl_context = server_ssl_context(config.http.tls)
+    site: web.BaseSite = (
+        web.SockSite(runner, sock, ssl_context=ssl_context) if board is None
+        else BalancedSite(runner, sock, board, worker.index, ssl_context=ssl_context)
+    )
     await site.start()
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()

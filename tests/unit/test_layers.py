@@ -33,6 +33,7 @@ LAYER_OF = {
     "dockyard.server": "server",
     "dockyard.assembly": "server",
     "dockyard.listeners": "server",
+    "dockyard.balance": "server",
     "dockyard.uploadsecret": "server",
     "dockyard.workers": "server",
     "dockyard.background": "server",
