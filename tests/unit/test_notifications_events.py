@@ -53,3 +53,18 @@ def test_a_lazy_request_keeps_its_own_id() -> None:
     assert first["request"] == {"id": "one", "addr": "10.0.0.1:1", "host": "reg",
                                 "method": "GET", "useragent": "ua"}
     assert second["request"]["id"] == "two"
+
+
+def test_a_shared_record_follows_the_source() -> None:
+    """The request part kept in a shared record is made again for another source."""
+    shared = RequestRecord("", "10.0.0.1:1", "reg", "GET", "ua", None, "https://reg")
+    record = EventRecord("pull", "a/b", LazyRequest("one", lambda _: shared, None), "blob",
+                         "sha256:" + "4" * 64, 7, "application/octet-stream", timestamp=1.0)
+    other = '{"addr":"there:5000","instanceID":"j"}'
+    first = json.loads(event_line(record, SOURCE, "id-1"))
+    second = json.loads(event_line(record, other, "id-2"))
+    again = json.loads(event_line(record, SOURCE, "id-3"))
+    assert first["source"] == again["source"] == {"addr": "here:5000", "instanceID": "i"}
+    assert second["source"] == {"addr": "there:5000", "instanceID": "j"}
+    assert first["request"] == second["request"] == {
+        "id": "one", "addr": "10.0.0.1:1", "host": "reg", "method": "GET", "useragent": "ua"}

@@ -15,7 +15,9 @@ from dockyard.registry.namespace import Namespace
 __all__ = ["CONTEXT", "AppContext", "UrlSettings", "context"]
 
 
-@dataclass(frozen=True, slots=True)
+# eq=False: compared and hashed by identity (one per application), in C; every
+# notification's client key holds it, and a dataclass's own __hash__ is a Python call.
+@dataclass(frozen=True, slots=True, eq=False)
 class UrlSettings:
     """How Location URLs are built (``http.host``, ``http.relativeurls``, ``http.prefix``)."""
 

@@ -122,12 +122,13 @@ def metrics_middleware(
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         assign(request)
+        method = request.method
         resource = request.match_info.route.resource
-        key = (id(resource), request.method)
+        key = (id(resource), method)
         route = routes.get(key)
         if route is None:
             # promhttp labels methods in lowercase.
-            route = routes[key] = _Route(metrics, route_name(resource), request.method.lower())
+            route = routes[key] = _Route(metrics, route_name(resource), method.lower())
         route.in_flight.value += 1
         start = time.perf_counter()
         status = 500
@@ -138,7 +139,15 @@ def metrics_middleware(
             except Exception as exc:  # failure re-raises what has no answer
                 response = failure(request, exc)
             status = response.status
-            sent = _body_size(request, response)
+            # The body's size, inlined (a call per request): its Content-Length when it
+            # has one (blob bodies may go out by sendfile, around aiohttp's writer),
+            # else what the writer wrote; none for HEAD, 204, 304.
+            if method != "HEAD" and status != 204 and status != 304:
+                length = response.content_length  # a property that works it out
+                if length is not None:
+                    sent = length
+                elif response.prepared:
+                    sent = response.body_length
             return response
         except web.HTTPException as exc:
             status = exc.status
@@ -151,16 +160,3 @@ def metrics_middleware(
 
     return middleware
 
-
-def _body_size(request: web.Request, response: web.StreamResponse) -> int:
-    """Body bytes of a response the handler completed.
-
-    Its ``Content-Length`` when it has one (blob bodies may go out by ``sendfile``,
-    around aiohttp's writer), else what the writer wrote; none for HEAD, 204, 304.
-    """
-    if request.method == "HEAD" or response.status in (204, 304):
-        return 0
-    length = response.content_length  # a property that works it out: read once
-    if length is not None:
-        return length
-    return response.body_length if response.prepared else 0

@@ -26,7 +26,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
@@ -61,6 +61,10 @@ class RequestRecord:
     actor: str | None = None
     base_url: str = ""
     """``scheme://host/prefix`` for ``target.url`` (the request's, as Location headers)."""
+    tail: tuple[str, str] | None = field(default=None, compare=False, repr=False)
+    """``(source, text)``: what follows ``request.id`` in an event from ``source``, made
+    by :func:`event_line` for the first event of the record (shared by a client's
+    requests: once for them all) and kept here."""
 
 
 class LazyRequest:
@@ -148,7 +152,13 @@ class EventIds:
         self._counter = itertools.count(secrets.randbits(40))
 
     def next(self) -> str:
-        return f"{self._head}{next(self._counter) & 0xFF_FFFF_FFFF:010x}"
+        """One id."""
+        return self.take(1)[0]
+
+    def take(self, count: int) -> list[str]:
+        """``count`` ids, in one call (a call per event costs more than making its id)."""
+        head, counter = self._head, self._counter
+        return [f"{head}{next(counter) & 0xFF_FFFF_FFFF:010x}" for _ in range(count)]
 
 
 def source_json(source: SourceRecord) -> str:
@@ -169,14 +179,17 @@ def event_line(
     names, digests, tags, HTTP methods) and hold no character JSON would escape.
     """
     req = record.request
-    client = req.get() if isinstance(req, LazyRequest) else req
+    # LazyRequest.get, inlined (a call per event).
+    client = req._make(req._key) if isinstance(req, LazyRequest) else req
     middle = _action_target(
         record.action, record.kind, record.repository, record.digest, record.size,
         record.media_type, record.tag, record.from_repository, client.base_url, references)
-    tail = _request_tail(client.addr, client.host, client.method, client.useragent,
-                         client.actor, source)
+    tail = client.tail
+    if tail is None or tail[0] is not source:
+        tail = client.tail = (source, _request_tail(
+            client.addr, client.host, client.method, client.useragent, client.actor, source))
     return (f'{{"id":"{event_id}","timestamp":"{rfc3339(record.timestamp)}",{middle},'
-            f'"request":{{"id":{_q(req.id)}{tail}')
+            f'"request":{{"id":{_q(req.id)}{tail[1]}')
 
 
 @functools.lru_cache(maxsize=1024)
@@ -215,12 +228,12 @@ def _url_prefix(base_url: str) -> str:
     return _q(base_url)[:-1]
 
 
-@functools.lru_cache(maxsize=1024)
 def _request_tail(
     addr: str, host: str, method: str, useragent: str, actor: str | None, source: str
 ) -> str:
     """What follows ``request.id`` to the end of the event: the same for every request
-    of a client (its address, host, method, user agent, user), so made once for them."""
+    of a client (its address, host, method, user agent, user), so made once for them
+    (kept in their shared :class:`RequestRecord`)."""
     request = []
     if addr:
         request.append(f',"addr":{_q(addr)}')

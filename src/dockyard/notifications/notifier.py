@@ -155,7 +155,11 @@ class Notifier:
         records, self._queue = self._queue, []
         if not records:
             return
-        lines = [self._line(r) for r in records]
+        source = self._source
+        # Events without a payload (most) are formatted here: a call fewer each.
+        lines = [event_line(r, source, event_id).encode() if r.payload is None
+                 else self._line(r, event_id)
+                 for r, event_id in zip(records, self._ids.take(len(records)), strict=True)]
         for endpoint in self.endpoints:
             if endpoint.filters:
                 accepted = [line for r, line in zip(records, lines, strict=True)
@@ -165,7 +169,7 @@ class Notifier:
             if accepted:
                 await endpoint.add(accepted)
 
-    def _line(self, record: EventRecord) -> bytes:
+    def _line(self, record: EventRecord, event_id: str) -> bytes:
         refs = None
         if record.payload is not None:
             try:
@@ -173,4 +177,4 @@ class Notifier:
                                   separators=(",", ":"))
             except Exception as exc:  # stored manifests parse; never lose the event anyway
                 log.warning("notifications: no references for %s: %s", record.digest, exc)
-        return event_line(record, self._source, self._ids.next(), refs).encode()
+        return event_line(record, self._source, event_id, refs).encode()

@@ -55,7 +55,6 @@ class NotifyingRepository(Repository):
         )
 
     def _blob(self, action: str, desc: BlobDescriptor, from_repository: str = "") -> None:
-        # Made here rather than through _emit: a pull's event is on the request path.
         self._notifier.emit(
             EventRecord(action, self.name, self._request, "blob", str(desc.digest), desc.size,
                         desc.media_type, "", from_repository, None, time.time())
@@ -63,15 +62,25 @@ class NotifyingRepository(Repository):
 
     # -- blobs ------------------------------------------------------------------------
 
+    # Pulls record their event here rather than through _blob: a call fewer on the
+    # request path of the most frequent requests.
+
     async def stat_blob(self, digest: Digest) -> BlobDescriptor:
         # The API stats a blob only to answer a HEAD, which distribution counts as a pull.
         desc = await self._inner.stat_blob(digest)
-        self._blob("pull", desc)
+        self._notifier.emit(
+            EventRecord("pull", self.name, self._request, "blob", str(desc.digest), desc.size,
+                        desc.media_type, "", "", None, time.time())
+        )
         return desc
 
     async def open_blob(self, digest: Digest) -> BlobContent:
         content = await self._inner.open_blob(digest)
-        self._blob("pull", content.descriptor)
+        desc = content.descriptor
+        self._notifier.emit(
+            EventRecord("pull", self.name, self._request, "blob", str(desc.digest), desc.size,
+                        desc.media_type, "", "", None, time.time())
+        )
         return content
 
     async def delete_blob(self, digest: Digest) -> None:
@@ -133,7 +142,13 @@ class NotifyingRepository(Repository):
 
     async def get_manifest(self, reference: str) -> StoredManifest:
         stored = await self._inner.get_manifest(reference)
-        self._manifest("pull", stored.digest, stored.media_type, stored.body, reference)
+        notifier = self._notifier  # as _manifest does, inlined for the pull
+        notifier.emit(
+            EventRecord("pull", self.name, self._request, "manifest", str(stored.digest),
+                        len(stored.body), stored.media_type,
+                        "" if ":" in reference else reference, "",
+                        stored.body if notifier.include_references else None, time.time())
+        )
         return stored
 
     async def put_manifest(

@@ -127,9 +127,12 @@ class DiskSpool(Spool):
         self._tail = segments[-1] if segments else self._cursor[0]
         self._writer: int | None = None
         self._peeked_from = self._cursor
-        # (start, end, line) of the latest lines appended, contiguous up to the end of
-        # the spool: peeked from here when the cursor is at the first one's start.
-        self._mirror: deque[tuple[Position, Position, bytes]] = deque()
+        # (start, end, lines) of the latest batches appended, contiguous up to the end
+        # of the spool: peeked from here when the cursor is at the first one's start.
+        # A batch each, not a line: per-line entries cost the delivery thread more than
+        # the rest of queueing an event.
+        self._mirror: deque[tuple[Position, Position, Sequence[bytes]]] = deque()
+        self._mirrored = 0  # lines in the mirror
         self.pending = self._count()
 
     # -- layout ----------------------------------------------------------------------
@@ -200,21 +203,27 @@ class DiskSpool(Spool):
     def _remember(self, lines: Sequence[bytes], offset: int) -> None:
         """Keep ``lines``, just written at ``offset`` of the tail segment, in the mirror
         (cleared instead when that would exceed its bound: the disk has them)."""
-        mirror = self._mirror
-        if len(mirror) + len(lines) > _MIRROR_EVENTS:
-            mirror.clear()
+        if self._mirrored + len(lines) > _MIRROR_EVENTS:
+            self._mirror.clear()
+            self._mirrored = 0
             return
-        tail = self._tail
-        for line in lines:
-            end = offset + len(line) + 1
-            mirror.append(((tail, offset), (tail, end), line))
-            offset = end
+        end = offset + sum(map(len, lines)) + len(lines)
+        self._mirror.append(((self._tail, offset), (self._tail, end), lines))
+        self._mirrored += len(lines)
 
     def _forget(self) -> None:
         """Drop from the mirror the lines behind the cursor."""
         mirror, cursor = self._mirror, self._cursor
         while mirror and mirror[0][1] <= cursor:
-            mirror.popleft()
+            self._mirrored -= len(mirror.popleft()[2])
+        if mirror and mirror[0][0] < cursor:  # a batch delivered in part: keep the rest
+            (segment, offset), end, lines = mirror[0]
+            done = 0
+            while (segment, offset) < cursor:
+                offset += len(lines[done]) + 1
+                done += 1
+            mirror[0] = ((segment, offset), end, lines[done:])
+            self._mirrored -= done
 
     def _rotate(self) -> None:
         if self._writer is not None:
@@ -233,8 +242,20 @@ class DiskSpool(Spool):
             self._peeked_from = self._cursor
             mirror = self._mirror
             if mirror and mirror[0][0] == self._cursor:
-                taken = [entry for _, entry in zip(range(limit), mirror, strict=False)]
-                return [line for _, _, line in taken], taken[-1][1]
+                taken: list[bytes] = []
+                position = self._cursor
+                for start, end, lines in mirror:
+                    room = limit - len(taken)
+                    if len(lines) <= room:
+                        taken.extend(lines)
+                        position = end
+                    else:  # the batch's first ``room`` lines, and where they end
+                        part = lines[:room]
+                        taken.extend(part)
+                        position = (start[0], start[1] + sum(map(len, part)) + room)
+                    if len(taken) >= limit:
+                        break
+                return taken, position
             return self._read(limit)
 
     def _read(self, limit: int, start: Position | None = None) -> tuple[list[bytes], Position]:
