@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +227,24 @@ def test_concurrent_writes_share_a_transaction_and_fail_alone(tmp_path: Path) ->
     asyncio.run(run())
     # 21 writes (and 20 reads) in far fewer thread hops than one transaction each.
     assert len(commits) < 30
+
+
+def test_a_lone_failing_write_leaves_nothing(tmp_path: Path) -> None:
+    """A write committed alone (no savepoint) is all-or-nothing too: its first statement
+    is undone when the second fails, and the next write works."""
+    db = SqliteDatabase(str(tmp_path / "index.db"))
+
+    async def run() -> None:
+        await db.write([Stmt("CREATE TABLE t (k TEXT PRIMARY KEY)"),
+                        Stmt("INSERT INTO t (k) VALUES ('a')")])
+        with pytest.raises(sqlite3.IntegrityError):
+            await db.write([Stmt("INSERT INTO t (k) VALUES ('b')"),
+                            Stmt("INSERT INTO t (k) VALUES ('a')")])
+        await db.write([Stmt("INSERT INTO t (k) VALUES ('c')")])
+        assert await db.fetch("SELECT k FROM t ORDER BY k") == [("a",), ("c",)]
+        await db.aclose()
+
+    asyncio.run(run())
 
 
 def test_writers_of_one_file_take_turns_on_the_writer_lock(tmp_path: Path) -> None:

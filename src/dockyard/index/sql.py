@@ -55,11 +55,15 @@ def catalog_sort_key(name: str) -> str:
 
 
 def _upsert_repository(name: str, has_tags: bool, now: float | None) -> Stmt:
+    """The repository's row; with ``has_tags`` (a tag is written in the same
+    transaction) its ``tag_version`` changes too, in this one statement."""
     return Stmt(
         "INSERT INTO repositories (name, sort_key, has_tags, pushed_at, tag_version) "
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
         "has_tags = CASE WHEN excluded.has_tags = 1 THEN 1 ELSE repositories.has_tags END, "
-        "pushed_at = COALESCE(excluded.pushed_at, repositories.pushed_at)",
+        "pushed_at = COALESCE(excluded.pushed_at, repositories.pushed_at), "
+        "tag_version = CASE WHEN excluded.has_tags = 1 THEN excluded.tag_version "
+        "ELSE repositories.tag_version END",
         (name, catalog_sort_key(name), int(has_tags), now, _token()),
     )
 
@@ -217,11 +221,11 @@ class SqlIndex:
         now = record.pushed_at if record.pushed_at is not None else time.time()
         if record.pushed_at is None:
             record = dataclasses.replace(record, pushed_at=now)
+        # With a tag, the repository's upsert also changes its tag_version.
         stmts = [_upsert_repository(repository, tag is not None, now),
                  *_manifest_stmts(repository, record)]
         if tag is not None:
             stmts.append(Stmt(_UPSERT_TAG, (repository, tag, str(record.digest), now)))
-            stmts.append(_tags_changed(repository))
         await self.db.write(stmts)
 
     async def tag_deleted(self, repository: str, tag: str) -> None:
