@@ -39,7 +39,6 @@ from dockyard.assembly import (
 from dockyard.config import Config, refuse_unknown_keys
 from dockyard.listeners import bind_debug, bind_listener
 from dockyard.logs import setup_logging
-from dockyard.malloc import limit_arenas
 from dockyard.notifying import check_spool
 from dockyard.storage.drivers.factory import create_driver
 from dockyard.tls import server_ssl_context
@@ -73,7 +72,6 @@ def serve(
     With ``strict``, unknown configuration keys (logged like every warning) refuse
     the start with a ConfigError.
     """
-    limit_arenas()  # before any thread: inherited by the index child and the workers
     setup_logging(config.log.level, config.log.formatter, config.log.fields)
     for warning in warnings:
         log.warning("config: %s", warning)
