@@ -51,9 +51,11 @@ __all__ = [
 
 log = logging.getLogger("dockyard.proxy")
 
-# Held from the clients until the digest matched (one upstream chunk).
+# Held from the clients until the digest matched.
 HOLD_BACK = 1 << 20
-_READ = 1 << 20
+# A reader's pread from the spool: the response holds one or two of them while the
+# client receives (1 MiB each cost a worker 4-5 MiB more at a cold fetch's peak).
+_READ = 256 << 10
 # Beside distribution's /scheduler-state.json, outside the layout it reads.
 CLAIMS_ROOT = "/proxy-fills"
 # How often a process that lost the claim looks for the blob (the winner's lease is

@@ -50,7 +50,7 @@ from dockyard.manifest import Manifest, parse_manifest
 from dockyard.metadata import MetadataIndex, Page
 from dockyard.names import is_valid_repository_name, is_valid_tag
 from dockyard.proxy.fill import BlobFill, FillingBlob, claim_fill, release_claim, verify
-from dockyard.proxy.remote import RemoteManifest, UpstreamNotFound, UpstreamUnavailable
+from dockyard.proxy.remote import CHUNK, RemoteManifest, UpstreamNotFound, UpstreamUnavailable
 from dockyard.proxy.routes import Upstream, mark_stale, proxy_middleware, route, warn_if_stale
 from dockyard.proxy.scheduler import BLOB, MANIFEST, Entry, TTLScheduler
 from dockyard.registry.namespace import BlobContent, Namespace, RegistryOptions, Repository
@@ -247,7 +247,11 @@ class ProxyRepository(Repository):
             async with self.remote.blob(self.remote_name, digest) as blob:
                 # Without a size the response cannot announce one: clients wait for the end.
                 chunks = blob.chunks if blob.size is None else fill.tee(blob.chunks, blob.size)
-                await uploads.commit(status.upload_id, digest, chunks, claimed=0, length=blob.size)
+                # Written as the download's chunks come (no gathering into bigger
+                # batches): the fill's memory stays a few chunks.
+                await uploads.commit(
+                    status.upload_id, digest, chunks, claimed=0, length=blob.size, batch=CHUNK
+                )
         except BaseException:
             await _cancel(uploads, status)
             raise

@@ -30,6 +30,7 @@ from dockyard.metadata import Page
 from dockyard.proxy.auth import UpstreamAuth
 
 __all__ = [
+    "CHUNK",
     "MANIFEST_ACCEPT",
     "RemoteBlob",
     "RemoteManifest",
@@ -42,7 +43,10 @@ __all__ = [
 MANIFEST_ACCEPT = ", ".join(
     (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_SCHEMA2, f"{SCHEMA1_SIGNED};q=0.5")
 )
-_CHUNK = 1 << 20
+# A blob download's chunks. Each costs its consumers a thread hop or two (spool, hash,
+# write), and a fill keeps a few of them in flight: 1 MiB chunks cost a cold fetch's
+# worker 5-10 MiB more at its peak, for no more speed (benchmarks/README.md, Peak RSS).
+CHUNK = 256 << 10
 _TIMEOUT = aiohttp.ClientTimeout(total=None, connect=15, sock_connect=15, sock_read=120)
 
 
@@ -219,16 +223,18 @@ async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
 
 
 async def _stream(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    """The body in chunks of about :data:`_CHUNK` (the socket hands over far smaller
-    pieces; each chunk costs its consumers a hop to a thread or two)."""
-    pending = bytearray()
+    """The body in chunks of about :data:`CHUNK` (the socket hands over smaller pieces)."""
+    pending: list[bytes] = []
+    gathered = 0
     try:
-        async for piece in response.content.iter_chunked(_CHUNK):
-            pending += piece
-            if len(pending) >= _CHUNK:
-                yield bytes(pending)
+        async for piece in response.content.iter_chunked(CHUNK):
+            pending.append(piece)
+            gathered += len(piece)
+            if gathered >= CHUNK:
+                yield b"".join(pending)
                 pending.clear()
+                gathered = 0
         if pending:
-            yield bytes(pending)
+            yield b"".join(pending)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         raise UpstreamUnavailable(f"upstream blob download failed: {exc}") from None

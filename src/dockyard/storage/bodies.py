@@ -65,22 +65,24 @@ async def feed(
     length: int | None,
     *,
     final: bool,
+    batch: int = BATCH,
 ) -> int:
-    """Write and hash ``body``; the number of bytes it held."""
+    """Write and hash ``body`` in batches of about ``batch`` bytes (the chunks in flight
+    hold a few of them); the number of bytes it held."""
     received = 0
-    batch: list[bytes] = []
+    gathered: list[bytes] = []
     batched = 0
     async for chunk in body or empty_body():
-        batch.append(chunk)
+        gathered.append(chunk)
         batched += len(chunk)
-        if batched >= BATCH:
-            data = b"".join(batch)
-            batch.clear()
+        if batched >= batch:
+            data = b"".join(gathered)
+            gathered.clear()
             batched = 0
             await asyncio.gather(hashes.update(data), writer.write(data))
             received += len(data)
-    if batch:
-        data = b"".join(batch)
+    if gathered:
+        data = b"".join(gathered)
         await asyncio.gather(hashes.update(data), writer.write(data))
         received += len(data)
     await hashes.settle()

@@ -287,9 +287,10 @@ class UploadStore:
         *,
         final: bool,
         algorithms: tuple[str, ...] = SUPPORTED_ALGORITHMS,
+        batch: int = BATCH,
     ) -> tuple[UploadStatus, RunningHashes]:
         """Write ``body`` from ``current.offset`` (under the caller's claim), hashed
-        with ``algorithms``."""
+        with ``algorithms``, in batches of ``batch`` bytes (see :func:`feed`)."""
         upload_id = current.upload_id
         data_path = self._path(upload_id, paths.upload_data_path)
         # The states and the data are opened together (one wait instead of two).
@@ -316,7 +317,7 @@ class UploadStore:
                 f"the upload's data ends before its acknowledged offset {current.offset}"
             ) from None
         try:
-            received = await feed(writer, body, hashes, length, final=final)
+            received = await feed(writer, body, hashes, length, final=final, batch=batch)
         except BaseException:
             # Nothing past the acknowledged offset may count: cut it off now (the
             # next request would anyway, when it opens the data at that offset).
@@ -346,8 +347,10 @@ class UploadStore:
         claimed: int | None,
         start: int | None = None,
         length: int | None = None,
+        batch: int = BATCH,
     ) -> BlobDescriptor:
-        """Append the last chunk (if any), verify ``digest``, and publish the blob."""
+        """Append the last chunk (if any), verify ``digest``, and publish the blob
+        (``body`` written in batches of ``batch`` bytes, see :func:`feed`)."""
         if body is not None and claimed == 0 and not start and (length or 0) <= BATCH:
             # The whole blob in this one request: maybe small enough to skip the data file.
             head, rest = await read_up_to(body, BATCH)
@@ -360,7 +363,7 @@ class UploadStore:
             body = prepend(head, rest)
         current, claim = await self._claim(upload_id, claimed, start)
         try:
-            return await self._finish(current, digest, body, length)
+            return await self._finish(current, digest, body, length, batch)
         finally:
             await claim.finish()
 
@@ -370,12 +373,15 @@ class UploadStore:
         digest: Digest,
         body: AsyncIterator[bytes] | None,
         length: int | None,
+        batch: int,
     ) -> BlobDescriptor:
         upload_id = current.upload_id
         # The last chunk saves no state to resume from: only the digests checked now are
         # needed (hashing sha512 too would halve the speed of a sha256 upload).
         needed = tuple(dict.fromkeys((CANONICAL_ALGORITHM, digest.algorithm)))
-        status, hashes = await self._append(current, body, length, final=True, algorithms=needed)
+        status, hashes = await self._append(
+            current, body, length, final=True, algorithms=needed, batch=batch
+        )
         if hashes.hexdigest(digest.algorithm) != digest.hex:
             await self.cancel(upload_id)
             raise DigestInvalid(f"digest {digest} does not match the uploaded content")
