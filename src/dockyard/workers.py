@@ -86,6 +86,9 @@ def supervise(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # What the imports built is shared with the workers: frozen, a worker's collections
+    # never walk it, which would write to each object and copy its page into the worker.
+    gc.freeze()
     for index in range(count):
         spawn(index)
     code = 0

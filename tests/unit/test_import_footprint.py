@@ -16,9 +16,8 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
-# Loaded only by the features that need them (bcrypt, 0.5 MiB, comes with htpasswd's
-# module, which the API imports).
-OPTIONAL = ("cryptography", "jwt", "redis", "prometheus_client", "opentelemetry",
+# Loaded only by the features that need them.
+OPTIONAL = ("bcrypt", "cryptography", "jwt", "redis", "prometheus_client", "opentelemetry",
             "botocore", "aiobotocore", "azure", "google", "asyncpg")
 
 

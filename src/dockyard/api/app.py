@@ -16,7 +16,6 @@ from dockyard.api.errors import ErrorCode, RegistryError, error_response, from_d
 from dockyard.api.openapi import OPENAPI_PATH, openapi_handler
 from dockyard.api.requestid import REQUEST_ID, RequestIds
 from dockyard.auth import AccessController, AuthChallenge
-from dockyard.auth.htpasswd import HtpasswdAccessController
 from dockyard.auth.silly import SillyAccessController
 from dockyard.errors import RegistryFault, StorageError
 from dockyard.ui import UISettings, ui_routes
@@ -96,16 +95,20 @@ def _ui_settings(ctx: AppContext) -> UISettings:
     access: AccessController | None = ctx.access
     auth: Literal["none", "basic", "token"] = "none"
     realm = service = ""
-    if isinstance(access, HtpasswdAccessController):
-        auth = "basic"
-    elif access is not None:
-        # Imported only when some auth is on: the token module loads jwt and cryptography
-        # (several MiB in every process), and with token auth it is loaded already.
-        from dockyard.auth.token import TokenAccessController
+    # Imported only when that auth is on (and so loaded already): the htpasswd module
+    # loads bcrypt (0.7 MiB), the token module jwt and cryptography (several MiB), in
+    # every process.
+    if access is not None:
+        from dockyard.auth.htpasswd import HtpasswdAccessController
 
-        if isinstance(access, TokenAccessController | SillyAccessController):
-            auth = "token"
-            realm, service = access.realm, access.service
+        if isinstance(access, HtpasswdAccessController):
+            auth = "basic"
+        else:
+            from dockyard.auth.token import TokenAccessController
+
+            if isinstance(access, TokenAccessController | SillyAccessController):
+                auth = "token"
+                realm, service = access.realm, access.service
     return UISettings(
         prefix=ctx.urls.prefix,
         delete_enabled=ctx.namespace.options.delete_enabled,
