@@ -10,6 +10,7 @@ import contextlib
 import os
 import re
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,55 @@ def group_peak_rss_mib(pgid: int | None) -> float:
                 if line.startswith("VmHWM:"):
                     peak = max(peak, int(line.split()[1]))
     return peak / 1024
+
+
+def group_pss_mib(pgid: int) -> float:
+    """Sum of the group's proportional set sizes (``Pss`` of /proc/<pid>/smaps_rollup),
+    in MiB: a page shared by the supervisor and its workers counts once over them all."""
+    total = 0
+    for pid in process_group(pgid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+    return total / 1024
+
+
+def server_kind(label: str) -> str:
+    """The server a process label names: ``dockyard (on)`` -> ``dockyard``."""
+    return next((kind for kind in LABELS if label == kind or label.startswith(kind + " ")),
+                label)
+
+
+class PssSampler:
+    """The peak, per label, of :func:`group_pss_mib` of a server's process group,
+    sampled every ``interval`` seconds by a thread while a group runs (VmHWM is kept by
+    the kernel per process; a sum over processes has no such counter)."""
+
+    def __init__(self, servers: list[tuple[str, int]], interval: float = 0.25) -> None:
+        self.servers = servers
+        self.interval = interval
+        self.peaks = {label: 0.0 for label, _ in servers}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pss-sampler", daemon=True)
+
+    def __enter__(self) -> PssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def _sample(self) -> None:
+        for label, pgid in self.servers:
+            self.peaks[label] = max(self.peaks[label], group_pss_mib(pgid))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
 
 
 class Server:

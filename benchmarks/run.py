@@ -54,7 +54,17 @@ from tests.support.servers import DISTRIBUTION_BINARY  # noqa: E402
 from bench_blobs import BlobsGroup  # noqa: E402
 from bench_ceph import CephGroup  # noqa: E402
 from bench_ceph import missing_dependencies as ceph_missing  # noqa: E402
-from bench_core import LABELS, Row, Sample, describe_workers, fmt, log, parse_size  # noqa: E402
+from bench_core import (  # noqa: E402
+    LABELS,
+    PssSampler,
+    Row,
+    Sample,
+    describe_workers,
+    fmt,
+    log,
+    parse_size,
+    server_kind,
+)
 from bench_images import ImagesGroup  # noqa: E402
 from bench_manifests import ManifestsGroup  # noqa: E402
 from bench_ops import OpsGroup  # noqa: E402
@@ -90,7 +100,42 @@ async def bench_group(group: Group, args: argparse.Namespace, results: Results) 
                 f"{row.key} {samples[row.key].value:,.1f}" for row in rows))
 
 
-def report(groups: list[Group], results: Results, rss: dict[str, dict[str, float]],
+Memory = dict[str, dict[str, float]]  # group -> server label -> MiB
+
+
+def group_pss(group: Group, sampled: dict[str, float]) -> dict[str, float]:
+    """The sampled PSS peaks of ``group``'s processes under its ``peak_rss`` labels (the
+    s3 and ceph groups run several instances of a server: the largest one counts)."""
+    return {label: max((mib for name, mib in sampled.items()
+                        if name == label or name.startswith(label + " (")), default=0.0)
+            for label in group.peak_rss()}
+
+
+def memory_lines(rss: Memory, pss: Memory) -> list[str]:
+    """Peak RSS per group and over the whole run, with the summed PSS beside it."""
+    def per_group(figures: Memory) -> str:
+        return "; ".join(f"{name}: " + ", ".join(f"{label} {mib:.0f} MiB"
+                                                   for label, mib in per.items())
+                         for name, per in figures.items())
+
+    def whole_run(figures: Memory) -> str:
+        peaks: dict[str, float] = {}
+        for per in figures.values():
+            for label, mib in per.items():
+                kind = server_kind(label)
+                peaks[kind] = max(peaks.get(kind, 0.0), mib)
+        return ", ".join(f"{kind} {mib:.0f} MiB" for kind, mib in peaks.items())
+
+    return [
+        "peak RSS of the largest server process (VmHWM): " + per_group(rss),
+        "peak of the summed PSS of a server's processes (dockyard's supervisor and workers; "
+        "sampled every 0.25 s): " + per_group(pss),
+        f"peak RSS over the whole run (largest process, any group): {whole_run(rss)}; "
+        f"summed PSS: {whole_run(pss)}",
+    ]
+
+
+def report(groups: list[Group], results: Results, rss: Memory, pss: Memory,
            args: argparse.Namespace, registry_version: str) -> str:
     a, b = LABELS
     rows = [row for g in groups for row in g.rows()]
@@ -128,9 +173,7 @@ def report(groups: list[Group], results: Results, rss: dict[str, dict[str, float
         notes = group.notes(results)
         if notes:
             lines += ["", *notes]
-    lines += ["", "peak RSS of the largest server process: " + "; ".join(
-        f"{name}: " + ", ".join(f"{label} {mib:.0f} MiB" for label, mib in per.items())
-        for name, per in rss.items())]
+    lines += ["", *memory_lines(rss, pss)]
     return "\n".join(lines)
 
 
@@ -273,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="dockyard-bench-", dir=args.dir))
     secret = secrets.token_hex(32)
     results: Results = {label: {} for label in LABELS}
-    rss: dict[str, dict[str, float]] = {}
+    rss: Memory = {}
+    pss: Memory = {}
     done: list[Group] = []
     group: Group | None = None
     try:
@@ -293,18 +337,21 @@ def main(argv: list[str] | None = None) -> int:
                     for label, proc in current.processes():
                         log(f"  {label} on {proc.url}, config {proc.config_path}")
                     log(f"== {name}: ready after {time.perf_counter() - t0:.1f} s (not timed)")
-                    runner.run(bench_group(current, args, results))
+                    with PssSampler([(label, proc.pid)
+                                     for label, proc in current.processes()]) as sampler:
+                        runner.run(bench_group(current, args, results))
                     rss[name] = current.peak_rss()
+                    pss[name] = group_pss(current, sampler.peaks)
                 done.append(current)
                 group = None
-        text = report(done, results, rss, args, registry_version)
+        text = report(done, results, rss, pss, args, registry_version)
         print(text, flush=True)
         if args.json:
             args.json.write_text(json.dumps(
                 {"args": {k: str(v) for k, v in vars(args).items()},
                  "results": {label: {k: [vars(s) for s in v] for k, v in per.items()}
                              for label, per in results.items()},
-                 "peak_rss_mib": rss}, indent=1))
+                 "peak_rss_mib": rss, "peak_pss_sum_mib": pss}, indent=1))
         return 0
     except KeyboardInterrupt:
         log("interrupted")
