@@ -4,6 +4,7 @@ schedule format, and how a fill streams to its readers."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import textwrap
@@ -15,7 +16,8 @@ import pytest
 
 from dockyard.config import ConfigError, load_config
 from dockyard.digest import Digest
-from dockyard.errors import DigestInvalid
+from dockyard.errors import BackendUnavailable, DigestInvalid
+from dockyard.proxy import fill as fill_module
 from dockyard.proxy.auth import parse_challenge
 from dockyard.proxy.fill import HOLD_BACK, BlobFill, verify
 from dockyard.proxy.remote import RemoteRegistry
@@ -259,6 +261,25 @@ def test_a_fill_of_wrong_bytes_breaks_its_readers_off() -> None:
         with pytest.raises(DigestInvalid):
             await _rest(reader)
         with pytest.raises(DigestInvalid):  # a reader that comes later fails at once
+            await anext(fill.reader())
+
+    asyncio.run(scenario())
+
+
+def test_a_spool_that_cannot_be_written_fails_the_fill(monkeypatch: pytest.MonkeyPatch) -> None:
+    def disk_full(*_args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fill_module, "_write_all", disk_full)
+    data = os.urandom(HOLD_BACK + (1 << 20))
+
+    async def scenario() -> None:
+        release = asyncio.Event()
+        release.set()
+        fill = await _fill_of(data, Digest.of(data), release)
+        with pytest.raises(BackendUnavailable, match="spool"):
+            await fill.task
+        with pytest.raises(BackendUnavailable):  # its readers fail too, nothing is served
             await anext(fill.reader())
 
     asyncio.run(scenario())

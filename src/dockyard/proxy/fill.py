@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
 import tempfile
 import weakref
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +38,7 @@ from typing import Any
 from dockyard.digest import Digest
 from dockyard.errors import BackendUnavailable, DigestInvalid, StorageError
 from dockyard.registry.namespace import BlobContent
+from dockyard.serial import SerialLane
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver
 from dockyard.storage.uploadclaims import ChunkClaim, OffsetBusy
 
@@ -56,6 +59,8 @@ HOLD_BACK = 1 << 20
 # A reader's pread from the spool: the response holds one or two of them while the
 # client receives (1 MiB each cost a worker 4-5 MiB more at a cold fetch's peak).
 _READ = 256 << 10
+# Chunks queued for the spool's writing thread while the download goes on.
+_SPOOL_QUEUED = 2
 # Beside distribution's /scheduler-state.json, outside the layout it reads.
 CLAIMS_ROOT = "/proxy-fills"
 # How often a process that lost the claim looks for the blob (the winner's lease is
@@ -94,21 +99,33 @@ class BlobFill:
         self._changed = asyncio.Event()
 
     async def tee(self, chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
-        """``chunks`` (``size`` bytes), each spooled for the readers before it is passed on."""
+        """``chunks`` (``size`` bytes), each passed on once queued for the spool (a
+        thread writes it meanwhile; readers see it once written)."""
         try:
             spool = await asyncio.to_thread(_Spool)
         except OSError as exc:
             raise BackendUnavailable(f"cannot create the download's spool file: {exc}") from None
         self._spool, self.size = spool, size
         self._notify()
+        lane = SerialLane()
+        pending: deque[asyncio.Future[None]] = deque()
+        queued = 0
         async for chunk in chunks:
-            try:
-                await asyncio.to_thread(_write_all, spool.fd, chunk, self._written)
-            except OSError as exc:  # a full disk, typically
-                raise BackendUnavailable(f"cannot write the download's spool: {exc}") from None
-            self._written += len(chunk)
-            self._notify()
+            while len(pending) >= _SPOOL_QUEUED:
+                await _spooled(pending.popleft())
+            # The call holds the spool, so its descriptor stays open until it ran.
+            written = lane.submit(_write_all, spool, chunk, queued)
+            queued += len(chunk)
+            written.add_done_callback(functools.partial(self._spooled_to, queued))
+            pending.append(written)
             yield chunk
+        while pending:
+            await _spooled(pending.popleft())
+
+    def _spooled_to(self, end: int, written: asyncio.Future[None]) -> None:
+        if not written.cancelled() and written.exception() is None:
+            self._written = end
+            self._notify()
 
     async def streaming(self) -> bool:
         """Wait until the bytes flow (True) or the fill ended without a spool (False:
@@ -146,11 +163,18 @@ class BlobFill:
                 await changed.wait()
 
 
-def _write_all(fd: int, data: bytes, offset: int) -> None:
+def _write_all(spool: _Spool, data: bytes, offset: int) -> None:
     view = memoryview(data)
     while view:
-        written = os.pwrite(fd, view, offset)
+        written = os.pwrite(spool.fd, view, offset)
         view, offset = view[written:], offset + written
+
+
+async def _spooled(written: asyncio.Future[None]) -> None:
+    try:
+        await written
+    except OSError as exc:  # a full disk, typically
+        raise BackendUnavailable(f"cannot write the download's spool: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)

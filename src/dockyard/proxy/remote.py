@@ -43,10 +43,10 @@ __all__ = [
 MANIFEST_ACCEPT = ", ".join(
     (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_SCHEMA2, f"{SCHEMA1_SIGNED};q=0.5")
 )
-# A blob download's chunks. Each costs its consumers a thread hop or two (spool, hash,
-# write), and a fill keeps a few of them in flight: 1 MiB chunks cost a cold fetch's
-# worker 5-10 MiB more at its peak, for no more speed (benchmarks/README.md, Peak RSS).
-CHUNK = 256 << 10
+# A blob download's chunks. A fill keeps a few in flight (spool, hash, write), and each
+# costs its consumers thread hops: 1 MiB chunks cost a cold fetch's worker about 10 MiB
+# more at its peak than these, 256 KiB ones 20% more CPU (benchmarks/README.md, Peak RSS).
+CHUNK = 512 << 10
 _TIMEOUT = aiohttp.ClientTimeout(total=None, connect=15, sock_connect=15, sock_read=120)
 
 
