@@ -16,9 +16,10 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
-# Loaded only by the features that need them.
+# Loaded only by the features that need them (decimal: Go's float format for schema1
+# manifests; difflib: suggestions for a mistyped config key).
 OPTIONAL = ("bcrypt", "cryptography", "jwt", "redis", "prometheus_client", "opentelemetry",
-            "botocore", "aiobotocore", "azure", "google", "asyncpg")
+            "botocore", "aiobotocore", "azure", "google", "asyncpg", "decimal", "difflib")
 
 
 def _loaded_after(code: str) -> set[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -74,6 +73,8 @@ def unread_key(path: KeyPath, where: str, known: Iterable[str]) -> str:
         )
     key = str(path[-1])
     candidates = sorted({*known, *distribution_siblings(path[:-1])})
+    import difflib  # only for a config with an unknown key (0.2 MiB in every process)
+
     close = difflib.get_close_matches(key, candidates, n=3)
     # Typos seldom touch the first letters: "adress" means "addr", not "headers".
     near = max(close, key=lambda c: _shared_prefix(c, key), default="")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
 from typing import Any
 
 __all__ = [
@@ -143,6 +142,10 @@ def _number(value: float | int) -> str:
         raise ValueError(f"unsupported value: {value!r}")
     if number == 0:
         return "-0" if math.copysign(1.0, number) < 0 else "0"
+    # Imported here: decimal costs every process 0.35 MiB, and only marshal() (schema1's
+    # signatures) comes this way.
+    from decimal import Decimal
+
     shortest = Decimal(repr(number)).normalize()
     magnitude = abs(number)
     if 1e-6 <= magnitude < 1e21:
