@@ -6,10 +6,15 @@ route, fails here.
 
 from __future__ import annotations
 
+import asyncio
+import json
+from typing import Any, cast
+
+from aiohttp import web
 from openapi_spec_validator import validate
 from tests.support.routes import router_routes
 
-from dockyard.api.openapi import OPENAPI_PATH, document
+from dockyard.api.openapi import OPENAPI_PATH, document, openapi_handler
 
 _METHODS = {"get", "head", "post", "put", "patch", "delete", "options", "trace"}
 
@@ -49,3 +54,15 @@ def test_operation_ids_are_unique() -> None:
         if method in _METHODS
     ]
     assert len(ids) == len(set(ids))
+
+
+def test_the_handler_serves_the_document_below_its_prefix() -> None:
+    async def served(prefix: str) -> Any:
+        handler = openapi_handler(prefix)
+        first, again = [await handler(cast(web.Request, None)) for _ in range(2)]
+        assert isinstance(first.body, bytes) and first.body == again.body
+        return json.loads(first.body)
+
+    assert asyncio.run(served("")) == json.loads(json.dumps(document()))
+    assert asyncio.run(served("/registry/")) == {
+        **json.loads(json.dumps(document())), "servers": [{"url": "/registry"}]}

@@ -1,12 +1,15 @@
 """``/dockyard/v1/openapi.json``: the OpenAPI 3 description of the whole HTTP API.
 
 The document is ``openapi.yaml`` beside this module (package data), read and
-rendered as JSON once, when the application is built. Below an ``http.prefix`` its
+rendered as JSON once, at the first request for it: parsing it when the application
+was built grew every worker's heap by about 1.8 MiB for a page few clients ask for.
+Below an ``http.prefix`` its
 ``servers`` names the prefix, so tools that read it send requests where the routes are.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -30,12 +33,18 @@ def document() -> dict[str, Any]:
 
 def openapi_handler(prefix: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     """The GET/HEAD handler serving the document for routes below ``prefix``."""
+    rendered: list[bytes] = []
+
+    async def get_openapi(request: web.Request) -> web.Response:
+        if not rendered:  # two first requests at once both render it: harmless
+            rendered.append(await asyncio.to_thread(_render, prefix))
+        return web.Response(body=rendered[0], content_type="application/json")
+
+    return get_openapi
+
+
+def _render(prefix: str) -> bytes:
     doc = document()
     if prefix.strip("/"):
         doc["servers"] = [{"url": "/" + prefix.strip("/")}]
-    body = json.dumps(doc, separators=(",", ":")).encode()
-
-    async def get_openapi(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="application/json")
-
-    return get_openapi
+    return json.dumps(doc, separators=(",", ":")).encode()
