@@ -17,7 +17,9 @@ import contextlib
 import logging
 import os
 import pickle
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 
 from dockyard import __version__
@@ -101,13 +103,13 @@ def serve(
         return run_worker(config, secret, sock, Worker(), debug_sock=debug_sock)
     if debug_sock is None or not config.http.debug.prometheus.enabled:
         return supervise(config, secret, sock, count, debug_sock)
-    from dockyard.metrics.multiproc import prepare_snapshot_dir, remove_snapshot_dir
-
-    metrics_dir = prepare_snapshot_dir()  # where the workers' metrics meet for one scrape
+    # Where the workers' metrics meet for one scrape. Made here: dockyard.metrics loads
+    # prometheus_client (2.3 MiB), which only the workers use.
+    metrics_dir = tempfile.mkdtemp(prefix="dockyard-metrics-")
     try:
         return supervise(config, secret, sock, count, debug_sock, metrics_dir)
     finally:
-        remove_snapshot_dir(metrics_dir)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _describe_storage(config: Config) -> str:

@@ -11,7 +11,8 @@ that is off is not wrapped in and costs nothing):
   (``registry_storage_action_seconds``);
 - :mod:`~.cache`: ``cache_counts``, where the cache counts lookups
   (``registry_storage_cache_*``);
-- :mod:`~.exposition`: one scrape's text; :mod:`~.multiproc`: ``--workers N``.
+- :mod:`~.exposition`: one scrape's text (with ``--workers N``, of every worker's
+  snapshot in the directory the supervisor made).
 
 The server imports this package only when metrics are on.
 """
