@@ -100,6 +100,29 @@ def test_get_blob_around_the_small_body_size(client: httpx.Client, size: int) ->
     assert response.content == data[7:]
 
 
+def test_get_blob_partly_out_of_the_page_cache(
+    registry: RegistryProcess, client: httpx.Client
+) -> None:
+    """dockyard sends the pages in the page cache from the event loop and hands the rest
+    to a thread (which may wait for the disk): a blob whose tail was dropped from the
+    cache comes whole, and so does a range that starts in the cached part."""
+    repo = random_repo()
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    digest = push_blob(client, repo, data)
+    hexpart = digest.split(":")[1]
+    path = registry.root / "docker/registry/v2/blobs/sha256" / hexpart[:2] / hexpart / "data"
+    for headers, expected in (({}, data), ({"Range": "bytes=1000-"}, data[1000:])):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # only clean pages can be dropped
+            os.posix_fadvise(fd, 1 << 20, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+        response = client.get(blob_path(repo, digest), headers=headers)
+        assert response.status_code == (206 if headers else 200)
+        assert response.content == expected
+
+
 @pytest.mark.parametrize(
     ("range_header", "start", "end"),
     [

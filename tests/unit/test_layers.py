@@ -67,6 +67,7 @@ LAYER_OF = {
     "dockyard.metadata": "root",
     "dockyard.hashstate": "root",
     "dockyard.serial": "root",
+    "dockyard.nowait": "root",
     "dockyard.clientaddr": "root",
 }
 

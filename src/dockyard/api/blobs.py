@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 
 from aiohttp import web
@@ -14,6 +15,7 @@ from dockyard.api.params import etag_matches, parse_count, parse_digest, reposit
 from dockyard.api.sendfile import send_file, write_unless_stalled
 from dockyard.clientaddr import CLIENT_IP, remote_ip
 from dockyard.errors import BlobUnknown, RegistryFault, StorageError
+from dockyard.nowait import open_cached, read_cached
 from dockyard.registry.namespace import BlobContent
 
 __all__ = ["delete_blob", "get_blob"]
@@ -113,25 +115,29 @@ async def _send(
     stall = context(request).body_timeout
     path = content.local_path()
     if path is not None and count <= SMALL_BODY:
-        # One thread hop (open, read, close) instead of two and a sendfile: a config
-        # blob or a signature reaches the client sooner.
-        try:
-            data = await asyncio.to_thread(_read_small, path, offset, count)
-        except FileNotFoundError:
-            raise BlobUnknown(str(content.descriptor.digest)) from None
+        # Read whole and written by the loop: a config blob or a signature reaches the
+        # client sooner than by sendfile; from the caches without a thread hop.
+        data = read_cached(path, offset, count)
+        if data is None or len(data) != count:
+            try:
+                data = await asyncio.to_thread(_read_small, path, offset, count)
+            except FileNotFoundError:
+                raise BlobUnknown(str(content.descriptor.digest)) from None
         await response.prepare(request)
         await write_unless_stalled(response, data, stall)
         await response.write_eof()
         return
     if path is not None:
+        fd = open_cached(path)
+        if fd is None:
+            try:
+                fd = await asyncio.to_thread(os.open, path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise BlobUnknown(str(content.descriptor.digest)) from None
         try:
-            f = await asyncio.to_thread(open, path, "rb")
-        except FileNotFoundError:
-            raise BlobUnknown(str(content.descriptor.digest)) from None
-        try:
-            await send_file(request, response, f, offset, count, stall)
+            await send_file(request, response, fd, offset, count, stall)
         finally:
-            f.close()
+            os.close(fd)
         return
     # The first chunk is fetched before the headers go out, so a backend that
     # fails right away still gets the client a 503 rather than a broken stream.

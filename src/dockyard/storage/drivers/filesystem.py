@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, TypeVar
 
+from dockyard.nowait import read_cached
 from dockyard.serial import SerialLane
 from dockyard.storage.drivers.base import (
     FileInfo,
@@ -116,7 +117,12 @@ class FilesystemDriver:
         return StorageError(f"{exc.strerror or exc} ({path})", self.name)
 
     async def get_content(self, path: str) -> bytes:
-        return await self._run(path, _read_small, self._os(path))
+        target = self._os(path)
+        # From the caches without a thread hop when the file is small and cached.
+        data = read_cached(target, 0, _SMALL_READ)
+        if data is not None and len(data) < _SMALL_READ:
+            return data
+        return await self._run(path, _read_small, target)
 
     async def put_content(self, path: str, data: bytes) -> None:
         await self._run(path, _atomic_write, self._os(path), data)
