@@ -19,6 +19,9 @@ from dockyard.notifications.events import (
     RequestRecord,
     SourceRecord,
     event_line,
+    event_lines,
+    lazy_request,
+    new_event,
 )
 from dockyard.notifications.notifier import Notifier, open_spools
 from dockyard.notifications.repository import NotifyingRepository
@@ -39,5 +42,8 @@ __all__ = [
     "Spool",
     "SpoolBusy",
     "event_line",
+    "event_lines",
+    "lazy_request",
+    "new_event",
     "open_spools",
 ]

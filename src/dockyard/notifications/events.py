@@ -25,9 +25,9 @@ import itertools
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "ACTIONS",
@@ -38,7 +38,9 @@ __all__ = [
     "RequestRecord",
     "SourceRecord",
     "event_line",
-    "rfc3339",
+    "event_lines",
+    "lazy_request",
+    "new_event",
     "source_json",
 ]
 
@@ -67,26 +69,24 @@ class RequestRecord:
     requests: once for them all) and kept here."""
 
 
-class LazyRequest:
+class LazyRequest(NamedTuple):
     """A request's ``id`` now, the rest of its record when the notifier formats its events.
 
     ``make(key)`` gives what is the same for every request of a client (address, host,
     method, user agent, actor, base URL): a :class:`RequestRecord` whose ``id`` is not
     this request's (the API shares one such record between a client's requests).
     ``key`` holds what the record is made from, taken from the request (plain values:
-    the request itself is not kept alive until the notifier runs).
+    the request itself is not kept alive until the notifier runs). Made on the request
+    path by :data:`lazy_request`.
     """
 
-    __slots__ = ("_key", "_make", "id")
-
-    def __init__(self, request_id: str, make: Callable[[Any], RequestRecord], key: Any) -> None:
-        self.id = request_id
-        self._make = make
-        self._key = key
+    id: str
+    make: Callable[[Any], RequestRecord]
+    key: Any
 
     def get(self) -> RequestRecord:
         """The client's part of the record (its ``id`` is not this request's)."""
-        return self._make(self._key)
+        return self.make(self.key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +97,10 @@ class SourceRecord:
     instance_id: str
 
 
-@dataclass(slots=True)
-class EventRecord:
+class EventRecord(NamedTuple):
     """One event as a request records it: cheap to make, formatted later.
 
-    Records are made on the request path, so they are plain (not frozen) slotted
-    dataclasses, several times cheaper to create; nothing changes them once made.
-
+    A tuple, made on the request path by :data:`new_event` (no Python call at all).
     ``kind`` is ``blob`` or ``manifest`` (a ``delete`` of a tag has ``tag`` and no
     digest); the references of a manifest are found in ``payload`` when sent.
     """
@@ -122,19 +119,14 @@ class EventRecord:
     timestamp: float = 0.0
 
 
-@functools.lru_cache(maxsize=8)
-def _second(seconds: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-
-
-def rfc3339(ts: float) -> str:
-    """``ts`` as Go's RFC3339Nano in UTC (trailing zeros of the fraction dropped)."""
-    seconds = int(ts)
-    nanos = round((ts - seconds) * 1e9)
-    if nanos >= 1_000_000_000:
-        seconds, nanos = seconds + 1, nanos - 1_000_000_000
-    fraction = f"{nanos:09d}".rstrip("0")
-    return f"{_second(seconds)}.{fraction}Z" if fraction else f"{_second(seconds)}Z"
+#: ``new_event((action, repository, request, kind, digest, size, media_type, tag,
+#: from_repository, payload, timestamp))``: an :class:`EventRecord` of every field,
+#: made in C (the class's own constructor is a Python function, a call per event).
+new_event: Callable[[tuple[Any, ...]], EventRecord] = functools.partial(
+    tuple.__new__, EventRecord)
+#: ``lazy_request((id, make, key))``: a :class:`LazyRequest`, made in C as :data:`new_event`.
+lazy_request: Callable[[tuple[Any, ...]], LazyRequest] = functools.partial(
+    tuple.__new__, LazyRequest)
 
 
 class EventIds:
@@ -169,27 +161,59 @@ def source_json(source: SourceRecord) -> str:
 def event_line(
     record: EventRecord, source: str, event_id: str, references: str | None = None
 ) -> str:
-    """The event as distribution writes it (``omitempty`` fields left out), as JSON text.
+    """One event as distribution writes it, as JSON text (see :func:`event_lines`)."""
+    return event_lines((record,), source, (event_id,), lambda _: references)[0].decode()
 
-    Built from pieces rather than through ``json.dumps`` of dicts, which costs several
-    times as much; the pieces that repeat (the action and target of the same pull, the
-    request of the same client) are made once and remembered. Strings from the client
-    (media type, user agent, host, request id, URL) go through the json module's (C)
-    string encoder; the others were validated before any event was made (repository
-    names, digests, tags, HTTP methods) and hold no character JSON would escape.
+
+def _no_references(record: EventRecord) -> str | None:
+    return None
+
+
+def event_lines(
+    records: Iterable[EventRecord], source: str, ids: Iterable[str],
+    references: Callable[[EventRecord], str | None] = _no_references,
+) -> list[bytes]:
+    """Each event as distribution writes it (``omitempty`` fields left out), as JSON
+    text in UTF-8; ``references(record)`` gives the ``references`` of an event with a
+    ``payload``.
+
+    A batch in one call, with the timestamp made inline: a call per event costs more
+    than most of its formatting. Built from pieces rather than through ``json.dumps`` of
+    dicts, which costs several times as much; the pieces that repeat (the action and
+    target of the same pull, the request of the same client) are made once and
+    remembered. Strings from the client (media type, user agent, host, request id, URL)
+    go through the json module's (C) string encoder; the others were validated before
+    any event was made (repository names, digests, tags, HTTP methods) and hold no
+    character JSON would escape.
     """
-    req = record.request
-    # LazyRequest.get, inlined (a call per event).
-    client = req._make(req._key) if isinstance(req, LazyRequest) else req
-    middle = _action_target(
-        record.action, record.kind, record.repository, record.digest, record.size,
-        record.media_type, record.tag, record.from_repository, client.base_url, references)
-    tail = client.tail
-    if tail is None or tail[0] is not source:
-        tail = client.tail = (source, _request_tail(
-            client.addr, client.host, client.method, client.useragent, client.actor, source))
-    return (f'{{"id":"{event_id}","timestamp":"{rfc3339(record.timestamp)}",{middle},'
-            f'"request":{{"id":{_q(req.id)}{tail[1]}')
+    lines = []
+    second, second_text = -1, ""
+    for record, event_id in zip(records, ids, strict=True):
+        req = record.request
+        client = req.make(req.key) if isinstance(req, LazyRequest) else req  # .get, inlined
+        middle = _action_target(
+            record.action, record.kind, record.repository, record.digest, record.size,
+            record.media_type, record.tag, record.from_repository, client.base_url,
+            None if record.payload is None else references(record))
+        tail = client.tail
+        if tail is None or tail[0] is not source:
+            tail = client.tail = (source, _request_tail(
+                client.addr, client.host, client.method, client.useragent, client.actor,
+                source))
+        # Go's RFC3339Nano in UTC (trailing zeros of the fraction dropped); the date and
+        # time of day made once a second.
+        ts = record.timestamp
+        whole = int(ts)
+        nanos = round((ts - whole) * 1e9)
+        if nanos >= 1_000_000_000:
+            whole, nanos = whole + 1, nanos - 1_000_000_000
+        if whole != second:
+            second, second_text = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        fraction = f"{nanos:09d}".rstrip("0")
+        stamp = f"{second_text}.{fraction}Z" if fraction else f"{second_text}Z"
+        lines.append(f'{{"id":"{event_id}","timestamp":"{stamp}",{middle},'
+                     f'"request":{{"id":{_q(req.id)}{tail[1]}'.encode())
+    return lines
 
 
 @functools.lru_cache(maxsize=1024)
