@@ -27,7 +27,7 @@ def test_event_ids_are_version_4_uuids_and_unique() -> None:
 
 def _event(request: RequestRecord | LazyRequest, digest: str, tag: str = "") -> dict[str, Any]:
     record = EventRecord("pull", "a/b", request, "manifest", digest, 7,
-                         "application/vnd.oci.image.manifest.v1+json", tag, timestamp=1.5)
+                         "application/vnd.oci.image.manifest.v1+json", tag, timestamp=1_500_000_000)
     parsed: dict[str, Any] = json.loads(event_line(record, SOURCE, "id-1"))
     return parsed
 
@@ -59,7 +59,8 @@ def test_a_shared_record_follows_the_source() -> None:
     """The request part kept in a shared record is made again for another source."""
     shared = RequestRecord("", "10.0.0.1:1", "reg", "GET", "ua", None, "https://reg")
     record = EventRecord("pull", "a/b", LazyRequest("one", lambda _: shared, None), "blob",
-                         "sha256:" + "4" * 64, 7, "application/octet-stream", timestamp=1.0)
+                         "sha256:" + "4" * 64, 7, "application/octet-stream",
+                         timestamp=1_000_000_000)
     other = '{"addr":"there:5000","instanceID":"j"}'
     first = json.loads(event_line(record, SOURCE, "id-1"))
     second = json.loads(event_line(record, other, "id-2"))

@@ -116,7 +116,8 @@ class EventRecord(NamedTuple):
     from_repository: str = ""
     payload: bytes | None = None
     """The manifest, when ``events.includereferences`` asks for its references."""
-    timestamp: float = 0.0
+    timestamp: int = 0
+    """When, in nanoseconds since the epoch (``time.time_ns()``)."""
 
 
 #: ``new_event((action, repository, request, kind, digest, size, media_type, tag,
@@ -187,31 +188,37 @@ def event_lines(
     character JSON would escape.
     """
     lines = []
-    second, second_text = -1, ""
+    last_key: Any = None
+    client: Any = None
+    second, second_text = "", ""
     for record, event_id in zip(records, ids, strict=True):
-        req = record.request
-        client = req.make(req.key) if isinstance(req, LazyRequest) else req  # .get, inlined
+        (action, repository, req, kind, digest, size, media_type, tag, from_repository,
+         payload, ts) = record
+        if not isinstance(req, LazyRequest):
+            client = req
+            last_key = None
+        elif req.key != last_key or last_key is None:
+            # LazyRequest.get, inlined; consecutive events of a client (most) share its
+            # record, found without hashing the key again.
+            client = req.make(req.key)
+            last_key = req.key
         middle = _action_target(
-            record.action, record.kind, record.repository, record.digest, record.size,
-            record.media_type, record.tag, record.from_repository, client.base_url,
-            None if record.payload is None else references(record))
+            action, kind, repository, digest, size, media_type, tag, from_repository,
+            client.base_url, None if payload is None else references(record))
         tail = client.tail
         if tail is None or tail[0] is not source:
             tail = client.tail = (source, _request_tail(
                 client.addr, client.host, client.method, client.useragent, client.actor,
                 source))
-        # Go's RFC3339Nano in UTC (trailing zeros of the fraction dropped); the date and
-        # time of day made once a second.
-        ts = record.timestamp
-        whole = int(ts)
-        nanos = round((ts - whole) * 1e9)
-        if nanos >= 1_000_000_000:
-            whole, nanos = whole + 1, nanos - 1_000_000_000
-        if whole != second:
-            second, second_text = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-        fraction = f"{nanos:09d}".rstrip("0")
-        stamp = f"{second_text}.{fraction}Z" if fraction else f"{second_text}Z"
-        lines.append(f'{{"id":"{event_id}","timestamp":"{stamp}",{middle},'
+        # Go's RFC3339Nano in UTC, trailing zeros of the fraction dropped. From the
+        # decimal digits of the nanoseconds: the date and time of day made once a second.
+        digits = str(ts) if ts >= 1_000_000_000 else f"{ts:010d}"
+        if digits[:-9] != second:
+            second = digits[:-9]
+            second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(second)))
+        fraction = digits[-9:].rstrip("0")
+        lines.append(f'{{"id":"{event_id}","timestamp":"{second_text}'
+                     f'{"." if fraction else ""}{fraction}Z",{middle},'
                      f'"request":{{"id":{_q(req.id)}{tail[1]}'.encode())
     return lines
 

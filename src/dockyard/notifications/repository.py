@@ -51,12 +51,12 @@ class NotifyingRepository(Repository):
     ) -> None:
         self._notifier.emit(new_event((action, self.name, self._request, kind, digest, size,
                                        media_type, tag, from_repository, payload,
-                                       time.time())))
+                                       time.time_ns())))
 
     def _blob(self, action: str, desc: BlobDescriptor, from_repository: str = "") -> None:
         self._notifier.emit(new_event((action, self.name, self._request, "blob", str(desc.digest),
                                        desc.size, desc.media_type, "", from_repository, None,
-                                       time.time())))
+                                       time.time_ns())))
 
     # -- blobs ------------------------------------------------------------------------
 
@@ -71,7 +71,7 @@ class NotifyingRepository(Repository):
         if not queue:
             notifier.wake()
         queue.append(new_event(("pull", self.name, self._request, "blob", str(desc.digest),
-                                desc.size, desc.media_type, "", "", None, time.time())))
+                                desc.size, desc.media_type, "", "", None, time.time_ns())))
         return desc
 
     async def open_blob(self, digest: Digest) -> BlobContent:
@@ -82,7 +82,7 @@ class NotifyingRepository(Repository):
         if not queue:
             notifier.wake()
         queue.append(new_event(("pull", self.name, self._request, "blob", str(desc.digest),
-                                desc.size, desc.media_type, "", "", None, time.time())))
+                                desc.size, desc.media_type, "", "", None, time.time_ns())))
         return content
 
     async def delete_blob(self, digest: Digest) -> None:
@@ -151,7 +151,7 @@ class NotifyingRepository(Repository):
         queue.append(new_event((
             "pull", self.name, self._request, "manifest", str(stored.digest), len(stored.body),
             stored.media_type, "" if ":" in reference else reference, "",
-            stored.body if notifier.include_references else None, time.time())))
+            stored.body if notifier.include_references else None, time.time_ns())))
         return stored
 
     async def put_manifest(
@@ -167,7 +167,7 @@ class NotifyingRepository(Repository):
         self._notifier.emit(new_event((
             action, self.name, self._request, "manifest", str(digest), len(payload), media_type,
             "" if ":" in reference else reference, "",
-            payload if self._notifier.include_references else None, time.time())))
+            payload if self._notifier.include_references else None, time.time_ns())))
 
     async def delete_manifest(self, reference: str) -> tuple[str, ...]:
         tags = await self._inner.delete_manifest(reference)
