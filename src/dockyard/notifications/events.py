@@ -21,7 +21,6 @@ Keys are left out when empty, as Go's ``omitempty`` does, except ``request.id``,
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import secrets
 import time
@@ -130,19 +129,25 @@ lazy_request: Callable[[tuple[Any, ...]], LazyRequest] = functools.partial(
     tuple.__new__, LazyRequest)
 
 
+#: The last two hex digits of an id, ready made ("00" to "ff").
+_LOW_DIGITS = [f"{n:02x}" for n in range(256)]
+
+
 class EventIds:
     """Event ids shaped as version 4 UUIDs, as distribution's: 80 random bits per process
-    (with the version and variant digits), then a counter from a random start.
+    (with the version and variant digits), then a 40-bit counter from a random start.
 
     Unique as distribution's are (a receiver uses them to spot an event sent twice),
-    for a fraction of the cost of a random UUID per event.
+    for a fraction of the cost of a random UUID per event: ids are made in runs of up
+    to 256 that share all digits but the last two, each one string concatenation
+    (formatting a number per id cost more than the rest of making it).
     """
 
     def __init__(self) -> None:
         r = secrets.token_hex(10)
         variant = "89ab"[secrets.randbelow(4)]
         self._head = f"{r[:8]}-{r[8:12]}-4{r[12:15]}-{variant}{r[15:18]}-{r[18:20]}"
-        self._counter = itertools.count(secrets.randbits(40))
+        self._next = secrets.randbits(40)
 
     def next(self) -> str:
         """One id."""
@@ -150,8 +155,17 @@ class EventIds:
 
     def take(self, count: int) -> list[str]:
         """``count`` ids, in one call (a call per event costs more than making its id)."""
-        head, counter = self._head, self._counter
-        return [f"{head}{next(counter) & 0xFF_FFFF_FFFF:010x}" for _ in range(count)]
+        ids: list[str] = []
+        n = self._next
+        while count > 0:
+            low = n & 0xFF
+            run = min(count, 256 - low)
+            prefix = f"{self._head}{(n >> 8) & 0xFFFF_FFFF:08x}"
+            ids += [prefix + digits for digits in _LOW_DIGITS[low:low + run]]
+            n = (n + run) & 0xFF_FFFF_FFFF
+            count -= run
+        self._next = n
+        return ids
 
 
 def source_json(source: SourceRecord) -> str:
