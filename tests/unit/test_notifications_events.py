@@ -69,3 +69,14 @@ def test_a_shared_record_follows_the_source() -> None:
     assert second["source"] == {"addr": "there:5000", "instanceID": "j"}
     assert first["request"] == second["request"] == {
         "id": "one", "addr": "10.0.0.1:1", "host": "reg", "method": "GET", "useragent": "ua"}
+
+
+def test_timestamps_are_go_rfc3339nano() -> None:
+    """Nanoseconds as Go writes them: the fraction padded to nine digits, then its
+    trailing zeros dropped (and the dot with them)."""
+    alice = RequestRecord("r1", "10.0.0.1:1", "reg", "GET", "ua-1", "alice", "https://reg")
+    stamps = [json.loads(event_line(EventRecord("pull", "a/b", alice, timestamp=ts),
+                                    SOURCE, "id"))["timestamp"]
+              for ts in (5, 1_000_000_000, 1765000000120000000, 1765000000123456789)]
+    assert stamps == ["1970-01-01T00:00:00.000000005Z", "1970-01-01T00:00:01Z",
+                      "2025-12-06T05:46:40.12Z", "2025-12-06T05:46:40.123456789Z"]

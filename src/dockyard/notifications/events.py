@@ -129,6 +129,8 @@ lazy_request: Callable[[tuple[Any, ...]], LazyRequest] = functools.partial(
     tuple.__new__, LazyRequest)
 
 
+_ZEROS = "000000000"  # the nine digits of a fraction of a second, padded from here
+
 #: The last two hex digits of an id, ready made ("00" to "ff").
 _LOW_DIGITS = [f"{n:02x}" for n in range(256)]
 
@@ -204,7 +206,7 @@ def event_lines(
     lines = []
     last_key: Any = None
     client: Any = None
-    second, second_text = "", ""
+    second, second_text = -1, ""
     for record, event_id in zip(records, ids, strict=True):
         (action, repository, req, kind, digest, size, media_type, tag, from_repository,
          payload, ts) = record
@@ -224,13 +226,15 @@ def event_lines(
             tail = client.tail = (source, _request_tail(
                 client.addr, client.host, client.method, client.useragent, client.actor,
                 source))
-        # Go's RFC3339Nano in UTC, trailing zeros of the fraction dropped. From the
-        # decimal digits of the nanoseconds: the date and time of day made once a second.
-        digits = str(ts) if ts >= 1_000_000_000 else f"{ts:010d}"
-        if digits[:-9] != second:
-            second = digits[:-9]
-            second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(second)))
-        fraction = digits[-9:].rstrip("0")
+        # Go's RFC3339Nano in UTC, trailing zeros of the fraction dropped: the date and
+        # time of day made once a second, the fraction's digits without a format spec.
+        nanos = ts % 1_000_000_000
+        if ts - nanos != second:
+            second = ts - nanos
+            second_text = time.strftime("%Y-%m-%dT%H:%M:%S",
+                                        time.gmtime(second // 1_000_000_000))
+        digits = str(nanos)
+        fraction = (_ZEROS[len(digits):] + digits).rstrip("0")
         lines.append(f'{{"id":"{event_id}","timestamp":"{second_text}'
                      f'{"." if fraction else ""}{fraction}Z",{middle},'
                      f'"request":{{"id":{_q(req.id)}{tail[1]}'.encode())
