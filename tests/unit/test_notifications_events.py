@@ -8,9 +8,14 @@ import uuid
 from typing import Any
 
 from dockyard.notifications import EventRecord, LazyRequest, RequestRecord
-from dockyard.notifications.events import EventIds, event_line
+from dockyard.notifications.events import EventIds, event_lines
 
 SOURCE = '{"addr":"here:5000","instanceID":"i"}'
+
+
+def event_line(record: EventRecord, source: str, event_id: str) -> bytes:
+    """One event's line, as the notifier formats a batch."""
+    return event_lines([record], source, [event_id])[0]
 
 
 def test_event_ids_are_version_4_uuids_and_unique() -> None:

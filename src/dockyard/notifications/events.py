@@ -36,7 +36,6 @@ __all__ = [
     "LazyRequest",
     "RequestRecord",
     "SourceRecord",
-    "event_line",
     "event_lines",
     "lazy_request",
     "new_event",
@@ -64,7 +63,7 @@ class RequestRecord:
     """``scheme://host/prefix`` for ``target.url`` (the request's, as Location headers)."""
     tail: tuple[str, str] | None = field(default=None, compare=False, repr=False)
     """``(source, text)``: what follows ``request.id`` in an event from ``source``, made
-    by :func:`event_line` for the first event of the record (shared by a client's
+    by :func:`event_lines` for the first event of the record (shared by a client's
     requests: once for them all) and kept here."""
 
 
@@ -173,13 +172,6 @@ class EventIds:
 def source_json(source: SourceRecord) -> str:
     """The ``source`` object, the same in every event of a process."""
     return f'{{"addr":{_q(source.addr)},"instanceID":{_q(source.instance_id)}}}'
-
-
-def event_line(
-    record: EventRecord, source: str, event_id: str, references: str | None = None
-) -> str:
-    """One event as distribution writes it, as JSON text (see :func:`event_lines`)."""
-    return event_lines((record,), source, (event_id,), lambda _: references)[0].decode()
 
 
 def _no_references(record: EventRecord) -> str | None:
