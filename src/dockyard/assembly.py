@@ -28,7 +28,7 @@ from dockyard.index import IndexUnavailable, SqlIndex, open_index
 from dockyard.registry.namespace import Namespace, RegistryOptions
 from dockyard.storage.drivers.base import CheckedDriver, StorageDriver
 from dockyard.storage.drivers.factory import create_driver
-from dockyard.storage.drivers.observed import ObservedDriver
+from dockyard.storage.drivers.observed import ObservedDriver, TimedDriver
 from dockyard.storage.uploadlocks import UploadLocks
 from dockyard.tls import server_ssl_context
 
@@ -258,10 +258,18 @@ def build_context(
         storage.driver, storage.parameters, redirect=not storage.redirect.disable,
         middleware=config.middleware.storage,
     )
-    observe = instruments.storage_observer(driver.name) if instruments else None
-    if observe is not None:
-        # Inside the path checks: only calls that reach the backend are observed.
-        driver = CheckedDriver(ObservedDriver(driver.inner, observe))
+    if instruments is not None:
+        # Inside the path checks: only calls that reach the backend are observed; the
+        # timing inside the span, as distribution's base driver nests them.
+        inner = driver.inner
+        timings = instruments.storage_timings(driver.name)
+        if timings is not None:
+            inner = TimedDriver(inner, timings)
+        observe = instruments.storage_observer(driver.name)
+        if observe is not None:
+            inner = ObservedDriver(inner, observe)
+        if inner is not driver.inner:
+            driver = CheckedDriver(inner)
     metrics = instruments.metrics if instruments else None
     urls_validation = config.validation.manifests.urls
     options = RegistryOptions(

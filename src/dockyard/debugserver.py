@@ -11,11 +11,10 @@ section is off, so it then costs nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import resource
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -33,7 +32,7 @@ from dockyard.health import (
     tcp_checker,
 )
 from dockyard.storage.drivers.base import StorageDriver
-from dockyard.storage.drivers.observed import Observer
+from dockyard.storage.drivers.observed import Observer, Timings
 
 if TYPE_CHECKING:
     from dockyard.metrics import Metrics
@@ -86,26 +85,16 @@ class Instruments:
             await asyncio.to_thread(self.tracing.shutdown)
 
     def storage_observer(self, driver: str) -> Observer | None:
-        """What watches the storage driver's calls: timers, spans, both or nothing."""
-        observers: list[Observer] = []
-        if self.tracing is not None:
-            observers.append(self.tracing.storage_observer(driver))
-        if self.metrics is not None:
-            from dockyard.metrics.driver import storage_timer
+        """What traces the storage driver's calls (a span each), if tracing is on."""
+        return self.tracing.storage_observer(driver) if self.tracing is not None else None
 
-            observers.append(storage_timer(self.metrics, driver))
-        if len(observers) < 2:
-            return observers[0] if observers else None
-        return _both(*observers)
+    def storage_timings(self, driver: str) -> Timings | None:
+        """What times the storage driver's calls, if metrics are on."""
+        if self.metrics is None:
+            return None
+        from dockyard.metrics.driver import storage_timer
 
-
-def _both(outer: Observer, inner: Observer) -> Observer:
-    @contextlib.contextmanager
-    def observe(action: str, path: str) -> Iterator[None]:
-        with outer(action, path), inner(action, path):
-            yield
-
-    return observe
+        return storage_timer(self.metrics, driver)
 
 
 def build_metrics(config: Config, snapshot_dir: str | None = None) -> Metrics | None:

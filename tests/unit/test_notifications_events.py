@@ -8,9 +8,14 @@ import uuid
 from typing import Any
 
 from dockyard.notifications import EventRecord, LazyRequest, RequestRecord
-from dockyard.notifications.events import EventIds, event_line
+from dockyard.notifications.events import EventIds, event_lines
 
 SOURCE = '{"addr":"here:5000","instanceID":"i"}'
+
+
+def event_line(record: EventRecord, source: str, event_id: str) -> bytes:
+    """One event's line, as the notifier formats a batch."""
+    return event_lines([record], source, [event_id])[0]
 
 
 def test_event_ids_are_version_4_uuids_and_unique() -> None:
@@ -27,7 +32,7 @@ def test_event_ids_are_version_4_uuids_and_unique() -> None:
 
 def _event(request: RequestRecord | LazyRequest, digest: str, tag: str = "") -> dict[str, Any]:
     record = EventRecord("pull", "a/b", request, "manifest", digest, 7,
-                         "application/vnd.oci.image.manifest.v1+json", tag, timestamp=1.5)
+                         "application/vnd.oci.image.manifest.v1+json", tag, timestamp=1_500_000_000)
     parsed: dict[str, Any] = json.loads(event_line(record, SOURCE, "id-1"))
     return parsed
 
@@ -59,7 +64,8 @@ def test_a_shared_record_follows_the_source() -> None:
     """The request part kept in a shared record is made again for another source."""
     shared = RequestRecord("", "10.0.0.1:1", "reg", "GET", "ua", None, "https://reg")
     record = EventRecord("pull", "a/b", LazyRequest("one", lambda _: shared, None), "blob",
-                         "sha256:" + "4" * 64, 7, "application/octet-stream", timestamp=1.0)
+                         "sha256:" + "4" * 64, 7, "application/octet-stream",
+                         timestamp=1_000_000_000)
     other = '{"addr":"there:5000","instanceID":"j"}'
     first = json.loads(event_line(record, SOURCE, "id-1"))
     second = json.loads(event_line(record, other, "id-2"))
@@ -68,3 +74,14 @@ def test_a_shared_record_follows_the_source() -> None:
     assert second["source"] == {"addr": "there:5000", "instanceID": "j"}
     assert first["request"] == second["request"] == {
         "id": "one", "addr": "10.0.0.1:1", "host": "reg", "method": "GET", "useragent": "ua"}
+
+
+def test_timestamps_are_go_rfc3339nano() -> None:
+    """Nanoseconds as Go writes them: the fraction padded to nine digits, then its
+    trailing zeros dropped (and the dot with them)."""
+    alice = RequestRecord("r1", "10.0.0.1:1", "reg", "GET", "ua-1", "alice", "https://reg")
+    stamps = [json.loads(event_line(EventRecord("pull", "a/b", alice, timestamp=ts),
+                                    SOURCE, "id"))["timestamp"]
+              for ts in (5, 1_000_000_000, 1765000000120000000, 1765000000123456789)]
+    assert stamps == ["1970-01-01T00:00:00.000000005Z", "1970-01-01T00:00:01Z",
+                      "2025-12-06T05:46:40.12Z", "2025-12-06T05:46:40.123456789Z"]

@@ -25,7 +25,7 @@ REQUEST = RequestRecord("rid", "127.0.0.1:1", "registry:5000", "PUT", "test", No
 
 def event(i: int) -> EventRecord:
     return EventRecord("push", "a/b", REQUEST, "blob", f"sha256:{i:064x}", i,
-                       "application/octet-stream", timestamp=time.time())
+                       "application/octet-stream", timestamp=time.time_ns())
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -52,7 +52,7 @@ def test_counters(tmp_path: Path) -> None:
             try:
                 for i in range(5):
                     notifier.emit(event(i))
-                notifier.emit(EventRecord("pull", "a/b", REQUEST, timestamp=time.time()))
+                notifier.emit(EventRecord("pull", "a/b", REQUEST, timestamp=time.time_ns()))
                 await until(lambda: good.metrics.failures >= 10)
                 metrics = notifier.metrics()
                 assert metrics["good"].events == 5  # the pull was ignored

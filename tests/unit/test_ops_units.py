@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dockyard.metrics._families import Metrics
@@ -134,19 +135,27 @@ def test_observed_driver_passes_batches_to_the_driver(tmp_path: Path) -> None:
 
 
 def test_storage_timer_observes_each_call_once() -> None:
-    """Every driver call is one observation of its action, failed ones too."""
+    """Every driver call through the timed wrapper is one observation of its action,
+    failed ones too."""
+    import asyncio
+
     from dockyard.metrics.driver import storage_timer
+    from dockyard.storage.drivers.base import PathNotFound
+    from dockyard.storage.drivers.inmemory import InMemoryDriver
+    from dockyard.storage.drivers.observed import TimedDriver
 
     metrics = Metrics()
-    observe = storage_timer(metrics, "filesystem")
-    for _ in range(3):
-        with observe("GetContent", "/a"):
-            pass
-    try:
-        with observe("Stat", "/b"):
-            raise FileNotFoundError("/b")
-    except FileNotFoundError:
-        pass
+    driver = TimedDriver(InMemoryDriver(), storage_timer(metrics, "filesystem"))
+
+    async def calls() -> None:
+        await driver.put_content("/a", b"data")
+        for _ in range(3):
+            assert await driver.get_content("/a") == b"data"
+        with pytest.raises(PathNotFound):
+            await driver.stat("/b")
+        assert b"".join([c async for c in driver.reader("/a")]) == b"data"
+
+    asyncio.run(calls())
     samples = _samples(render(metrics))
 
     def count(action: str) -> float:
@@ -154,6 +163,6 @@ def test_storage_timer_observes_each_call_once() -> None:
                         frozenset({"driver": "filesystem", "action": action}.items()))]
 
     assert count("GetContent") == 3 and count("Stat") == 1
-    assert count("PutContent") == 0
+    assert count("PutContent") == 1 and count("Reader") == 1 and count("Delete") == 0
     total = frozenset({"driver": "filesystem", "action": "GetContent"}.items())
     assert 0 <= samples[("registry_storage_action_seconds_sum", total)] < 1

@@ -15,11 +15,11 @@ from multidict import istr
 from dockyard.api.auth import GRANT
 from dockyard.api.context import UrlSettings, context
 from dockyard.api.errors import ErrorCode, RegistryError
-from dockyard.api.requestid import REQUEST_ID
+from dockyard.api.requestid import current_request_id
 from dockyard.api.urls import base_url_from
 from dockyard.digest import Digest, InvalidDigest
 from dockyard.errors import BlobUploadInvalid, DigestInvalid, SizeInvalid
-from dockyard.notifications import LazyRequest, NotifyingRepository, RequestRecord
+from dockyard.notifications import NotifyingRepository, RequestRecord, lazy_request
 from dockyard.registry.namespace import Repository
 
 __all__ = [
@@ -37,7 +37,7 @@ _CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
 
 # Header names as istr: a lookup by an istr skips folding the name's case (about half of
 # a lookup's cost; these are looked up in every request when notifications are on).
-_USER_AGENT, _FORWARDED_FOR = hdrs.USER_AGENT, hdrs.X_FORWARDED_FOR
+_HOST, _USER_AGENT, _FORWARDED_FOR = hdrs.HOST, hdrs.USER_AGENT, hdrs.X_FORWARDED_FOR
 _FORWARDED_PROTO, _FORWARDED_HOST = hdrs.X_FORWARDED_PROTO, hdrs.X_FORWARDED_HOST
 _REAL_IP = istr("X-Real-Ip")
 
@@ -76,14 +76,16 @@ def repository(request: web.Request) -> Repository:
         # object graph alive past the response (work for the garbage collector). The
         # record is made from these by the notifier, off the request path, once for
         # every request of a client that sends the same.
-        # The middlewares set the id and the grant before any handler runs.
+        # The middlewares set the id and the grant before any handler runs; the id is
+        # read from the context (a call fewer than the request's). The Host header is
+        # request.host (a Python call) but when a client sends none.
         get = request.headers.get
-        key = (request.method, request.host, request.scheme, request.protocol.peername,
-               request[GRANT].subject, ctx.urls, get(_USER_AGENT, ""),
-               get(_FORWARDED_FOR, ""), get(_REAL_IP, ""),
+        key = (request.method, get(_HOST) or request.host, request.scheme,
+               request.protocol.peername, request[GRANT].subject, ctx.urls,
+               get(_USER_AGENT, ""), get(_FORWARDED_FOR, ""), get(_REAL_IP, ""),
                get(_FORWARDED_PROTO, ""), get(_FORWARDED_HOST, ""))
         repo = NotifyingRepository(repo, ctx.notifier,
-                                   LazyRequest(request[REQUEST_ID], _client_record, key))
+                                   lazy_request((current_request_id.get(), _client_record, key)))
     return repo
 
 

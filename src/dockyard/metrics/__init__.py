@@ -7,7 +7,7 @@ that is off is not wrapped in and costs nothing):
   ``gauge`` and ``add_source`` for other packages' values (notifications);
 - :mod:`~._store`: the values (cheap updates) and the sum of the workers' snapshots;
 - :mod:`~.http`: the request middleware (``registry_http_*``);
-- :mod:`~.driver`: ``storage_timer``, an observer for the storage driver wrapper
+- :mod:`~.driver`: ``storage_timer``, the timings of the timed storage driver wrapper
   (``registry_storage_action_seconds``);
 - :mod:`~.cache`: ``cache_counts``, where the cache counts lookups
   (``registry_storage_cache_*``);

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from aiohttp.web_urldispatcher import AbstractResource
+from aiohttp.web_urldispatcher import AbstractResource, AbstractRoute
 
 from dockyard.metrics._families import Metrics
 from dockyard.metrics._store import Counter
@@ -52,9 +52,9 @@ def route_name(resource: AbstractResource | None) -> str:
 
 
 class _Route:
-    """The children one route and method update, looked up once: a request then costs
-    one call of :meth:`done`, which updates them in place (a call per value would
-    cost more than the updates)."""
+    """The children one route and method update, looked up once: the middleware then
+    updates them in place (a call per value, or a method doing it, would cost more
+    than the updates)."""
 
     __slots__ = (
         "_metrics",
@@ -80,28 +80,34 @@ class _Route:
         self.received = metrics.http_received.labels(name)
         self.sent = metrics.http_sent.labels(name)
         self.requests: dict[int, Counter] = {}
+        """``registry_http_requests_total`` by status, each made by :meth:`count`."""
 
-    def done(self, status: int, seconds: float, received: int, sent: int) -> None:
-        """Count a finished request (``Histogram.observe``'s update, in place)."""
-        self.in_flight.value -= 1
-        child = self.requests.get(status)
-        if child is None:
-            child = self.requests[status] = self._metrics.http_requests.labels(
-                self.name, str(status), self.method)
-        child.value += 1
-        h = self.duration
-        h.counts[bisect_left(h.bounds, seconds)] += 1
-        h.sum += seconds
-        h = self.request_size
-        h.counts[bisect_left(h.bounds, received)] += 1
-        h = self.response_size
-        h.counts[bisect_left(h.bounds, sent)] += 1
-        if received:
-            self.request_size.sum += received
-            self.received.value += received
-        if sent:
-            self.response_size.sum += sent
-            self.sent.value += sent
+    def count(self, status: int) -> Counter:
+        """The requests counter of ``status`` (made at the status's first answer)."""
+        child: Counter = self._metrics.http_requests.labels(self.name, str(status), self.method)
+        self.requests[status] = child
+        return child
+
+
+def _find_route(
+    routes: dict[object, _Route], metrics: Metrics, matched: AbstractRoute, method: str
+) -> _Route:
+    """The children of a request's route and method, made at their first request.
+
+    Kept by the resource and method; a route of one method (most: aiohttp makes a
+    route per method) is also kept by itself, so that next time one dictionary
+    lookup by identity finds it. System routes (404, 405: one per request) and routes
+    of any method are not.
+    """
+    resource = matched.resource
+    key = (id(resource), method)
+    route = routes.get(key)
+    if route is None:
+        # promhttp labels methods in lowercase.
+        route = routes[key] = _Route(metrics, route_name(resource), method.lower())
+    if resource is not None and matched.method == method:
+        routes[matched] = route
+    return route
 
 
 def metrics_middleware(
@@ -113,24 +119,25 @@ def metrics_middleware(
     its route's ``handler`` label.
 
     One middleware rather than two: a middleware costs a coroutine and a call per
-    request, a sizeable part of what the metrics cost. ``assign`` is called first (the
-    request id), ``failure`` answers what the handler raised (the error envelope, or
-    it re-raises); the answer is counted either way.
+    request, a sizeable part of what the metrics cost; for the same reason the
+    children are updated here, inline (``Histogram.observe``'s update), not by calls.
+    ``assign`` is called first (the request id), ``failure`` answers what the handler
+    raised (the error envelope, or it re-raises); the answer is counted either way.
     """
-    routes: dict[tuple[int, str], _Route] = {}  # resources live as long as the app
+    routes: dict[object, _Route] = {}  # routes and resources live as long as the app
+    clock = time.perf_counter
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         assign(request)
         method = request.method
-        resource = request.match_info.route.resource
-        key = (id(resource), method)
-        route = routes.get(key)
+        matched = request.match_info.route
+        route = routes.get(matched)
         if route is None:
-            # promhttp labels methods in lowercase.
-            route = routes[key] = _Route(metrics, route_name(resource), method.lower())
-        route.in_flight.value += 1
-        start = time.perf_counter()
+            route = _find_route(routes, metrics, matched, method)
+        in_flight = route.in_flight
+        in_flight.value += 1
+        start = clock()
         status = 500
         sent = 0
         try:
@@ -139,15 +146,21 @@ def metrics_middleware(
             except Exception as exc:  # failure re-raises what has no answer
                 response = failure(request, exc)
             status = response.status
-            # The body's size, inlined (a call per request): its Content-Length when it
-            # has one (blob bodies may go out by sendfile, around aiohttp's writer),
-            # else what the writer wrote; none for HEAD, 204, 304.
+            # The body's size: none for HEAD, 204, 304; a bytes body's length (most
+            # answers: manifests, errors), read without ``content_length``, whose
+            # isinstance check of an ABC is a Python call; else its Content-Length (blob
+            # bodies may go out by sendfile, around aiohttp's writer), else what the
+            # writer wrote.
             if method != "HEAD" and status != 204 and status != 304:
-                length = response.content_length  # a property that works it out
-                if length is not None:
-                    sent = length
-                elif response.prepared:
-                    sent = response.body_length
+                body = response.body if type(response) is web.Response else None
+                if type(body) is bytes:
+                    sent = len(body)
+                else:
+                    length = response.content_length  # a property that works it out
+                    if length is not None:
+                        sent = length
+                    elif response.prepared:
+                        sent = response.body_length
             return response
         except web.HTTPException as exc:
             status = exc.status
@@ -156,7 +169,25 @@ def metrics_middleware(
             status = _CLIENT_GONE
             raise
         finally:
-            route.done(status, time.perf_counter() - start, request.content.total_bytes, sent)
+            seconds = clock() - start
+            in_flight.value -= 1
+            counter = route.requests.get(status)
+            if counter is None:
+                counter = route.count(status)
+            counter.value += 1
+            h = route.duration
+            h.counts[bisect_left(h.bounds, seconds)] += 1
+            h.sum += seconds
+            received = request.content.total_bytes
+            h = route.request_size
+            h.counts[bisect_left(h.bounds, received)] += 1
+            if received:
+                h.sum += received
+                route.received.value += received
+            h = route.response_size
+            h.counts[bisect_left(h.bounds, sent)] += 1
+            if sent:
+                h.sum += sent
+                route.sent.value += sent
 
     return middleware
-

@@ -18,7 +18,9 @@ from dockyard.notifications.events import (
     LazyRequest,
     RequestRecord,
     SourceRecord,
-    event_line,
+    event_lines,
+    lazy_request,
+    new_event,
 )
 from dockyard.notifications.notifier import Notifier, open_spools
 from dockyard.notifications.repository import NotifyingRepository
@@ -38,6 +40,8 @@ __all__ = [
     "SourceRecord",
     "Spool",
     "SpoolBusy",
-    "event_line",
+    "event_lines",
+    "lazy_request",
+    "new_event",
     "open_spools",
 ]

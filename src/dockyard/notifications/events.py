@@ -21,13 +21,12 @@ Keys are left out when empty, as Go's ``omitempty`` does, except ``request.id``,
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "ACTIONS",
@@ -37,8 +36,9 @@ __all__ = [
     "LazyRequest",
     "RequestRecord",
     "SourceRecord",
-    "event_line",
-    "rfc3339",
+    "event_lines",
+    "lazy_request",
+    "new_event",
     "source_json",
 ]
 
@@ -63,30 +63,28 @@ class RequestRecord:
     """``scheme://host/prefix`` for ``target.url`` (the request's, as Location headers)."""
     tail: tuple[str, str] | None = field(default=None, compare=False, repr=False)
     """``(source, text)``: what follows ``request.id`` in an event from ``source``, made
-    by :func:`event_line` for the first event of the record (shared by a client's
+    by :func:`event_lines` for the first event of the record (shared by a client's
     requests: once for them all) and kept here."""
 
 
-class LazyRequest:
+class LazyRequest(NamedTuple):
     """A request's ``id`` now, the rest of its record when the notifier formats its events.
 
     ``make(key)`` gives what is the same for every request of a client (address, host,
     method, user agent, actor, base URL): a :class:`RequestRecord` whose ``id`` is not
     this request's (the API shares one such record between a client's requests).
     ``key`` holds what the record is made from, taken from the request (plain values:
-    the request itself is not kept alive until the notifier runs).
+    the request itself is not kept alive until the notifier runs). Made on the request
+    path by :data:`lazy_request`.
     """
 
-    __slots__ = ("_key", "_make", "id")
-
-    def __init__(self, request_id: str, make: Callable[[Any], RequestRecord], key: Any) -> None:
-        self.id = request_id
-        self._make = make
-        self._key = key
+    id: str
+    make: Callable[[Any], RequestRecord]
+    key: Any
 
     def get(self) -> RequestRecord:
         """The client's part of the record (its ``id`` is not this request's)."""
-        return self._make(self._key)
+        return self.make(self.key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +95,10 @@ class SourceRecord:
     instance_id: str
 
 
-@dataclass(slots=True)
-class EventRecord:
+class EventRecord(NamedTuple):
     """One event as a request records it: cheap to make, formatted later.
 
-    Records are made on the request path, so they are plain (not frozen) slotted
-    dataclasses, several times cheaper to create; nothing changes them once made.
-
+    A tuple, made on the request path by :data:`new_event` (no Python call at all).
     ``kind`` is ``blob`` or ``manifest`` (a ``delete`` of a tag has ``tag`` and no
     digest); the references of a manifest are found in ``payload`` when sent.
     """
@@ -119,37 +114,41 @@ class EventRecord:
     from_repository: str = ""
     payload: bytes | None = None
     """The manifest, when ``events.includereferences`` asks for its references."""
-    timestamp: float = 0.0
+    timestamp: int = 0
+    """When, in nanoseconds since the epoch (``time.time_ns()``)."""
 
 
-@functools.lru_cache(maxsize=8)
-def _second(seconds: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+#: ``new_event((action, repository, request, kind, digest, size, media_type, tag,
+#: from_repository, payload, timestamp))``: an :class:`EventRecord` of every field,
+#: made in C (the class's own constructor is a Python function, a call per event).
+new_event: Callable[[tuple[Any, ...]], EventRecord] = functools.partial(
+    tuple.__new__, EventRecord)
+#: ``lazy_request((id, make, key))``: a :class:`LazyRequest`, made in C as :data:`new_event`.
+lazy_request: Callable[[tuple[Any, ...]], LazyRequest] = functools.partial(
+    tuple.__new__, LazyRequest)
 
 
-def rfc3339(ts: float) -> str:
-    """``ts`` as Go's RFC3339Nano in UTC (trailing zeros of the fraction dropped)."""
-    seconds = int(ts)
-    nanos = round((ts - seconds) * 1e9)
-    if nanos >= 1_000_000_000:
-        seconds, nanos = seconds + 1, nanos - 1_000_000_000
-    fraction = f"{nanos:09d}".rstrip("0")
-    return f"{_second(seconds)}.{fraction}Z" if fraction else f"{_second(seconds)}Z"
+_ZEROS = "000000000"  # the nine digits of a fraction of a second, padded from here
+
+#: The last two hex digits of an id, ready made ("00" to "ff").
+_LOW_DIGITS = [f"{n:02x}" for n in range(256)]
 
 
 class EventIds:
     """Event ids shaped as version 4 UUIDs, as distribution's: 80 random bits per process
-    (with the version and variant digits), then a counter from a random start.
+    (with the version and variant digits), then a 40-bit counter from a random start.
 
     Unique as distribution's are (a receiver uses them to spot an event sent twice),
-    for a fraction of the cost of a random UUID per event.
+    for a fraction of the cost of a random UUID per event: ids are made in runs of up
+    to 256 that share all digits but the last two, each one string concatenation
+    (formatting a number per id cost more than the rest of making it).
     """
 
     def __init__(self) -> None:
         r = secrets.token_hex(10)
         variant = "89ab"[secrets.randbelow(4)]
         self._head = f"{r[:8]}-{r[8:12]}-4{r[12:15]}-{variant}{r[15:18]}-{r[18:20]}"
-        self._counter = itertools.count(secrets.randbits(40))
+        self._next = secrets.randbits(40)
 
     def next(self) -> str:
         """One id."""
@@ -157,8 +156,17 @@ class EventIds:
 
     def take(self, count: int) -> list[str]:
         """``count`` ids, in one call (a call per event costs more than making its id)."""
-        head, counter = self._head, self._counter
-        return [f"{head}{next(counter) & 0xFF_FFFF_FFFF:010x}" for _ in range(count)]
+        ids: list[str] = []
+        n = self._next
+        while count > 0:
+            low = n & 0xFF
+            run = min(count, 256 - low)
+            prefix = f"{self._head}{(n >> 8) & 0xFFFF_FFFF:08x}"
+            ids += [prefix + digits for digits in _LOW_DIGITS[low:low + run]]
+            n = (n + run) & 0xFF_FFFF_FFFF
+            count -= run
+        self._next = n
+        return ids
 
 
 def source_json(source: SourceRecord) -> str:
@@ -166,30 +174,63 @@ def source_json(source: SourceRecord) -> str:
     return f'{{"addr":{_q(source.addr)},"instanceID":{_q(source.instance_id)}}}'
 
 
-def event_line(
-    record: EventRecord, source: str, event_id: str, references: str | None = None
-) -> str:
-    """The event as distribution writes it (``omitempty`` fields left out), as JSON text.
+def _no_references(record: EventRecord) -> str | None:
+    return None
 
-    Built from pieces rather than through ``json.dumps`` of dicts, which costs several
-    times as much; the pieces that repeat (the action and target of the same pull, the
-    request of the same client) are made once and remembered. Strings from the client
-    (media type, user agent, host, request id, URL) go through the json module's (C)
-    string encoder; the others were validated before any event was made (repository
-    names, digests, tags, HTTP methods) and hold no character JSON would escape.
+
+def event_lines(
+    records: Iterable[EventRecord], source: str, ids: Iterable[str],
+    references: Callable[[EventRecord], str | None] = _no_references,
+) -> list[bytes]:
+    """Each event as distribution writes it (``omitempty`` fields left out), as JSON
+    text in UTF-8; ``references(record)`` gives the ``references`` of an event with a
+    ``payload``.
+
+    A batch in one call, with the timestamp made inline: a call per event costs more
+    than most of its formatting. Built from pieces rather than through ``json.dumps`` of
+    dicts, which costs several times as much; the pieces that repeat (the action and
+    target of the same pull, the request of the same client) are made once and
+    remembered. Strings from the client (media type, user agent, host, request id, URL)
+    go through the json module's (C) string encoder; the others were validated before
+    any event was made (repository names, digests, tags, HTTP methods) and hold no
+    character JSON would escape.
     """
-    req = record.request
-    # LazyRequest.get, inlined (a call per event).
-    client = req._make(req._key) if isinstance(req, LazyRequest) else req
-    middle = _action_target(
-        record.action, record.kind, record.repository, record.digest, record.size,
-        record.media_type, record.tag, record.from_repository, client.base_url, references)
-    tail = client.tail
-    if tail is None or tail[0] is not source:
-        tail = client.tail = (source, _request_tail(
-            client.addr, client.host, client.method, client.useragent, client.actor, source))
-    return (f'{{"id":"{event_id}","timestamp":"{rfc3339(record.timestamp)}",{middle},'
-            f'"request":{{"id":{_q(req.id)}{tail[1]}')
+    lines = []
+    last_key: Any = None
+    client: Any = None
+    second, second_text = -1, ""
+    for record, event_id in zip(records, ids, strict=True):
+        (action, repository, req, kind, digest, size, media_type, tag, from_repository,
+         payload, ts) = record
+        if not isinstance(req, LazyRequest):
+            client = req
+            last_key = None
+        elif req.key != last_key or last_key is None:
+            # LazyRequest.get, inlined; consecutive events of a client (most) share its
+            # record, found without hashing the key again.
+            client = req.make(req.key)
+            last_key = req.key
+        middle = _action_target(
+            action, kind, repository, digest, size, media_type, tag, from_repository,
+            client.base_url, None if payload is None else references(record))
+        tail = client.tail
+        if tail is None or tail[0] is not source:
+            tail = client.tail = (source, _request_tail(
+                client.addr, client.host, client.method, client.useragent, client.actor,
+                source))
+        # Go's RFC3339Nano in UTC, trailing zeros of the fraction dropped: the date and
+        # time of day made once a second, the fraction's digits without a format spec.
+        nanos = ts % 1_000_000_000
+        if ts - nanos != second:
+            second = ts - nanos
+            second_text = time.strftime("%Y-%m-%dT%H:%M:%S",
+                                        time.gmtime(second // 1_000_000_000))
+        digits = str(nanos)
+        fraction = (_ZEROS[len(digits):] + digits).rstrip("0")
+        lines.append(f'{{"id":"{event_id}","timestamp":"{second_text}'
+                     f'{"." if fraction else ""}{fraction}Z",{middle},'
+                     f'"request":{{"id":{_q(req.id)}{tail[1]}'.encode())
+    return lines
 
 
 @functools.lru_cache(maxsize=1024)

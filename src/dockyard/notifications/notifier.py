@@ -1,10 +1,10 @@
 """The notifier of one worker process: takes events from requests, hands them to endpoints.
 
 A request only appends an :class:`~.events.EventRecord` to a list and sets a flag
-(:meth:`Notifier.emit`); the notifier's task then formats the events (ids,
-timestamps, JSON: the costly part, off the request path), writes them to each
-endpoint's spool and wakes the endpoint's delivery task. A slow or dead endpoint
-therefore never delays a request. The spool of each endpoint lives in
+(:meth:`Notifier.emit`, or inline: :attr:`Notifier.queue`); the notifier's task then
+formats the events (ids, timestamps, JSON: the costly part, off the request path),
+writes them to each endpoint's spool and wakes the endpoint's delivery task. A slow or
+dead endpoint therefore never delays a request. The spool of each endpoint lives in
 ``<directory>/<endpoint>/w<slot>``: one per worker, owned by it alone, so with
 ``--workers N`` no event is delivered by two workers.
 """
@@ -26,7 +26,7 @@ from dockyard.notifications.events import (
     EventIds,
     EventRecord,
     SourceRecord,
-    event_line,
+    event_lines,
     source_json,
 )
 from dockyard.notifications.spool import DiskSpool, MemorySpool, Spool, SpoolBusy
@@ -107,7 +107,9 @@ class Notifier:
         self.endpoints = list(endpoints)
         self.source = source
         self.include_references = include_references
-        self._queue: list[EventRecord] = []
+        self.queue: list[EventRecord] = []
+        """Events not yet spooled: :meth:`emit` appends to it. Read it anew for each
+        event (the notifier replaces it), and :meth:`wake` it before adding to it empty."""
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._source = source_json(source)
@@ -119,9 +121,13 @@ class Notifier:
 
     def emit(self, record: EventRecord) -> None:
         """Queue an event (on the event loop's thread; returns at once)."""
-        if not self._queue:  # the feeder empties the queue as it clears the flag
+        if not self.queue:  # the feeder empties the queue as it clears the flag
             self._ready.set()
-        self._queue.append(record)
+        self.queue.append(record)
+
+    def wake(self) -> None:
+        """Tell the feeder that events are coming (before the first goes in :attr:`queue`)."""
+        self._ready.set()
 
     def start(self) -> None:
         """Start the feeding task and every endpoint's delivery task."""
@@ -152,14 +158,11 @@ class Notifier:
                 log.exception("notifications: could not queue events")
 
     async def _flush(self) -> None:
-        records, self._queue = self._queue, []
+        records, self.queue = self.queue, []
         if not records:
             return
-        source = self._source
-        # Events without a payload (most) are formatted here: a call fewer each.
-        lines = [event_line(r, source, event_id).encode() if r.payload is None
-                 else self._line(r, event_id)
-                 for r, event_id in zip(records, self._ids.take(len(records)), strict=True)]
+        lines = event_lines(records, self._source, self._ids.take(len(records)),
+                            self._references)
         for endpoint in self.endpoints:
             if endpoint.filters:
                 accepted = [line for r, line in zip(records, lines, strict=True)
@@ -169,12 +172,13 @@ class Notifier:
             if accepted:
                 await endpoint.add(accepted)
 
-    def _line(self, record: EventRecord, event_id: str) -> bytes:
-        refs = None
-        if record.payload is not None:
-            try:
-                refs = json.dumps(references(record.media_type, record.payload),
-                                  separators=(",", ":"))
-            except Exception as exc:  # stored manifests parse; never lose the event anyway
-                log.warning("notifications: no references for %s: %s", record.digest, exc)
-        return event_line(record, self._source, event_id, refs).encode()
+    def _references(self, record: EventRecord) -> str | None:
+        """The references of a manifest's event (its ``payload``), as JSON text."""
+        if record.payload is None:
+            return None
+        try:
+            return json.dumps(references(record.media_type, record.payload),
+                              separators=(",", ":"))
+        except Exception as exc:  # stored manifests parse; never lose the event anyway
+            log.warning("notifications: no references for %s: %s", record.digest, exc)
+            return None
