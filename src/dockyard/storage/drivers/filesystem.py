@@ -439,11 +439,13 @@ def _write_many(items: list[tuple[str, bytes]]) -> None:
     """
     pending: list[tuple[int, str, str]] = []
     renamed = 0
+    made: set[str] = set()
     try:
         for target, data in items:
-            if _holds(target, data):
+            directory = os.path.dirname(target)
+            if not _make_directory(directory, made) and _holds(target, data):
                 continue
-            fd, tmp = _create_temporary(os.path.dirname(target))
+            fd, tmp = _create_temporary(directory)
             pending.append((fd, tmp, target))
             _write_all(fd, data)
             if _start_writeback is not None:
@@ -463,6 +465,27 @@ def _write_many(items: list[tuple[str, bytes]]) -> None:
         raise
     if pending:
         _fsync_directory(os.path.dirname(pending[-1][2]))
+
+
+def _make_directory(directory: str, made: set[str]) -> bool:
+    """Make ``directory`` and its missing parents; whether it is new (made by this
+    batch, in ``made``: no file in it to compare with). Tried from the leaf up, one
+    ``mkdir`` a level: a new tag's seven directories cost ten system calls, where
+    looking first (``os.makedirs``, a failed open) cost twenty, each a GIL hand-off."""
+    if directory in made:
+        return True
+    try:
+        os.mkdir(directory)
+    except FileExistsError:
+        return False
+    except FileNotFoundError:
+        _make_directory(os.path.dirname(directory), made)
+        try:
+            os.mkdir(directory)
+        except FileExistsError:  # made meanwhile by another writer
+            return False
+    made.add(directory)
+    return True
 
 
 def _fsync_directory(directory: str) -> None:
