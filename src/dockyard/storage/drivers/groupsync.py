@@ -145,6 +145,10 @@ class GroupSync:
         if _libc.syncfs(self._fd) != 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err), self.root)
+        # ext4 without a journal writes the last of its metadata (inode tables, the
+        # directories' blocks) after the cache flush of its syncfs; an fsync flushes
+        # the disk's cache once more (the root directory is clean: that is all it does).
+        os.fsync(self._fd)
 
     async def aclose(self) -> None:
         """Finish the rounds under way, then let the thread and descriptor go."""
