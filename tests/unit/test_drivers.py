@@ -5,6 +5,7 @@ filesystem driver does. The contract every driver keeps is in test_driver_contra
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -197,6 +198,47 @@ def test_filesystem_put_many_leaves_no_temporary_file_when_one_fails(tmp_path: P
     run(scenario())
     assert not (tmp_path / "b/first").exists()
     assert [p.name for p in (tmp_path / "b").iterdir()] == ["file"]
+
+
+def test_filesystem_put_many_makes_each_directory_once_and_keeps_equal_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new tag's directories are each made by one successful mkdir and its files
+    created without a failed open first (each system call is a GIL hand-off in the
+    thread); a file that already holds its content is left as it is, one with other
+    content replaced."""
+    driver = CheckedDriver(FilesystemDriver(str(tmp_path)))
+    (tmp_path / "tags").mkdir()
+    made: list[str] = []
+    failed_opens: list[str] = []
+    real_mkdir, real_open = os.mkdir, os.open
+
+    def mkdir(path: str, mode: int = 0o777) -> None:
+        real_mkdir(path, mode)
+        made.append(os.path.relpath(path, tmp_path))
+
+    def open_(path: str, flags: int, mode: int = 0o777) -> int:
+        try:
+            return real_open(path, flags, mode)
+        except OSError:
+            failed_opens.append(path)
+            raise
+
+    monkeypatch.setattr("dockyard.storage.drivers.filesystem.os.mkdir", mkdir)
+    monkeypatch.setattr("dockyard.storage.drivers.filesystem.os.open", open_)
+    batch = [("/tags/t/index/sha256/ab/link", b"sha256:ab"), ("/tags/t/current/link", b"sha256:ab")]
+    run(driver.put_many(batch))
+    assert made == ["tags/t", "tags/t/index", "tags/t/index/sha256", "tags/t/index/sha256/ab",
+                    "tags/t/current"]
+    assert failed_opens == []
+    current = tmp_path / "tags/t/current/link"
+    kept = current.stat().st_ino
+    run(driver.put_many(batch))
+    assert current.stat().st_ino == kept
+    run(driver.put_many([("/tags/t/current/link", b"sha256:cd")]))
+    assert current.read_bytes() == b"sha256:cd"
+    assert current.stat().st_ino != kept
+    assert sorted(p.name for p in (tmp_path / "tags/t/current").iterdir()) == ["link"]
 
 
 def test_filesystem_temporary_name_drawn_again_on_a_clash(

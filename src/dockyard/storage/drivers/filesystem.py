@@ -28,6 +28,7 @@ from dockyard.storage.drivers.base import (
     StorageError,
 )
 from dockyard.storage.drivers.dirwatch import WatchedListings
+from dockyard.storage.drivers.groupsync import group_sync_for
 
 __all__ = ["FilesystemDriver"]
 
@@ -96,6 +97,7 @@ class FilesystemDriver:
         # where it is missing, directory -> (mtime_ns, sorted children) (see ``list``).
         self._watched = WatchedListings(_CACHED_LISTINGS, _CACHED_LISTING_MIN, _is_temporary)
         self._listings: dict[str, tuple[int, list[str]]] = {}
+        self._group = group_sync_for(self.root)
 
     @classmethod
     def from_parameters(cls, params: Mapping[str, Any]) -> FilesystemDriver:
@@ -144,9 +146,20 @@ class FilesystemDriver:
         return await self._run(paths[0] if paths else "/", read)
 
     async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
-        """Several small files in one thread hop and two disk flushes (see :func:`_write_many`)."""
-        if items:
-            await self._run(items[0][0], _write_many, [(self._os(p), d) for p, d in items])
+        """Several small files in one thread hop, made durable together with those of
+        concurrent calls (:mod:`.groupsync`; else two disk flushes, :func:`_write_many`)."""
+        if not items:
+            return
+        targets = [(self._os(p), d) for p, d in items]
+        if self._group is None:
+            await self._run(items[0][0], _write_many, targets)
+            return
+        pending = await self._run(items[0][0], _write_closed, targets)
+        if pending:
+            try:
+                await self._group.commit(pending)
+            except OSError as exc:
+                raise self._map(items[0][0], exc) from exc
 
     async def put_unsynced(self, items: Sequence[tuple[str, bytes]]) -> None:
         """Small files in one thread hop, renamed into place without an fsync (see
@@ -326,6 +339,8 @@ class FilesystemDriver:
         return self._os(path)
 
     async def aclose(self) -> None:
+        if self._group is not None:
+            await self._group.aclose()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._watched.close()
 
@@ -433,27 +448,19 @@ def _holds(target: str, data: bytes) -> bool:
 
 def _write_many(items: list[tuple[str, bytes]]) -> None:
     """Write small files so that they appear in order, durably, with two waits for the
-    disk instead of one per file (as :func:`_atomic_write` each would).
+    disk instead of one per file (as :func:`_atomic_write` each would), where the
+    filesystem has no :class:`~.groupsync.GroupSync`.
 
-    Every new content goes to a temporary file; writeback of all of them starts at
-    once, then each is fsynced (the first waits for the disk; the journal commit it
-    forces carries the others' blocks, so theirs return at once). Only then are they
-    renamed into place, in order, and the last directory fsynced: ext4 and XFS commit
-    metadata in order, so a crash keeps a prefix of the renames, each over complete
-    data, and the fsync makes all of them durable. A file that already holds its
-    content (a manifest pushed again) is not written.
+    Writeback of every temporary file (:func:`_write_temporaries`) starts at once, then
+    each is fsynced (the first waits for the disk; the journal commit it forces carries
+    the others' blocks, so theirs return at once). Only then are they renamed into
+    place, in order, and the last directory fsynced: ext4 and XFS commit metadata in
+    order, so a crash keeps a prefix of the renames, each over complete data, and the
+    fsync makes all of them durable.
     """
-    pending: list[tuple[int, str, str]] = []
+    pending = _write_temporaries(items, start_writeback=True)
     renamed = 0
     try:
-        for target, data in items:
-            if _holds(target, data):
-                continue
-            fd, tmp = _create_temporary(os.path.dirname(target))
-            pending.append((fd, tmp, target))
-            _write_all(fd, data)
-            if _start_writeback is not None:
-                _start_writeback(fd, 0, len(data))
         for fd, _, _ in pending:
             os.fsync(fd)
         for fd, tmp, target in pending:
@@ -461,14 +468,82 @@ def _write_many(items: list[tuple[str, bytes]]) -> None:
             os.replace(tmp, target)
             renamed += 1
     except BaseException:
-        for fd, tmp, _ in pending[renamed:]:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        _drop_temporaries(pending[renamed:])
         raise
     if pending:
         _fsync_directory(os.path.dirname(pending[-1][2]))
+
+
+def _write_closed(items: list[tuple[str, bytes]]) -> list[tuple[str, str]]:
+    """The temporary files of ``items`` written and closed, for a
+    :class:`~.groupsync.GroupSync` to sync and rename: (temporary, target) each."""
+    pending = _write_temporaries(items, start_writeback=False)
+    failure: OSError | None = None
+    for fd, _, _ in pending:
+        try:
+            os.close(fd)  # each exactly once: a failed close releases the descriptor too
+        except OSError as exc:
+            failure = failure or exc
+    if failure is not None:
+        for _, tmp, _ in pending:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise failure
+    return [(tmp, target) for _, tmp, target in pending]
+
+
+def _write_temporaries(
+    items: list[tuple[str, bytes]], *, start_writeback: bool
+) -> list[tuple[int, str, str]]:
+    """Each content written to a new temporary file beside its target, left open:
+    (descriptor, temporary, target) each, in order. A file that already holds its
+    content (a manifest pushed again) is not written; after a failure no temporary
+    file is left behind."""
+    pending: list[tuple[int, str, str]] = []
+    made: set[str] = set()
+    try:
+        for target, data in items:
+            directory = os.path.dirname(target)
+            if not _make_directory(directory, made) and _holds(target, data):
+                continue
+            fd, tmp = _create_temporary(directory)
+            pending.append((fd, tmp, target))
+            _write_all(fd, data)
+            if start_writeback and _start_writeback is not None:
+                _start_writeback(fd, 0, len(data))
+    except BaseException:
+        _drop_temporaries(pending)
+        raise
+    return pending
+
+
+def _drop_temporaries(pending: list[tuple[int, str, str]]) -> None:
+    for fd, tmp, _ in pending:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _make_directory(directory: str, made: set[str]) -> bool:
+    """Make ``directory`` and its missing parents; whether it is new (made by this
+    batch, in ``made``: no file in it to compare with). Tried from the leaf up, one
+    ``mkdir`` a level: a new tag's seven directories cost ten system calls, where
+    looking first (``os.makedirs``, a failed open) cost twenty, each a GIL hand-off."""
+    if directory in made:
+        return True
+    try:
+        os.mkdir(directory)
+    except FileExistsError:
+        return False
+    except FileNotFoundError:
+        _make_directory(os.path.dirname(directory), made)
+        try:
+            os.mkdir(directory)
+        except FileExistsError:  # made meanwhile by another writer
+            return False
+    made.add(directory)
+    return True
 
 
 def _fsync_directory(directory: str) -> None:
