@@ -229,8 +229,7 @@ def event_lines(
             second = ts - nanos
             second_text = time.strftime("%Y-%m-%dT%H:%M:%S",
                                         time.gmtime(second // 1_000_000_000))
-        digits = str(nanos)
-        fraction = (_ZEROS[len(digits):] + digits).rstrip("0")
+        fraction = ("%09d" % nanos).rstrip("0")  # noqa: UP031 (f"{nanos:09}" costs 3x)
         rid = req.id
         if '"' in rid or "\\" in rid:
             rid = _q(rid)[1:-1]  # rare: dockyard's ids are hex, a client's printable ASCII
