@@ -85,3 +85,11 @@ def test_timestamps_are_go_rfc3339nano() -> None:
               for ts in (5, 1_000_000_000, 1765000000120000000, 1765000000123456789)]
     assert stamps == ["1970-01-01T00:00:00.000000005Z", "1970-01-01T00:00:01Z",
                       "2025-12-06T05:46:40.12Z", "2025-12-06T05:46:40.123456789Z"]
+
+
+def test_a_request_id_with_json_specials_is_escaped() -> None:
+    """A client's X-Request-Id is printable ASCII, so may hold a quote or a backslash."""
+    shared = RequestRecord("", "10.0.0.1:1", "reg", "GET", "ua", None, "https://reg")
+    for rid in ('say "hi"', "back\\slash", "plain-7"):
+        event = _event(LazyRequest(rid, lambda _: shared, None), "sha256:" + "5" * 64)
+        assert event["request"]["id"] == rid
