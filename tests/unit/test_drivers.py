@@ -224,8 +224,8 @@ def test_filesystem_put_many_makes_each_directory_once_and_keeps_equal_files(
             failed_opens.append(path)
             raise
 
-    monkeypatch.setattr("dockyard.storage.drivers.filesystem.os.mkdir", mkdir)
-    monkeypatch.setattr("dockyard.storage.drivers.filesystem.os.open", open_)
+    monkeypatch.setattr("dockyard.storage.drivers.smallfiles.os.mkdir", mkdir)
+    monkeypatch.setattr("dockyard.storage.drivers.smallfiles.os.open", open_)
     batch = [("/tags/t/index/sha256/ab/link", b"sha256:ab"), ("/tags/t/current/link", b"sha256:ab")]
     run(driver.put_many(batch))
     assert made == ["tags/t", "tags/t/index", "tags/t/index/sha256", "tags/t/index/sha256/ab",
@@ -250,7 +250,7 @@ def test_filesystem_temporary_name_drawn_again_on_a_clash(
     driver = CheckedDriver(FilesystemDriver(str(tmp_path)))
     draws = iter([0xAB, 0xAB, 0xCD])
     monkeypatch.setattr(
-        "dockyard.storage.drivers.filesystem.random.getrandbits", lambda _bits: next(draws)
+        "dockyard.storage.drivers.smallfiles.random.getrandbits", lambda _bits: next(draws)
     )
     clash = tmp_path / "new/dir" / f".tmp-{0xAB:032x}"
 
