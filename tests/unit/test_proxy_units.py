@@ -24,6 +24,7 @@ from dockyard.proxy.remote import RemoteRegistry
 from dockyard.proxy.routes import Upstream, route
 from dockyard.proxy.scheduler import BLOB, MANIFEST, Entry, TTLScheduler
 from dockyard.storage.drivers.inmemory import InMemoryDriver
+from dockyard.workerlock import WorkerLock
 
 H = "version: 0.1\nstorage: inmemory\nhttp: {secret: s}\n"
 
@@ -179,8 +180,9 @@ def test_only_the_worker_with_the_timers_expires_what_any_worker_cached() -> Non
                 expired[name].append(entry.key)
             return on_expire
 
-        primary = TTLScheduler(driver, recorder("primary"), timers=True, shared=True)
-        other = TTLScheduler(driver, recorder("other"), timers=False, shared=True)
+        lock = WorkerLock()
+        primary = TTLScheduler(driver, recorder("primary"), timers=True, lock=lock)
+        other = TTLScheduler(driver, recorder("other"), timers=False, lock=lock)
         await primary.start()
         await other.start()
         other.add("lib/app", digest, BLOB, 0.0)  # cached by the other worker
@@ -283,3 +285,66 @@ def test_a_spool_that_cannot_be_written_fails_the_fill(monkeypatch: pytest.Monke
             await anext(fill.reader())
 
     asyncio.run(scenario())
+
+
+class _SlowDriver(InMemoryDriver):
+    """Reads and writes that take a while, so that two merges would overlap."""
+
+    async def get_content(self, path: str) -> bytes:
+        await asyncio.sleep(0.05)
+        return await super().get_content(path)
+
+    async def put_content(self, path: str, content: bytes) -> None:
+        await asyncio.sleep(0.05)
+        await super().put_content(path, content)
+
+
+@pytest.mark.parametrize("locked", [True, False])
+def test_workers_saving_at_once_lose_no_entry(locked: bool) -> None:
+    """Two workers merging the schedule file at the same moment keep both entries when
+    they take turns; without the lock one overwrites the other (the lost entry would
+    never expire), which is what the lock is for."""
+    first, second = (Digest.parse("sha256:" + c * 64) for c in "cd")
+
+    async def run() -> set[str]:
+        driver = _SlowDriver()
+        lock = WorkerLock() if locked else None
+
+        async def nothing(_entry: Entry) -> None:
+            return None
+
+        primary = TTLScheduler(driver, nothing, timers=True, lock=lock)
+        other = TTLScheduler(driver, nothing, timers=False, lock=lock)
+        primary.add("lib/app", first, BLOB, 60.0)
+        other.add("lib/app", second, BLOB, 60.0)
+        await asyncio.gather(primary.save(), other.save())
+        return set(json.loads(await driver.get_content("/scheduler-state.json")))
+
+    keys = asyncio.run(run())
+    both = {f"lib/app@{first}", f"lib/app@{second}"}
+    if locked:
+        assert keys == both
+    else:
+        assert len(keys) == 1 and keys < both
+
+
+def test_a_stop_during_a_save_keeps_the_entries_for_the_last_save() -> None:
+    digest = Digest.parse("sha256:" + "e" * 64)
+
+    async def run() -> set[str]:
+        driver = _SlowDriver()
+
+        async def nothing(_entry: Entry) -> None:
+            return None
+
+        scheduler = TTLScheduler(driver, nothing, timers=False, lock=WorkerLock())
+        scheduler.add("lib/app", digest, BLOB, 60.0)
+        saving = asyncio.ensure_future(scheduler.save())
+        await asyncio.sleep(0.01)  # inside the merge, reading the file
+        saving.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await saving
+        await scheduler.stop()
+        return set(json.loads(await driver.get_content("/scheduler-state.json")))
+
+    assert asyncio.run(run()) == {f"lib/app@{digest}"}

@@ -13,7 +13,9 @@ already past its expiry is removed at once. Several workers share the file: each
 merges its own additions and removals into what is stored when it saves. Only one
 of them (``timers``) runs the timers, so content expires once, not once per worker:
 the others only record what they cached, and that worker adopts their entries (or a
-later expiry) from the file every few seconds.
+later expiry) from the file every few seconds. The merges take turns under a
+:class:`~dockyard.workerlock.WorkerLock`: two at once would each write what they read
+before the other's write, and an entry lost so would never expire.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 
 from dockyard.digest import Digest, InvalidDigest
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver, StorageError
+from dockyard.workerlock import WorkerLock
 
 __all__ = ["BLOB", "MANIFEST", "STATE_PATH", "Entry", "TTLScheduler"]
 
@@ -87,15 +90,16 @@ class TTLScheduler:
 
     def __init__(
         self, driver: StorageDriver, on_expire: ExpireFn, *, timers: bool = True,
-        shared: bool = False,
+        lock: WorkerLock | None = None,
     ) -> None:
         """``timers``: this process expires content (one worker of several does).
-        ``shared``: other processes of this instance write the file too, so the one
-        with the timers reads their entries back."""
+        ``lock``: other processes of this instance write the file too, taking turns
+        under it, and the one with the timers reads their entries back."""
         self.driver = driver
         self._on_expire = on_expire
         self._timers_here = timers
-        self._shared = shared
+        self._lock = lock
+        self._shared = lock is not None
         self._entries: dict[str, Entry] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._added: dict[str, Entry] = {}
@@ -202,20 +206,30 @@ class TTLScheduler:
         added, removed = self._added, self._removed
         self._added, self._removed = {}, set()
         try:
-            stored = await self._read()
-            if adopt:
-                self._adopt({k: v for k, v in stored.items() if k not in removed})
-            if not added and not removed:
-                return
-            for key in removed:
-                stored.pop(key, None)
-            stored.update(added)
-            state = {key: entry.to_json() for key, entry in stored.items()}
-            await self.driver.put_content(STATE_PATH, json.dumps(state).encode())
-        except StorageError as exc:
-            log.error("proxy: could not write %s: %s", STATE_PATH, exc)
+            if self._lock is None:
+                await self._merge(added, removed, adopt)
+            else:
+                async with self._lock:
+                    await self._merge(added, removed, adopt)
+        except (StorageError, asyncio.CancelledError) as exc:
+            # Kept for the next save (a stop cancels the periodic one mid-merge).
             self._added = {**added, **self._added}
             self._removed |= removed - self._added.keys()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            log.error("proxy: could not write %s: %s", STATE_PATH, exc)
+
+    async def _merge(self, added: dict[str, Entry], removed: set[str], adopt: bool) -> None:
+        stored = await self._read()
+        if adopt:
+            self._adopt({k: v for k, v in stored.items() if k not in removed})
+        if not added and not removed:
+            return
+        for key in removed:
+            stored.pop(key, None)
+        stored.update(added)
+        state = {key: entry.to_json() for key, entry in stored.items()}
+        await self.driver.put_content(STATE_PATH, json.dumps(state).encode())
 
     async def _save_periodically(self) -> None:
         while True:
