@@ -31,7 +31,6 @@ from dockyard.storage.drivers.factory import create_driver
 from dockyard.storage.drivers.observed import ObservedDriver, TimedDriver
 from dockyard.storage.uploadlocks import UploadLocks
 from dockyard.tls import server_ssl_context
-from dockyard.workerlock import WorkerLock
 
 __all__ = [
     "Worker",
@@ -51,12 +50,10 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Worker:
-    """One of ``count`` worker processes of an instance; worker 0 runs scheduled jobs.
-    With several, ``lock`` is the one they share (:mod:`dockyard.workerlock`)."""
+    """One of ``count`` worker processes of an instance; worker 0 runs scheduled jobs."""
 
     index: int = 0
     count: int = 1
-    lock: WorkerLock | None = None
 
     @property
     def primary(self) -> bool:
@@ -243,7 +240,7 @@ def build_namespace(
     worker = worker or Worker()
     return ProxyNamespace(
         driver, options, upstreams, cache=cache, locks=locks, primary=worker.primary,
-        worker_lock=worker.lock,
+        workers=worker.count,
     )
 
 

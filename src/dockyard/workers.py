@@ -39,7 +39,6 @@ from dockyard.maintenance.jobs import Lease
 from dockyard.notifying import build_notifier, debug_vars, export_metrics
 from dockyard.tls import server_ssl_context
 from dockyard.tracing import start_tracing
-from dockyard.workerlock import WorkerLock
 
 __all__ = ["die_with_parent", "run_worker", "supervise"]
 
@@ -60,7 +59,6 @@ def supervise(
     children: dict[int, int] = {}
     stopping = False
     board = LoadBoard(count)  # before the fork: every worker maps the same memory
-    lock = WorkerLock()  # before the fork too: every worker locks the same file
 
     parent = os.getpid()
 
@@ -73,7 +71,7 @@ def supervise(
                 own_debug = debug_sock if index == 0 else None  # the debug server: worker 0
                 if debug_sock is not None and own_debug is None:
                     debug_sock.close()
-                code = run_worker(config, secret, sock, Worker(index, count, lock),
+                code = run_worker(config, secret, sock, Worker(index, count),
                                   debug_sock=own_debug, metrics_dir=metrics_dir, board=board)
             finally:
                 os._exit(code)

@@ -68,7 +68,6 @@ LAYER_OF = {
     "dockyard.hashstate": "root",
     "dockyard.serial": "root",
     "dockyard.nowait": "root",
-    "dockyard.workerlock": "root",
     "dockyard.clientaddr": "root",
 }
 

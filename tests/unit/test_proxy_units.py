@@ -23,8 +23,8 @@ from dockyard.proxy.fill import HOLD_BACK, BlobFill, verify
 from dockyard.proxy.remote import RemoteRegistry
 from dockyard.proxy.routes import Upstream, route
 from dockyard.proxy.scheduler import BLOB, MANIFEST, Entry, TTLScheduler
+from dockyard.storage.drivers.base import PathNotFound
 from dockyard.storage.drivers.inmemory import InMemoryDriver
-from dockyard.workerlock import WorkerLock
 
 H = "version: 0.1\nstorage: inmemory\nhttp: {secret: s}\n"
 
@@ -180,9 +180,8 @@ def test_only_the_worker_with_the_timers_expires_what_any_worker_cached() -> Non
                 expired[name].append(entry.key)
             return on_expire
 
-        lock = WorkerLock()
-        primary = TTLScheduler(driver, recorder("primary"), timers=True, lock=lock)
-        other = TTLScheduler(driver, recorder("other"), timers=False, lock=lock)
+        primary = TTLScheduler(driver, recorder("primary"), timers=True, shared=True)
+        other = TTLScheduler(driver, recorder("other"), timers=False, shared=True)
         await primary.start()
         await other.start()
         other.add("lib/app", digest, BLOB, 0.0)  # cached by the other worker
@@ -299,33 +298,29 @@ class _SlowDriver(InMemoryDriver):
         await super().put_content(path, content)
 
 
-@pytest.mark.parametrize("locked", [True, False])
-def test_workers_saving_at_once_lose_no_entry(locked: bool) -> None:
-    """Two workers merging the schedule file at the same moment keep both entries when
-    they take turns; without the lock one overwrites the other (the lost entry would
-    never expire), which is what the lock is for."""
+def test_processes_saving_at_once_lose_no_entry() -> None:
+    """Two schedulers (workers or instances) merging the file at the same moment take
+    turns, so both entries are kept; one merge overwriting the other's would leave the
+    lost entry to never expire."""
     first, second = (Digest.parse("sha256:" + c * 64) for c in "cd")
 
-    async def run() -> set[str]:
+    async def run() -> tuple[set[str], list[str]]:
         driver = _SlowDriver()
-        lock = WorkerLock() if locked else None
 
         async def nothing(_entry: Entry) -> None:
             return None
 
-        primary = TTLScheduler(driver, nothing, timers=True, lock=lock)
-        other = TTLScheduler(driver, nothing, timers=False, lock=lock)
+        primary = TTLScheduler(driver, nothing, timers=True, shared=True)
+        other = TTLScheduler(driver, nothing, timers=False, shared=True)
         primary.add("lib/app", first, BLOB, 60.0)
         other.add("lib/app", second, BLOB, 60.0)
         await asyncio.gather(primary.save(), other.save())
-        return set(json.loads(await driver.get_content("/scheduler-state.json")))
+        state = json.loads(await driver.get_content("/scheduler-state.json"))
+        with pytest.raises(PathNotFound):  # each merge withdrew its claim
+            await driver.list("/scheduler-state.claims")
+        return set(state)
 
-    keys = asyncio.run(run())
-    both = {f"lib/app@{first}", f"lib/app@{second}"}
-    if locked:
-        assert keys == both
-    else:
-        assert len(keys) == 1 and keys < both
+    assert asyncio.run(run()) == {f"lib/app@{first}", f"lib/app@{second}"}
 
 
 def test_a_stop_during_a_save_keeps_the_entries_for_the_last_save() -> None:
@@ -337,7 +332,7 @@ def test_a_stop_during_a_save_keeps_the_entries_for_the_last_save() -> None:
         async def nothing(_entry: Entry) -> None:
             return None
 
-        scheduler = TTLScheduler(driver, nothing, timers=False, lock=WorkerLock())
+        scheduler = TTLScheduler(driver, nothing, timers=False, shared=True)
         scheduler.add("lib/app", digest, BLOB, 60.0)
         saving = asyncio.ensure_future(scheduler.save())
         await asyncio.sleep(0.01)  # inside the merge, reading the file

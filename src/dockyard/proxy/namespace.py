@@ -60,7 +60,6 @@ from dockyard.storage.tags import TagStore
 from dockyard.storage.uploadlocks import UploadLocks
 from dockyard.storage.uploads import UploadStore
 from dockyard.types import BlobDescriptor, StoredManifest, UploadStatus
-from dockyard.workerlock import WorkerLock
 
 __all__ = ["ProxyNamespace", "ProxyRepository"]
 
@@ -83,10 +82,9 @@ class ProxyNamespace(Namespace):
         locks: UploadLocks | None = None,
         *,
         primary: bool = True,
-        worker_lock: WorkerLock | None = None,
+        workers: int = 1,
     ) -> None:
-        """``primary``: the one worker of this instance that expires content;
-        ``worker_lock``: the instance's lock, when it has several workers."""
+        """``primary``: the one worker of ``workers`` (of this instance) that expires content."""
         super().__init__(driver, options, metadata, cache, locks)
         self.upstreams = tuple(upstreams)
         # With remoteurl the whole registry is the cache: a blob expires globally,
@@ -95,7 +93,7 @@ class ProxyNamespace(Namespace):
         # Read-only storage (maintenance.readonly): nothing is cached, nothing expires;
         # the stored schedule waits untouched until writes are allowed again.
         self.scheduler = (
-            TTLScheduler(driver, self._expire, timers=primary, lock=worker_lock)
+            TTLScheduler(driver, self._expire, timers=primary, shared=workers > 1)
             if any(u.ttl > 0 for u in upstreams) and not options.read_only
             else None
         )

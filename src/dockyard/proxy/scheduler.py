@@ -13,9 +13,10 @@ already past its expiry is removed at once. Several workers share the file: each
 merges its own additions and removals into what is stored when it saves. Only one
 of them (``timers``) runs the timers, so content expires once, not once per worker:
 the others only record what they cached, and that worker adopts their entries (or a
-later expiry) from the file every few seconds. The merges take turns under a
-:class:`~dockyard.workerlock.WorkerLock`: two at once would each write what they read
-before the other's write, and an entry lost so would never expire.
+later expiry) from the file every few seconds. Merges take turns, across workers and
+instances on one storage, under a claim in storage (:mod:`dockyard.storage.uploadclaims`,
+as one download per blob does): two at once would each write what they read before
+the other's write, and an entry lost so would never expire after a restart.
 """
 
 from __future__ import annotations
@@ -31,16 +32,20 @@ from datetime import UTC, datetime, timedelta
 
 from dockyard.digest import Digest, InvalidDigest
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver, StorageError
-from dockyard.workerlock import WorkerLock
+from dockyard.storage.uploadclaims import ChunkClaim, OffsetBusy
 
 __all__ = ["BLOB", "MANIFEST", "STATE_PATH", "Entry", "TTLScheduler"]
 
 log = logging.getLogger("dockyard.proxy")
 
 STATE_PATH = "/scheduler-state.json"
+# Who is merging into STATE_PATH (one claim file per merge, removed after it).
+CLAIMS_PATH = "/scheduler-state.claims"
 BLOB = 0
 MANIFEST = 1
 _SAVE_INTERVAL = 5.0
+# Seconds between tries while another process merges.
+_CLAIM_RETRY = 0.05
 # Go writes nanoseconds; Python's datetime takes six fractional digits.
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
@@ -90,16 +95,15 @@ class TTLScheduler:
 
     def __init__(
         self, driver: StorageDriver, on_expire: ExpireFn, *, timers: bool = True,
-        lock: WorkerLock | None = None,
+        shared: bool = False,
     ) -> None:
         """``timers``: this process expires content (one worker of several does).
-        ``lock``: other processes of this instance write the file too, taking turns
-        under it, and the one with the timers reads their entries back."""
+        ``shared``: other processes of this instance write the file too, so the one
+        with the timers reads their entries back."""
         self.driver = driver
         self._on_expire = on_expire
         self._timers_here = timers
-        self._lock = lock
-        self._shared = lock is not None
+        self._shared = shared
         self._entries: dict[str, Entry] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._added: dict[str, Entry] = {}
@@ -206,11 +210,11 @@ class TTLScheduler:
         added, removed = self._added, self._removed
         self._added, self._removed = {}, set()
         try:
-            if self._lock is None:
+            claim = await self._claim()
+            try:
                 await self._merge(added, removed, adopt)
-            else:
-                async with self._lock:
-                    await self._merge(added, removed, adopt)
+            finally:
+                await claim.finish()
         except (StorageError, asyncio.CancelledError) as exc:
             # Kept for the next save (a stop cancels the periodic one mid-merge).
             self._added = {**added, **self._added}
@@ -218,6 +222,17 @@ class TTLScheduler:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             log.error("proxy: could not write %s: %s", STATE_PATH, exc)
+
+    async def _claim(self) -> ChunkClaim:
+        """This process's turn to merge (a claim another process's merge or its
+        death releases; one left by a dead process on another host, after its lease)."""
+        claim = ChunkClaim(self.driver, CLAIMS_PATH)
+        while True:
+            try:
+                await claim.acquire()
+                return claim
+            except OffsetBusy:
+                await asyncio.sleep(_CLAIM_RETRY)
 
     async def _merge(self, added: dict[str, Entry], removed: set[str], adopt: bool) -> None:
         stored = await self._read()
