@@ -326,6 +326,37 @@ def test_schedule_survives_a_restart_in_distributions_format(
     assert "Traceback" not in proxy.log_text()
 
 
+def test_instances_on_one_storage_keep_each_others_schedule(
+    upstream: RegistryProcess,
+    server_factory: ServerFactory,
+    skopeo: Skopeo,
+    images: Images,
+    tmp_path: Path,
+) -> None:
+    """Two instances cache different content on one storage and stop at the same moment:
+    each merges its entries into scheduler-state.json in turn, so neither's are lost."""
+    shared = tmp_path / "shared"
+    overrides = proxy_config(upstream.url, ttl="1h")
+    proxies = [server_factory("dockyard", root=shared, overrides=overrides) for _ in range(2)]
+    expected: set[str] = set()
+    for _ in range(3):  # new content in each, then both stopping at once, three times
+        for proxy in proxies:
+            repo = random_repo("proxy")
+            push(skopeo, images.single.ref, upstream, repo, "v1")
+            response = httpx.get(
+                f"{proxy.url}/v2/{repo}/manifests/v1", headers={"Accept": MANIFEST_ACCEPT}
+            )
+            assert response.status_code == 200
+            expected.add(f"{repo}@{response.headers['Docker-Content-Digest']}")
+        with ThreadPoolExecutor(len(proxies)) as pool:
+            list(pool.map(lambda proxy: proxy.stop(), proxies))
+        stored = json.loads((shared / "scheduler-state.json").read_text())
+        assert expected <= stored.keys()
+        for proxy in proxies:
+            proxy.start()
+    assert not list((shared / "scheduler-state.claims").iterdir())  # every claim withdrawn
+
+
 # -- several upstreams beside hosted repositories --------------------------------------
 
 
