@@ -39,6 +39,7 @@ __all__ = [
     "put_many",
     "put_unsynced",
     "roll_back",
+    "walk_scanned",
 ]
 
 PATH_PATTERN = re.compile(r"(?:/[A-Za-z0-9._-]+)+")
@@ -333,6 +334,25 @@ class AbortsStaleWrites(Protocol):
         paths ``keep`` says are still in use (the backend's start date may be wrong or
         skewed); returns how many were aborted."""
         ...
+
+
+async def walk_scanned(
+    scan: Callable[[str], Awaitable[list[FileInfo]]], path: str
+) -> AsyncIterator[FileInfo]:
+    """Every file and directory below ``path``, depth first, for a driver whose ``scan``
+    lists one directory's children (sorted); one removed meanwhile is passed over."""
+    stack = [path]
+    while stack:
+        directory = stack.pop()
+        try:
+            entries = await scan(directory)
+        except PathNotFound:
+            if directory == path:
+                raise
+            continue
+        for info in entries:
+            yield info
+        stack.extend(i.path for i in reversed(entries) if i.is_dir)
 
 
 def check_path(path: str, driver: str) -> str:

@@ -29,7 +29,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Generic, Protocol, TypeVar
 
-from dockyard.storage.drivers.base import FileInfo, PathNotFound, StorageError
+from dockyard.storage.drivers.base import FileInfo, PathNotFound, StorageError, walk_scanned
 
 __all__ = ["PartWriter", "PrefixTree"]
 
@@ -151,16 +151,5 @@ class PrefixTree:
     async def list(self, path: str) -> builtins.list[str]:
         return [info.path for info in await self._scan(path)]
 
-    async def walk(self, path: str) -> AsyncIterator[FileInfo]:
-        stack = [path]
-        while stack:
-            directory = stack.pop()
-            try:
-                entries = await self._scan(directory)
-            except PathNotFound:
-                if directory == path:
-                    raise
-                continue  # emptied meanwhile
-            for info in entries:
-                yield info
-            stack.extend(i.path for i in reversed(entries) if i.is_dir)
+    def walk(self, path: str) -> AsyncIterator[FileInfo]:
+        return walk_scanned(self._scan, path)

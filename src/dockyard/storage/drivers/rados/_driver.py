@@ -14,7 +14,13 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from dockyard.storage.drivers.base import FileInfo, InvalidOffset, PathNotFound, StorageError
+from dockyard.storage.drivers.base import (
+    FileInfo,
+    InvalidOffset,
+    PathNotFound,
+    StorageError,
+    walk_scanned,
+)
 from dockyard.storage.drivers.rados._params import RadosParameters
 from dockyard.storage.drivers.rados._pool import (
     DIR_MARK,
@@ -286,19 +292,8 @@ class RadosDriver(RadosPool):
     async def redirect_url(self, path: str, method: str) -> str | None:
         return None  # RADOS objects have no URL a client could fetch
 
-    async def walk(self, path: str) -> AsyncIterator[FileInfo]:
-        stack = [path]
-        while stack:
-            directory = stack.pop()
-            try:
-                entries = await self._scan(directory)
-            except PathNotFound:
-                if directory == path:
-                    raise
-                continue  # removed meanwhile
-            for info in entries:
-                yield info
-            stack.extend(i.path for i in reversed(entries) if i.is_dir)
+    def walk(self, path: str) -> AsyncIterator[FileInfo]:
+        return walk_scanned(self._scan, path)
 
     def local_path(self, path: str) -> str | None:
         return None
