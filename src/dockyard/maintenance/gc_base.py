@@ -15,9 +15,9 @@ from dockyard.maintenance.gc_report import GCSummary
 from dockyard.manifest import MAX_MANIFEST_SIZE
 from dockyard.metadata import MetadataIndex
 from dockyard.storage import paths
-from dockyard.storage.drivers.base import PathNotFound, StorageDriver
+from dockyard.storage.drivers.base import FileInfo, PathNotFound, StorageDriver
 
-__all__ = ["Collection", "bounded"]
+__all__ = ["Collection", "blobs_in_prefix", "bounded"]
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -27,6 +27,24 @@ _CONCURRENCY = 16  # storage requests in flight (manifest reads, deletes)
 # A revision blob larger than this is not read (a manifest is at most 4 MiB; some
 # registries took larger ones): a link that resolves to a layer must not fill memory.
 _READ_LIMIT = 8 * MAX_MANIFEST_SIZE
+
+
+async def blobs_in_prefix(
+    driver: StorageDriver, algorithm: str, prefix: str
+) -> AsyncIterator[tuple[Digest, FileInfo]]:
+    """Each blob's ``data`` file under ``blobs/<alg>/<hh>`` (``prefix``) with its digest;
+    what is not a blob of this layout is passed over (and so left alone)."""
+    hh = posixpath.basename(prefix)
+    async for info in driver.walk(prefix):
+        parts = info.path[len(prefix) + 1 :].split("/")
+        if info.is_dir or len(parts) != 2 or parts[1] != "data":
+            continue
+        try:
+            digest = Digest.parse(f"{algorithm}:{parts[0]}")
+        except InvalidDigest:
+            continue
+        if digest.hex[:2] == hh:
+            yield digest, info
 
 
 async def bounded(work: Callable[[U], Awaitable[T]], items: Sequence[U]) -> list[T]:

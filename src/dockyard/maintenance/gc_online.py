@@ -40,11 +40,11 @@ import time
 from collections.abc import Callable
 
 from dockyard.cache.base import BlobDescriptorCache
-from dockyard.digest import Digest, InvalidDigest
+from dockyard.digest import Digest
 from dockyard.index.base import ManifestRecord
 from dockyard.index.fence import SWEEP_GIVE_UP, BlobFence
 from dockyard.index.sql import SqlIndex
-from dockyard.maintenance.gc_base import bounded
+from dockyard.maintenance.gc_base import blobs_in_prefix, bounded
 from dockyard.maintenance.gc_mark import Marker, _Node, _Repository
 from dockyard.maintenance.gc_report import GCSummary, plural
 from dockyard.maintenance.gc_sweep import Sweeper
@@ -188,19 +188,9 @@ class _OnlineCollector(Marker, Sweeper):
     async def sweep_prefix(self, algorithm: str, prefix: str) -> None:
         """One ``blobs/<alg>/<hh>``: unmarked blobs older than the grace, fenced."""
         candidates: dict[Digest, int] = {}
-        hh = prefix.rsplit("/", 1)[-1]
         old = self.started - self.grace
         try:
-            async for info in self.driver.walk(prefix):
-                parts = info.path[len(prefix) + 1 :].split("/")
-                if info.is_dir or len(parts) != 2 or parts[1] != "data":
-                    continue
-                try:
-                    digest = Digest.parse(f"{algorithm}:{parts[0]}")
-                except InvalidDigest:
-                    continue
-                if digest.hex[:2] != hh:
-                    continue
+            async for digest, info in blobs_in_prefix(self.driver, algorithm, prefix):
                 self.summary.blobs_examined += 1
                 if digest not in self.marked and info.mod_time < old:
                     candidates[digest] = info.size

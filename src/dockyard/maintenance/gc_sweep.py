@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import posixpath
 
-from dockyard.digest import Digest, InvalidDigest
-from dockyard.maintenance.gc_base import Collection, bounded
+from dockyard.digest import Digest
+from dockyard.maintenance.gc_base import Collection, blobs_in_prefix, bounded
 from dockyard.maintenance.purge import format_size
 from dockyard.storage import paths
 from dockyard.storage.drivers.base import PathNotFound, StorageError
@@ -41,18 +41,8 @@ class Sweeper(Collection):
     async def sweep_prefix(self, algorithm: str, prefix: str) -> None:
         """One ``blobs/<alg>/<hh>``: walked whole first, then its unmarked blobs deleted."""
         doomed: list[tuple[Digest, int]] = []
-        hh = posixpath.basename(prefix)
         try:
-            async for info in self.driver.walk(prefix):
-                parts = info.path[len(prefix) + 1 :].split("/")
-                if info.is_dir or len(parts) != 2 or parts[1] != "data":
-                    continue
-                try:
-                    digest = Digest.parse(f"{algorithm}:{parts[0]}")
-                except InvalidDigest:
-                    continue  # not a blob of this layout: leave it alone
-                if digest.hex[:2] != hh:
-                    continue
+            async for digest, info in blobs_in_prefix(self.driver, algorithm, prefix):
                 self.summary.blobs_examined += 1
                 if self.summary.blobs_examined % _HEARTBEAT == 0:
                     self.report(f"... {self.summary.blobs_examined} blobs examined, "
