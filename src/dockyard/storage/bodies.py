@@ -1,11 +1,13 @@
-"""A request body streamed into an upload: gathered into batches, each written while
-the running digests hash it off the event loop (:class:`RunningHashes`)."""
+"""A request body streamed into an upload: written piece by piece (the driver's writer
+batches its system calls) while the running digests hash it off the event loop in
+batches of pieces (:class:`RunningHashes`); the pieces are never joined, which was a
+copy of every byte."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from dockyard.errors import SizeInvalid
 from dockyard.hashstate import ResumableHash
@@ -14,7 +16,7 @@ from dockyard.storage.drivers.base import FileWriter
 
 __all__ = ["BATCH", "INLINE", "RunningHashes", "empty_body", "feed", "prepend", "read_up_to"]
 
-# Chunks are gathered to this size before hashing/writing, to amortise thread hops.
+# Pieces are gathered to this size before hashing, to amortise thread hops.
 BATCH = 1 << 20
 # Below this, hashing inline is cheaper than a hop to a worker thread.
 INLINE = 64 << 10
@@ -33,20 +35,21 @@ class RunningHashes:
         self._lanes = [(SerialLane(), h) for h in hashes.values()]
         self._pending: deque[asyncio.Future[None]] = deque()
 
-    async def update(self, data: bytes) -> None:
-        """Hash ``data``; returns while up to :data:`DEPTH` batches are still hashing.
+    async def update(self, pieces: Sequence[bytes], size: int) -> None:
+        """Hash ``pieces`` (``size`` bytes in all, never mutated afterwards); returns
+        while up to :data:`DEPTH` batches are still hashing.
 
         Each algorithm hashes in a thread of its own: a chunk that saves SHA-256 and
         SHA-512 states costs the time of the slower one (SHA-512, without the CPU's
         SHA extensions), not of both one after the other.
         """
-        if len(data) <= INLINE and not self._pending:
+        if size <= INLINE and not self._pending:
             for h in self.by_algorithm.values():
-                h.update(data)
+                _hash_all(h, pieces)
             return
         while len(self._pending) >= DEPTH * len(self._lanes):
             await self._pending.popleft()
-        self._pending.extend(lane.submit(h.update, data) for lane, h in self._lanes)
+        self._pending.extend(lane.submit(_hash_all, h, pieces) for lane, h in self._lanes)
 
     async def settle(self) -> None:
         """Wait for every batch in flight."""
@@ -58,6 +61,11 @@ class RunningHashes:
         return self.by_algorithm[algorithm].hexdigest()
 
 
+def _hash_all(h: ResumableHash, pieces: Sequence[bytes]) -> None:
+    for piece in pieces:
+        h.update(piece)
+
+
 async def feed(
     writer: FileWriter,
     body: AsyncIterator[bytes] | None,
@@ -67,24 +75,23 @@ async def feed(
     final: bool,
     batch: int = BATCH,
 ) -> int:
-    """Write and hash ``body`` in batches of about ``batch`` bytes (the chunks in flight
-    hold a few of them); the number of bytes it held."""
+    """Write ``body`` as it comes and hash it in batches of about ``batch`` bytes (the
+    batches in flight hold a few of them); the number of bytes it held."""
     received = 0
     gathered: list[bytes] = []
     batched = 0
     async for chunk in body or empty_body():
+        await writer.write(chunk)
         gathered.append(chunk)
         batched += len(chunk)
         if batched >= batch:
-            data = b"".join(gathered)
-            gathered.clear()
-            batched = 0
-            await asyncio.gather(hashes.update(data), writer.write(data))
-            received += len(data)
+            # A new list: the one handed over is hashed while the next one fills.
+            await hashes.update(gathered, batched)
+            received += batched
+            gathered, batched = [], 0
     if gathered:
-        data = b"".join(gathered)
-        await asyncio.gather(hashes.update(data), writer.write(data))
-        received += len(data)
+        await hashes.update(gathered, batched)
+        received += batched
     await hashes.settle()
     if length is not None and received != length:
         raise SizeInvalid(f"received {received} bytes, expected {length}")
