@@ -92,11 +92,12 @@ async def feed(
     if gathered:
         await hashes.update(gathered, batched)
         received += batched
-    await hashes.settle()
     if length is not None and received != length:
+        await hashes.settle()
         raise SizeInvalid(f"received {received} bytes, expected {length}")
-    # A chunk stays resumable; the last one completes the file for the move.
-    await (writer.commit() if final else writer.close())
+    # The data's fsync (a chunk stays resumable; the last one completes the file for
+    # the move) runs while the last batches are still hashing: SHA-512 bounds a chunk.
+    await asyncio.gather(hashes.settle(), writer.commit() if final else writer.close())
     return received
 
 
