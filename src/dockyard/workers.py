@@ -33,6 +33,7 @@ from dockyard.balance import BalancedSite, LoadBoard
 from dockyard.config import Config
 from dockyard.connections import GuardedAppRunner
 from dockyard.debugserver import Instruments, build_health, build_metrics, instrument_app
+from dockyard.heap import keep_freed_heap
 from dockyard.index import SqlIndex
 from dockyard.logs import AccessLogger
 from dockyard.maintenance.jobs import Lease
@@ -134,6 +135,7 @@ def run_worker(
     """Serve in this process (``worker``) until SIGTERM/SIGINT; the primary worker also
     runs the instance's periodic jobs. With ``board`` (several workers on ``sock``) new
     connections go to the least loaded worker (:mod:`dockyard.balance`)."""
+    keep_freed_heap()
     try:
         import uvloop
 
