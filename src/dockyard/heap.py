@@ -22,10 +22,12 @@ log = logging.getLogger("dockyard")
 # mallopt's parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-#: Blocks at least this big are mapped on their own (given back as soon as freed).
-MMAP_THRESHOLD = 1 << 20
-#: Freed heap kept at the top before glibc gives it back.
-TRIM_THRESHOLD = 8 << 20
+#: Blocks at least this big are mapped on their own (given back as soon as freed):
+#: above the 1 MiB reads and batches, as glibc's sliding threshold had risen to.
+MMAP_THRESHOLD = 4 << 20
+#: Freed heap kept at the top before glibc gives it back: eight pushes on a worker
+#: hold a few MiB each (at 8 MiB a quarter of the faults were left).
+TRIM_THRESHOLD = 32 << 20
 
 
 def keep_freed_heap() -> None:
