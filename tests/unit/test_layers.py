@@ -36,6 +36,8 @@ LAYER_OF = {
     "dockyard.balance": "server",
     "dockyard.uploadsecret": "server",
     "dockyard.workers": "server",
+    "dockyard.workerlock": "root",
+    "dockyard.heap": "server",
     "dockyard.background": "server",
     "dockyard.tls": "server",
     "dockyard.logs": "server",
