@@ -96,7 +96,8 @@ async def feed(
         await hashes.settle()
         raise SizeInvalid(f"received {received} bytes, expected {length}")
     # The data's fsync (a chunk stays resumable; the last one completes the file for
-    # the move) runs while the last batches are still hashing: SHA-512 bounds a chunk.
+    # the move) runs while the last batches are still hashing: a chunk's end waits
+    # for the slower of the two, not for both one after the other.
     await asyncio.gather(hashes.settle(), writer.commit() if final else writer.close())
     return received
 
