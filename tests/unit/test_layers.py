@@ -36,7 +36,6 @@ LAYER_OF = {
     "dockyard.balance": "server",
     "dockyard.uploadsecret": "server",
     "dockyard.workers": "server",
-    "dockyard.workerlock": "root",
     "dockyard.heap": "server",
     "dockyard.background": "server",
     "dockyard.tls": "server",
