@@ -61,7 +61,8 @@ class Spool:
         raise NotImplementedError
 
     def peek(self, limit: int) -> tuple[list[bytes], Position]:
-        """Up to ``limit`` of the oldest events, and the position after them."""
+        """Up to ``limit`` of the oldest events (a new list: the caller's to change), and
+        the position after them."""
         raise NotImplementedError
 
     def ack(self, position: Position, count: int) -> None:
