@@ -51,6 +51,7 @@ class Metrics:
         self.snapshot_dir = snapshot_dir
         self.store = Store()
         self.sources: list[MetricsSource] = []
+        self._updaters: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         self.http_requests = self._family(
             "registry_http_requests", "Total number of HTTP requests made.", "counter",
@@ -127,6 +128,17 @@ class Metrics:
         """
         self.sources.append(source)
 
+    def add_updater(self, update: Callable[[], None]) -> None:
+        """Call ``update`` on the event loop before every scrape and every snapshot: for
+        counts kept elsewhere and copied into families (the notification endpoints'),
+        so that they are copied when read rather than by a task waking every second."""
+        self._updaters.append(update)
+
+    def update(self) -> None:
+        """Run the updaters (on the event loop: they read what the loop changes)."""
+        for update in self._updaters:
+            update()
+
     def collect(self) -> Iterator[Metric]:
         """Every family, summed over the workers, then the extra sources.
 
@@ -163,6 +175,7 @@ class Metrics:
 
     async def _write(self) -> None:
         assert self.snapshot_dir is not None
+        self.update()
         try:
             await asyncio.to_thread(write_snapshot, self.snapshot_dir, self.store.snapshot())
         except OSError as exc:
