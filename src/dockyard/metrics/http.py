@@ -187,15 +187,22 @@ def metrics_middleware(
                 received = 0
             else:
                 received = request.content.total_bytes
+            # A size of 0 (most requests, every HEAD's answer) is in the first bucket:
+            # every bound is positive (a search of the 22 float bounds for an int costs
+            # more than the rest of the update).
             h = route.request_size
-            h.counts[bisect_left(h.bounds, received)] += 1
             if received:
+                h.counts[bisect_left(h.bounds, received)] += 1
                 h.sum += received
                 route.received.value += received
+            else:
+                h.counts[0] += 1
             h = route.response_size
-            h.counts[bisect_left(h.bounds, sent)] += 1
             if sent:
+                h.counts[bisect_left(h.bounds, sent)] += 1
                 h.sum += sent
                 route.sent.value += sent
+            else:
+                h.counts[0] += 1
 
     return middleware
