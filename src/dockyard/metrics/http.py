@@ -188,8 +188,8 @@ def metrics_middleware(
             else:
                 received = request.content.total_bytes
             # A size of 0 (most requests, every HEAD's answer) is in the first bucket:
-            # every bound is positive (a search of the 22 float bounds for an int costs
-            # more than the rest of the update).
+            # every bound is positive (a search of the 22 bounds costs more than the
+            # rest of the update).
             h = route.request_size
             if received:
                 h.counts[bisect_left(h.bounds, received)] += 1
