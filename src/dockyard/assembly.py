@@ -259,16 +259,16 @@ def build_context(
         middleware=config.middleware.storage,
     )
     if instruments is not None:
-        # Inside the path checks: only calls that reach the backend are observed; the
-        # timing inside the span, as distribution's base driver nests them.
+        # Inside the path checks: only calls that reach the backend are observed. The
+        # timing wrapper is the path checker too (a wrapper fewer on every call).
         inner = driver.inner
-        timings = instruments.storage_timings(driver.name)
-        if timings is not None:
-            inner = TimedDriver(inner, timings)
         observe = instruments.storage_observer(driver.name)
         if observe is not None:
             inner = ObservedDriver(inner, observe)
-        if inner is not driver.inner:
+        timings = instruments.storage_timings(driver.name)
+        if timings is not None:
+            driver = TimedDriver(inner, timings)
+        elif inner is not driver.inner:
             driver = CheckedDriver(inner)
     metrics = instruments.metrics if instruments else None
     urls_validation = config.validation.manifests.urls

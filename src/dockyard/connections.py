@@ -16,7 +16,9 @@ what it lacks:
   the client's fault: a short plain-text 4xx and one debug line, never a traceback;
   so is a client hanging up mid-response;
 * requests pipelined before junk in the same packet are answered before its 400
-  (aiohttp alone drops them with the packet).
+  (aiohttp alone drops them with the packet);
+* what a connection's requests share (scheme, peer) is in a context variable
+  (:data:`dockyard.clientaddr.CONNECTION`), set once for them all.
 
 aiohttp offers no public way to choose the connection class, so a few private names
 are used, here only, and ``tests/unit/test_connections.py`` fails by name when an
@@ -26,8 +28,8 @@ aiohttp release changes them (pyproject pins the tested minor release):
 timer does), and ``RequestHandler._request_count`` and ``_messages`` (read to learn the
 length of the body that follows a request head, so that the body is not searched for
 the next head). Everything else is public: :class:`aiohttp.web.Server` and
-:class:`aiohttp.web.RequestHandler`, their ``connection_made``, ``data_received``,
-``handle_error`` and ``force_close``.
+:class:`aiohttp.web.RequestHandler`, their ``connection_made``, ``start``,
+``data_received``, ``handle_error`` and ``force_close``.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineToo
 from aiohttp.streams import StreamReader
 from aiohttp.web import BaseRequest, RequestHandler
 
+from dockyard.clientaddr import CONNECTION
 from dockyard.config import HTTPLimitsConfig
 
 __all__ = ["MAX_HEADERS", "GuardedAppRunner"]
@@ -82,6 +85,13 @@ class _Handler(RequestHandler):
         if not self._guard.admit(self):
             transport.write(_REFUSED)
             self.force_close()
+
+    async def start(self) -> None:
+        # Each request's task copies this task's context: what the requests of the
+        # connection share is set once here (scheme and peer: per request, each was a
+        # Python call when notifications ask for them).
+        CONNECTION.set(("https" if self.ssl_context else "http", self.peername))
+        await super().start()
 
     def data_received(self, data: bytes) -> None:
         # aiohttp parses a whole packet in one go and, when any part of it is malformed,

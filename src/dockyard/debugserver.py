@@ -155,7 +155,8 @@ def _metrics_handler(metrics: Metrics) -> Handler:
     from dockyard.metrics.exposition import CONTENT_TYPE_LATEST, render
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        body = await asyncio.to_thread(render, metrics)  # multiprocess mode reads files
+        metrics.update()  # on the loop; the rendering reads files with several workers
+        body = await asyncio.to_thread(render, metrics)
         response = web.Response(body=body)
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response

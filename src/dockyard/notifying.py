@@ -5,7 +5,6 @@ See :mod:`dockyard.notifications` for how events are made and delivered.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -104,21 +103,17 @@ def build_notifier(config: Config, slot: int = 0, workers: int = 1) -> Notifier 
     )
 
 
-async def export_metrics(notifier: Notifier, metrics: Metrics, every: float = 1.0) -> None:
-    """Copy the endpoints' counters into distribution's Prometheus families, every second.
+def export_metrics(notifier: Notifier, metrics: Metrics) -> None:
+    """Copy the endpoints' counters into distribution's Prometheus families whenever
+    they are read (a scrape, a worker's snapshot: :meth:`Metrics.add_updater`).
 
     ``registry_notifications_events_total{type=Events|Successes|Failures|Errors,endpoint}``,
     ``registry_notifications_pending{endpoint}``,
     ``registry_notifications_status_total{code,endpoint}``: counted by the endpoints as
-    they go (no per-event metric call on any path), moved over here by their increase.
+    they go (no per-event metric call on any path), moved over by their increase.
     """
     last: dict[str, dict[str, int]] = {}
-    try:
-        while True:
-            _export(notifier, metrics, last)
-            await asyncio.sleep(every)
-    finally:
-        _export(notifier, metrics, last)
+    metrics.add_updater(lambda: _export(notifier, metrics, last))
 
 
 def _export(notifier: Notifier, metrics: Metrics, last: dict[str, dict[str, int]]) -> None:

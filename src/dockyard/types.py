@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -71,6 +71,13 @@ class StoredManifest:
     digest: Digest
     media_type: str
     body: bytes
+    digest_text: str = field(init=False, repr=False, compare=False)
+    """``str(digest)``, made once: a served manifest is kept by the manifest cache and
+    its digest's text is wanted again by every pull's event (a few dozen bytes beside
+    the body; a Digest does not keep its text, issue 15)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest_text", str(self.digest))
 
 
 class ManifestReader(Protocol):

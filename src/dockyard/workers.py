@@ -158,14 +158,12 @@ async def _worker(
     # Worker ``worker.index`` of ``worker.count`` owns its own event spools
     # (dockyard.notifying).
     notifier = await asyncio.to_thread(build_notifier, config, worker.index, worker.count)
-    exporter = None
     if notifier is not None:
         ctx = dataclasses.replace(ctx, notifier=notifier)
         notifier.start()
         instruments.add_vars("notifications", lambda: debug_vars(notifier))
         if instruments.metrics is not None:
-            exporter = asyncio.get_running_loop().create_task(
-                export_metrics(notifier, instruments.metrics), name="notification-metrics")
+            export_metrics(notifier, instruments.metrics)
     if ctx.namespace.index is not None:
         await ctx.namespace.index.migrate()  # applied already; creates an in-memory one
     if ctx.namespace.fence is not None:
@@ -224,10 +222,6 @@ async def _worker(
         await runner.cleanup()
         if notifier is not None:
             await notifier.close()
-        if exporter is not None:
-            exporter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await exporter
         if ctx.namespace.index is not None:
             await ctx.namespace.index.aclose()
         await ctx.namespace.driver.aclose()

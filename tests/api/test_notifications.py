@@ -8,6 +8,7 @@ honour the ``ignore`` filters, and never hold up the request that caused them.
 from __future__ import annotations
 
 import re
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -148,6 +149,35 @@ def test_request_id_is_echoed_and_in_the_event(
     assert UUID.fullmatch(made.headers["X-Request-Id"])
     events = receiver.wait_events(3)
     assert [e["request"]["id"] for e in events[1:]] == ["trace-42", made.headers["X-Request-Id"]]
+
+
+def test_each_connection_is_the_address_of_its_own_events(
+    registry_factory: Factory, receiver: WebhookReceiver
+) -> None:
+    """The client's address is taken once per connection: requests of two keep-alive
+    connections, interleaved, each carry their own."""
+    server = notifying(registry_factory, receiver)
+    repo = random_repo("addr")
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        digest = push_blob(client, repo, b"two connections")
+    head = (f"HEAD /v2/{repo}/blobs/{digest} HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{server.port}\r\n\r\n").encode()
+    connections = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+    try:
+        ports = []
+        for conn in [*connections, *connections]:
+            conn.settimeout(30)
+            conn.sendall(head)
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += conn.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200"), answer
+            ports.append(conn.getsockname()[1])
+    finally:
+        for conn in connections:
+            conn.close()
+    events = receiver.wait_events(5)
+    assert [e["request"]["addr"] for e in events[1:]] == [f"127.0.0.1:{p}" for p in ports]
 
 
 def test_include_references(registry_factory: Factory, receiver: WebhookReceiver) -> None:

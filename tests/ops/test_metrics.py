@@ -67,6 +67,11 @@ def test_scrape_counts_known_traffic(
     sent = delta("registry_http_response_bytes_total", handler="blob")
     assert 5 * len(blob) <= sent < 5 * len(blob) + 3 * 1000
     assert delta("registry_http_response_size_bytes_count", handler="blob") == 8
+    # Bodiless requests and answers (the manifest HEADs) are sizes of 0: the first bucket.
+    assert delta("registry_http_request_size_bytes_bucket", handler="manifest", le="1024.0") == 27
+    assert delta("registry_http_request_size_bytes_sum", handler="manifest") == 0
+    assert delta("registry_http_response_size_bytes_bucket", handler="manifest",
+                 le="1024.0") >= 20
     # Nothing in flight once the answers are in (the live workers' sum).
     assert total(after, "registry_http_in_flight_requests") == 0
     # The storage driver was timed, under the original's action names.

@@ -136,11 +136,12 @@ def test_observed_driver_passes_batches_to_the_driver(tmp_path: Path) -> None:
 
 def test_storage_timer_observes_each_call_once() -> None:
     """Every driver call through the timed wrapper is one observation of its action,
-    failed ones too."""
+    failed ones too; a path the wrapper refuses (it is the path checker too) never
+    reaches the driver and is not timed."""
     import asyncio
 
     from dockyard.metrics.driver import storage_timer
-    from dockyard.storage.drivers.base import PathNotFound
+    from dockyard.storage.drivers.base import InvalidPath, PathNotFound
     from dockyard.storage.drivers.inmemory import InMemoryDriver
     from dockyard.storage.drivers.observed import TimedDriver
 
@@ -153,6 +154,10 @@ def test_storage_timer_observes_each_call_once() -> None:
             assert await driver.get_content("/a") == b"data"
         with pytest.raises(PathNotFound):
             await driver.stat("/b")
+        with pytest.raises(InvalidPath):
+            await driver.get_content("/a/../a")
+        with pytest.raises(InvalidPath):
+            await driver.stat("relative")
         assert b"".join([c async for c in driver.reader("/a")]) == b"data"
 
     asyncio.run(calls())

@@ -17,6 +17,7 @@ from dockyard.api.context import UrlSettings, context
 from dockyard.api.errors import ErrorCode, RegistryError
 from dockyard.api.requestid import current_request_id
 from dockyard.api.urls import base_url_from
+from dockyard.clientaddr import CONNECTION
 from dockyard.digest import Digest, InvalidDigest
 from dockyard.errors import BlobUploadInvalid, DigestInvalid, SizeInvalid
 from dockyard.notifications import NotifyingRepository, RequestRecord, lazy_request
@@ -79,9 +80,11 @@ def repository(request: web.Request) -> Repository:
         # The middlewares set the id and the grant before any handler runs; the id is
         # read from the context (a call fewer than the request's). The Host header is
         # request.host (a Python call) but when a client sends none.
+        # The scheme and peer were taken once for the connection's requests.
         get = request.headers.get
-        key = (request.method, get(_HOST) or request.host, request.scheme,
-               request.protocol.peername, request[GRANT].subject, ctx.urls,
+        connection = CONNECTION.get() or (request.scheme, request.protocol.peername)
+        key = (request.method, get(_HOST) or request.host, connection,
+               request[GRANT].subject, ctx.urls,
                get(_USER_AGENT, ""), get(_FORWARDED_FOR, ""), get(_REAL_IP, ""),
                get(_FORWARDED_PROTO, ""), get(_FORWARDED_HOST, ""))
         repo = NotifyingRepository(repo, ctx.notifier,
@@ -89,7 +92,8 @@ def repository(request: web.Request) -> Repository:
     return repo
 
 
-ClientKey = tuple[str, str, str, object, "str | None", UrlSettings, str, str, str, str, str]
+ClientKey = tuple[
+    str, str, tuple[str, object], "str | None", UrlSettings, str, str, str, str, str]
 """What a request's client record is made from (:func:`repository`)."""
 
 
@@ -98,7 +102,7 @@ def _client_record(key: ClientKey) -> RequestRecord:
     """``request`` (but its id) and ``actor`` of a request's events, as distribution fills
     them: made once for every request of a client that sends the same (its keep-alive
     connection's requests, typically); the record is shared, so never changed."""
-    (method, host, scheme, peer, actor, urls, useragent, forwarded_for, real_ip,
+    (method, host, (scheme, peer), actor, urls, useragent, forwarded_for, real_ip,
      forwarded_proto, forwarded_host) = key
     forwarded = {"X-Forwarded-Proto": forwarded_proto, "X-Forwarded-Host": forwarded_host}
     return RequestRecord(

@@ -35,7 +35,9 @@ MetricsSource = Callable[[], Iterable[Metric]]
 
 # go-metrics' defaults (docker/go-metrics handler.go).
 DURATION_BUCKETS = (.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 25, 60)
-SIZE_BUCKETS = tuple(float(1024 * 2**i) for i in range(22))  # 1 KiB .. 2 GiB
+# 1 KiB .. 2 GiB, as ints: sizes are ints, and a search compares an int with an int
+# faster than with a float (exposed as floats all the same: le="1024.0").
+SIZE_BUCKETS = tuple(1024 * 2**i for i in range(22))
 #: Seconds between two snapshots of a worker's values (how stale a scrape may be).
 SNAPSHOT_INTERVAL = 1.0
 
@@ -51,6 +53,7 @@ class Metrics:
         self.snapshot_dir = snapshot_dir
         self.store = Store()
         self.sources: list[MetricsSource] = []
+        self._updaters: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         self.http_requests = self._family(
             "registry_http_requests", "Total number of HTTP requests made.", "counter",
@@ -127,6 +130,17 @@ class Metrics:
         """
         self.sources.append(source)
 
+    def add_updater(self, update: Callable[[], None]) -> None:
+        """Call ``update`` on the event loop before every scrape and every snapshot: for
+        counts kept elsewhere and copied into families (the notification endpoints'),
+        so that they are copied when read rather than by a task waking every second."""
+        self._updaters.append(update)
+
+    def update(self) -> None:
+        """Run the updaters (on the event loop: they read what the loop changes)."""
+        for update in self._updaters:
+            update()
+
     def collect(self) -> Iterator[Metric]:
         """Every family, summed over the workers, then the extra sources.
 
@@ -163,6 +177,7 @@ class Metrics:
 
     async def _write(self) -> None:
         assert self.snapshot_dir is not None
+        self.update()
         try:
             await asyncio.to_thread(write_snapshot, self.snapshot_dir, self.store.snapshot())
         except OSError as exc:

@@ -59,7 +59,9 @@ class Gauge:
     __slots__ = ("value",)
 
     def __init__(self) -> None:
-        self.value = 0.0
+        # An int while only whole steps are added (requests in flight): small ints are
+        # shared objects, where each float step would make a new one.
+        self.value: float = 0
 
     def inc(self, amount: float = 1.0) -> None:
         self.value += amount

@@ -7,7 +7,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 from aiohttp.web_urldispatcher import AbstractResource, AbstractRoute
 
@@ -34,6 +34,7 @@ _ROUTE_SUFFIXES = (
 
 # A client that went away before the answer (nginx's convention).
 _CLIENT_GONE = 499
+_CONTENT_LENGTH, _CHUNKED = hdrs.CONTENT_LENGTH, hdrs.TRANSFER_ENCODING
 
 
 def route_name(resource: AbstractResource | None) -> str:
@@ -178,16 +179,30 @@ def metrics_middleware(
             h = route.duration
             h.counts[bisect_left(h.bounds, seconds)] += 1
             h.sum += seconds
-            received = request.content.total_bytes
+            # A request without Content-Length (or with 0) and not chunked has no body
+            # (aiohttp's empty payload): two header lookups cost less than the
+            # ``content`` property's first call.
+            headers = request.headers
+            if headers.get(_CONTENT_LENGTH, "0") == "0" and _CHUNKED not in headers:
+                received = 0
+            else:
+                received = request.content.total_bytes
+            # A size of 0 (most requests, every HEAD's answer) is in the first bucket:
+            # every bound is positive (a search of the 22 bounds costs more than the
+            # rest of the update).
             h = route.request_size
-            h.counts[bisect_left(h.bounds, received)] += 1
             if received:
+                h.counts[bisect_left(h.bounds, received)] += 1
                 h.sum += received
                 route.received.value += received
+            else:
+                h.counts[0] += 1
             h = route.response_size
-            h.counts[bisect_left(h.bounds, sent)] += 1
             if sent:
+                h.counts[bisect_left(h.bounds, sent)] += 1
                 h.sum += sent
                 route.sent.value += sent
+            else:
+                h.counts[0] += 1
 
     return middleware

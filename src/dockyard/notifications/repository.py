@@ -149,7 +149,7 @@ class NotifyingRepository(Repository):
         if not queue:
             notifier.wake()
         queue.append(new_event((
-            "pull", self.name, self._request, "manifest", str(stored.digest), len(stored.body),
+            "pull", self.name, self._request, "manifest", stored.digest_text, len(stored.body),
             stored.media_type, "" if ":" in reference else reference, "",
             stored.body if notifier.include_references else None, time.time_ns())))
         return stored

@@ -61,7 +61,8 @@ class Spool:
         raise NotImplementedError
 
     def peek(self, limit: int) -> tuple[list[bytes], Position]:
-        """Up to ``limit`` of the oldest events, and the position after them."""
+        """Up to ``limit`` of the oldest events (a new list: the caller's to change), and
+        the position after them."""
         raise NotImplementedError
 
     def ack(self, position: Position, count: int) -> None:
@@ -182,7 +183,8 @@ class DiskSpool(Spool):
     def append(self, lines: Sequence[bytes]) -> int:
         if not lines:
             return 0
-        data = b"\n".join(lines) + b"\n"
+        # One copy of the batch (a concatenation after the join would copy it again).
+        data = b"\n".join([*lines, b""])
         with self._lock:
             size = -1 if self._writer is None else os.fstat(self._writer).st_size
             if size < 0 or size >= _SEGMENT_BYTES:

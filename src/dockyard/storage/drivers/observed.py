@@ -1,40 +1,63 @@
 """Driver wrappers that let observers see every call (tracing, metrics).
 
-As distribution's ``driver/base.Base`` times and traces each operation of any driver,
-:class:`ObservedDriver` wraps whichever driver is configured once and enters
-``observe(action, path)`` around each call (a span), and :class:`TimedDriver` tells
-``timings[action](seconds)`` how long each call took (a histogram). Action names are
+As distribution's ``driver/base.Base`` checks, times and traces each operation of any
+driver, :class:`ObservedDriver` wraps whichever driver is configured once and enters
+``observe(action, path)`` around each call (a span), and :class:`TimedDriver`, the
+path checker of :class:`~.base.CheckedDriver` with a timing, tells
+``timings[action]`` how long each call took (a histogram's tally). Action names are
 the original's (``GetContent``, ``PutContent``, ``Reader``, ``Writer``, ``Stat``,
 ``List``, ``Move``, ``Delete``, ``RedirectURL``, ``Walk``). A reader is observed until
 its first chunk (the open, as the original observes ``Reader``), not while the client
 drains it; a walk only at its start.
 
-Two wrappers rather than one observer interface: a timing taken inline costs one call
-a driver operation where a context manager costs three (making it, entering it,
-leaving it), and the timing is on every storage call of every request with metrics on.
+Two wrappers rather than one observer interface: a timing taken inline costs no call
+where a context manager costs three (making it, entering it, leaving it), and the
+timing is on every storage call of every request with metrics on.
 """
 
 from __future__ import annotations
 
+import bisect
+import builtins
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Protocol
 
 from dockyard.storage.drivers import base
-from dockyard.storage.drivers.base import FileInfo, FileWriter, StorageDriver
+from dockyard.storage.drivers.base import (
+    CheckedDriver,
+    FileInfo,
+    FileWriter,
+    InvalidOffset,
+    StorageDriver,
+    check_path,
+)
 
-__all__ = ["ACTIONS", "ObservedDriver", "Observer", "TimedDriver", "Timings"]
+__all__ = ["ACTIONS", "ObservedDriver", "Observer", "Tally", "TimedDriver", "Timings"]
 
 ACTIONS = ("GetContent", "PutContent", "Reader", "Writer", "Stat", "List", "Move", "Delete",
            "RedirectURL", "Walk")
 
 #: ``observe(action, path)``: a context manager entered around one driver call.
 Observer = Callable[[str, str], AbstractContextManager[object]]
-#: ``timings[action](seconds)``: told the duration of each call of every action.
-Timings = Mapping[str, Callable[[float], None]]
+
+
+class Tally(Protocol):
+    """A histogram that a timing updates in place: the bucket of the first bound not
+    below the value counts one (the last: +Inf), ``sum`` adds the value (as metrics'
+    ``Histogram.observe``; a call of it would cost more than the update)."""
+
+    bounds: Sequence[float]
+    counts: list[int]
+    sum: float
+
+
+#: ``timings[action]``: the tally of the durations of each call of every action.
+Timings = Mapping[str, Tally]
 
 _clock = time.perf_counter
+_bisect = bisect.bisect_left
 
 
 class _Wrapper:
@@ -143,69 +166,48 @@ class ObservedDriver(_Wrapper):
             return self.inner.walk(path)
 
 
-class TimedDriver(_Wrapper):
-    """``inner`` with each call's duration told to ``timings[action]``; the batched
-    calls are methods here too (see :class:`ObservedDriver`), a batch one timing."""
+class TimedDriver(CheckedDriver):
+    """:class:`~.base.CheckedDriver` that also tallies how long each call took in
+    ``timings[action]`` (not a path refused by the check, as distribution's
+    ``base.Base``); the batched calls are timed once a batch.
+
+    The check and the timing in one wrapper, as distribution's ``base.Base`` does them:
+    a wrapper of its own cost each driver call a coroutine more, over half of what
+    timing it costs. With tracing, ``inner`` is the :class:`ObservedDriver` (the span
+    is then inside the timing).
+    """
 
     def __init__(self, inner: StorageDriver, timings: Timings) -> None:
         super().__init__(inner)
-        self._timings = timings
-        # Looked up once: a call costs the clock twice and one call of its timing.
+        # Looked up once: a call costs the clock twice and the tally's update.
         (self._get, self._put, self._reader, self._writer, self._stat, self._list,
          self._move, self._delete, self._redirect, self._walk) = (
             timings[action] for action in ACTIONS)
 
-    async def list_many(self, paths: Sequence[str]) -> list[list[str] | None]:
-        start = _clock()
-        try:
-            return await base.list_many(self.inner, paths)
-        finally:
-            self._list(_clock() - start)
-
-    async def get_many(self, paths: Sequence[str]) -> list[bytes | None]:
-        start = _clock()
-        try:
-            return await base.get_many(self.inner, paths)
-        finally:
-            self._get(_clock() - start)
-
-    async def stat_many(self, paths: Sequence[str]) -> list[FileInfo | None]:
-        start = _clock()
-        try:
-            return await base.stat_many(self.inner, paths)
-        finally:
-            self._stat(_clock() - start)
-
-    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
-        start = _clock()
-        try:
-            await base.put_many(self.inner, items)
-        finally:
-            self._put(_clock() - start)
-
-    async def put_unsynced(self, items: Sequence[tuple[str, bytes]]) -> None:
-        start = _clock()
-        try:
-            await base.put_unsynced(self.inner, items)
-        finally:
-            self._put(_clock() - start)
-
     async def get_content(self, path: str) -> bytes:
+        check_path(path, self.name)
         start = _clock()
         try:
             return await self.inner.get_content(path)
         finally:
-            self._get(_clock() - start)
+            seconds = _clock() - start
+            t = self._get
+            t.counts[_bisect(t.bounds, seconds)] += 1
+            t.sum += seconds
 
     async def put_content(self, path: str, data: bytes) -> None:
+        check_path(path, self.name)
         start = _clock()
         try:
             await self.inner.put_content(path, data)
         finally:
-            self._put(_clock() - start)
+            seconds = _clock() - start
+            t = self._put
+            t.counts[_bisect(t.bounds, seconds)] += 1
+            t.sum += seconds
 
     def reader(self, path: str, offset: int = 0) -> AsyncIterator[bytes]:
-        return self._timed_reader(self.inner.reader(path, offset))
+        return self._timed_reader(super().reader(path, offset))
 
     async def _timed_reader(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         iterator = aiter(chunks)
@@ -214,7 +216,10 @@ class TimedDriver(_Wrapper):
             try:
                 first = await anext(iterator, None)
             finally:
-                self._reader(_clock() - start)
+                seconds = _clock() - start
+                t = self._reader
+                t.counts[_bisect(t.bounds, seconds)] += 1
+                t.sum += seconds
             if first is None:
                 return
             yield first
@@ -226,50 +231,136 @@ class TimedDriver(_Wrapper):
                 await aclose()
 
     async def writer(self, path: str, offset: int = 0) -> FileWriter:
+        if offset < 0:
+            raise InvalidOffset(path, offset, self.name)
+        check_path(path, self.name)
         start = _clock()
         try:
             return await self.inner.writer(path, offset)
         finally:
-            self._writer(_clock() - start)
+            seconds = _clock() - start
+            t = self._writer
+            t.counts[_bisect(t.bounds, seconds)] += 1
+            t.sum += seconds
 
     async def stat(self, path: str) -> FileInfo:
+        check_path(path, self.name)
         start = _clock()
         try:
             return await self.inner.stat(path)
         finally:
-            self._stat(_clock() - start)
+            seconds = _clock() - start
+            t = self._stat
+            t.counts[_bisect(t.bounds, seconds)] += 1
+            t.sum += seconds
 
-    async def list(self, path: str) -> list[str]:
+    async def list(self, path: str) -> builtins.list[str]:
+        check_path(path, self.name)
         start = _clock()
         try:
             return await self.inner.list(path)
         finally:
-            self._list(_clock() - start)
+            seconds = _clock() - start
+            t = self._list
+            t.counts[_bisect(t.bounds, seconds)] += 1
+            t.sum += seconds
+
+    async def get_many(self, paths: Sequence[str]) -> builtins.list[bytes | None]:
+        checked = [check_path(p, self.name) for p in paths]
+        start = _clock()
+        try:
+            return await base.get_many(self.inner, checked)
+        finally:
+            seconds = _clock() - start
+            t = self._get
+            t.counts[_bisect(t.bounds, seconds)] += 1
+            t.sum += seconds
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        checked = [(check_path(p, self.name), data) for p, data in items]
+        start = _clock()
+        try:
+            await base.put_many(self.inner, checked)
+        finally:
+            seconds = _clock() - start
+            t = self._put
+            t.counts[_bisect(t.bounds, seconds)] += 1
+            t.sum += seconds
+
+    async def put_unsynced(self, items: Sequence[tuple[str, bytes]]) -> None:
+        checked = [(check_path(p, self.name), data) for p, data in items]
+        start = _clock()
+        try:
+            await base.put_unsynced(self.inner, checked)
+        finally:
+            seconds = _clock() - start
+            t = self._put
+            t.counts[_bisect(t.bounds, seconds)] += 1
+            t.sum += seconds
+
+    async def list_many(self, paths: Sequence[str]) -> builtins.list[builtins.list[str] | None]:
+        checked = [check_path(p, self.name) for p in paths]
+        start = _clock()
+        try:
+            return await base.list_many(self.inner, checked)
+        finally:
+            seconds = _clock() - start
+            t = self._list
+            t.counts[_bisect(t.bounds, seconds)] += 1
+            t.sum += seconds
+
+    async def stat_many(self, paths: Sequence[str]) -> builtins.list[FileInfo | None]:
+        checked = [check_path(p, self.name) for p in paths]
+        start = _clock()
+        try:
+            return await base.stat_many(self.inner, checked)
+        finally:
+            seconds = _clock() - start
+            t = self._stat
+            t.counts[_bisect(t.bounds, seconds)] += 1
+            t.sum += seconds
 
     async def move(self, source: str, dest: str) -> None:
+        check_path(source, self.name)
+        check_path(dest, self.name)
         start = _clock()
         try:
             await self.inner.move(source, dest)
         finally:
-            self._move(_clock() - start)
+            seconds = _clock() - start
+            t = self._move
+            t.counts[_bisect(t.bounds, seconds)] += 1
+            t.sum += seconds
 
     async def delete(self, path: str) -> None:
+        check_path(path, self.name)
         start = _clock()
         try:
             await self.inner.delete(path)
         finally:
-            self._delete(_clock() - start)
+            seconds = _clock() - start
+            t = self._delete
+            t.counts[_bisect(t.bounds, seconds)] += 1
+            t.sum += seconds
 
     async def redirect_url(self, path: str, method: str) -> str | None:
+        check_path(path, self.name)
         start = _clock()
         try:
             return await self.inner.redirect_url(path, method)
         finally:
-            self._redirect(_clock() - start)
+            seconds = _clock() - start
+            t = self._redirect
+            t.counts[_bisect(t.bounds, seconds)] += 1
+            t.sum += seconds
 
     def walk(self, path: str) -> AsyncIterator[FileInfo]:
+        check_path(path, self.name)
         start = _clock()
         try:
             return self.inner.walk(path)
         finally:
-            self._walk(_clock() - start)
+            seconds = _clock() - start
+            t = self._walk
+            t.counts[_bisect(t.bounds, seconds)] += 1
+            t.sum += seconds
