@@ -33,7 +33,6 @@ from dockyard.storage.drivers.smallfiles import (
     atomic_write,
     read_small,
     start_writeback,
-    write_closed,
     write_many,
     write_unsynced,
 )
@@ -144,20 +143,19 @@ class FilesystemDriver:
         return out
 
     async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
-        """Several small files in one thread hop, made durable together with those of
-        concurrent calls (:mod:`.groupsync`; else two disk flushes, :func:`write_many`)."""
+        """Several small files, written and made durable by the sync thread together
+        with those of concurrent calls (:mod:`.groupsync`); else in one thread hop with
+        two disk flushes (:func:`write_many`)."""
         if not items:
             return
         targets = [(self._os(p), d) for p, d in items]
         if self._group is None:
             await self._run(items[0][0], write_many, targets)
             return
-        pending = await self._run(items[0][0], write_closed, targets)
-        if pending:
-            try:
-                await self._group.commit(pending)
-            except OSError as exc:
-                raise self._map(items[0][0], exc) from exc
+        try:
+            await self._group.commit(targets)
+        except OSError as exc:
+            raise self._map(items[0][0], exc) from exc
 
     async def put_unsynced(self, items: Sequence[tuple[str, bytes]]) -> None:
         """Small files in one thread hop, renamed into place without an fsync (see
