@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from tests.unit.test_driver_contract import run, walk_all, write_file
 
+from dockyard import nowait
 from dockyard.storage.drivers.base import (
     CheckedDriver,
     FileInfo,
@@ -183,6 +184,40 @@ def test_filesystem_hides_temp_files(tmp_path: Path) -> None:
     assert many == [kept]
     assert [i.path for i in walked] == kept
 
+
+
+def test_filesystem_get_many_reads_cached_links_without_a_thread_hop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Links the kernel has cached come straight from the event loop (a manifest PUT's
+    layer links); a missing file or one too long for the first read takes the thread
+    hop and is read whole there."""
+    driver = FilesystemDriver(str(tmp_path))
+    (tmp_path / "l").mkdir()
+    (tmp_path / "l/a").write_bytes(b"sha256:" + b"a" * 64)
+    (tmp_path / "l/b").write_bytes(b"sha256:" + b"b" * 64)
+    long = os.urandom(10_000)
+    (tmp_path / "l/long").write_bytes(long)
+    if nowait.read_cached(str(tmp_path / "l/a"), 0, 100) is None:
+        pytest.skip("openat2 with RESOLVE_CACHED is missing or refused")
+    hops: list[str] = []
+    real_run = driver._run
+
+    async def run_counted(path: str, fn: Callable[..., Any], *args: Any) -> Any:
+        hops.append(path)
+        return await real_run(path, fn, *args)
+
+    monkeypatch.setattr(driver, "_run", run_counted)
+
+    async def scenario() -> tuple[list[bytes | None], list[bytes | None]]:
+        cached = await driver.get_many(["/l/a", "/l/b"])
+        mixed = await driver.get_many(["/l/a", "/l/missing", "/l/long", "/l"])
+        return cached, mixed
+
+    cached, mixed = run(scenario())
+    assert cached == [b"sha256:" + b"a" * 64, b"sha256:" + b"b" * 64]
+    assert mixed == [b"sha256:" + b"a" * 64, None, long, None]
+    assert hops == ["/l/missing"]  # one hop for the three the caches could not answer
 
 
 def test_filesystem_put_many_leaves_no_temporary_file_when_one_fails(tmp_path: Path) -> None:

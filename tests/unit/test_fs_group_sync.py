@@ -1,12 +1,13 @@
 """Group commit of the filesystem driver's small writes (storage/drivers/groupsync.py):
-concurrent batches share their syncs, renames follow the sync that covered their
-temporaries, and a failed sync or rename leaves no temporary file and nothing claimed
-durable."""
+concurrent batches are written by the sync thread and share their syncs, renames follow
+the sync that covered their temporaries, and a failed write, sync or rename leaves no
+temporary file and nothing claimed durable."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -20,14 +21,9 @@ def temporaries(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.name.startswith(".tmp-")]
 
 
-def written(tmp_path: Path, count: int) -> list[tuple[str, str]]:
-    """``count`` temporary files, each to be renamed onto ``target<i>``."""
-    pending = []
-    for i in range(count):
-        tmp = tmp_path / f".tmp-{i}"
-        tmp.write_bytes(f"content {i}".encode())
-        pending.append((str(tmp), str(tmp_path / f"target{i}")))
-    return pending
+def written(tmp_path: Path, count: int) -> list[tuple[str, bytes]]:
+    """``count`` files to write: ``target<i>`` holding ``content <i>``."""
+    return [(str(tmp_path / f"target{i}"), f"content {i}".encode()) for i in range(count)]
 
 
 class Recorder:
@@ -103,21 +99,40 @@ def test_a_failed_sync_fails_its_batches_and_removes_their_temporaries(
     assert temporaries(tmp_path) == []
 
 
-def test_a_failed_rename_fails_only_its_batch(tmp_path: Path) -> None:
-    """A batch whose target cannot be made (a file where its directory must be) fails
-    after renaming what came before it, removing the rest; the others land."""
+def test_an_unexpected_error_fails_the_round_instead_of_leaving_it_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the round raises reaches the writers waiting on it (none waits forever),
+    and their temporaries are removed."""
+    group = GroupSync(str(tmp_path))
+
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(group, "_sync", broken)
+
+    async def scenario() -> list[BaseException | None]:
+        results = await asyncio.gather(*(group.commit([item]) for item in written(tmp_path, 2)),
+                                       return_exceptions=True)
+        await group.aclose()
+        return list(results)
+
+    results = asyncio.run(scenario())
+    assert all(isinstance(r, RuntimeError) for r in results)
+    assert list(tmp_path.glob("target*")) == []
+    assert temporaries(tmp_path) == []
+
+
+def test_a_failed_write_fails_only_its_batch(tmp_path: Path) -> None:
+    """A batch one of whose files cannot be made (a file where its directory must be)
+    fails whole, leaving none of its files; the others land."""
     (tmp_path / "file").write_bytes(b"x")
-    bad = [(str(tmp_path / ".tmp-a"), str(tmp_path / "first")),
-           (str(tmp_path / ".tmp-b"), str(tmp_path / "file/below")),
-           (str(tmp_path / ".tmp-c"), str(tmp_path / "third"))]
-    for tmp, _ in bad:
-        Path(tmp).write_bytes(b"1")
-    good = written(tmp_path, 1)
+    bad = [(str(tmp_path / "first"), b"1"), (str(tmp_path / "file/below"), b"2")]
     group = group_sync_for(str(tmp_path))
     assert group is not None, "the test directory is expected on ext4, XFS or btrfs"
 
     async def scenario() -> list[BaseException | None]:
-        results = await asyncio.gather(group.commit(bad), group.commit(good),
+        results = await asyncio.gather(group.commit(bad), group.commit(written(tmp_path, 1)),
                                        return_exceptions=True)
         await group.aclose()
         return list(results)
@@ -125,7 +140,39 @@ def test_a_failed_rename_fails_only_its_batch(tmp_path: Path) -> None:
     failed, landed = asyncio.run(scenario())
     assert isinstance(failed, NotADirectoryError)
     assert landed is None
-    assert (tmp_path / "first").read_bytes() == b"1"
+    assert not (tmp_path / "first").exists()
+    assert (tmp_path / "target0").read_bytes() == b"content 0"
+    assert temporaries(tmp_path) == []
+
+
+def test_a_failed_rename_fails_only_its_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose second rename fails keeps the first (renamed in order), removes
+    the rest and fails; the others land."""
+    group = GroupSync(str(tmp_path))
+    monkeypatch.setattr(group, "_sync", Recorder(tmp_path))
+    real_replace = os.replace
+
+    def replace(source: str, target: str) -> None:
+        if target.endswith("second"):
+            raise OSError(errno.EIO, "rename failed")
+        real_replace(source, target)
+
+    monkeypatch.setattr("dockyard.storage.drivers.groupsync.os.replace", replace)
+    bad = [(str(tmp_path / name), name.encode()) for name in ("first", "second", "third")]
+
+    async def scenario() -> list[BaseException | None]:
+        results = await asyncio.gather(group.commit(bad), group.commit(written(tmp_path, 1)),
+                                       return_exceptions=True)
+        await group.aclose()
+        return list(results)
+
+    failed, landed = asyncio.run(scenario())
+    assert isinstance(failed, OSError) and failed.errno == errno.EIO
+    assert landed is None
+    assert (tmp_path / "first").read_bytes() == b"first"
+    assert not (tmp_path / "second").exists()
     assert not (tmp_path / "third").exists()
     assert (tmp_path / "target0").read_bytes() == b"content 0"
     assert temporaries(tmp_path) == []

@@ -229,6 +229,27 @@ def test_concurrent_writes_share_a_transaction_and_fail_alone(tmp_path: Path) ->
     assert len(commits) < 30
 
 
+def test_writes_that_hold_share_a_transaction_without_savepoints(tmp_path: Path) -> None:
+    """A batch in which no write fails runs without a savepoint per write (each would
+    copy every page its write changes to SQLite's sub-journal, spilled to a temporary
+    file past 64 KiB); one failure runs the batch again with them (the test above)."""
+    db = SqliteDatabase(str(tmp_path / "index.db"))
+    executed: list[str] = []
+
+    async def run() -> None:
+        await db.write([Stmt("CREATE TABLE t (k TEXT PRIMARY KEY)")])
+        await db._run(lambda conn: conn.set_trace_callback(executed.append))
+        await asyncio.gather(*(db.write([Stmt("INSERT INTO t (k) VALUES (?)", (f"k{i}",))])
+                               for i in range(10)))
+        await db._run(lambda conn: conn.set_trace_callback(None))
+        assert len(await db.fetch("SELECT k FROM t")) == 10
+        await db.aclose()
+
+    asyncio.run(run())
+    assert executed.count("COMMIT") < 10  # shared transactions
+    assert not [sql for sql in executed if "SAVEPOINT" in sql]
+
+
 def test_a_lone_failing_write_leaves_nothing(tmp_path: Path) -> None:
     """A write committed alone (no savepoint) is all-or-nothing too: its first statement
     is undone when the second fails, and the next write works."""

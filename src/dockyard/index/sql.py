@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import json
 import logging
-import secrets
+import random
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -70,8 +70,10 @@ def _upsert_repository(name: str, has_tags: bool, now: float | None) -> Stmt:
 
 def _token() -> int:
     """A fresh ``tag_version``: random, so a deleted and re-created repository never
-    meets a token it had before."""
-    return secrets.randbits(62) + 1
+    meets a token it had before. From the process's generator (seeded from the system's
+    at start and again in each forked worker), not ``secrets``: a ``getrandom`` call on
+    the event loop gives the GIL away on every tag push, and nothing here is secret."""
+    return random.getrandbits(62) + 1
 
 
 def _tags_changed(name: str) -> Stmt:

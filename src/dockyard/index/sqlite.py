@@ -183,35 +183,66 @@ class SqliteDatabase:
 
 
 def _commit(conn: sqlite3.Connection, writes: list[Sequence[Stmt]]) -> list[Exception | None]:
-    """Run each write in a savepoint of one transaction; what each one raised (None:
-    it holds). A write that fails leaves nothing behind and fails alone."""
+    """Run the writes in one transaction; what each one raised (None: it holds). A write
+    that fails leaves nothing behind and fails alone.
+
+    They run first without a savepoint each: a savepoint copies every page its write
+    changes into SQLite's sub-journal (some 16 for a manifest), which past 64 KiB spills
+    to a temporary file, so a batch wrote each page twice more and made a file. Writes
+    almost never fail; when one does, the transaction is rolled back and, if others
+    shared it, run again with a savepoint per write.
+    """
     conn.execute("BEGIN IMMEDIATE")
-    failures: list[Exception | None] = []
-    # A lone write needs no savepoint: the transaction is its all-or-nothing (two
-    # statements fewer, each a GIL hand-off in this thread).
-    alone = len(writes) == 1
     try:
         for statements in writes:
-            if not alone:
-                conn.execute("SAVEPOINT write")
+            _execute(conn, statements)
+    except sqlite3.Error as exc:
+        conn.execute("ROLLBACK")
+        if len(writes) == 1:
+            return [exc]
+        return _commit_apart(conn, writes)
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    _finish(conn)
+    return [None] * len(writes)
+
+
+def _commit_apart(
+    conn: sqlite3.Connection, writes: list[Sequence[Stmt]]
+) -> list[Exception | None]:
+    """:func:`_commit` with each write in a savepoint of its own, so that one that
+    fails is undone alone."""
+    conn.execute("BEGIN IMMEDIATE")
+    failures: list[Exception | None] = []
+    try:
+        for statements in writes:
+            conn.execute("SAVEPOINT write")
             try:
                 _execute(conn, statements)
             except sqlite3.Error as exc:
-                if alone:
-                    conn.execute("ROLLBACK")
-                    return [exc]
                 conn.execute("ROLLBACK TO write")
                 failures.append(exc)
             else:
                 failures.append(None)
-            if not alone:
-                conn.execute("RELEASE write")
+            conn.execute("RELEASE write")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    _finish(conn)
+    return failures
+
+
+def _finish(conn: sqlite3.Connection) -> None:
+    """Commit the open transaction; roll it back if that fails."""
+    try:
         conn.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
         raise
-    return failures
 
 
 def _execute(conn: sqlite3.Connection, statements: Sequence[Stmt]) -> None:
