@@ -131,18 +131,22 @@ def test_a_failed_write_fails_only_its_batch(tmp_path: Path) -> None:
     group = group_sync_for(str(tmp_path))
     assert group is not None, "the test directory is expected on ext4, XFS or btrfs"
 
-    async def scenario() -> list[BaseException | None]:
-        results = await asyncio.gather(group.commit(bad), group.commit(written(tmp_path, 1)),
-                                       return_exceptions=True)
-        await group.aclose()
-        return list(results)
-
-    failed, landed = asyncio.run(scenario())
+    failed, landed = asyncio.run(_bad_beside_good(group, bad, tmp_path))
     assert isinstance(failed, NotADirectoryError)
     assert landed is None
     assert not (tmp_path / "first").exists()
     assert (tmp_path / "target0").read_bytes() == b"content 0"
     assert temporaries(tmp_path) == []
+
+
+async def _bad_beside_good(
+    group: GroupSync, bad: list[tuple[str, bytes]], tmp_path: Path
+) -> list[BaseException | None]:
+    """The outcomes of ``bad`` and of a good batch committed at the same time."""
+    results = await asyncio.gather(group.commit(bad), group.commit(written(tmp_path, 1)),
+                                   return_exceptions=True)
+    await group.aclose()
+    return list(results)
 
 
 def test_a_failed_rename_fails_only_its_batch(
@@ -162,13 +166,7 @@ def test_a_failed_rename_fails_only_its_batch(
     monkeypatch.setattr("dockyard.storage.drivers.groupsync.os.replace", replace)
     bad = [(str(tmp_path / name), name.encode()) for name in ("first", "second", "third")]
 
-    async def scenario() -> list[BaseException | None]:
-        results = await asyncio.gather(group.commit(bad), group.commit(written(tmp_path, 1)),
-                                       return_exceptions=True)
-        await group.aclose()
-        return list(results)
-
-    failed, landed = asyncio.run(scenario())
+    failed, landed = asyncio.run(_bad_beside_good(group, bad, tmp_path))
     assert isinstance(failed, OSError) and failed.errno == errno.EIO
     assert landed is None
     assert (tmp_path / "first").read_bytes() == b"first"
