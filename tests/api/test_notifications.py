@@ -180,6 +180,27 @@ def test_each_connection_is_the_address_of_its_own_events(
     assert [e["request"]["addr"] for e in events[1:]] == [f"127.0.0.1:{p}" for p in ports]
 
 
+def test_forwarded_addresses_are_the_address_of_events(
+    registry_factory: Factory, receiver: WebhookReceiver
+) -> None:
+    """As distribution's ``RemoteAddr``: X-Forwarded-For's first address if it is an IP,
+    else X-Real-Ip if it is one, else the connection's peer."""
+    server = notifying(registry_factory, receiver)
+    repo = random_repo("fwd")
+    sent = [
+        {"X-Forwarded-For": "203.0.113.7, 10.0.0.1"},
+        {"X-Forwarded-For": "unknown", "X-Real-Ip": "198.51.100.2"},
+        {"X-Real-Ip": "garbage"},
+    ]
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        digest = push_blob(client, repo, b"forwarded")
+        for headers in sent:
+            assert client.head(f"/v2/{repo}/blobs/{digest}", headers=headers).status_code == 200
+    addrs = [e["request"]["addr"] for e in receiver.wait_events(4)[1:]]
+    assert addrs[:2] == ["203.0.113.7", "198.51.100.2"]
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", addrs[2]), addrs
+
+
 def test_include_references(registry_factory: Factory, receiver: WebhookReceiver) -> None:
     server = notifying(registry_factory, receiver, events={"includereferences": True})
     repo = random_repo("refs")

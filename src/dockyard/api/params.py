@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
 import re
 import time
 from collections.abc import AsyncIterator
@@ -17,7 +16,7 @@ from dockyard.api.context import UrlSettings, context
 from dockyard.api.errors import ErrorCode, RegistryError
 from dockyard.api.requestid import current_request_id
 from dockyard.api.urls import base_url_from
-from dockyard.clientaddr import CONNECTION
+from dockyard.clientaddr import CONNECTION, remote_ip
 from dockyard.digest import Digest, InvalidDigest
 from dockyard.errors import BlobUploadInvalid, DigestInvalid, SizeInvalid
 from dockyard.notifications import NotifyingRepository, RequestRecord, lazy_request
@@ -118,22 +117,13 @@ def _client_record(key: ClientKey) -> RequestRecord:
 
 def _remote_addr(forwarded_for: str, real_ip: str, peer: object) -> str:
     """distribution's ``RemoteAddr``: X-Forwarded-For's first address, X-Real-Ip, the peer."""
-    for header in (forwarded_for, real_ip):
-        value = header.split(",", 1)[0].strip()
-        if value and _is_ip(value):
-            return value
+    ip = remote_ip({"X-Forwarded-For": forwarded_for, "X-Real-Ip": real_ip}, None)
+    if ip:
+        return ip
     if isinstance(peer, tuple) and len(peer) >= 2:
         host = f"[{peer[0]}]" if ":" in str(peer[0]) else str(peer[0])
         return f"{host}:{peer[1]}"
     return str(peer) if peer else ""
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
 
 
 def parse_digest(value: str) -> Digest:
