@@ -18,7 +18,9 @@ what it lacks:
 * requests pipelined before junk in the same packet are answered before its 400
   (aiohttp alone drops them with the packet);
 * what a connection's requests share (scheme, peer) is in a context variable
-  (:data:`dockyard.clientaddr.CONNECTION`), set once for them all.
+  (:data:`dockyard.clientaddr.CONNECTION`), set once for them all;
+* the event loop reads into a 1 MiB buffer of the worker's (:class:`_Receiver`), not
+  uvloop's 256 KiB one: an upload's body comes in fewer, larger pieces.
 
 aiohttp offers no public way to choose the connection class, so a few private names
 are used, here only, and ``tests/unit/test_connections.py`` fails by name when an
