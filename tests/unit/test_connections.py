@@ -11,13 +11,15 @@ processes in ``tests/api/test_hostile.py``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
+import os
 from collections.abc import Callable
 
 from aiohttp import web
 
 from dockyard.config import HTTPLimitsConfig
-from dockyard.connections import GuardedAppRunner, _Handler, _Server
+from dockyard.connections import GuardedAppRunner, _Handler, _Receiver, _Server
 
 #: Upper bound on any wait below, so a broken hook fails instead of hanging.
 DEADLINE = 10.0
@@ -65,6 +67,12 @@ def test_guarded_runner_makes_guarded_connections() -> None:
             await _until(lambda: server.connections, "a connection")
             (connection,) = server.connections
             assert isinstance(connection, _Handler), type(connection)
+            assert connection.transport is not None
+            receiver = connection.transport.get_protocol()
+            # The loop reads into the worker's buffer, then hands the handler bytes.
+            assert isinstance(receiver, _Receiver), type(receiver)
+            assert isinstance(receiver, asyncio.BufferedProtocol)
+            assert receiver.handler is connection
             assert hasattr(connection, "_waiter"), "aiohttp removed RequestHandler._waiter"
             await _until(connection.waiting, "the new connection to wait for a request")
             # A header past aiohttp's 8 KiB default: the runner's settings reach it.
@@ -126,6 +134,45 @@ def test_body_of_known_length_is_fed_unsearched() -> None:
                     answers.append(await reader.readexactly(length))
             assert answers == [str(len(body)).encode(), b"0"]
             writer.close()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
+
+
+def test_bodies_larger_than_the_read_buffer_arrive_whole() -> None:
+    """Reads share one buffer per server: bodies spanning many reads, on two connections
+    at once, reach their handlers byte for byte."""
+
+    async def main() -> None:
+        async def digest(request: web.Request) -> web.Response:
+            return web.Response(text=hashlib.sha256(await request.read()).hexdigest())
+
+        app = web.Application(client_max_size=16 << 20)
+        app.router.add_post("/", digest)
+        runner = GuardedAppRunner(app, HTTPLimitsConfig(), access_log=None,
+                                  shutdown_timeout=1.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = runner.addresses[0][1]
+
+            async def post(body: bytes) -> bytes:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                             % len(body) + body)
+                await writer.drain()
+                async with asyncio.timeout(DEADLINE):
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    answer = await reader.readexactly(64)
+                writer.close()
+                assert head.startswith(b"HTTP/1.1 200"), head
+                return answer
+
+            bodies = [os.urandom(3 << 20), os.urandom((5 << 20) + 7)]
+            answers = await asyncio.gather(*(post(b) for b in bodies))
+            assert answers == [hashlib.sha256(b).hexdigest().encode() for b in bodies]
         finally:
             await runner.cleanup()
 
