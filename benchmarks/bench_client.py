@@ -444,6 +444,32 @@ async def run_pool(
     return time.perf_counter() - t0
 
 
+async def run_paced(
+    port: int, concurrency: int, count: int, rate: float,
+    job: Callable[[Connection, int], Awaitable[None]],
+) -> float:
+    """As :func:`run_pool`, but open loop: request ``i`` is due at ``i / rate`` seconds
+    (on whichever connection is free), so the server sees the same offered load
+    whatever it costs. Returns the seconds taken (about ``count / rate`` unless the
+    server falls behind)."""
+    next_index = iter(range(count))
+    start = time.perf_counter()
+
+    async def worker() -> None:
+        conn = Connection(port)
+        try:
+            for i in next_index:
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await job(conn, i)
+        finally:
+            conn.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - start
+
+
 async def push_small(port: int, repo: str, blobs: list[tuple[str, bytes]], conc: int) -> float:
     async def job(conn: Connection, i: int) -> None:
         digest, data = blobs[i]
@@ -455,7 +481,12 @@ async def push_small(port: int, repo: str, blobs: list[tuple[str, bytes]], conc:
     return await run_pool(port, conc, len(blobs), job)
 
 
-async def heads(port: int, repo: str, digests: list[str], count: int, conc: int) -> float:
+async def heads(
+    port: int, repo: str, digests: list[str], count: int, conc: int, rate: float | None = None
+) -> float:
+    """``count`` blob HEADs on ``conc`` connections: as fast as they go, or at ``rate``
+    per second (:func:`run_paced`)."""
+
     async def job(conn: Connection, i: int) -> None:
         digest = digests[i % len(digests)]
         r = await conn.request("HEAD", f"/v2/{repo}/blobs/{digest}")
@@ -463,4 +494,6 @@ async def heads(port: int, repo: str, digests: list[str], count: int, conc: int)
         if r.headers.get("docker-content-digest") != digest:
             raise ProtocolError(f"HEAD blob: digest {r.headers.get('docker-content-digest')}")
 
+    if rate:
+        return await run_paced(port, conc, count, rate, job)
     return await run_pool(port, conc, count, job)

@@ -13,8 +13,16 @@ CPU per request (from /proc, so it counts every thread of the server's processes
 the end every request of ``on`` must have reached the receiver as an event and been
 counted in a scrape of ``/metrics`` (checked, not timed).
 
+As fast as the servers answer (the default) the rows show capacity: on 2 cores the
+client, the server and the receiver share the CPU, and a server's CPU per request
+falls as it gets busier (more requests per event-loop wake-up), so the ratio mixes
+the features' own work with that. ``--rate R`` sends each row's requests at R per
+second instead (open loop, the same offered load for both): the CPU per request is
+then what the features cost at that load.
+
     python3 benchmarks/features.py                    # 20,000 requests a row, 3 repetitions
     python3 benchmarks/features.py --requests 5000 --repeat 1   # a quick look
+    python3 benchmarks/features.py --workers 1 --rate 5000     # CPU at a given load
 """
 
 from __future__ import annotations
@@ -42,7 +50,14 @@ from tests.support.net import free_port  # noqa: E402
 from tests.support.servers import RegistryProcess  # noqa: E402
 from tests.support.webhook import WebhookReceiver  # noqa: E402
 
-from bench_client import Connection, ProtocolError, expect, heads, run_pool  # noqa: E402
+from bench_client import (  # noqa: E402
+    Connection,
+    ProtocolError,
+    expect,
+    heads,
+    run_paced,
+    run_pool,
+)
 from bench_core import Measure, Server, fmt, log  # noqa: E402
 from bench_manifests import (  # noqa: E402
     MANIFEST_ACCEPT,
@@ -90,13 +105,17 @@ async def seed(port: int, layer: bytes, config: bytes, manifest: bytes) -> None:
         conn.close()
 
 
-async def manifest_gets(port: int, digest: str, count: int, conc: int) -> float:
+async def manifest_gets(
+    port: int, digest: str, count: int, conc: int, rate: float | None = None
+) -> float:
     async def job(conn: Connection, i: int) -> None:
         r = await conn.request("GET", f"/v2/{REPO}/manifests/latest", {"Accept": MANIFEST_ACCEPT})
         expect(r, 200, "manifest GET")
         if r.headers.get("docker-content-digest") != digest:
             raise ProtocolError("manifest GET: wrong digest")
 
+    if rate:
+        return await run_paced(port, conc, count, rate, job)
     return await run_pool(port, conc, count, job)
 
 
@@ -107,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rate", type=float,
+                        help="open loop: send each row's requests at this many per second "
+                             "(the same offered load for both servers: compare their CPU "
+                             "per request) instead of as fast as they are answered")
     parser.add_argument("--control", action="store_true",
                         help="A/A run: 'on' gets the same configuration as 'off' (what the "
                              "ratio looks like with no difference: the noise)")
@@ -151,11 +174,11 @@ def main(argv: list[str] | None = None) -> int:
                             if row == "head":
                                 seconds = runner.run(heads(
                                     server.port, REPO, blob_digests, args.requests,
-                                    args.concurrency))
+                                    args.concurrency, args.rate))
                             else:
                                 seconds = runner.run(manifest_gets(
                                     server.port, manifest_digest, args.requests,
-                                    args.concurrency))
+                                    args.concurrency, args.rate))
                         rate = args.requests / seconds
                         cpu = m.server_cpu / args.requests * 1e6
                         results[label].setdefault(row, []).append((rate, cpu))
@@ -182,12 +205,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(results: dict[str, dict[str, list[tuple[float, float]]]],
            args: argparse.Namespace) -> str:
-    titles = {"head": f"blob HEAD x {args.requests:,}, concurrency {args.concurrency}",
-              "manifest_get": f"manifest GET by tag x {args.requests:,}, "
-                              f"concurrency {args.concurrency}"}
+    load = f"at {args.rate:,.0f} req/s" if args.rate else f"concurrency {args.concurrency}"
+    titles = {"head": f"blob HEAD x {args.requests:,}, {load}",
+              "manifest_get": f"manifest GET by tag x {args.requests:,}, {load}"}
     lines = [
         f"dockyard --workers {args.workers}, median of {args.repeat}; on = Prometheus metrics "
-        "and one notification endpoint",
+        "and one notification endpoint"
+        + ("; open loop: compare the CPU per request" if args.rate else ""),
         "",
         "| row | off req/s | on req/s | on / off | off CPU µs/req | on CPU µs/req | CPU on / off |",
         "|---|---:|---:|---:|---:|---:|---:|",

@@ -5,13 +5,23 @@ GET rows on a ``--workers 1`` server under valgrind's callgrind, features off an
 Wall-clock figures on a shared machine swing by 20-25%; instruction counts repeat to
 0.1%. For each configuration (``off``, ``metrics``, ``notify``, ``both``: see
 ``CONFIGS``) a server of this checkout runs under ``valgrind --tool=callgrind
---separate-threads=yes``; after a warm-up the counters are zeroed
-(``callgrind_control -z``), ``--requests`` requests of the row are sent one at a
-time, and once the receiver holds every event the counters are dumped
-(``callgrind_control -d``): every thread's instructions, divided by the requests,
-are the row's cost. The notifier's and the delivery's batching windows are
-stretched by valgrind's slowdown (``--stretch``, about 100x) so that batches are as
-large as at full speed.
+--separate-threads=yes``; after a warm-up the counters are zeroed (``callgrind_control
+-z``), ``--requests`` requests of the row are sent on ``--concurrency`` connections
+(32, as the rows), and once the receiver holds every event the counters are dumped
+(``callgrind_control -d``): every thread's instructions, divided by the requests, are
+the row's cost. The notifier's and the delivery's batching windows are stretched by
+valgrind's slowdown (``--stretch``, about 100x) so that batches are as large as at
+full speed.
+
+What this does not show: the share of CPU time. On 2026-12-06 the features cost +9-10%
+in instructions here and +20-30% of server CPU per request in ``features.py``
+(benchmarks/README.md, "Operator features"). Part of the gap is valgrind's: under it
+the page-cache reads (``dockyard.nowait``) fall back to a thread (``run_in_executor``,
+11% of the event loop's instructions in ``off``), which natively they never do, so
+``off`` is dearer here; removing that share still leaves some +10%. The rest is
+cycles, not instructions (this VM has no hardware counters to say which). Compare runs
+of this script with each other, to see a change's effect; issue 11's bound is judged
+on ``features.py``.
 
     flock /tmp/dockyard-bench.lock python3 benchmarks/features_callgrind.py
     python3 benchmarks/features_callgrind.py --configs off both --requests 1000
@@ -40,7 +50,7 @@ from tests.support.net import free_port  # noqa: E402
 from tests.support.servers import RegistryProcess  # noqa: E402
 from tests.support.webhook import WebhookReceiver  # noqa: E402
 
-from bench_client import Connection, expect  # noqa: E402
+from bench_client import Connection, expect, run_pool  # noqa: E402
 from bench_manifests import MANIFEST_ACCEPT, make_config, make_layer, make_manifest  # noqa: E402
 from features import BASE, REPO, seed  # noqa: E402
 
@@ -83,19 +93,17 @@ def settings(label: str, receiver: WebhookReceiver, debug_port: int) -> dict[str
     return {**BASE, **extra}
 
 
-async def requests(port: int, row: str, digest: str, count: int) -> None:
-    conn = Connection(port)
-    try:
-        for _ in range(count):
-            if row == "head":
-                r = await conn.request("HEAD", f"/v2/{REPO}/blobs/{digest}", {})
-                expect(r, 200, "blob HEAD")
-            else:
-                r = await conn.request("GET", f"/v2/{REPO}/manifests/latest",
-                                       {"Accept": MANIFEST_ACCEPT})
-                expect(r, 200, "manifest GET")
-    finally:
-        conn.close()
+async def requests(port: int, row: str, digest: str, count: int, concurrency: int) -> None:
+    async def job(conn: Connection, i: int) -> None:
+        if row == "head":
+            r = await conn.request("HEAD", f"/v2/{REPO}/blobs/{digest}", {})
+            expect(r, 200, "blob HEAD")
+        else:
+            r = await conn.request("GET", f"/v2/{REPO}/manifests/latest",
+                                   {"Accept": MANIFEST_ACCEPT})
+            expect(r, 200, "manifest GET")
+
+    await run_pool(port, concurrency, count, job)
 
 
 def instructions(outdir: Path) -> int:
@@ -134,11 +142,11 @@ def measure(label: str, args: argparse.Namespace, workdir: Path, receiver: Webho
             receiver.wait_events(before, timeout=600)
         pid = str(proc.pid)
         for row in ("head", "manifest_get"):
-            runner.run(requests(proc.port, row, digest, args.warmup))
+            runner.run(requests(proc.port, row, digest, args.warmup, args.concurrency))
             if notifying:
                 receiver.wait_events(before + args.warmup, timeout=600)
             subprocess.run(["callgrind_control", "-z", pid], check=True, capture_output=True)
-            runner.run(requests(proc.port, row, digest, args.requests))
+            runner.run(requests(proc.port, row, digest, args.requests, args.concurrency))
             if notifying:
                 receiver.wait_events(before + args.warmup + args.requests, timeout=600)
                 before += args.warmup + args.requests
@@ -164,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=32,
+                        help="connections sending at once (32 as in the rows of run.py and "
+                             "features.py; 1 was this script's measure until 2026-12-06)")
     parser.add_argument("--stretch", type=float, default=100.0)
     parser.add_argument("--keep", type=Path,
                         help="keep the callgrind files here (for callgrind_annotate)")
