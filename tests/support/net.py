@@ -47,11 +47,22 @@ __all__ = [
 LOG_TAIL_CHARS = 3000
 
 
+#: Ports :func:`free_port` handed out in this process: never handed out twice.
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0), and not
+    handed out before in this process: two ports taken before either server binds (a
+    server's listener and its debug listener) would otherwise be the same now and then.
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def port_open(port: int, timeout: float = 0.5) -> bool:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -106,7 +107,10 @@ def wait_for(driver: WebDriver, css: str, text: str = "") -> WebElement:
                 return element
         return False
 
-    element = WebDriverWait(driver, WAIT).until(found)
+    # An element found and then replaced by the next render is stale: look again.
+    element = WebDriverWait(
+        driver, WAIT, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(found)
     assert isinstance(element, WebElement)
     return element
 
