@@ -92,6 +92,40 @@ def test_layout_stripes_omaps_and_size_xattr(driver: CheckedDriver, params: dict
     assert sorted(o.key for o in ioctx.list_objects() if o.key.startswith(oid)) == []
 
 
+def test_a_move_cut_short_leaves_the_data_to_its_destination(
+    driver: CheckedDriver, params: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process killed between a move's two omap updates (the destination names the
+    stripes, the source still does): removing the source, alone or with its directory
+    (an upload's, cleaned up), leaves the destination's data whole."""
+    import rados
+
+    inner = driver.inner
+    assert isinstance(inner, RadosDriver)
+    data = os.urandom(2 * CHUNK + 7)
+    ioctx = rados_ioctx(params)
+    real_remove = inner.omap_remove
+
+    def killed_before_the_source_goes(io: Any, obj: str, key: str, *, expect: str | None = None
+                                      ) -> None:
+        if key == "data":  # the move's second update never happens
+            raise rados.Error("killed")
+        real_remove(io, obj, key, expect=expect)
+
+    for cleanup in ("/uploads/u1", "/uploads/u1/data"):
+        run(driver.put_content("/uploads/u1/data", data))
+        monkeypatch.setattr(inner, "omap_remove", killed_before_the_source_goes)
+        run(driver.move("/uploads/u1/data", "/blobs/b/data"))
+        monkeypatch.setattr(inner, "omap_remove", real_remove)
+        oid = omap(ioctx, "dir:/blobs/b")["data"]
+        assert omap(ioctx, "dir:/uploads/u1")["data"] == oid  # both names, one file
+        run(driver.delete(cleanup))
+        assert run(driver.get_content("/blobs/b/data")) == data, cleanup
+        assert ioctx.get_xattr(f"{oid}.0", "owner") == b"/blobs/b/data"
+        run(driver.delete("/blobs/b/data"))  # the owner's removal takes the stripes
+        assert [o.key for o in ioctx.list_objects() if o.key.startswith(oid)] == []
+
+
 def test_upload_continues_in_another_instance(params: dict[str, Any]) -> None:
     """What one instance closed, another continues; bytes a killed request wrote past
     the saved size do not count and are overwritten."""

@@ -12,7 +12,8 @@ Layout, as distribution's rados driver kept it
     A file's data is striped over objects of ``chunksize`` bytes named
     ``<oid>.0``, ``<oid>.1``... where ``oid`` is an opaque random id; the first stripe's
     xattrs hold the file's total ``size``, its ``stripe`` size (so a later change of
-    ``chunksize`` does not break files already written) and ``mtime``. The directory
+    ``chunksize`` does not break files already written), ``mtime`` and ``owner`` (the
+    name whose removal removes the stripes; see Atomicity). The directory
     hierarchy lives in omaps: one object ``dir:<path>`` per virtual directory, the root
     ``dir:/`` included, whose omap maps each child's name to ``/`` (a subdirectory) or to
     a file's oid. ``list`` reads one omap; ``move`` is an omap update in the destination
@@ -26,7 +27,11 @@ Atomicity
     ``close``/``commit`` sets the ``size`` xattr: bytes past the last saved size (a
     request killed mid-chunk) do not count, and the next ``writer(path, size)`` -- in
     any process or instance -- overwrites them; ``writer(path, offset)`` below the size
-    saves the smaller size first, then truncates the stripes. Directories are never
+    saves the smaller size first, then truncates the stripes. ``move`` makes the
+    destination the stripes' ``owner`` first, then names them there, then removes the
+    source's name: a process killed between the two omap updates leaves both names on
+    the stripes, and removing the source (an upload's directory, cleaned up or purged)
+    then leaves them to the destination. Directories are never
     removed when they become empty (as on a filesystem, an empty directory stays); a
     directory ``delete`` removes the tree.
 

@@ -79,6 +79,7 @@ class RadosDriver(RadosPool):
             op.set_xattr("stripe", str(stripe).encode())
             op.set_xattr("size", str(len(data)).encode())
             op.set_xattr("mtime", self.now().encode())
+            op.set_xattr("owner", path.encode())
             ioctx.operate_write_op(op, stripe_object(oid, 0))
         for index, start in enumerate(range(stripe, len(data), stripe), 1):
             ioctx.write_full(stripe_object(oid, index), data[start : start + stripe])
@@ -88,7 +89,7 @@ class RadosDriver(RadosPool):
             self.remove_stripes(ioctx, oid, len(data), stripe)
             raise
         if entry is not None:
-            self._drop(ioctx, entry)
+            self._drop(ioctx, entry, path)
 
     def _swap(self, ioctx: Any, path: str, entry: str | None, oid: str) -> str | None:
         """Make ``path`` name ``oid`` if it still names ``entry`` (None: nothing), else
@@ -107,13 +108,15 @@ class RadosDriver(RadosPool):
                     raise StorageError(f"is a directory: {path}", self.name) from None
         raise StorageError(f"{path} keeps changing", self.name)
 
-    def _drop(self, ioctx: Any, oid: str) -> None:
-        """Remove the stripes of a file no name refers to any more."""
+    def _drop(self, ioctx: Any, oid: str, path: str) -> None:
+        """Remove the stripes of a file name ``path`` no longer refers to, if it owned
+        them."""
         try:
             meta = self.file_meta(ioctx, oid)
         except self._rados.ObjectNotFound:
             return
-        self.remove_stripes(ioctx, oid, meta.size, meta.stripe)
+        if meta.owned_by(path):
+            self.remove_stripes(ioctx, oid, meta.size, meta.stripe)
 
     def _read(self, ioctx: Any, meta: FileMeta, start: int, length: int) -> bytes:
         """Up to ``length`` bytes from ``start``, within one stripe."""
@@ -185,7 +188,8 @@ class RadosDriver(RadosPool):
                     meta = self.file_meta(ioctx, value)
                 except self._rados.ObjectNotFound:
                     continue
-                self.remove_stripes(ioctx, value, meta.size, meta.stripe)
+                if meta.owned_by(child):  # else a move took them (see _move)
+                    self.remove_stripes(ioctx, value, meta.size, meta.stripe)
         ioctx.remove_object(dir_object(directory))
 
     def _move(self, ioctx: Any, source: str, dest: str) -> None:
@@ -200,6 +204,14 @@ class RadosDriver(RadosPool):
         if old == DIR_MARK:
             raise StorageError(f"is a directory: {dest}", self.name)
         self.ensure_parents(ioctx, dest)
+        # The stripes change owner before either name changes: a crash between the two
+        # omap updates below leaves both names on them, and removing the source's (an
+        # upload directory cleaned up) must not take the destination's data with it.
+        try:
+            self.file_meta(ioctx, entry)
+        except self._rados.ObjectNotFound:
+            raise PathNotFound(source, self.name) from None
+        ioctx.set_xattr(stripe_object(entry, 0), "owner", dest.encode())
         old = self._swap(ioctx, dest, old, entry)
         # Replaced meanwhile by a new file (the compare fails): that one stays.
         with contextlib.suppress(self._rados.Error):
@@ -208,7 +220,7 @@ class RadosDriver(RadosPool):
                 expect=entry,
             )
         if old is not None and old != entry:
-            self._drop(ioctx, old)
+            self._drop(ioctx, old, dest)
 
     def _children(self, ioctx: Any, path: str) -> builtins.list[FileInfo]:
         """The direct children of directory ``path``, sorted, files with their sizes."""

@@ -70,12 +70,23 @@ def import_rados() -> ModuleType:
 
 
 class FileMeta:
-    """A file's object id and what the xattrs of its first stripe say."""
+    """A file's object id and what the xattrs of its first stripe say.
 
-    __slots__ = ("mtime", "oid", "size", "stripe")
+    ``owner`` is the one name whose removal removes the stripes (None: written before
+    owners were kept, owned by any name that refers to it).
+    """
 
-    def __init__(self, oid: str, size: int, stripe: int, mtime: float) -> None:
+    __slots__ = ("mtime", "oid", "owner", "size", "stripe")
+
+    def __init__(
+        self, oid: str, size: int, stripe: int, mtime: float, owner: str | None = None
+    ) -> None:
         self.oid, self.size, self.stripe, self.mtime = oid, size, stripe, mtime
+        self.owner = owner
+
+    def owned_by(self, path: str) -> bool:
+        """Whether removing name ``path`` must remove the stripes."""
+        return self.owner is None or self.owner == path
 
 
 def dir_object(path: str) -> str:
@@ -238,6 +249,7 @@ class RadosPool:
             int(attrs.get("size", "0")),
             int(attrs.get("stripe", str(self.chunk_size))),
             float(attrs.get("mtime", "0")),
+            attrs.get("owner"),
         )
 
     def ensure_parents(self, ioctx: Any, path: str) -> None:
@@ -276,7 +288,9 @@ class RadosPool:
             index += 1
 
     def unlink_file(self, ioctx: Any, path: str, oid: str) -> None:
-        """Remove file ``path`` if it is still ``oid``, then its stripes."""
+        """Remove file ``path`` if it is still ``oid``, then its stripes if ``path`` owns
+        them (a move interrupted between its two omap updates leaves the source's name
+        on stripes the destination owns: those stay)."""
         parent, name = dir_object(posixpath.dirname(path)), posixpath.basename(path)
         try:
             self.omap_remove(ioctx, parent, name, expect=oid)
@@ -288,7 +302,8 @@ class RadosPool:
             meta = self.file_meta(ioctx, oid)
         except self._rados.ObjectNotFound:
             meta = FileMeta(oid, 0, 1, 0.0)
-        self.remove_stripes(ioctx, oid, meta.size, meta.stripe)
+        if meta.owned_by(path):
+            self.remove_stripes(ioctx, oid, meta.size, meta.stripe)
 
     def now(self) -> str:
         return repr(time.time())
