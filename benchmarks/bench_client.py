@@ -426,48 +426,30 @@ async def pull(
 
 async def run_pool(
     port: int, concurrency: int, count: int,
-    job: Callable[[Connection, int], Awaitable[None]],
+    job: Callable[[Connection, int], Awaitable[None]], rate: float | None = None,
 ) -> float:
-    """Run ``job(conn, i)`` for i in range(count) on ``concurrency`` keep-alive connections."""
+    """Run ``job(conn, i)`` for i in range(count) on ``concurrency`` keep-alive connections.
+
+    As fast as they are answered, or with ``rate`` open loop: job ``i`` is due at ``i /
+    rate`` seconds (on whichever connection is free), so the server sees the same offered
+    load whatever it costs (the time taken is then about ``count / rate`` unless the
+    server falls behind).
+    """
     next_index = iter(range(count))
-
-    async def worker() -> None:
-        conn = Connection(port)
-        try:
-            for i in next_index:
-                await job(conn, i)
-        finally:
-            conn.close()
-
     t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return time.perf_counter() - t0
-
-
-async def run_paced(
-    port: int, concurrency: int, count: int, rate: float,
-    job: Callable[[Connection, int], Awaitable[None]],
-) -> float:
-    """As :func:`run_pool`, but open loop: request ``i`` is due at ``i / rate`` seconds
-    (on whichever connection is free), so the server sees the same offered load
-    whatever it costs. Returns the seconds taken (about ``count / rate`` unless the
-    server falls behind)."""
-    next_index = iter(range(count))
-    start = time.perf_counter()
 
     async def worker() -> None:
         conn = Connection(port)
         try:
             for i in next_index:
-                delay = start + i / rate - time.perf_counter()
-                if delay > 0:
+                if rate and (delay := t0 + i / rate - time.perf_counter()) > 0:
                     await asyncio.sleep(delay)
                 await job(conn, i)
         finally:
             conn.close()
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return time.perf_counter() - start
+    return time.perf_counter() - t0
 
 
 async def push_small(port: int, repo: str, blobs: list[tuple[str, bytes]], conc: int) -> float:
@@ -485,7 +467,7 @@ async def heads(
     port: int, repo: str, digests: list[str], count: int, conc: int, rate: float | None = None
 ) -> float:
     """``count`` blob HEADs on ``conc`` connections: as fast as they go, or at ``rate``
-    per second (:func:`run_paced`)."""
+    per second (:func:`run_pool`)."""
 
     async def job(conn: Connection, i: int) -> None:
         digest = digests[i % len(digests)]
@@ -494,6 +476,4 @@ async def heads(
         if r.headers.get("docker-content-digest") != digest:
             raise ProtocolError(f"HEAD blob: digest {r.headers.get('docker-content-digest')}")
 
-    if rate:
-        return await run_paced(port, conc, count, rate, job)
-    return await run_pool(port, conc, count, job)
+    return await run_pool(port, conc, count, job, rate)

@@ -50,14 +50,7 @@ from tests.support.net import free_port  # noqa: E402
 from tests.support.servers import RegistryProcess  # noqa: E402
 from tests.support.webhook import WebhookReceiver  # noqa: E402
 
-from bench_client import (  # noqa: E402
-    Connection,
-    ProtocolError,
-    expect,
-    heads,
-    run_paced,
-    run_pool,
-)
+from bench_client import Connection, ProtocolError, expect, heads, run_pool  # noqa: E402
 from bench_core import Measure, Server, fmt, log  # noqa: E402
 from bench_manifests import (  # noqa: E402
     MANIFEST_ACCEPT,
@@ -114,9 +107,7 @@ async def manifest_gets(
         if r.headers.get("docker-content-digest") != digest:
             raise ProtocolError("manifest GET: wrong digest")
 
-    if rate:
-        return await run_paced(port, conc, count, rate, job)
-    return await run_pool(port, conc, count, job)
+    return await run_pool(port, conc, count, job, rate)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -184,12 +184,7 @@ class RadosDriver(RadosPool):
             if value == DIR_MARK:
                 self._remove_tree(ioctx, child)
             else:
-                try:
-                    meta = self.file_meta(ioctx, value)
-                except self._rados.ObjectNotFound:
-                    continue
-                if meta.owned_by(child):  # else a move took them (see _move)
-                    self.remove_stripes(ioctx, value, meta.size, meta.stripe)
+                self._drop(ioctx, value, child)  # not when a move took them (see _move)
         ioctx.remove_object(dir_object(directory))
 
     def _move(self, ioctx: Any, source: str, dest: str) -> None:
