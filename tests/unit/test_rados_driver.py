@@ -126,6 +126,81 @@ def test_a_move_cut_short_leaves_the_data_to_its_destination(
         assert [o.key for o in ioctx.list_objects() if o.key.startswith(oid)] == []
 
 
+class Killed(Exception):
+    """The process died here: this write and every later one never reach RADOS."""
+
+
+class KilledAfter:
+    """An ioctx that makes the first ``writes`` changes to RADOS, then none (each raises
+    :class:`Killed`, so no clean-up runs either): a process SIGKILLed at that point."""
+
+    CHANGES = frozenset(
+        {"operate_write_op", "write", "write_full", "set_xattr", "rm_xattr", "trunc",
+         "remove_object"}
+    )
+
+    def __init__(self, ioctx: Any, writes: int) -> None:
+        self._ioctx = ioctx
+        self.left = writes
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._ioctx, name)
+        if name not in self.CHANGES:
+            return attr
+
+        def change(*args: Any, **kwargs: Any) -> Any:
+            if self.left <= 0:
+                raise Killed(name)
+            self.left -= 1
+            return attr(*args, **kwargs)
+
+        return change
+
+
+async def walked_files(driver: CheckedDriver, top: str = "/v2") -> list[str]:
+    return [info.path async for info in driver.walk(top) if not info.is_dir]
+
+
+@pytest.mark.parametrize("operation", ["put_content", "move"])
+def test_a_write_killed_anywhere_then_done_again_is_listed(
+    params: dict[str, Any], monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    """A file written (or moved) into new directories by a process killed after any of
+    its changes to RADOS, then written (moved) again by the next process: it reads back
+    and the listing (walk) shows it. The crash campaign once found a layer link naming
+    a blob the walk did not show: a kill between the links of two new directories."""
+    data = os.urandom(CHUNK + 3)
+    source, path = "/v2/uploads/u/data", "/v2/blobs/ab/abcdef/data"
+    for writes in range(100):
+        space = {**params, "namespace": f"{params['namespace']}-{writes}"}
+        setup = CheckedDriver(RadosDriver(RadosParameters(space)))
+        run(setup.put_content("/v2/blobs/00/0011/data", b"x"))  # the tree above exists
+        if operation == "move":
+            run(setup.put_content(source, data))
+        killed = RadosDriver(RadosParameters(space))
+        connect = killed._connect
+        monkeypatch.setattr(killed, "_connect", lambda c=connect, n=writes: KilledAfter(c(), n))
+        try:
+            if operation == "move":
+                run(CheckedDriver(killed).move(source, path))
+            else:
+                run(CheckedDriver(killed).put_content(path, data))
+        except Killed:
+            pass
+        else:
+            assert writes > 2  # every point was tried, until one too many to kill at
+            break
+        again = CheckedDriver(RadosDriver(RadosParameters(space)))
+        if operation == "put_content":
+            run(again.put_content(path, data))
+        elif source in run(walked_files(again)):
+            run(again.move(source, path))
+        assert run(again.get_content(path)) == data, writes
+        assert path in run(walked_files(again)), f"killed after {writes} writes"
+    else:
+        raise AssertionError("never got through")
+
+
 def test_upload_continues_in_another_instance(params: dict[str, Any]) -> None:
     """What one instance closed, another continues; bytes a killed request wrote past
     the saved size do not count and are overwritten."""

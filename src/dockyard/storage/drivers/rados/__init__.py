@@ -31,7 +31,9 @@ Atomicity
     destination the stripes' ``owner`` first, then names them there, then removes the
     source's name: a process killed between the two omap updates leaves both names on
     the stripes, and removing the source (an upload's directory, cleaned up or purged)
-    then leaves them to the destination. Directories are never
+    then leaves them to the destination. Missing directories are linked top-down, each
+    once its parent is listed, so a kill between two links never leaves a directory
+    listed under one that is not (the walk would pass it by). Directories are never
     removed when they become empty (as on a filesystem, an empty directory stays); a
     directory ``delete`` removes the tree.
 

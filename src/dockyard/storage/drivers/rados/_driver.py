@@ -222,7 +222,8 @@ class RadosDriver(RadosPool):
         try:
             items = self.omap_items(ioctx, dir_object(path))
         except self._rados.ObjectNotFound:
-            if path == "/":
+            # Listed, but nothing written into it yet (see ensure_parents): empty.
+            if self.lookup(ioctx, path) == DIR_MARK:
                 return []
             raise PathNotFound(path, self.name) from None
         out = []
