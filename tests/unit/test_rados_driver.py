@@ -9,6 +9,7 @@ stripe size of 64 KiB, so small files already span several stripes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -19,7 +20,12 @@ from tests.support import ceph as fixtures
 from tests.support.ceph import CephCluster
 from tests.unit.test_driver_contract import contract, read_all, run, write_file
 
-from dockyard.storage.drivers.base import CheckedDriver, StorageDriver, StorageError
+from dockyard.storage.drivers.base import (
+    CheckedDriver,
+    PathNotFound,
+    StorageDriver,
+    StorageError,
+)
 from dockyard.storage.drivers.factory import DriverConfigError, create_driver
 from dockyard.storage.drivers.rados import RadosDriver, RadosParameters
 
@@ -197,6 +203,55 @@ def test_a_write_killed_anywhere_then_done_again_is_listed(
             run(again.move(source, path))
         assert run(again.get_content(path)) == data, writes
         assert path in run(walked_files(again)), f"killed after {writes} writes"
+    else:
+        raise AssertionError("never got through")
+
+
+def dangling_names(ioctx: Any) -> list[str]:
+    """Names (``<directory>/<name>``) whose file's first stripe does not exist."""
+    objects = {o.key for o in ioctx.list_objects()}
+    return [
+        f"{obj[4:]}/{name}"
+        for obj in sorted(objects) if obj.startswith("dir:")
+        for name, value in omap(ioctx, obj).items()
+        if value != "/" and f"{value}.0" not in objects
+    ]
+
+
+def test_a_removal_killed_anywhere_leaves_each_file_whole_or_gone(
+    params: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory removal (an upload's, finished or cancelled) killed after any of its
+    changes to RADOS: no name is left on stripes it removed, so each file reads whole or
+    is not found (the crash campaign once got a 503 for an upload's status: its
+    ``startedat`` named stripes already gone, "keeps changing")."""
+    files = {
+        "/v2/uploads/u/startedat": b"2026-12-06T22:00:00Z",
+        "/v2/uploads/u/data": os.urandom(CHUNK + 9),
+        "/v2/uploads/u/hashstates/sha256/65545": b"state",
+    }
+    for writes in range(100):
+        space = {**params, "namespace": f"{params['namespace']}-{writes}"}
+        setup = CheckedDriver(RadosDriver(RadosParameters(space)))
+        for path, data in files.items():
+            run(setup.put_content(path, data))
+        killed = RadosDriver(RadosParameters(space))
+        connect = killed._connect
+        monkeypatch.setattr(killed, "_connect", lambda c=connect, n=writes: KilledAfter(c(), n))
+        try:
+            run(CheckedDriver(killed).delete("/v2/uploads/u"))
+        except Killed:
+            pass
+        else:
+            assert writes > 2  # every point was tried
+            break
+        assert dangling_names(rados_ioctx(space)) == [], f"killed after {writes} writes"
+        again = CheckedDriver(RadosDriver(RadosParameters(space)))
+        for path, data in files.items():
+            with contextlib.suppress(PathNotFound):
+                assert run(again.get_content(path)) == data
+        run(again.delete("/v2/uploads/u"))  # purging, later
+        assert run(walked_files(again)) == []
     else:
         raise AssertionError("never got through")
 

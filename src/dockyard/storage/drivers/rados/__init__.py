@@ -35,7 +35,9 @@ Atomicity
     once its parent is listed, so a kill between two links never leaves a directory
     listed under one that is not (the walk would pass it by). Directories are never
     removed when they become empty (as on a filesystem, an empty directory stays); a
-    directory ``delete`` removes the tree.
+    directory ``delete`` removes the tree, each directory's object (its names) before
+    the stripes of its files: a kill there leaves stripes no name refers to, never a
+    name on stripes that are gone.
 
 Threads
     librados blocks, so every operation runs in a worker thread (librados is

@@ -175,17 +175,20 @@ class RadosDriver(RadosPool):
         )
 
     def _remove_tree(self, ioctx: Any, directory: str) -> None:
+        """Remove ``directory``'s object, its subdirectories' first, and only then the
+        stripes of the files it named: a process killed meanwhile leaves stripes no name
+        refers to, never a name on stripes that are gone (as ``unlink_file``)."""
         try:
             children = self.omap_items(ioctx, dir_object(directory))
         except self._rados.ObjectNotFound:
             return
         for name, value in children:
-            child = posixpath.join(directory, name)
             if value == DIR_MARK:
-                self._remove_tree(ioctx, child)
-            else:
-                self._drop(ioctx, value, child)  # not when a move took them (see _move)
+                self._remove_tree(ioctx, posixpath.join(directory, name))
         ioctx.remove_object(dir_object(directory))
+        for name, value in children:
+            if value != DIR_MARK:  # not when a move took them (see _move)
+                self._drop(ioctx, value, posixpath.join(directory, name))
 
     def _move(self, ioctx: Any, source: str, dest: str) -> None:
         entry = self.lookup(ioctx, source)
