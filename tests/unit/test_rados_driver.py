@@ -256,6 +256,31 @@ def test_a_removal_killed_anywhere_leaves_each_file_whole_or_gone(
         raise AssertionError("never got through")
 
 
+def test_a_name_left_on_removed_stripes_is_not_found(
+    driver: CheckedDriver, params: dict[str, Any]
+) -> None:
+    """A name whose stripes are gone (left by a removal that older versions cut short
+    after the stripes, or by a move cut short whose destination was replaced since) is
+    no file: not found (an upload's status 404, the client starts again), not a storage
+    error (503) on every look."""
+    run(driver.put_content("/up/startedat", b"2026-12-06T22:00:00Z"))
+    run(driver.put_content("/up/data", os.urandom(CHUNK + 1)))
+    ioctx = rados_ioctx(params)
+    for name in ("startedat", "data"):
+        ioctx.remove_object(f"{omap(ioctx, 'dir:/up')[name]}.0")
+    with pytest.raises(PathNotFound):
+        run(driver.get_content("/up/startedat"))
+    with pytest.raises(PathNotFound):
+        run(driver.stat("/up/data"))
+    with pytest.raises(PathNotFound):
+        run(driver.writer("/up/data", 5))
+    assert run(driver.list("/up")) == []
+    run(driver.put_content("/up/startedat", b"again"))  # a new file over the name
+    assert run(driver.get_content("/up/startedat")) == b"again"
+    run(driver.delete("/up"))
+    assert dangling_names(ioctx) == []
+
+
 def test_upload_continues_in_another_instance(params: dict[str, Any]) -> None:
     """What one instance closed, another continues; bytes a killed request wrote past
     the saved size do not count and are overwritten."""

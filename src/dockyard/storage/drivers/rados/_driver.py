@@ -53,15 +53,18 @@ class RadosDriver(RadosPool):
 
     def _file(self, ioctx: Any, path: str) -> FileMeta:
         """The file at ``path``: PathNotFound if none, or if a directory is there (no
-        content at that name, as an object store answers)."""
+        content at that name, as an object store answers), or if the name stays on
+        stripes that are gone (left so by a removal killed before names went first, or
+        by a move cut short whose destination was replaced since): no file is there."""
+        gone: str | None = None
         for _ in range(RETRIES):
             entry = self.lookup(ioctx, path)
-            if entry is None or entry == DIR_MARK:
+            if entry is None or entry in (DIR_MARK, gone):
                 raise PathNotFound(path, self.name)
             try:
                 return self.file_meta(ioctx, entry)
             except self._rados.ObjectNotFound:
-                continue  # replaced meanwhile: look again
+                gone = entry  # replaced meanwhile (look again), or a name left behind
         raise StorageError(f"{path} keeps changing", self.name)
 
     def _new_file(self, ioctx: Any, path: str, data: bytes) -> None:
