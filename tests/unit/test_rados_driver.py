@@ -132,6 +132,50 @@ def test_a_move_cut_short_leaves_the_data_to_its_destination(
         assert [o.key for o in ioctx.list_objects() if o.key.startswith(oid)] == []
 
 
+def test_the_source_of_a_move_cut_short_after_the_destination_is_gone(
+    driver: CheckedDriver, params: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A move killed once the destination names the stripes has happened: the source's
+    name left behind is not found (an upload's status: finished, start again), and a
+    writer there (a final PUT resumed at the acknowledged offset) cannot cut back the
+    destination's data (a published blob) under its readers. Killed before the
+    destination names them, the source is whole."""
+    import rados
+
+    inner = driver.inner
+    assert isinstance(inner, RadosDriver)
+    data = os.urandom(2 * CHUNK + 7)
+    real_remove, real_swap = inner.omap_remove, inner._swap
+
+    def source_stays(io: Any, obj: str, key: str, *, expect: str | None = None) -> None:
+        if key == "data":
+            raise rados.Error("killed")
+        real_remove(io, obj, key, expect=expect)
+
+    def destination_not_named(*args: Any) -> Any:
+        raise rados.Error("killed")
+
+    run(driver.put_content("/uploads/u1/data", data))
+    monkeypatch.setattr(inner, "_swap", destination_not_named)
+    with pytest.raises(StorageError):
+        run(driver.move("/uploads/u1/data", "/blobs/b/data"))
+    monkeypatch.setattr(inner, "_swap", real_swap)
+    assert run(driver.get_content("/uploads/u1/data")) == data
+    assert run(driver.list("/uploads/u1")) == ["/uploads/u1/data"]
+
+    monkeypatch.setattr(inner, "omap_remove", source_stays)
+    run(driver.move("/uploads/u1/data", "/blobs/b/data"))
+    monkeypatch.setattr(inner, "omap_remove", real_remove)
+    with pytest.raises(PathNotFound):
+        run(driver.stat("/uploads/u1/data"))
+    with pytest.raises(PathNotFound):
+        run(driver.get_content("/uploads/u1/data"))
+    with pytest.raises(PathNotFound):
+        run(driver.writer("/uploads/u1/data", CHUNK))
+    assert run(driver.list("/uploads/u1")) == []
+    assert run(driver.get_content("/blobs/b/data")) == data
+
+
 class Killed(Exception):
     """The process died here: this write and every later one never reach RADOS."""
 

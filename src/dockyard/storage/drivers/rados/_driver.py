@@ -62,10 +62,21 @@ class RadosDriver(RadosPool):
             if entry is None or entry in (DIR_MARK, gone):
                 raise PathNotFound(path, self.name)
             try:
-                return self.file_meta(ioctx, entry)
+                meta = self.file_meta(ioctx, entry)
             except self._rados.ObjectNotFound:
                 gone = entry  # replaced meanwhile (look again), or a name left behind
+                continue
+            if self._moved_away(ioctx, path, meta):
+                raise PathNotFound(path, self.name)
+            return meta
         raise StorageError(f"{path} keeps changing", self.name)
+
+    def _moved_away(self, ioctx: Any, path: str, meta: FileMeta) -> bool:
+        """Whether ``path`` is the source of a move cut short after it named the
+        destination (see _move): the move has happened, and the name left behind is no
+        file. Written through, it would cut back and change the destination's data (a
+        published blob) under its readers."""
+        return not meta.owned_by(path) and self.lookup(ioctx, meta.owner or "/") == meta.oid
 
     def _new_file(self, ioctx: Any, path: str, data: bytes) -> None:
         """Write ``data`` as a new object id, then make ``path`` name it (atomically:
@@ -242,6 +253,8 @@ class RadosDriver(RadosPool):
                 meta = self.file_meta(ioctx, value)
             except self._rados.ObjectNotFound:
                 continue  # removed or replaced meanwhile
+            if self._moved_away(ioctx, child, meta):
+                continue
             out.append(FileInfo(child, meta.size, meta.mtime, False))
         return out
 
