@@ -9,7 +9,9 @@ on the same storage, while the pushes resume. Then, with the registry left alone
   going back behind an acknowledged offset), and every push got its 201 in the end;
 * every 201 pulls back byte for byte (blobs by digest; manifests by digest and tag);
 * every blob in storage hashes to its path, and no link (``_layers``,
-  ``_manifests/revisions``, tags) names a missing blob (:mod:`tests.support.layout`).
+  ``_manifests/revisions``, tags) names a missing blob (:mod:`tests.support.layout`);
+  on RADOS, also no directory is hidden from walks and no name is left on removed
+  stripes (``RadosFiles.hierarchy_problems``).
 
 The seed is printed; ``DOCKYARD_CRASH_SEED=<seed>`` replays its pushes and kill points
 (the timing between processes is the machine's). ``DOCKYARD_CRASH_ROUNDS=<n>`` (default
@@ -87,6 +89,8 @@ def campaign(server: KillSwitch, files: StoredFiles, prefix: str, sizes: Sizes =
         missing = asyncio.run(verify(server.url, result.created))
         assert not missing, "\n".join([where, *missing])
         report = check_layout(files)
+        if isinstance(files, RadosFiles):
+            report.problems += files.hierarchy_problems()
         print(f"storage: {report.blobs} blobs, {report.links} links, "
               f"{report.temporary} temporary files left by kills "
               f"({time.monotonic() - began:.1f}s with the checks)")

@@ -16,7 +16,8 @@ processes. :func:`ceph_unavailable` says why a cluster cannot start here, or Non
 ``shared_ceph(workdir)`` is the one cluster of a test process (started on first use,
 stopped at exit); :class:`RadosRegistryProcess` a registry on ``storage.rados``;
 :class:`RgwServer` radosgw as the S3 tests see moto; :class:`RadosFiles` a registry's
-files in the pool, for tests.support.layout's checks.
+files in the pool, for tests.support.layout's checks, and what only RADOS can get wrong
+(:meth:`RadosFiles.hierarchy_problems`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import contextlib
 import glob
 import json
 import os
+import posixpath
 import shutil
 import signal
 import subprocess
@@ -416,3 +418,60 @@ class RadosFiles:
                 await driver.aclose()
 
         return asyncio.run(get())
+
+    def hierarchy_problems(self) -> list[str]:
+        """What a walk cannot see, read with librados itself: a directory object its
+        parent does not list (below it, files are served by path but never walked; the
+        links of a hidden ``_layers`` would go unchecked), and a name whose first stripe
+        is gone. Each is looked at twice, so a removal in progress is not reported."""
+        import rados
+
+        cluster = rados.Rados(conffile=str(self.params.get("conffile") or ""))
+        cluster.connect(timeout=10)
+        try:
+            ioctx = cluster.open_ioctx(self.params["poolname"])
+            if self.params.get("namespace"):
+                ioctx.set_namespace(self.params["namespace"])
+            try:
+                found = self._hierarchy_problems(ioctx)
+                return [p for p in found if p in self._hierarchy_problems(ioctx)]
+            finally:
+                ioctx.close()
+        finally:
+            cluster.shutdown()
+
+    @staticmethod
+    def _hierarchy_problems(ioctx: Any) -> list[str]:
+        import rados
+
+        def entries(obj: str) -> dict[str, str] | None:
+            out: dict[str, str] = {}
+            while True:
+                try:
+                    with rados.ReadOpCtx() as op:
+                        it, _ = ioctx.get_omap_vals(op, max(out, default=""), "", 1000)
+                        ioctx.operate_read_op(op, obj)
+                        page = {k: bytes(v).decode() for k, v in it}
+                except rados.ObjectNotFound:
+                    return None
+                out.update(page)
+                if len(page) < 1000:
+                    return out
+
+        objects = {o.key for o in ioctx.list_objects()}
+        directories = {}
+        for obj in objects:
+            if obj.startswith("dir:") and (listed := entries(obj)) is not None:
+                directories[obj[4:]] = listed
+        problems = []
+        for path, listed in sorted(directories.items()):
+            parent = directories.get(posixpath.dirname(path), {})
+            if path != "/" and parent.get(posixpath.basename(path)) != "/":
+                problems.append(f"directory {path} ({len(listed)} entries) is not listed by "
+                                "its parent: walks never see it")
+            problems.extend(
+                f"{posixpath.join(path, name)} names stripes that are gone ({value})"
+                for name, value in sorted(listed.items())
+                if value != "/" and f"{value}.0" not in objects
+            )
+        return problems

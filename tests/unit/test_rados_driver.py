@@ -9,6 +9,7 @@ stripe size of 64 KiB, so small files already span several stripes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -19,7 +20,12 @@ from tests.support import ceph as fixtures
 from tests.support.ceph import CephCluster
 from tests.unit.test_driver_contract import contract, read_all, run, write_file
 
-from dockyard.storage.drivers.base import CheckedDriver, StorageDriver, StorageError
+from dockyard.storage.drivers.base import (
+    CheckedDriver,
+    PathNotFound,
+    StorageDriver,
+    StorageError,
+)
 from dockyard.storage.drivers.factory import DriverConfigError, create_driver
 from dockyard.storage.drivers.rados import RadosDriver, RadosParameters
 
@@ -124,6 +130,199 @@ def test_a_move_cut_short_leaves_the_data_to_its_destination(
         assert ioctx.get_xattr(f"{oid}.0", "owner") == b"/blobs/b/data"
         run(driver.delete("/blobs/b/data"))  # the owner's removal takes the stripes
         assert [o.key for o in ioctx.list_objects() if o.key.startswith(oid)] == []
+
+
+def test_the_source_of_a_move_cut_short_after_the_destination_is_gone(
+    driver: CheckedDriver, params: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A move killed once the destination names the stripes has happened: the source's
+    name left behind is not found (an upload's status: finished, start again), and a
+    writer there (a final PUT resumed at the acknowledged offset) cannot cut back the
+    destination's data (a published blob) under its readers. Killed before the
+    destination names them, the source is whole."""
+    import rados
+
+    inner = driver.inner
+    assert isinstance(inner, RadosDriver)
+    data = os.urandom(2 * CHUNK + 7)
+    real_remove, real_swap = inner.omap_remove, inner._swap
+
+    def source_stays(io: Any, obj: str, key: str, *, expect: str | None = None) -> None:
+        if key == "data":
+            raise rados.Error("killed")
+        real_remove(io, obj, key, expect=expect)
+
+    def destination_not_named(*args: Any) -> Any:
+        raise rados.Error("killed")
+
+    run(driver.put_content("/uploads/u1/data", data))
+    monkeypatch.setattr(inner, "_swap", destination_not_named)
+    with pytest.raises(StorageError):
+        run(driver.move("/uploads/u1/data", "/blobs/b/data"))
+    monkeypatch.setattr(inner, "_swap", real_swap)
+    assert run(driver.get_content("/uploads/u1/data")) == data
+    assert run(driver.list("/uploads/u1")) == ["/uploads/u1/data"]
+
+    monkeypatch.setattr(inner, "omap_remove", source_stays)
+    run(driver.move("/uploads/u1/data", "/blobs/b/data"))
+    monkeypatch.setattr(inner, "omap_remove", real_remove)
+    with pytest.raises(PathNotFound):
+        run(driver.stat("/uploads/u1/data"))
+    with pytest.raises(PathNotFound):
+        run(driver.get_content("/uploads/u1/data"))
+    with pytest.raises(PathNotFound):
+        run(driver.writer("/uploads/u1/data", CHUNK))
+    assert run(driver.list("/uploads/u1")) == []
+    assert run(driver.get_content("/blobs/b/data")) == data
+
+
+class Killed(Exception):
+    """The process died here: this write and every later one never reach RADOS."""
+
+
+class KilledAfter:
+    """An ioctx that makes the first ``writes`` changes to RADOS, then none (each raises
+    :class:`Killed`, so no clean-up runs either): a process SIGKILLed at that point."""
+
+    CHANGES = frozenset(
+        {"operate_write_op", "write", "write_full", "set_xattr", "rm_xattr", "trunc",
+         "remove_object"}
+    )
+
+    def __init__(self, ioctx: Any, writes: int) -> None:
+        self._ioctx = ioctx
+        self.left = writes
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._ioctx, name)
+        if name not in self.CHANGES:
+            return attr
+
+        def change(*args: Any, **kwargs: Any) -> Any:
+            if self.left <= 0:
+                raise Killed(name)
+            self.left -= 1
+            return attr(*args, **kwargs)
+
+        return change
+
+
+async def walked_files(driver: CheckedDriver, top: str = "/v2") -> list[str]:
+    return [info.path async for info in driver.walk(top) if not info.is_dir]
+
+
+@pytest.mark.parametrize("operation", ["put_content", "move"])
+def test_a_write_killed_anywhere_then_done_again_is_listed(
+    params: dict[str, Any], monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    """A file written (or moved) into new directories by a process killed after any of
+    its changes to RADOS, then written (moved) again by the next process: it reads back
+    and the listing (walk) shows it. The crash campaign once found a layer link naming
+    a blob the walk did not show: a kill between the links of two new directories."""
+    data = os.urandom(CHUNK + 3)
+    source, path = "/v2/uploads/u/data", "/v2/blobs/ab/abcdef/data"
+    for writes in range(100):
+        space = {**params, "namespace": f"{params['namespace']}-{writes}"}
+        setup = CheckedDriver(RadosDriver(RadosParameters(space)))
+        run(setup.put_content("/v2/blobs/00/0011/data", b"x"))  # the tree above exists
+        if operation == "move":
+            run(setup.put_content(source, data))
+        killed = RadosDriver(RadosParameters(space))
+        connect = killed._connect
+        monkeypatch.setattr(killed, "_connect", lambda c=connect, n=writes: KilledAfter(c(), n))
+        try:
+            if operation == "move":
+                run(CheckedDriver(killed).move(source, path))
+            else:
+                run(CheckedDriver(killed).put_content(path, data))
+        except Killed:
+            pass
+        else:
+            assert writes > 2  # every point was tried, until one too many to kill at
+            break
+        again = CheckedDriver(RadosDriver(RadosParameters(space)))
+        if operation == "put_content":
+            run(again.put_content(path, data))
+        elif source in run(walked_files(again)):
+            run(again.move(source, path))
+        assert run(again.get_content(path)) == data, writes
+        assert path in run(walked_files(again)), f"killed after {writes} writes"
+    else:
+        raise AssertionError("never got through")
+
+
+def dangling_names(ioctx: Any) -> list[str]:
+    """Names (``<directory>/<name>``) whose file's first stripe does not exist."""
+    objects = {o.key for o in ioctx.list_objects()}
+    return [
+        f"{obj[4:]}/{name}"
+        for obj in sorted(objects) if obj.startswith("dir:")
+        for name, value in omap(ioctx, obj).items()
+        if value != "/" and f"{value}.0" not in objects
+    ]
+
+
+def test_a_removal_killed_anywhere_leaves_each_file_whole_or_gone(
+    params: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory removal (an upload's, finished or cancelled) killed after any of its
+    changes to RADOS: no name is left on stripes it removed, so each file reads whole or
+    is not found (the crash campaign once got a 503 for an upload's status: its
+    ``startedat`` named stripes already gone, "keeps changing")."""
+    files = {
+        "/v2/uploads/u/startedat": b"2026-12-06T22:00:00Z",
+        "/v2/uploads/u/data": os.urandom(CHUNK + 9),
+        "/v2/uploads/u/hashstates/sha256/65545": b"state",
+    }
+    for writes in range(100):
+        space = {**params, "namespace": f"{params['namespace']}-{writes}"}
+        setup = CheckedDriver(RadosDriver(RadosParameters(space)))
+        for path, data in files.items():
+            run(setup.put_content(path, data))
+        killed = RadosDriver(RadosParameters(space))
+        connect = killed._connect
+        monkeypatch.setattr(killed, "_connect", lambda c=connect, n=writes: KilledAfter(c(), n))
+        try:
+            run(CheckedDriver(killed).delete("/v2/uploads/u"))
+        except Killed:
+            pass
+        else:
+            assert writes > 2  # every point was tried
+            break
+        assert dangling_names(rados_ioctx(space)) == [], f"killed after {writes} writes"
+        again = CheckedDriver(RadosDriver(RadosParameters(space)))
+        for path, data in files.items():
+            with contextlib.suppress(PathNotFound):
+                assert run(again.get_content(path)) == data
+        run(again.delete("/v2/uploads/u"))  # purging, later
+        assert run(walked_files(again)) == []
+    else:
+        raise AssertionError("never got through")
+
+
+def test_a_name_left_on_removed_stripes_is_not_found(
+    driver: CheckedDriver, params: dict[str, Any]
+) -> None:
+    """A name whose stripes are gone (left by a removal that older versions cut short
+    after the stripes, or by a move cut short whose destination was replaced since) is
+    no file: not found (an upload's status 404, the client starts again), not a storage
+    error (503) on every look."""
+    run(driver.put_content("/up/startedat", b"2026-12-06T22:00:00Z"))
+    run(driver.put_content("/up/data", os.urandom(CHUNK + 1)))
+    ioctx = rados_ioctx(params)
+    for name in ("startedat", "data"):
+        ioctx.remove_object(f"{omap(ioctx, 'dir:/up')[name]}.0")
+    with pytest.raises(PathNotFound):
+        run(driver.get_content("/up/startedat"))
+    with pytest.raises(PathNotFound):
+        run(driver.stat("/up/data"))
+    with pytest.raises(PathNotFound):
+        run(driver.writer("/up/data", 5))
+    assert run(driver.list("/up")) == []
+    run(driver.put_content("/up/startedat", b"again"))  # a new file over the name
+    assert run(driver.get_content("/up/startedat")) == b"again"
+    run(driver.delete("/up"))
+    assert dangling_names(ioctx) == []
 
 
 def test_upload_continues_in_another_instance(params: dict[str, Any]) -> None:

@@ -31,9 +31,14 @@ Atomicity
     destination the stripes' ``owner`` first, then names them there, then removes the
     source's name: a process killed between the two omap updates leaves both names on
     the stripes, and removing the source (an upload's directory, cleaned up or purged)
-    then leaves them to the destination. Directories are never
-    removed when they become empty (as on a filesystem, an empty directory stays); a
-    directory ``delete`` removes the tree.
+    then leaves them to the destination; the source's name is then no file (not found,
+    not listed), so nothing writes the destination's data through it. Missing
+    directories are linked top-down, each once its parent is listed, so a kill between
+    two links never leaves a directory listed under one that is not (the walk would
+    pass it by). Directories are never removed when they become empty (as on a
+    filesystem, an empty directory stays); a directory ``delete`` removes the tree, each
+    directory's object (its names) before the stripes of its files: a kill there leaves
+    stripes no name refers to, never a name on stripes that are gone.
 
 Threads
     librados blocks, so every operation runs in a worker thread (librados is

@@ -53,16 +53,30 @@ class RadosDriver(RadosPool):
 
     def _file(self, ioctx: Any, path: str) -> FileMeta:
         """The file at ``path``: PathNotFound if none, or if a directory is there (no
-        content at that name, as an object store answers)."""
+        content at that name, as an object store answers), or if the name stays on
+        stripes that are gone (left so by a removal killed before names went first, or
+        by a move cut short whose destination was replaced since): no file is there."""
+        gone: str | None = None
         for _ in range(RETRIES):
             entry = self.lookup(ioctx, path)
-            if entry is None or entry == DIR_MARK:
+            if entry is None or entry in (DIR_MARK, gone):
                 raise PathNotFound(path, self.name)
             try:
-                return self.file_meta(ioctx, entry)
+                meta = self.file_meta(ioctx, entry)
             except self._rados.ObjectNotFound:
-                continue  # replaced meanwhile: look again
+                gone = entry  # replaced meanwhile (look again), or a name left behind
+                continue
+            if self._moved_away(ioctx, path, meta):
+                raise PathNotFound(path, self.name)
+            return meta
         raise StorageError(f"{path} keeps changing", self.name)
+
+    def _moved_away(self, ioctx: Any, path: str, meta: FileMeta) -> bool:
+        """Whether ``path`` is the source of a move cut short after it named the
+        destination (see _move): the move has happened, and the name left behind is no
+        file. Written through, it would cut back and change the destination's data (a
+        published blob) under its readers."""
+        return not meta.owned_by(path) and self.lookup(ioctx, meta.owner or "/") == meta.oid
 
     def _new_file(self, ioctx: Any, path: str, data: bytes) -> None:
         """Write ``data`` as a new object id, then make ``path`` name it (atomically:
@@ -175,17 +189,20 @@ class RadosDriver(RadosPool):
         )
 
     def _remove_tree(self, ioctx: Any, directory: str) -> None:
+        """Remove ``directory``'s object, its subdirectories' first, and only then the
+        stripes of the files it named: a process killed meanwhile leaves stripes no name
+        refers to, never a name on stripes that are gone (as ``unlink_file``)."""
         try:
             children = self.omap_items(ioctx, dir_object(directory))
         except self._rados.ObjectNotFound:
             return
         for name, value in children:
-            child = posixpath.join(directory, name)
             if value == DIR_MARK:
-                self._remove_tree(ioctx, child)
-            else:
-                self._drop(ioctx, value, child)  # not when a move took them (see _move)
+                self._remove_tree(ioctx, posixpath.join(directory, name))
         ioctx.remove_object(dir_object(directory))
+        for name, value in children:
+            if value != DIR_MARK:  # not when a move took them (see _move)
+                self._drop(ioctx, value, posixpath.join(directory, name))
 
     def _move(self, ioctx: Any, source: str, dest: str) -> None:
         entry = self.lookup(ioctx, source)
@@ -222,7 +239,8 @@ class RadosDriver(RadosPool):
         try:
             items = self.omap_items(ioctx, dir_object(path))
         except self._rados.ObjectNotFound:
-            if path == "/":
+            # Listed, but nothing written into it yet (see ensure_parents): empty.
+            if self.lookup(ioctx, path) == DIR_MARK:
                 return []
             raise PathNotFound(path, self.name) from None
         out = []
@@ -235,6 +253,8 @@ class RadosDriver(RadosPool):
                 meta = self.file_meta(ioctx, value)
             except self._rados.ObjectNotFound:
                 continue  # removed or replaced meanwhile
+            if self._moved_away(ioctx, child, meta):
+                continue
             out.append(FileInfo(child, meta.size, meta.mtime, False))
         return out
 

@@ -255,8 +255,14 @@ class RadosPool:
     def ensure_parents(self, ioctx: Any, path: str) -> None:
         """Make the directories above file ``path`` exist, refusing to go below a file.
 
-        Missing directories are linked bottom-up: a directory's object (made by the
-        first omap write into it) exists before its parent lists it.
+        The look goes up from the file and stops at the first directory listed, so
+        missing ones are linked top-down, each once its parent is listed: a process
+        killed between two links leaves every listed directory reachable from the root,
+        and the next write below links the rest. (Linked bottom-up, a kill left the
+        lower ones listed under a directory its own parent did not list: the next write
+        of the same file stopped there, and a walk never saw it.) A directory's object
+        is made by the first omap write into it, so a listed directory may have none
+        yet: it lists as empty.
         """
         missing: list[str] = []
         directory = posixpath.dirname(path)
@@ -268,7 +274,7 @@ class RadosPool:
                 raise StorageError(f"not a directory: {directory}", self.name)
             missing.append(directory)
             directory = posixpath.dirname(directory)
-        for directory in missing:  # deepest first
+        for directory in reversed(missing):  # the highest first
             self.omap_set(
                 ioctx, dir_object(posixpath.dirname(directory)),
                 posixpath.basename(directory), DIR_MARK,
