@@ -48,15 +48,21 @@ async def catalog(request: web.Request) -> web.Response:
     return web.json_response({"repositories": page.entries}, headers=headers)
 
 
+_PLAIN = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
+"""The characters JSON strings hold as they are."""
+
+
 def tags_json(name: str, tags: list[str]) -> bytes:
     """``{"name": ..., "tags": [...]}`` as ``json.dumps`` writes it. The tags are joined
     as they are when none needs escaping (tags are ``[A-Za-z0-9_.-]``, but an index
     rebuilt from storage reads whatever directory names it finds): a fifth of the cost
     of ``json.dumps`` on a long list."""
     joined = '", "'.join(tags)
-    if tags and joined.isascii() and joined.isprintable() and "\\" not in joined \
-            and joined.count('"') == 2 * (len(tags) - 1):
-        return f'{{"name": {json.dumps(name)}, "tags": ["{joined}"]}}'.encode()
+    if tags and joined.isascii():
+        raw = joined.encode()
+        # Once every plain character is taken out, only the separators' quotes are left.
+        if raw.translate(None, _PLAIN) == b'"' * (2 * len(tags) - 2):
+            return b'{"name": %s, "tags": ["%s"]}' % (json.dumps(name).encode(), raw)
     return json.dumps({"name": name, "tags": tags}).encode()
 
 
