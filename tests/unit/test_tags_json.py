@@ -13,7 +13,7 @@ from dockyard.api.listing import tags_json
     [], ["latest"], [f"t{i:05d}" for i in range(3000)], ["v1.0", "v1.0-rc_1", "Z"],
     # What a rebuild from storage may read from directory names: escaped as json.dumps does.
     ['x"y'], ["a\\b"], ["tab\there"], ["new\nline"], ["\x7f"], ["caf\u00e9"], ["a b"],
-    ["a", 'b", "c'], ["\ud83d\ude00"],
+    ["a", 'b", "c'], ["\U0001f600"],
 ])
 def test_the_body_is_what_json_dumps_writes(tags: list[str]) -> None:
     body = tags_json("library/app", tags)
