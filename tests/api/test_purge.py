@@ -8,7 +8,6 @@ old upload is planted on disk exactly as distribution lays one out, so with
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -27,6 +26,7 @@ from tests.support.api import (
     upload_uuid,
     with_query,
 )
+from tests.support.servers import process_env
 
 if TYPE_CHECKING:
     from servers import RegistryProcess
@@ -58,7 +58,7 @@ def purge(server: RegistryProcess, *args: str) -> subprocess.CompletedProcess[st
     return subprocess.run(
         [sys.executable, "-m", "dockyard", "purge-uploads", str(server.config_path), *args],
         capture_output=True, text=True, timeout=120, check=False,
-        env={k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")},
+        env=process_env(),  # the source tree under test, whatever is installed
     )
 
 

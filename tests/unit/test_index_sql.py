@@ -289,3 +289,134 @@ def test_writers_of_one_file_take_turns_on_the_writer_lock(tmp_path: Path) -> No
 
     assert asyncio.run(run()) == [(200,)]
     assert (tmp_path / "index.db.writer").exists()
+
+
+def test_the_state_changes_at_every_commit_of_any_process(tmp_path: Path) -> None:
+    """:meth:`SqliteDatabase.state` (the WAL index header) stays while nobody commits and
+    changes at every commit, this process's or another's; a lone write returns the state
+    it left and its ``RETURNING`` rows."""
+    path = str(tmp_path / "index.db")
+
+    async def run() -> None:
+        one, two = SqliteDatabase(path), SqliteDatabase(path)
+        assert one.state() is None  # not open yet: unknown
+        await one.write([Stmt("CREATE TABLE t (k TEXT PRIMARY KEY, n INTEGER)")])
+        written = await one.write([Stmt("INSERT INTO t VALUES ('a', 1) RETURNING n + 1",
+                                        returning=True)])
+        assert written.rows == [(2,)]
+        state = one.state()
+        assert state is not None and written.state == state
+        assert await one.fetch("SELECT k FROM t") == [("a",)]
+        assert await two.fetch("SELECT k FROM t") == [("a",)]
+        assert one.state() == state  # reads change nothing
+        await two.write([Stmt("UPDATE t SET n = 5")])
+        assert one.state() != state
+        state = one.state()
+        await one.write([Stmt("UPDATE t SET n = 6")])
+        assert one.state() != state
+        await one.aclose()
+        await two.aclose()
+
+    asyncio.run(run())
+
+
+def test_memory_database_state_counts_its_commits() -> None:
+    async def run() -> None:
+        db = SqliteDatabase(MEMORY)
+        await db.write([Stmt("CREATE TABLE t (k TEXT)")])
+        before = db.state()
+        written = await db.write([Stmt("INSERT INTO t VALUES ('a')")])
+        assert before is not None and written.state == db.state() != before
+        await db.fetch("SELECT k FROM t")
+        assert db.state() == written.state
+        await db.aclose()
+
+    asyncio.run(run())
+
+
+def test_concurrent_writes_learn_no_state(tmp_path: Path) -> None:
+    """The state after a shared transaction says nothing about one write's effect."""
+    db = SqliteDatabase(str(tmp_path / "index.db"))
+
+    async def run() -> None:
+        await db.write([Stmt("CREATE TABLE t (k TEXT PRIMARY KEY)")])
+        results = await asyncio.gather(
+            *(db.write([Stmt("INSERT INTO t VALUES (?)", (f"k{i}",))]) for i in range(8)))
+        shared = [w for w in results if w.state is None]
+        assert shared, "the eight writes should have shared transactions"
+        await db.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_tag_written_here_updates_the_kept_list_without_a_query(tmp_path: Path) -> None:
+    """A tag pushed through this process brings its kept list up to date, so the next
+    listing asks the database nothing; anyone else's commit makes it ask again."""
+    path = str(tmp_path / "index.db")
+    payload = _manifest(_digest(b"{}"), [])
+    record = manifest_record(_digest(payload), payload)
+
+    async def run() -> None:
+        one, two = SqlIndex(SqliteDatabase(path)), SqlIndex(SqliteDatabase(path))
+        await one.migrate()
+        tags = [f"t{i:05d}" for i in range(1200)]
+        for tag in tags:
+            await two.manifest_put("big", record, tag)
+        first = await one.tags("big", None, "")
+        assert first.entries == tags
+        queries: list[str] = []
+        real = one.db.fetch
+
+        async def counting(sql: str, params: Any = ()) -> list[Row]:
+            queries.append(sql)
+            return await real(sql, params)
+
+        one.db.fetch = counting  # type: ignore[method-assign]
+        assert (await one.tags("big", None, "")).entries is first.entries
+        assert queries == []  # nothing committed since: no query at all
+        await one.manifest_put("big", record, "t00500x")
+        await one.manifest_put("big", record, "t00001")  # moved, not added
+        page = await one.tags("big", None, "")
+        expected = sorted([*tags, "t00500x"])
+        assert page.entries == expected and queries == []
+        assert page.version != first.version
+        assert (await one.tags("big", 2, "t00500")).entries == ["t00500x", "t00501"]
+        assert queries == []
+        await two.manifest_put("big", record, "zzz")  # another process: asked again
+        assert (await one.tags("big", None, "")).entries == [*expected, "zzz"]
+        assert len(queries) == 2  # the version, then the rows
+        queries.clear()
+        await two.tag_deleted("big", "t00000")
+        assert (await one.tags("big", None, "")).entries == [*expected[1:], "zzz"]
+        assert queries
+        await one.aclose()
+        await two.aclose()
+
+    asyncio.run(run())
+
+
+def test_tag_writes_that_share_a_transaction_keep_the_list_exact(tmp_path: Path) -> None:
+    """Concurrent tag pushes and deletions through one process (group commit) never
+    leave a kept list that misses one of them."""
+    path = str(tmp_path / "index.db")
+    payload = _manifest(_digest(b"{}"), [])
+    record = manifest_record(_digest(payload), payload)
+
+    async def run() -> None:
+        index = SqlIndex(SqliteDatabase(path))
+        await index.migrate()
+        tags = [f"t{i:05d}" for i in range(1100)]
+        for tag in tags:
+            await index.manifest_put("big", record, tag)
+        expected = set(tags)
+        for round_ in range(5):
+            assert set((await index.tags("big", None, "")).entries) == expected
+            new = [f"n{round_}-{i}" for i in range(6)]
+            gone = sorted(expected)[:3]
+            await asyncio.gather(*(index.manifest_put("big", record, t) for t in new),
+                                 *(index.tag_deleted("big", t) for t in gone))
+            expected = (expected | set(new)) - set(gone)
+            assert set((await index.tags("big", None, "")).entries) == expected
+        await index.aclose()
+
+    asyncio.run(run())

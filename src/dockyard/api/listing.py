@@ -15,7 +15,7 @@ from dockyard.api.urls import v2_url
 from dockyard.manifest import OCI_INDEX
 from dockyard.metadata import Page
 
-__all__ = ["catalog", "page_size", "referrers", "tags_list"]
+__all__ = ["catalog", "page_size", "referrers", "tags_json", "tags_list"]
 
 
 def page_size(request: web.Request, maximum: int | None) -> int | None:
@@ -48,6 +48,24 @@ async def catalog(request: web.Request) -> web.Response:
     return web.json_response({"repositories": page.entries}, headers=headers)
 
 
+_PLAIN = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
+"""The characters JSON strings hold as they are."""
+
+
+def tags_json(name: str, tags: list[str]) -> bytes:
+    """``{"name": ..., "tags": [...]}`` as ``json.dumps`` writes it. The tags are joined
+    as they are when none needs escaping (tags are ``[A-Za-z0-9_.-]``, but an index
+    rebuilt from storage reads whatever directory names it finds): a fifth of the cost
+    of ``json.dumps`` on a long list."""
+    joined = '", "'.join(tags)
+    if tags and joined.isascii():
+        raw = joined.encode()
+        # Once every plain character is taken out, only the separators' quotes are left.
+        if raw.translate(None, _PLAIN) == b'"' * (2 * len(tags) - 2):
+            return b'{"name": %s, "tags": ["%s"]}' % (json.dumps(name).encode(), raw)
+    return json.dumps({"name": name, "tags": tags}).encode()
+
+
 class _EncodedTagLists:
     """Whole ``tags/list`` bodies of large repositories, reused while the index's tag
     version holds (the encoding, not the lookup, is most of a large list's cost).
@@ -67,7 +85,7 @@ class _EncodedTagLists:
         if cached is not None and cached[0] == page.version:
             self.bodies.move_to_end(name)
             return cached[1]
-        body = json.dumps({"name": name, "tags": page.entries}).encode()
+        body = tags_json(name, page.entries)
         if page.version is not None and len(page.entries) >= self.smallest:
             if cached is not None:
                 self.size -= len(cached[1])

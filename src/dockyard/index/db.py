@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from dockyard.index.schema import Dialect
 
-__all__ = ["Database", "Row", "Stmt"]
+__all__ = ["Database", "Row", "Stmt", "Written"]
 
 Row = tuple[Any, ...]
 
@@ -25,6 +25,20 @@ class Stmt:
     sql: str
     params: Sequence[object] = ()
     many: Sequence[Sequence[object]] | None = None
+    returning: bool = False
+    """The statement ends in ``RETURNING``: its first row goes in :attr:`Written.rows`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a committed write gives back."""
+
+    rows: list[Row]
+    """The first row of each statement with ``returning``, in order."""
+    state: object | None = None
+    """:meth:`Database.state` as this commit left it, before any other writer's, when
+    this write was the only one in its transaction; else None, as when the database
+    cannot tell."""
 
 
 class Database(Protocol):
@@ -38,7 +52,14 @@ class Database(Protocol):
         """The rows of one query (a consistent snapshot)."""
         ...
 
-    async def write(self, statements: Sequence[Stmt]) -> None:
+    def state(self) -> object | None:
+        """A value that changes whenever a commit changes the database, by any process:
+        equal values mean nothing changed in between. None when it
+        cannot be told without a query. Cheap and never blocking (for the event loop).
+        """
+        ...
+
+    async def write(self, statements: Sequence[Stmt]) -> Written:
         """Run ``statements`` in one transaction: all or nothing."""
         ...
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from dockyard.index.db import Row, Stmt
+from dockyard.index.db import Row, Stmt, Written
 from dockyard.index.schema import MIGRATIONS, Dialect, migration_sql
 
 __all__ = ["PostgresDatabase"]
@@ -53,15 +53,23 @@ class PostgresDatabase:
             rows = await conn.fetch(_numbered(sql), *params)
         return [tuple(r) for r in rows]
 
-    async def write(self, statements: Sequence[Stmt]) -> None:
+    def state(self) -> object | None:
+        return None  # other instances write without telling: always ask the server
+
+    async def write(self, statements: Sequence[Stmt]) -> Written:
         pool = await self._get_pool()
+        rows: list[Row] = []
         async with pool.acquire() as conn, conn.transaction():
             for stmt in statements:
                 if stmt.many is not None:
                     if stmt.many:
                         await conn.executemany(_numbered(stmt.sql), stmt.many)
+                elif stmt.returning:
+                    row = await conn.fetchrow(_numbered(stmt.sql), *stmt.params)
+                    rows.append(tuple(row) if row is not None else ())
                 else:
                     await conn.execute(_numbered(stmt.sql), *stmt.params)
+        return Written(rows)
 
     async def migrate(self) -> int:
         pool = await self._get_pool()

@@ -56,21 +56,24 @@ def catalog_sort_key(name: str) -> str:
 
 def _upsert_repository(name: str, has_tags: bool, now: float | None) -> Stmt:
     """The repository's row; with ``has_tags`` (a tag is written in the same
-    transaction) its ``tag_version`` changes too, in this one statement."""
+    transaction) its ``tag_version`` goes up by one in this one statement, which returns
+    it: a process that knows the list at the version before knows the list after."""
     return Stmt(
         "INSERT INTO repositories (name, sort_key, has_tags, pushed_at, tag_version) "
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
         "has_tags = CASE WHEN excluded.has_tags = 1 THEN 1 ELSE repositories.has_tags END, "
         "pushed_at = COALESCE(excluded.pushed_at, repositories.pushed_at), "
-        "tag_version = CASE WHEN excluded.has_tags = 1 THEN excluded.tag_version "
-        "ELSE repositories.tag_version END",
+        "tag_version = CASE WHEN excluded.has_tags = 1 THEN repositories.tag_version + 1 "
+        "ELSE repositories.tag_version END" + (" RETURNING tag_version" if has_tags else ""),
         (name, catalog_sort_key(name), int(has_tags), now, _token()),
+        returning=has_tags,
     )
 
 
 def _token() -> int:
     """A fresh ``tag_version``: random, so a deleted and re-created repository never
-    meets a token it had before. From the process's generator (seeded from the system's
+    meets a token it had before (nor does a list a deletion changed: see
+    :func:`_tags_changed`). From the process's generator (seeded from the system's
     at start and again in each forked worker), not ``secrets``: a ``getrandom`` call on
     the event loop gives the GIL away on every tag push, and nothing here is secret."""
     return random.getrandbits(62) + 1
@@ -135,6 +138,18 @@ def _annotations(raw: Any) -> dict[str, str] | None:
     return value if isinstance(value, dict) else None
 
 
+@dataclasses.dataclass(slots=True)
+class _TagList:
+    """A repository's whole tag list as this process last read or wrote it."""
+
+    version: int
+    """Its ``tag_version``."""
+    tags: list[str]
+    """Sorted; never changed in place (pages of it are served as they are)."""
+    seen: object | None
+    """:meth:`Database.state` when the version was last known current (None: ask)."""
+
+
 class SqlIndex:
     """:class:`dockyard.index.base.Index` on a :class:`~dockyard.index.db.Database`."""
 
@@ -142,8 +157,8 @@ class SqlIndex:
         self.db = db
         self._pulls: dict[tuple[str, str], float] = {}
         self._flusher: asyncio.Task[None] | None = None
-        # repository -> (tag_version, sorted tags) of its large tag lists.
-        self._tag_lists: OrderedDict[str, tuple[int, list[str]]] = OrderedDict()
+        # The large tag lists, least recently used first.
+        self._tag_lists: OrderedDict[str, _TagList] = OrderedDict()
 
     @property
     def where(self) -> str:
@@ -177,29 +192,36 @@ class SqlIndex:
         return Page(names[:n], len(names) > n)
 
     async def tags(self, repository: str, n: int | None, last: str) -> Page:
-        known = await self.db.fetch(
-            "SELECT has_tags, tag_version FROM repositories WHERE name = ?", (repository,)
-        )
-        if not known or not known[0][0]:
-            raise NameUnknown(repository)
-        version = int(known[0][1])
-        cached = self._tag_lists.get(repository)
         whole = n is None and not last
-        if cached is not None and cached[0] == version:
+        cached = self._tag_lists.get(repository)
+        # Read before the version: a commit after it changes the state again.
+        seen = self.db.state()
+        if cached is None or seen is None or cached.seen != seen:
+            known = await self.db.fetch(
+                "SELECT has_tags, tag_version FROM repositories WHERE name = ?", (repository,)
+            )
+            if not known or not known[0][0]:
+                raise NameUnknown(repository)
+            version = int(known[0][1])
+            if cached is not None and cached.version == version:
+                cached.seen = seen
+            else:
+                cached = None
+        if cached is not None:
             self._tag_lists.move_to_end(repository)
             if whole:
                 # The kept list itself, not a copy (100,000 tags: a copy cost more than
                 # the rest of the request); pages are read, never changed.
-                return Page(cached[1], False, str(version))
-            return _page_of(cached[1], n, last)
+                return Page(cached.tags, False, str(cached.version))
+            return _page_of(cached.tags, n, last)
         if whole:
             rows = await self.db.fetch(
                 "SELECT tag FROM tags WHERE repository = ? ORDER BY tag", (repository,)
             )
             tags = [r[0] for r in rows]
             if _CACHED_TAGS_MIN <= len(tags) <= _CACHED_TAGS_MAX:
-                self._tag_lists[repository] = (version, tags)
-                while sum(len(t) for _, t in self._tag_lists.values()) > _CACHED_TAGS_MAX:
+                self._tag_lists[repository] = _TagList(version, tags, seen)
+                while sum(len(t.tags) for t in self._tag_lists.values()) > _CACHED_TAGS_MAX:
                     self._tag_lists.popitem(last=False)
             # The version read before the rows: a tag written meanwhile changed it, so
             # a body cached under this one is never served for the newer list.
@@ -228,7 +250,25 @@ class SqlIndex:
                  *_manifest_stmts(repository, record)]
         if tag is not None:
             stmts.append(Stmt(_UPSERT_TAG, (repository, tag, str(record.digest), now)))
-        await self.db.write(stmts)
+        written = await self.db.write(stmts)
+        if tag is not None:
+            self._tag_written(repository, tag, int(written.rows[0][0]), written.state)
+
+    def _tag_written(self, repository: str, tag: str, version: int, state: object | None) -> None:
+        """Bring a kept tag list up to the version this process's tag write made, when
+        the list was at the version just before it (so that write was the only change);
+        else drop it."""
+        cached = self._tag_lists.get(repository)
+        if cached is None:
+            return
+        if cached.version != version - 1:
+            del self._tag_lists[repository]
+            return
+        tags = cached.tags
+        at = bisect.bisect_left(tags, tag)
+        if at == len(tags) or tags[at] != tag:
+            tags = [*tags[:at], tag, *tags[at:]]
+        self._tag_lists[repository] = _TagList(version, tags, state)
 
     async def tag_deleted(self, repository: str, tag: str) -> None:
         await self.db.write([

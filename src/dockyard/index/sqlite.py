@@ -11,6 +11,12 @@ handler polls, sleeping 1 to 100 ms between tries, which with two workers pushin
 at once left both idle much of the time. A process that forks after using the
 index opens a fresh connection in the child.
 
+:meth:`SqliteDatabase.state` tells whether anything was committed since an earlier
+look without asking SQLite: it reads the WAL index header from SQLite's shared-memory
+file, so callers keep what they read (a tag list) until someone commits. That holds for
+the writers that take the ``flock`` (every dockyard process); a write by another program
+is seen at its commit too, but must not run while a dockyard writer holds the lock.
+
 Writes that arrive while a transaction is being written share the next one (group
 commit): each stays all-or-nothing in a savepoint of its own, and the pages they
 have in common (a repository's row, the index entries of layers many manifests
@@ -24,13 +30,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import mmap
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from dockyard.index.db import Row, Stmt
+from dockyard.index.db import Row, Stmt, Written
 from dockyard.index.schema import MIGRATIONS, Dialect, migration_sql
 
 __all__ = ["MEMORY", "SqliteDatabase"]
@@ -41,6 +48,41 @@ MEMORY = ":memory:"
 """The path of an in-memory database (the index of the ``inmemory`` storage driver)."""
 
 _BUSY_TIMEOUT_MS = 60_000
+
+_WAL_HEADER = 48
+"""Bytes of the WAL index header (https://www.sqlite.org/walformat.html), kept twice at
+the start of ``<db>-shm``."""
+
+
+class _WalState:
+    """The WAL index header of a database, read from a shared mapping of its ``-shm``
+    file: a memory copy, no system call, no lock.
+
+    Every commit rewrites it (its ``iChange`` counter, the WAL's frame count, and the
+    salts when the WAL restarts); a writer writes the second copy, then the first, and a
+    reader that finds them different looked during a write (SQLite's readers do the
+    same: ``walIndexTryHdr``).
+    """
+
+    def __init__(self, path: str) -> None:
+        fd = os.open(path + "-shm", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if os.fstat(fd).st_size < 2 * _WAL_HEADER:
+                raise OSError(f"{path}-shm: no WAL index yet")
+            self._map = mmap.mmap(fd, 2 * _WAL_HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
+        finally:
+            os.close(fd)
+
+    def read(self) -> bytes | None:
+        """The header; None while a writer changes it or before it was initialised."""
+        first = self._map[:_WAL_HEADER]
+        second = self._map[_WAL_HEADER : 2 * _WAL_HEADER]
+        if first != second or not first[12]:  # isInit
+            return None
+        return first
+
+    def close(self) -> None:
+        self._map.close()
 
 
 class SqliteDatabase:
@@ -55,10 +97,12 @@ class SqliteDatabase:
         self._executor: ThreadPoolExecutor | None = None
         self._pid = 0
         # Writes waiting for the next transaction, and whether a task is committing.
-        self._queued: list[tuple[Sequence[Stmt], asyncio.Future[None]]] = []
+        self._queued: list[tuple[Sequence[Stmt], asyncio.Future[Written]]] = []
         self._committing = False
         self._commits: set[asyncio.Task[None]] = set()
         self._writer_lock = -1  # the descriptor of <path>.writer, opened when first used
+        self._wal: _WalState | None = None  # the file's WAL index, mapped once it exists
+        self._commit_count = 0  # the state of an in-memory database: only we write to it
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -78,7 +122,29 @@ class SqliteDatabase:
                 # may lose the last ones, which verify/rebuild repairs from storage.
                 conn.execute("PRAGMA synchronous=NORMAL")
             self._conn = conn
+            self._map_wal()
         return self._conn
+
+    def _map_wal(self) -> None:
+        """Map the WAL index if there is one yet (in the database's thread)."""
+        if self._wal is None and self.path != MEMORY and self._conn is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._wal = _WalState(self.path)
+
+    def state(self) -> object | None:
+        if self.path == MEMORY:
+            return self._commit_count if self._conn is not None else None
+        wal = self._wal
+        return wal.read() if wal is not None and self._pid == os.getpid() else None
+
+    def _committed(self) -> object | None:
+        """After a commit, in the database's thread while no other writer can commit:
+        the state that commit left."""
+        if self.path == MEMORY:
+            self._commit_count += 1
+            return self._commit_count
+        self._map_wal()
+        return self.state()
 
     def _forked(self) -> None:
         if self._pid != os.getpid():
@@ -86,6 +152,7 @@ class SqliteDatabase:
             self._conn, self._executor, self._pid = None, None, os.getpid()
             self._queued, self._committing = [], False
             self._writer_lock = -1  # the parent's descriptor: its lock is not ours
+            self._wal = None  # the parent's mapping; ours is made with our connection
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         self._forked()
@@ -97,9 +164,9 @@ class SqliteDatabase:
     async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         return await self._run(lambda conn: conn.execute(sql, tuple(params)).fetchall())
 
-    async def write(self, statements: Sequence[Stmt]) -> None:
+    async def write(self, statements: Sequence[Stmt]) -> Written:
         self._forked()
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
         self._queued.append((statements, done))
         if not self._committing:
             self._committing = True
@@ -107,7 +174,7 @@ class SqliteDatabase:
             # Held by the loop until done; the writers await their own futures.
             self._commits.add(task)
             task.add_done_callback(self._commits.discard)
-        await done
+        return await done
 
     async def _commit_queued(self) -> None:
         """Commit what is queued, one transaction at a time, until nothing is."""
@@ -115,41 +182,55 @@ class SqliteDatabase:
             while self._queued:
                 batch, self._queued = self._queued, []
                 writes = [statements for statements, _ in batch]
+                state: object | None = None
                 try:
-                    failures = await self._run(self._commit_locked(writes))
+                    outcomes, state = await self._run(self._commit_locked(writes))
                 except Exception as exc:
-                    failures = [exc] * len(batch)
+                    outcomes = [exc] * len(batch)
                 except BaseException:
                     for _, done in batch:
                         done.cancel()
                     raise
-                for (_, done), failure in zip(batch, failures, strict=True):
+                for (_, done), outcome in zip(batch, outcomes, strict=True):
                     if done.done():  # the writer was cancelled; its write stands
                         continue
-                    if failure is None:
-                        done.set_result(None)
+                    if isinstance(outcome, Exception):
+                        done.set_exception(outcome)
                     else:
-                        done.set_exception(failure)
+                        # The state after a shared commit tells one write nothing.
+                        done.set_result(Written(outcome, state if len(batch) == 1 else None))
         finally:
             self._committing = False
 
     def _commit_locked(
         self, writes: list[Sequence[Stmt]]
-    ) -> Callable[[sqlite3.Connection], list[Exception | None]]:
-        def work(conn: sqlite3.Connection) -> list[Exception | None]:
-            lock = self._writer_lock  # set by _connect, which ran just before
-            if lock < 0:
-                return _commit(conn, writes)
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                return _commit(conn, writes)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    ) -> Callable[[sqlite3.Connection], tuple[list[Outcome], object | None]]:
+        def work(conn: sqlite3.Connection) -> tuple[list[Outcome], object | None]:
+            with self._locked():
+                outcomes = _commit(conn, writes)
+                return outcomes, self._committed()
 
         return work
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The writers' ``flock`` (none for an in-memory database), in the thread."""
+        lock = self._writer_lock  # set by _connect, which ran just before
+        if lock < 0:
+            yield
+            return
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
     async def migrate(self) -> int:
         def work(conn: sqlite3.Connection) -> int:
+            with self._locked():
+                return migrate(conn)
+
+        def migrate(conn: sqlite3.Connection) -> int:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -163,6 +244,7 @@ class SqliteDatabase:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            self._committed()
             return max(current, len(MIGRATIONS))
 
         return await self._run(work)
@@ -173,6 +255,9 @@ class SqliteDatabase:
         if self._commits:  # queued writes are committed, not dropped
             await asyncio.gather(*self._commits, return_exceptions=True)
         conn = self._conn
+        if self._wal is not None:
+            self._wal.close()
+            self._wal = None
         if conn is not None:
             await self._run(lambda c: c.close())
         self._executor.shutdown(wait=True)
@@ -182,8 +267,12 @@ class SqliteDatabase:
             self._writer_lock = -1
 
 
-def _commit(conn: sqlite3.Connection, writes: list[Sequence[Stmt]]) -> list[Exception | None]:
-    """Run the writes in one transaction; what each one raised (None: it holds). A write
+Outcome = list[Row] | Exception
+"""A write's rows (:attr:`Written.rows`), or what it raised."""
+
+
+def _commit(conn: sqlite3.Connection, writes: list[Sequence[Stmt]]) -> list[Outcome]:
+    """Run the writes in one transaction; each one's rows or what it raised. A write
     that fails leaves nothing behind and fails alone.
 
     They run first without a savepoint each: a savepoint copies every page its write
@@ -194,8 +283,7 @@ def _commit(conn: sqlite3.Connection, writes: list[Sequence[Stmt]]) -> list[Exce
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for statements in writes:
-            _execute(conn, statements)
+        outcomes: list[Outcome] = [_execute(conn, statements) for statements in writes]
     except sqlite3.Error as exc:
         conn.execute("ROLLBACK")
         if len(writes) == 1:
@@ -206,33 +294,29 @@ def _commit(conn: sqlite3.Connection, writes: list[Sequence[Stmt]]) -> list[Exce
             conn.execute("ROLLBACK")
         raise
     _finish(conn)
-    return [None] * len(writes)
+    return outcomes
 
 
-def _commit_apart(
-    conn: sqlite3.Connection, writes: list[Sequence[Stmt]]
-) -> list[Exception | None]:
+def _commit_apart(conn: sqlite3.Connection, writes: list[Sequence[Stmt]]) -> list[Outcome]:
     """:func:`_commit` with each write in a savepoint of its own, so that one that
     fails is undone alone."""
     conn.execute("BEGIN IMMEDIATE")
-    failures: list[Exception | None] = []
+    outcomes: list[Outcome] = []
     try:
         for statements in writes:
             conn.execute("SAVEPOINT write")
             try:
-                _execute(conn, statements)
+                outcomes.append(_execute(conn, statements))
             except sqlite3.Error as exc:
                 conn.execute("ROLLBACK TO write")
-                failures.append(exc)
-            else:
-                failures.append(None)
+                outcomes.append(exc)
             conn.execute("RELEASE write")
     except BaseException:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
         raise
     _finish(conn)
-    return failures
+    return outcomes
 
 
 def _finish(conn: sqlite3.Connection) -> None:
@@ -245,10 +329,16 @@ def _finish(conn: sqlite3.Connection) -> None:
         raise
 
 
-def _execute(conn: sqlite3.Connection, statements: Sequence[Stmt]) -> None:
-    """The statements of one write, in order."""
+def _execute(conn: sqlite3.Connection, statements: Sequence[Stmt]) -> list[Row]:
+    """The statements of one write, in order; the first rows of those ``returning``."""
+    rows: list[Row] = []
     for stmt in statements:
         if stmt.many is not None:
             conn.executemany(stmt.sql, stmt.many)
+        elif stmt.returning:
+            # All of them fetched: SQLite finishes the statement only then.
+            found = conn.execute(stmt.sql, tuple(stmt.params)).fetchall()
+            rows.append(tuple(found[0]) if found else ())
         else:
             conn.execute(stmt.sql, tuple(stmt.params))
+    return rows
