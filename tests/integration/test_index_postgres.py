@@ -14,7 +14,7 @@ from tests.support.index import dockyard_command
 from tests.support.manifests import image, put_manifest
 from tests.support.postgres import PostgresServer
 from tests.support.redis import RedisServer
-from tests.unit.test_index_sql import exercise
+from tests.unit.test_index_sql import catch_up, exercise
 
 from dockyard.index import SqlIndex
 from dockyard.index.postgres import PostgresDatabase
@@ -41,6 +41,12 @@ def test_the_sql_index_on_postgres(postgres_server: PostgresServer) -> None:
                 await i.aclose()
 
     assert asyncio.run(migrated_once()) == list(range(1, len(MIGRATIONS) + 1))
+
+
+def test_a_kept_tag_list_catches_up_on_postgres(postgres_server: PostgresServer) -> None:
+    """Another instance's tag pushes reach a kept list by the tags written since."""
+    dsn = postgres_server.dsn(postgres_server.database())
+    asyncio.run(catch_up(SqlIndex(PostgresDatabase(dsn, 2)), SqlIndex(PostgresDatabase(dsn, 2))))
 
 
 def test_two_instances_share_one_postgres_index(

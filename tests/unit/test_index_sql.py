@@ -117,11 +117,11 @@ def test_a_new_migration_upgrades_in_place(
 
     async def second() -> None:
         index = SqlIndex(SqliteDatabase(path))
-        assert await index.migrate() == 2
-        assert await index.migrate() == 2
+        assert await index.migrate() == len(schema.MIGRATIONS)
+        assert await index.migrate() == len(schema.MIGRATIONS)
         assert (await index.tags("kept", None, "")).entries == ["v1"]
         rows = await index.db.fetch("SELECT version FROM schema_version ORDER BY version")
-        assert rows == [(1,), (2,)]
+        assert rows == [(v,) for v in range(1, len(schema.MIGRATIONS) + 1)]
         await index.aclose()
 
     asyncio.run(second())
@@ -420,3 +420,51 @@ def test_tag_writes_that_share_a_transaction_keep_the_list_exact(tmp_path: Path)
         await index.aclose()
 
     asyncio.run(run())
+
+
+def test_a_kept_list_behind_by_tag_pushes_reads_only_the_new_tags(tmp_path: Path) -> None:
+    path = str(tmp_path / "index.db")
+    one, two = SqlIndex(SqliteDatabase(path)), SqlIndex(SqliteDatabase(path))
+    asyncio.run(catch_up(one, two))
+
+
+async def catch_up(one: SqlIndex, two: SqlIndex) -> None:
+    """Another worker's tag pushes: the kept list catches up with the tags written since
+    its version; a removal makes it read the whole list again (also run on PostgreSQL,
+    whose state is never known: there every listing reads the version)."""
+    payload = _manifest(_digest(b"{}"), [])
+    record = manifest_record(_digest(payload), payload)
+    await one.migrate()
+    repo = f"big{id(one)}"
+    tags = [f"t{i:05d}" for i in range(1100)]
+    for tag in tags:
+        await two.manifest_put(repo, record, tag)
+    assert (await one.tags(repo, None, "")).entries == tags
+    queries: list[str] = []
+    real = one.db.fetch
+
+    async def counting(sql: str, params: Any = ()) -> list[Row]:
+        queries.append(sql)
+        return await real(sql, params)
+
+    one.db.fetch = counting  # type: ignore[method-assign]
+    for tag in ("a-new", "t00005", "zz-new"):  # t00005 moved, not added
+        await two.manifest_put(repo, record, tag)
+    assert (await one.tags(repo, None, "")).entries == ["a-new", *tags, "zz-new"]
+    assert len(queries) == 2 and "tag_version >" in queries[1]
+    queries.clear()
+    assert (await one.tags(repo, 1, "t00004")).entries == ["t00005"]
+    if one.db.state() is not None:
+        assert queries == []  # caught up, and nothing committed since
+    queries.clear()
+    await one.manifest_put(repo, record, "t00005x")  # here: the kept list follows
+    assert (await one.tags(repo, 2, "t00005")).entries == ["t00005x", "t00006"]
+    assert len(queries) <= 1  # at most the version
+    queries.clear()
+    await two.tag_deleted(repo, "a-new")
+    await two.manifest_put(repo, record, "zz-newer")
+    expected = sorted([*tags, "t00005x", "zz-new", "zz-newer"])
+    assert (await one.tags(repo, None, "")).entries == expected
+    assert len(queries) == 2 and "ORDER BY tag" in queries[1]  # the whole list
+    await one.aclose()
+    await two.aclose()

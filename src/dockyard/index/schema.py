@@ -73,7 +73,14 @@ _V2 = """
 ALTER TABLE repositories ADD COLUMN tag_version {big} NOT NULL DEFAULT 0
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# Version 3: each tag row carries the repository's tag_version its write made, so a
+# process whose kept list is a few tag pushes behind reads only the tags written since.
+_V3 = """
+ALTER TABLE tags ADD COLUMN tag_version {big} NOT NULL DEFAULT 0;
+CREATE INDEX tags_version ON tags (repository, tag_version)
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 """Migration ``i`` brings the schema to version ``i + 1``."""
 
 _TYPES: dict[Dialect, dict[str, str]] = {

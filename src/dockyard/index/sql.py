@@ -47,6 +47,8 @@ _CACHED_TAGS_MIN = 1000
 """Tag lists at least this long are kept in memory (per process) while unchanged."""
 _CACHED_TAGS_MAX = 250_000
 """At most this many tags kept in all (some 20 MB), least recently used dropped first."""
+_CATCH_UP_MAX = 1000
+"""A kept list at most this many tag pushes behind reads only the tags written since."""
 
 
 def catalog_sort_key(name: str) -> str:
@@ -103,10 +105,14 @@ _INSERT_REF = (
     "INSERT INTO manifest_refs (repository, manifest, digest, kind) VALUES (?, ?, ?, ?) "
     "ON CONFLICT DO NOTHING"
 )
+# The row takes the repository's tag_version, which the repository's upsert before it
+# in the same transaction has just moved on.
 _UPSERT_TAG = (
-    "INSERT INTO tags (repository, tag, digest, pushed_at) VALUES (?, ?, ?, ?) "
+    "INSERT INTO tags (repository, tag, digest, pushed_at, tag_version) VALUES (?, ?, ?, ?, "
+    "COALESCE((SELECT tag_version FROM repositories WHERE name = ?), 0)) "
     "ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, "
-    "pushed_at = COALESCE(excluded.pushed_at, tags.pushed_at)"
+    "pushed_at = COALESCE(excluded.pushed_at, tags.pushed_at), "
+    "tag_version = excluded.tag_version"
 )
 _REPOSITORY_TABLES = ("layers", "manifests", "manifest_refs", "tags")
 
@@ -205,6 +211,8 @@ class SqlIndex:
             version = int(known[0][1])
             if cached is not None and cached.version == version:
                 cached.seen = seen
+            elif cached is not None and 0 < version - cached.version <= _CATCH_UP_MAX:
+                cached = await self._catch_up(repository, cached, version, seen)
             else:
                 cached = None
         if cached is not None:
@@ -249,10 +257,34 @@ class SqlIndex:
         stmts = [_upsert_repository(repository, tag is not None, now),
                  *_manifest_stmts(repository, record)]
         if tag is not None:
-            stmts.append(Stmt(_UPSERT_TAG, (repository, tag, str(record.digest), now)))
+            stmts.append(Stmt(_UPSERT_TAG, (repository, tag, str(record.digest), now,
+                                            repository)))
         written = await self.db.write(stmts)
         if tag is not None:
             self._tag_written(repository, tag, int(written.rows[0][0]), written.state)
+
+    async def _catch_up(
+        self, repository: str, cached: _TagList, version: int, seen: object | None
+    ) -> _TagList:
+        """``cached`` brought to ``version`` by the tags written since its own.
+
+        Every tag write moves ``tag_version`` on by one and every removal to a random
+        value, so a version a few above the kept one means tag pushes only: the tags
+        whose rows carry a version in between are the list's new names (or old ones
+        moved to another manifest). Rows written after ``version`` are left out, so the
+        list is exactly the one at ``version`` (a removal since moved the version away:
+        the next listing reads the whole list).
+        """
+        rows = await self.db.fetch(
+            "SELECT tag FROM tags WHERE repository = ? AND tag_version > ? "
+            "AND tag_version <= ?", (repository, cached.version, version),
+        )
+        tags = cached.tags
+        for (tag,) in rows:
+            tags = _with_tag(tags, tag)
+        caught_up = _TagList(version, tags, seen)
+        self._tag_lists[repository] = caught_up
+        return caught_up
 
     def _tag_written(self, repository: str, tag: str, version: int, state: object | None) -> None:
         """Bring a kept tag list up to the version this process's tag write made, when
@@ -264,11 +296,7 @@ class SqlIndex:
         if cached.version != version - 1:
             del self._tag_lists[repository]
             return
-        tags = cached.tags
-        at = bisect.bisect_left(tags, tag)
-        if at == len(tags) or tags[at] != tag:
-            tags = [*tags[:at], tag, *tags[at:]]
-        self._tag_lists[repository] = _TagList(version, tags, state)
+        self._tag_lists[repository] = _TagList(version, _with_tag(cached.tags, tag), state)
 
     async def tag_deleted(self, repository: str, tag: str) -> None:
         await self.db.write([
@@ -475,9 +503,18 @@ class SqlIndex:
             stmts.extend(_manifest_stmts(name, record)[1:])
         if state.tags:
             stmts.append(Stmt(_UPSERT_TAG, many=[
-                (name, tag, str(d), None) for tag, d in state.tags.items()
+                (name, tag, str(d), None, name) for tag, d in state.tags.items()
             ]))
         await self.db.write(stmts)
+
+
+def _with_tag(tags: list[str], tag: str) -> list[str]:
+    """The sorted ``tags`` with ``tag``: a new list if it was not there (kept lists are
+    never changed in place)."""
+    at = bisect.bisect_left(tags, tag)
+    if at < len(tags) and tags[at] == tag:
+        return tags
+    return [*tags[:at], tag, *tags[at:]]
 
 
 def _page_of(tags: list[str], n: int | None, last: str) -> Page:
