@@ -14,6 +14,7 @@ import pytest
 from dockyard.digest import Digest
 from dockyard.errors import NameUnknown
 from dockyard.index import SqlIndex, schema
+from dockyard.index.base import ManifestRecord
 from dockyard.index.db import Row, Stmt
 from dockyard.index.records import manifest_record
 from dockyard.index.sqlite import MEMORY, SqliteDatabase
@@ -36,6 +37,33 @@ def _manifest(config: Digest, layers: list[Digest], subject: Digest | None = Non
         body["subject"] = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
                            "digest": str(subject), "size": 1}
     return json.dumps(body).encode()
+
+
+def _record() -> ManifestRecord:
+    payload = _manifest(_digest(b"{}"), [])
+    return manifest_record(_digest(payload), payload)
+
+
+async def _seed_tags(index: SqlIndex, repository: str, count: int) -> list[str]:
+    """``count`` tags pushed through ``index``; their names, sorted."""
+    record = _record()
+    tags = [f"t{i:05d}" for i in range(count)]
+    for tag in tags:
+        await index.manifest_put(repository, record, tag)
+    return tags
+
+
+def _count_queries(index: SqlIndex) -> list[str]:
+    """The SQL of every query ``index`` reads with from now on."""
+    queries: list[str] = []
+    real = index.db.fetch
+
+    async def counting(sql: str, params: Any = ()) -> list[Row]:
+        queries.append(sql)
+        return await real(sql, params)
+
+    index.db.fetch = counting  # type: ignore[method-assign]
+    return queries
 
 
 @pytest.fixture(params=["file", "memory"])
@@ -130,15 +158,12 @@ def test_a_new_migration_upgrades_in_place(
 def test_a_large_tag_list_kept_in_memory_follows_other_processes(tmp_path: Path) -> None:
     """Another process's tag write (another worker, an offline command) is seen at once."""
     path = str(tmp_path / "index.db")
-    payload = _manifest(_digest(b"{}"), [])
-    record = manifest_record(_digest(payload), payload)
+    record = _record()
 
     async def run() -> None:
         one, two = SqlIndex(SqliteDatabase(path)), SqlIndex(SqliteDatabase(path))
         await one.migrate()
-        tags = [f"t{i:05d}" for i in range(1500)]
-        for tag in tags:
-            await two.manifest_put("big", record, tag)
+        tags = await _seed_tags(two, "big", 1500)
         assert (await one.tags("big", None, "")).entries == tags  # now in memory
         page = await one.tags("big", 2, "t00100")
         assert page.entries == ["t00101", "t00102"] and page.more
@@ -160,14 +185,12 @@ def test_a_whole_tag_list_carries_a_version_that_every_tag_write_changes(
 ) -> None:
     """The API reuses a whole list's encoded body while this version holds."""
     path = str(tmp_path / "index.db")
-    payload = _manifest(_digest(b"{}"), [])
-    record = manifest_record(_digest(payload), payload)
+    record = _record()
 
     async def run() -> None:
         one, two = SqlIndex(SqliteDatabase(path)), SqlIndex(SqliteDatabase(path))
         await one.migrate()
-        for tag in (f"t{i:05d}" for i in range(1200)):
-            await two.manifest_put("big", record, tag)
+        await _seed_tags(two, "big", 1200)
         first = await one.tags("big", None, "")
         again = await one.tags("big", None, "")  # from memory
         assert first.version is not None and again.version == first.version
@@ -353,25 +376,15 @@ def test_a_tag_written_here_updates_the_kept_list_without_a_query(tmp_path: Path
     """A tag pushed through this process brings its kept list up to date, so the next
     listing asks the database nothing; anyone else's commit makes it ask again."""
     path = str(tmp_path / "index.db")
-    payload = _manifest(_digest(b"{}"), [])
-    record = manifest_record(_digest(payload), payload)
+    record = _record()
 
     async def run() -> None:
         one, two = SqlIndex(SqliteDatabase(path)), SqlIndex(SqliteDatabase(path))
         await one.migrate()
-        tags = [f"t{i:05d}" for i in range(1200)]
-        for tag in tags:
-            await two.manifest_put("big", record, tag)
+        tags = await _seed_tags(two, "big", 1200)
         first = await one.tags("big", None, "")
         assert first.entries == tags
-        queries: list[str] = []
-        real = one.db.fetch
-
-        async def counting(sql: str, params: Any = ()) -> list[Row]:
-            queries.append(sql)
-            return await real(sql, params)
-
-        one.db.fetch = counting  # type: ignore[method-assign]
+        queries = _count_queries(one)
         assert (await one.tags("big", None, "")).entries is first.entries
         assert queries == []  # nothing committed since: no query at all
         await one.manifest_put("big", record, "t00500x")
@@ -399,16 +412,12 @@ def test_tag_writes_that_share_a_transaction_keep_the_list_exact(tmp_path: Path)
     """Concurrent tag pushes and deletions through one process (group commit) never
     leave a kept list that misses one of them."""
     path = str(tmp_path / "index.db")
-    payload = _manifest(_digest(b"{}"), [])
-    record = manifest_record(_digest(payload), payload)
+    record = _record()
 
     async def run() -> None:
         index = SqlIndex(SqliteDatabase(path))
         await index.migrate()
-        tags = [f"t{i:05d}" for i in range(1100)]
-        for tag in tags:
-            await index.manifest_put("big", record, tag)
-        expected = set(tags)
+        expected = set(await _seed_tags(index, "big", 1100))
         for round_ in range(5):
             assert set((await index.tags("big", None, "")).entries) == expected
             new = [f"n{round_}-{i}" for i in range(6)]
@@ -432,22 +441,12 @@ async def catch_up(one: SqlIndex, two: SqlIndex) -> None:
     """Another worker's tag pushes: the kept list catches up with the tags written since
     its version; a removal makes it read the whole list again (also run on PostgreSQL,
     whose state is never known: there every listing reads the version)."""
-    payload = _manifest(_digest(b"{}"), [])
-    record = manifest_record(_digest(payload), payload)
+    record = _record()
     await one.migrate()
     repo = f"big{id(one)}"
-    tags = [f"t{i:05d}" for i in range(1100)]
-    for tag in tags:
-        await two.manifest_put(repo, record, tag)
+    tags = await _seed_tags(two, repo, 1100)
     assert (await one.tags(repo, None, "")).entries == tags
-    queries: list[str] = []
-    real = one.db.fetch
-
-    async def counting(sql: str, params: Any = ()) -> list[Row]:
-        queries.append(sql)
-        return await real(sql, params)
-
-    one.db.fetch = counting  # type: ignore[method-assign]
+    queries = _count_queries(one)
     for tag in ("a-new", "t00005", "zz-new"):  # t00005 moved, not added
         await two.manifest_put(repo, record, tag)
     assert (await one.tags(repo, None, "")).entries == ["a-new", *tags, "zz-new"]
