@@ -53,6 +53,12 @@ async def _seed_tags(index: SqlIndex, repository: str, count: int) -> list[str]:
     return tags
 
 
+def _two_processes(tmp_path: Path) -> tuple[SqlIndex, SqlIndex]:
+    """Two indexes on one file, as two workers (or a worker and a command) have it."""
+    path = str(tmp_path / "index.db")
+    return SqlIndex(SqliteDatabase(path)), SqlIndex(SqliteDatabase(path))
+
+
 def _count_queries(index: SqlIndex) -> list[str]:
     """The SQL of every query ``index`` reads with from now on."""
     queries: list[str] = []
@@ -157,11 +163,10 @@ def test_a_new_migration_upgrades_in_place(
 
 def test_a_large_tag_list_kept_in_memory_follows_other_processes(tmp_path: Path) -> None:
     """Another process's tag write (another worker, an offline command) is seen at once."""
-    path = str(tmp_path / "index.db")
     record = _record()
 
     async def run() -> None:
-        one, two = SqlIndex(SqliteDatabase(path)), SqlIndex(SqliteDatabase(path))
+        one, two = _two_processes(tmp_path)
         await one.migrate()
         tags = await _seed_tags(two, "big", 1500)
         assert (await one.tags("big", None, "")).entries == tags  # now in memory
@@ -184,11 +189,10 @@ def test_a_whole_tag_list_carries_a_version_that_every_tag_write_changes(
     tmp_path: Path,
 ) -> None:
     """The API reuses a whole list's encoded body while this version holds."""
-    path = str(tmp_path / "index.db")
     record = _record()
 
     async def run() -> None:
-        one, two = SqlIndex(SqliteDatabase(path)), SqlIndex(SqliteDatabase(path))
+        one, two = _two_processes(tmp_path)
         await one.migrate()
         await _seed_tags(two, "big", 1200)
         first = await one.tags("big", None, "")
@@ -375,11 +379,10 @@ def test_concurrent_writes_learn_no_state(tmp_path: Path) -> None:
 def test_a_tag_written_here_updates_the_kept_list_without_a_query(tmp_path: Path) -> None:
     """A tag pushed through this process brings its kept list up to date, so the next
     listing asks the database nothing; anyone else's commit makes it ask again."""
-    path = str(tmp_path / "index.db")
     record = _record()
 
     async def run() -> None:
-        one, two = SqlIndex(SqliteDatabase(path)), SqlIndex(SqliteDatabase(path))
+        one, two = _two_processes(tmp_path)
         await one.migrate()
         tags = await _seed_tags(two, "big", 1200)
         first = await one.tags("big", None, "")
@@ -432,9 +435,7 @@ def test_tag_writes_that_share_a_transaction_keep_the_list_exact(tmp_path: Path)
 
 
 def test_a_kept_list_behind_by_tag_pushes_reads_only_the_new_tags(tmp_path: Path) -> None:
-    path = str(tmp_path / "index.db")
-    one, two = SqlIndex(SqliteDatabase(path)), SqlIndex(SqliteDatabase(path))
-    asyncio.run(catch_up(one, two))
+    asyncio.run(catch_up(*_two_processes(tmp_path)))
 
 
 async def catch_up(one: SqlIndex, two: SqlIndex) -> None:

@@ -279,10 +279,7 @@ class SqlIndex:
             "SELECT tag FROM tags WHERE repository = ? AND tag_version > ? "
             "AND tag_version <= ?", (repository, cached.version, version),
         )
-        tags = cached.tags
-        for (tag,) in rows:
-            tags = _with_tag(tags, tag)
-        caught_up = _TagList(version, tags, seen)
+        caught_up = _TagList(version, _with_tags(cached.tags, (tag for (tag,) in rows)), seen)
         self._tag_lists[repository] = caught_up
         return caught_up
 
@@ -296,7 +293,7 @@ class SqlIndex:
         if cached.version != version - 1:
             del self._tag_lists[repository]
             return
-        self._tag_lists[repository] = _TagList(version, _with_tag(cached.tags, tag), state)
+        self._tag_lists[repository] = _TagList(version, _with_tags(cached.tags, (tag,)), state)
 
     async def tag_deleted(self, repository: str, tag: str) -> None:
         await self.db.write([
@@ -508,13 +505,20 @@ class SqlIndex:
         await self.db.write(stmts)
 
 
-def _with_tag(tags: list[str], tag: str) -> list[str]:
-    """The sorted ``tags`` with ``tag``: a new list if it was not there (kept lists are
-    never changed in place)."""
-    at = bisect.bisect_left(tags, tag)
-    if at < len(tags) and tags[at] == tag:
+def _with_tags(tags: list[str], new: Iterable[str]) -> list[str]:
+    """The sorted ``tags`` with the ``new`` ones: ``tags`` itself if it holds them all,
+    else a new list made in one merge (kept lists are never changed in place)."""
+    added = sorted({tag for tag in new if not _holds(tags, tag)})
+    if not added:
         return tags
-    return [*tags[:at], tag, *tags[at:]]
+    merged = tags + added
+    merged.sort()  # two sorted runs: one merge pass in C
+    return merged
+
+
+def _holds(tags: list[str], tag: str) -> bool:
+    at = bisect.bisect_left(tags, tag)
+    return at < len(tags) and tags[at] == tag
 
 
 def _page_of(tags: list[str], n: int | None, last: str) -> Page:
