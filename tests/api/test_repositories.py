@@ -240,6 +240,52 @@ def test_concurrent_pushes_on_two_workers_keep_the_index_right(
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_a_large_tag_list_stays_exact_across_workers(
+    registry_factory: Factory, client_factory: ClientFactory
+) -> None:
+    """``--workers 2``, 1,050 tags (kept in memory by each worker that lists them): a tag
+    pushed or deleted on one connection is in (or out of) the next listing on that
+    connection (the worker's own write) and on new ones (either worker: caught up by
+    the tags written since, or read again after a deletion), whole and by pages."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = registry_factory(extra_args=["--workers", "2"])
+    repo = random_repo()
+    expected = {f"t{i:04d}" for i in range(1050)}
+    with client_factory(server) as pusher:
+        built = image(pusher, repo)
+
+        def push(tags: list[str]) -> None:
+            with client_factory(server) as client:
+                for tag in tags:
+                    put_manifest(client, repo, tag, built)
+
+        names = sorted(expected)
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(push, [names[i::4] for i in range(4)]))
+
+        def listed(client: httpx.Client) -> list[str]:
+            whole = client.get(f"/v2/{repo}/tags/list")
+            assert whole.status_code == 200, whole.text
+            return list(whole.json()["tags"])
+
+        for round_ in range(12):
+            tag = f"n{round_:02d}"
+            put_manifest(pusher, repo, tag, built)
+            expected.add(tag)
+            if round_ % 4 == 3:
+                gone = sorted(expected)[round_]
+                assert pusher.delete(f"/v2/{repo}/manifests/{gone}").status_code == 202
+                expected.discard(gone)
+            assert listed(pusher) == sorted(expected)
+            for _ in range(3):  # new connections: spread over both workers
+                with client_factory(server) as other:
+                    assert listed(other) == sorted(expected)
+                    page = other.get(f"/v2/{repo}/tags/list", params={"n": 2, "last": tag})
+                    after = [t for t in sorted(expected) if t > tag][:2]
+                    assert page.json()["tags"] == after
+
+
 def test_pull_times_are_recorded_off_the_request_path(
     registry_factory: Factory, client_factory: ClientFactory
 ) -> None:
