@@ -50,6 +50,25 @@ _CACHED_TAGS_MAX = 250_000
 _CATCH_UP_MAX = 1000
 """A kept list at most this many tag pushes behind reads only the tags written since."""
 
+_REPOSITORY_TAGS = "SELECT has_tags, tag_version FROM repositories WHERE name = ?"
+# A whole list as one text (names joined by newlines, which no tag holds) and its
+# count: one row instead of one Python tuple per tag (3,000 tags: 0.4 against 0.85 ms).
+# SQLite reads the names in the primary key's order, but promises no order (an ORDER
+# BY in a subquery cost 0.2 ms more): the caller sorts, one pass over a sorted list.
+_ALL_TAGS = {
+    "sqlite": "SELECT count(*), group_concat(tag, char(10)) FROM tags WHERE repository = ?",
+    "postgres": "SELECT count(*), string_agg(tag, chr(10) ORDER BY tag) FROM tags "
+                "WHERE repository = ?",
+}
+_ALL_TAG_ROWS = "SELECT tag FROM tags WHERE repository = ? ORDER BY tag"
+
+
+def _tag_version(repository: str, known: list[Row]) -> int:
+    """The ``tag_version`` of a repository's row; NAME_UNKNOWN if it has no tags."""
+    if not known or not known[0][0]:
+        raise NameUnknown(repository)
+    return int(known[0][1])
+
 
 def catalog_sort_key(name: str) -> str:
     """The catalog's order: ``/`` sorts before every character a name may hold."""
@@ -202,13 +221,11 @@ class SqlIndex:
         cached = self._tag_lists.get(repository)
         # Read before the version: a commit after it changes the state again.
         seen = self.db.state()
+        if cached is None and whole:
+            return await self._whole_tags(repository, seen)
         if cached is None or seen is None or cached.seen != seen:
-            known = await self.db.fetch(
-                "SELECT has_tags, tag_version FROM repositories WHERE name = ?", (repository,)
-            )
-            if not known or not known[0][0]:
-                raise NameUnknown(repository)
-            version = int(known[0][1])
+            known = await self.db.fetch(_REPOSITORY_TAGS, (repository,))
+            version = _tag_version(repository, known)
             if cached is not None and cached.version == version:
                 cached.seen = seen
             elif cached is not None and 0 < version - cached.version <= _CATCH_UP_MAX:
@@ -223,17 +240,7 @@ class SqlIndex:
                 return Page(cached.tags, False, str(cached.version))
             return _page_of(cached.tags, n, last)
         if whole:
-            rows = await self.db.fetch(
-                "SELECT tag FROM tags WHERE repository = ? ORDER BY tag", (repository,)
-            )
-            tags = [r[0] for r in rows]
-            if _CACHED_TAGS_MIN <= len(tags) <= _CACHED_TAGS_MAX:
-                self._tag_lists[repository] = _TagList(version, tags, seen)
-                while sum(len(t.tags) for t in self._tag_lists.values()) > _CACHED_TAGS_MAX:
-                    self._tag_lists.popitem(last=False)
-            # The version read before the rows: a tag written meanwhile changed it, so
-            # a body cached under this one is never served for the newer list.
-            return Page(tags, False, str(version))
+            return await self._whole_tags(repository, seen, version)
         limit = _NO_LIMIT if n is None else n + 1
         rows = await self.db.fetch(
             "SELECT tag FROM tags WHERE repository = ? AND tag > ? ORDER BY tag LIMIT ?",
@@ -243,6 +250,30 @@ class SqlIndex:
         if n is None:
             return Page(tags, False)
         return Page(tags[:n], len(tags) > n)
+
+    async def _whole_tags(
+        self, repository: str, seen: object | None, version: int | None = None
+    ) -> Page:
+        """The whole list, kept when large, with its version: read in the same snapshot,
+        or given (read before: a tag written since changed it, so a body cached under it
+        is never served for a newer list, and a kept list catches up)."""
+        if version is None:
+            known, listed = await self.db.fetch_many(
+                [(_REPOSITORY_TAGS, (repository,)), (_ALL_TAGS[self.db.dialect], (repository,))]
+            )
+            version = _tag_version(repository, known)
+        else:
+            listed = await self.db.fetch(_ALL_TAGS[self.db.dialect], (repository,))
+        count, joined = listed[0]
+        tags = joined.split("\n") if joined else []
+        if len(tags) != count:  # a name with a newline (none is a valid tag): ask for rows
+            tags = [r[0] for r in await self.db.fetch(_ALL_TAG_ROWS, (repository,))]
+        tags.sort()  # in code point order, as distribution lists them, whatever the collation
+        if _CACHED_TAGS_MIN <= len(tags) <= _CACHED_TAGS_MAX:
+            self._tag_lists[repository] = _TagList(version, tags, seen)
+            while sum(len(t.tags) for t in self._tag_lists.values()) > _CACHED_TAGS_MAX:
+                self._tag_lists.popitem(last=False)
+        return Page(tags, False, str(version))
 
     async def referrers(self, repository: str, subject: Digest) -> list[Digest]:
         return [r.digest for r in await self.referrer_records(repository, subject, None)]
@@ -285,13 +316,16 @@ class SqlIndex:
 
     def _tag_written(self, repository: str, tag: str, version: int, state: object | None) -> None:
         """Bring a kept tag list up to the version this process's tag write made, when
-        the list was at the version just before it (so that write was the only change);
-        else drop it."""
+        the list was at the version just before it (so that write was the only change).
+        A list further behind stays as it is, for the next listing to catch up (with
+        ``--workers N`` the other workers' pushes come between this one's); one that
+        cannot catch up is dropped."""
         cached = self._tag_lists.get(repository)
         if cached is None:
             return
         if cached.version != version - 1:
-            del self._tag_lists[repository]
+            if not 0 < version - cached.version <= _CATCH_UP_MAX:
+                del self._tag_lists[repository]
             return
         self._tag_lists[repository] = _TagList(version, _with_tags(cached.tags, (tag,)), state)
 
