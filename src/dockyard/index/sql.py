@@ -61,6 +61,12 @@ _ALL_TAGS = {
                 "WHERE repository = ?",
 }
 _ALL_TAG_ROWS = "SELECT tag FROM tags WHERE repository = ? ORDER BY tag"
+# Rows of tags pushed since a kept version, up to the current one: at most one per
+# version in between, so past _CATCH_UP_MAX the list is read whole anyway.
+_TAGS_SINCE = (
+    "SELECT tag FROM tags WHERE repository = ? AND tag_version > ? AND tag_version <= "
+    f"(SELECT tag_version FROM repositories WHERE name = ?) LIMIT {_CATCH_UP_MAX}"
+)
 
 
 def _tag_version(repository: str, known: list[Row]) -> int:
@@ -223,15 +229,23 @@ class SqlIndex:
         seen = self.db.state()
         if cached is None and whole:
             return await self._whole_tags(repository, seen)
-        if cached is None or seen is None or cached.seen != seen:
-            known = await self.db.fetch(_REPOSITORY_TAGS, (repository,))
+        if cached is not None and (seen is None or cached.seen != seen):
+            # The version and, from the same snapshot, the tags written since the kept
+            # one: one trip, whether anything changed here or not.
+            known, since = await self.db.fetch_many(
+                [(_REPOSITORY_TAGS, (repository,)),
+                 (_TAGS_SINCE, (repository, cached.version, repository))]
+            )
             version = _tag_version(repository, known)
-            if cached is not None and cached.version == version:
+            if cached.version == version:
                 cached.seen = seen
-            elif cached is not None and 0 < version - cached.version <= _CATCH_UP_MAX:
-                cached = await self._catch_up(repository, cached, version, seen)
+            elif 0 < version - cached.version <= _CATCH_UP_MAX:
+                cached = self._caught_up(repository, cached, version, seen, since)
             else:
                 cached = None
+        elif cached is None:
+            version = _tag_version(
+                repository, await self.db.fetch(_REPOSITORY_TAGS, (repository,)))
         if cached is not None:
             self._tag_lists.move_to_end(repository)
             if whole:
@@ -294,23 +308,20 @@ class SqlIndex:
         if tag is not None:
             self._tag_written(repository, tag, int(written.rows[0][0]), written.state)
 
-    async def _catch_up(
-        self, repository: str, cached: _TagList, version: int, seen: object | None
+    def _caught_up(
+        self, repository: str, cached: _TagList, version: int, seen: object | None,
+        since: list[Row],
     ) -> _TagList:
-        """``cached`` brought to ``version`` by the tags written since its own.
+        """``cached`` brought to ``version`` by the tags written since its own (``since``).
 
         Every tag write moves ``tag_version`` on by one and every removal to a random
         value, so a version a few above the kept one means tag pushes only: the tags
         whose rows carry a version in between are the list's new names (or old ones
-        moved to another manifest). Rows written after ``version`` are left out, so the
-        list is exactly the one at ``version`` (a removal since moved the version away:
-        the next listing reads the whole list).
+        moved to another manifest). Read in the version's snapshot, so the list is
+        exactly the one at ``version`` (a removal since moved the version away: the
+        next listing reads the whole list).
         """
-        rows = await self.db.fetch(
-            "SELECT tag FROM tags WHERE repository = ? AND tag_version > ? "
-            "AND tag_version <= ?", (repository, cached.version, version),
-        )
-        caught_up = _TagList(version, _with_tags(cached.tags, (tag for (tag,) in rows)), seen)
+        caught_up = _TagList(version, _with_tags(cached.tags, (tag for (tag,) in since)), seen)
         self._tag_lists[repository] = caught_up
         return caught_up
 
