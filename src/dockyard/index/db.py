@@ -52,13 +52,6 @@ class Database(Protocol):
         """The rows of one query (a consistent snapshot)."""
         ...
 
-    async def fetch_many(
-        self, queries: Sequence[tuple[str, Sequence[object]]]
-    ) -> list[list[Row]]:
-        """The rows of each query, all read from one snapshot (and, for SQLite, in one
-        trip to its thread)."""
-        ...
-
     def state(self) -> object | None:
         """A value that changes whenever a commit changes the database, by any process:
         equal values mean nothing changed in between. None when it

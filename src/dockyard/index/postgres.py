@@ -53,16 +53,6 @@ class PostgresDatabase:
             rows = await conn.fetch(_numbered(sql), *params)
         return [tuple(r) for r in rows]
 
-    async def fetch_many(
-        self, queries: Sequence[tuple[str, Sequence[object]]]
-    ) -> list[list[Row]]:
-        pool = await self._get_pool()
-        async with pool.acquire() as conn, conn.transaction(
-            isolation="repeatable_read", readonly=True
-        ):
-            return [[tuple(r) for r in await conn.fetch(_numbered(sql), *params)]
-                    for sql, params in queries]
-
     def state(self) -> object | None:
         return None  # other instances write without telling: always ask the server
 

@@ -164,19 +164,6 @@ class SqliteDatabase:
     async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         return await self._run(lambda conn: conn.execute(sql, tuple(params)).fetchall())
 
-    async def fetch_many(
-        self, queries: Sequence[tuple[str, Sequence[object]]]
-    ) -> list[list[Row]]:
-        def work(conn: sqlite3.Connection) -> list[list[Row]]:
-            # A read transaction: its first SELECT fixes the snapshot the others see.
-            conn.execute("BEGIN")
-            try:
-                return [conn.execute(sql, tuple(params)).fetchall() for sql, params in queries]
-            finally:
-                conn.execute("COMMIT")
-
-        return await self._run(work)
-
     async def write(self, statements: Sequence[Stmt]) -> Written:
         self._forked()
         done: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
