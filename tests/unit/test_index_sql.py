@@ -18,6 +18,7 @@ from dockyard.index.base import ManifestRecord
 from dockyard.index.db import Row, Stmt
 from dockyard.index.records import manifest_record
 from dockyard.index.sqlite import MEMORY, SqliteDatabase
+from dockyard.metadata import Page
 
 
 def _digest(data: bytes) -> Digest:
@@ -449,6 +450,29 @@ def test_a_whole_list_and_its_version_are_one_trip_to_the_database(index: SqlInd
         assert len(queries) == 2
         with pytest.raises(NameUnknown):
             await index.tags("nothing", None, "")
+        await index.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_page_is_one_statement_with_the_repository_check(index: SqlIndex) -> None:
+    """A list not kept: each page is read with the repository's row (NAME_UNKNOWN for a
+    repository without tags), in one trip; past the last tag an empty page."""
+
+    async def run() -> None:
+        await index.migrate()
+        tags = await _seed_tags(index, "small", 5)
+        await index.layers_linked("layers-only", [Digest.parse("sha256:" + "ab" * 32)], 3)
+        queries = _count_queries(index)
+        assert await index.tags("small", 2, "") == Page(tags[:2], True)
+        assert await index.tags("small", 2, tags[1]) == Page(tags[2:4], True)
+        assert await index.tags("small", 2, tags[3]) == Page(tags[4:], False)
+        assert await index.tags("small", 2, tags[4]) == Page([], False)
+        assert await index.tags("small", None, tags[2]) == Page(tags[3:], False)
+        assert len(queries) == 5
+        for name in ("nothing", "layers-only"):
+            with pytest.raises(NameUnknown):
+                await index.tags(name, 2, "")
         await index.aclose()
 
     asyncio.run(run())
