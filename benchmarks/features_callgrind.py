@@ -23,8 +23,15 @@ cycles, not instructions (this VM has no hardware counters to say which). Compar
 of this script with each other, to see a change's effect; issue 11's bound is judged
 on ``features.py``.
 
+``--cache-sim SIZE`` adds valgrind's cache simulation (32 KiB L1 caches and a last
+level of SIZE, 16-way; 1M stands for a core's L2 here) and reports, beside the
+instructions, the simulated last-level misses per request (instruction fetches, data
+reads and writes): a repeatable view of what the features do to the caches, which the
+instruction counts miss (about twice as slow).
+
     flock /tmp/dockyard-bench.lock python3 benchmarks/features_callgrind.py
     python3 benchmarks/features_callgrind.py --configs off both --requests 1000
+    python3 benchmarks/features_callgrind.py --configs off both --requests 1000 --cache-sim 1M
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from tests.support.servers import RegistryProcess  # noqa: E402
 from tests.support.webhook import WebhookReceiver  # noqa: E402
 
 from bench_client import Connection, expect, run_pool  # noqa: E402
+from bench_core import parse_size  # noqa: E402
 from bench_manifests import MANIFEST_ACCEPT, make_config, make_layer, make_manifest  # noqa: E402
 from features import BASE, REPO, seed  # noqa: E402
 
@@ -68,14 +76,19 @@ _LAUNCH = (
 class CallgrindProcess(RegistryProcess):
     """A dockyard server under callgrind (counting off until told: ``-z`` zeroes)."""
 
-    def __init__(self, *args: Any, stretch: float, outdir: Path, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, stretch: float, outdir: Path, cache: int | None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.stretch = stretch
         self.outdir = outdir
+        self.cache = cache
 
     def command(self) -> list[str]:
+        simulate = [] if self.cache is None else [
+            "--cache-sim=yes", f"--LL={self.cache},16,64", "--I1=32768,8,64", "--D1=32768,8,64"]
         return [
-            "valgrind", "--tool=callgrind", "--separate-threads=yes",
+            "valgrind", "--tool=callgrind", "--separate-threads=yes", *simulate,
             f"--callgrind-out-file={self.outdir}/callgrind.out.%p",
             sys.executable, "-c", _LAUNCH, str(self.stretch),
             "serve", str(self.config_path), *self.extra_args,
@@ -106,23 +119,36 @@ async def requests(port: int, row: str, digest: str, count: int, concurrency: in
     await run_pool(port, concurrency, count, job)
 
 
-def instructions(outdir: Path) -> int:
-    """Instructions of every thread's latest dump (``summary:`` lines), summed."""
-    latest: dict[str, tuple[int, int]] = {}  # thread file stem -> (dump part, Ir)
+def counts(outdir: Path) -> dict[str, int]:
+    """Every event (``Ir``, and the cache simulation's misses) of every thread's latest
+    dump (``summary:`` lines), summed."""
+    latest: dict[str, tuple[int, dict[str, int]]] = {}  # thread file stem -> (part, events)
     for path in outdir.glob("callgrind.out.*"):
         match = re.fullmatch(r"callgrind\.out\.(\d+)(?:\.(\d+))?-(\d+)", path.name)
         if not match:
             continue
         part, thread = int(match.group(2) or 0), match.group(3)
         text = path.read_text(errors="replace")
-        found = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
-        if found and part >= latest.get(thread, (-1, 0))[0]:
-            latest[thread] = (part, int(found.group(1)))
-    return sum(ir for _, ir in latest.values())
+        names = re.search(r"^events: (.+)$", text, re.M)
+        found = re.search(r"^(?:summary|totals): (.+)$", text, re.M)
+        if names and found and part >= latest.get(thread, (-1, {}))[0]:
+            latest[thread] = (part, dict(zip(names.group(1).split(),
+                                             map(int, found.group(1).split()), strict=False)))
+    total: dict[str, int] = {}
+    for _, events in latest.values():
+        for name, value in events.items():
+            total[name] = total.get(name, 0) + value
+    return total
+
+
+def last_level_misses(events: dict[str, float]) -> float:
+    """Simulated last-level misses: instruction fetches, data reads and data writes."""
+    return events.get("ILmr", 0) + events.get("DLmr", 0) + events.get("DLmw", 0)
 
 
 def measure(label: str, args: argparse.Namespace, workdir: Path, receiver: WebhookReceiver,
-            data: tuple[bytes, bytes, bytes], runner: asyncio.Runner) -> dict[str, float]:
+            data: tuple[bytes, bytes, bytes], runner: asyncio.Runner
+            ) -> dict[str, dict[str, float]]:
     layer, config, manifest = data
     digest = "sha256:" + hashlib.sha256(layer).hexdigest()
     outdir = workdir / f"cg-{label}"
@@ -130,8 +156,9 @@ def measure(label: str, args: argparse.Namespace, workdir: Path, receiver: Webho
     proc = CallgrindProcess(
         workdir / label, secret=secrets.token_hex(32), log_level="warn",
         overrides=settings(label, receiver, free_port()),
-        extra_args=["--workers", "1"], stretch=args.stretch, outdir=outdir)
-    result: dict[str, float] = {}
+        extra_args=["--workers", "1"], stretch=args.stretch, outdir=outdir,
+        cache=args.cache_sim)
+    result: dict[str, dict[str, float]] = {}
     try:
         proc.start(deadline=300)
         notifying = label in ("notify", "both")
@@ -156,7 +183,8 @@ def measure(label: str, args: argparse.Namespace, workdir: Path, receiver: Webho
                 old.unlink()
             subprocess.run(["callgrind_control", "-d", pid], check=True, capture_output=True)
             time.sleep(2)
-            result[row] = instructions(outdir) / args.requests
+            result[row] = {name: value / args.requests
+                           for name, value in counts(outdir).items()}
             rowdir = outdir / row
             rowdir.mkdir()
             for dump in outdir.glob("callgrind.out.*"):
@@ -178,37 +206,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stretch", type=float, default=100.0)
     parser.add_argument("--keep", type=Path,
                         help="keep the callgrind files here (for callgrind_annotate)")
+    parser.add_argument("--cache-sim", type=parse_size, metavar="SIZE",
+                        help="simulate the caches, with a last level of SIZE (e.g. 1M), "
+                             "and report its misses per request too")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="dockyard-callgrind-"))
     layer = make_layer()
     config = make_config(layer)
     data = (layer, config, make_manifest(config, layer, "features"))
     receiver = WebhookReceiver(workdir / "receiver")
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, dict[str, float]]] = {}
     try:
         with contextlib.ExitStack() as stack, asyncio.Runner() as runner:
             receiver.start()
             stack.callback(receiver.stop)
             for label in args.configs:
                 results[label] = measure(label, args, workdir, receiver, data, runner)
-                print(f"{label}: " + ", ".join(f"{row} {ir:,.0f}" for row, ir in
-                                               results[label].items()), flush=True)
+                print(f"{label}: " + ", ".join(f"{row} {events['Ir']:,.0f}" for row, events
+                                               in results[label].items()), flush=True)
     finally:
         if args.keep:
             args.keep.mkdir(parents=True, exist_ok=True)
             for label in results:
                 shutil.copytree(workdir / f"cg-{label}", args.keep / label, dirs_exist_ok=True)
         shutil.rmtree(workdir, ignore_errors=True)
+    measures: list[tuple[str, Any]] = [("instr/req", lambda e: e["Ir"])]
+    if args.cache_sim:
+        measures.append(("LL misses/req", last_level_misses))
     base = results.get("off")
-    print("\n| configuration | blob HEAD instr/req | manifest GET instr/req |")
-    print("|---|---:|---:|")
+    head = [f"{row} {what}" for what, _ in measures for row in ("blob HEAD", "manifest GET")]
+    print("\n| configuration | " + " | ".join(head) + " |")
+    print("|---|" + "---:|" * len(head))
     for label, rows in results.items():
         cells = []
-        for row in ("head", "manifest_get"):
-            cell = f"{rows[row]:,.0f}"
-            if base and label != "off":
-                cell += f" ({rows[row] / base[row] - 1:+.1%})"
-            cells.append(cell)
+        for _, value in measures:
+            for row in ("head", "manifest_get"):
+                cell = f"{value(rows[row]):,.0f}"
+                if base and label != "off":
+                    cell += f" ({value(rows[row]) / value(base[row]) - 1:+.1%})"
+                cells.append(cell)
         print(f"| {label} | {' | '.join(cells)} |")
     return 0
 
