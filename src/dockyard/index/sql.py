@@ -55,13 +55,13 @@ _CATCH_UP_MAX = 1000
 # Python tuple per tag (3,000 tags: 0.4 against 0.85 ms). SQLite reads them in the
 # primary key's order but promises none (an ORDER BY in a subquery cost 0.2 ms more):
 # the caller sorts, one pass over a sorted list.
-_WHOLE_TAGS = (
-    "SELECT r.has_tags, r.tag_version, t.n, t.names FROM repositories r, "
-    "(SELECT count(*) AS n, {joined} AS names FROM tags WHERE repository = ?) t "
-    "WHERE r.name = ?"
-)
-_JOINED_TAGS = {"sqlite": "group_concat(tag, char(10))",
-                "postgres": "string_agg(tag, chr(10) ORDER BY tag)"}
+_WHOLE_TAGS = {
+    dialect: "SELECT r.has_tags, r.tag_version, t.n, t.names FROM repositories r, "
+             f"(SELECT count(*) AS n, {joined} AS names FROM tags WHERE repository = ?) t "
+             "WHERE r.name = ?"
+    for dialect, joined in (("sqlite", "group_concat(tag, char(10))"),
+                            ("postgres", "string_agg(tag, chr(10) ORDER BY tag)"))
+}
 _ALL_TAG_ROWS = "SELECT tag FROM tags WHERE repository = ? ORDER BY tag"
 # A page, with the repository's row: one row with a NULL tag when none follows.
 _TAG_PAGE = (
@@ -76,6 +76,12 @@ _TAGS_SINCE = (
     "ON t.repository = r.name AND t.tag_version > ? AND t.tag_version <= r.tag_version "
     f"WHERE r.name = ? LIMIT {_CATCH_UP_MAX}"
 )
+
+
+def _can_catch_up(kept: int, version: int) -> bool:
+    """Whether a list kept at ``kept`` reaches ``version`` by the tags written since:
+    each tag write moves the version on by one, a removal to a random value."""
+    return 0 < version - kept <= _CATCH_UP_MAX
 
 
 def _tag_version(repository: str, known: list[Row]) -> int:
@@ -236,30 +242,45 @@ class SqlIndex:
         cached = self._tag_lists.get(repository)
         # Read before the version: a commit after it changes the state again.
         seen = self.db.state()
-        if cached is None and whole:
-            return await self._whole_tags(repository, seen)
         if cached is not None and (seen is None or cached.seen != seen):
-            since = await self.db.fetch(_TAGS_SINCE, (cached.version, repository))
-            version = _tag_version(repository, since)
-            if cached.version == version:
-                cached.seen = seen
-            elif 0 < version - cached.version <= _CATCH_UP_MAX:
-                new = [tag for (_, _, tag) in since if tag is not None]
-                cached = self._caught_up(repository, cached, version, seen, new)
-            else:
-                cached = None
-        elif cached is None:
-            return await self._tag_page(repository, n, last)
-        if cached is not None:
-            self._tag_lists.move_to_end(repository)
+            cached = await self._current(repository, cached, seen)
+        if cached is None:
             if whole:
-                # The kept list itself, not a copy (100,000 tags: a copy cost more than
-                # the rest of the request); pages are read, never changed.
-                return Page(cached.tags, False, str(cached.version))
-            return _page_of(cached.tags, n, last)
+                return await self._whole_tags(repository, seen)
+            return await self._tag_page(repository, n, last)
+        self._tag_lists.move_to_end(repository)
         if whole:
-            return await self._whole_tags(repository, seen)
-        return await self._tag_page(repository, n, last)
+            # The kept list itself, not a copy (100,000 tags: a copy cost more than the
+            # rest of the request); pages are read, never changed.
+            return Page(cached.tags, False, str(cached.version))
+        return _page_of(cached.tags, n, last)
+
+    async def _current(
+        self, repository: str, cached: _TagList, seen: object | None
+    ) -> _TagList | None:
+        """``cached`` as it is now: unchanged, caught up, or None when only the whole
+        list will do.
+
+        The version and the tags whose rows carry a version in between are read in one
+        statement: with tag pushes only (see :func:`_can_catch_up`) those are the list's
+        new names (or old ones moved to another manifest), so the list is exactly the
+        one at the version read (a removal since moved the version away: the next
+        listing reads the whole list).
+        """
+        since = await self.db.fetch(_TAGS_SINCE, (cached.version, repository))
+        version = _tag_version(repository, since)
+        if cached.version == version:
+            cached.seen = seen
+            return cached
+        if not _can_catch_up(cached.version, version):
+            # Dropped, or a list now too short to keep would cost this statement too on
+            # every listing.
+            del self._tag_lists[repository]
+            return None
+        new = (tag for (_, _, tag) in since if tag is not None)
+        caught_up = _TagList(version, _with_tags(cached.tags, new), seen)
+        self._tag_lists[repository] = caught_up
+        return caught_up
 
     async def _tag_page(self, repository: str, n: int | None, last: str) -> Page:
         """The tags after ``last`` (at most ``n``), read with the repository's row in one
@@ -275,9 +296,7 @@ class SqlIndex:
 
     async def _whole_tags(self, repository: str, seen: object | None) -> Page:
         """The whole list and its version, read in one statement; kept when large."""
-        rows = await self.db.fetch(
-            _WHOLE_TAGS.format(joined=_JOINED_TAGS[self.db.dialect]), (repository, repository)
-        )
+        rows = await self.db.fetch(_WHOLE_TAGS[self.db.dialect], (repository, repository))
         version = _tag_version(repository, rows)
         count, joined = rows[0][2], rows[0][3]
         tags = joined.split("\n") if joined else []
@@ -309,23 +328,6 @@ class SqlIndex:
         if tag is not None:
             self._tag_written(repository, tag, int(written.rows[0][0]), written.state)
 
-    def _caught_up(
-        self, repository: str, cached: _TagList, version: int, seen: object | None,
-        since: list[str],
-    ) -> _TagList:
-        """``cached`` brought to ``version`` by the tags written since its own (``since``).
-
-        Every tag write moves ``tag_version`` on by one and every removal to a random
-        value, so a version a few above the kept one means tag pushes only: the tags
-        whose rows carry a version in between are the list's new names (or old ones
-        moved to another manifest). Read with the version, so the list is
-        exactly the one at ``version`` (a removal since moved the version away: the
-        next listing reads the whole list).
-        """
-        caught_up = _TagList(version, _with_tags(cached.tags, since), seen)
-        self._tag_lists[repository] = caught_up
-        return caught_up
-
     def _tag_written(self, repository: str, tag: str, version: int, state: object | None) -> None:
         """Bring a kept tag list up to the version this process's tag write made, when
         the list was at the version just before it (so that write was the only change).
@@ -335,11 +337,10 @@ class SqlIndex:
         cached = self._tag_lists.get(repository)
         if cached is None:
             return
-        if cached.version != version - 1:
-            if not 0 < version - cached.version <= _CATCH_UP_MAX:
-                del self._tag_lists[repository]
-            return
-        self._tag_lists[repository] = _TagList(version, _with_tags(cached.tags, (tag,)), state)
+        if cached.version == version - 1:
+            self._tag_lists[repository] = _TagList(version, _with_tags(cached.tags, (tag,)), state)
+        elif not _can_catch_up(cached.version, version):
+            del self._tag_lists[repository]
 
     async def tag_deleted(self, repository: str, tag: str) -> None:
         await self.db.write([
