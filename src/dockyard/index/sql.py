@@ -274,8 +274,8 @@ class SqlIndex:
             return cached
         if not _can_catch_up(cached.version, version):
             # Dropped, or a list now too short to keep would cost this statement too on
-            # every listing.
-            del self._tag_lists[repository]
+            # every listing (pop: a concurrent listing may have dropped it already).
+            self._tag_lists.pop(repository, None)
             return None
         new = (tag for (_, _, tag) in since if tag is not None)
         caught_up = _TagList(version, _with_tags(cached.tags, new), seen)
