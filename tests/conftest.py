@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,13 @@ from typing import Any
 import httpx
 import pytest
 from tests.support.net import ServerPool
-from tests.support.servers import DISTRIBUTION_BINARY, Kind, RegistryProcess
+from tests.support.servers import (
+    DISTRIBUTION_BINARY,
+    Kind,
+    RegistryProcess,
+    started_since,
+    starts_mark,
+)
 
 TARGETS: tuple[Kind, ...] = ("dockyard", "distribution")
 TARGET = os.environ.get("DOCKYARD_TEST_TARGET", "dockyard")
@@ -33,6 +40,35 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"registry under test: {TARGET} (DOCKYARD_TEST_TARGET)"
+
+
+_STARTS_MARK = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_STARTS_MARK] = starts_mark()
+
+
+@pytest.fixture(autouse=True)
+def _close_rados_clients() -> Iterator[None]:
+    yield
+    ceph = sys.modules.get("tests.support.ceph")  # only where a test module uses it
+    if ceph is not None:
+        ceph.close_rados_clients()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None]:
+    """A failing test's report carries the log tails of the servers it started: a
+    flake seen once in CI is then explained by what the server said."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.failed and _STARTS_MARK in item.stash:
+        for process in started_since(item.stash[_STARTS_MARK]):
+            report.sections.append((f"registry log ({call.when})", process.log_tail()))
 
 
 @pytest.fixture(scope="session")

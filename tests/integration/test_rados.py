@@ -33,14 +33,14 @@ from tests.support.ceph import (
     CephCluster,
     RadosRegistryProcess,
     ceph_unavailable,
+    rados_driver,
     rados_pythonpath,
 )
 from tests.support.data import blob
 from tests.support.net import ServerPool
 from tests.support.servers import SRC_DIR, process_env
 
-from dockyard.storage.drivers.base import CheckedDriver, PathNotFound
-from dockyard.storage.drivers.rados import RadosDriver, RadosParameters
+from dockyard.storage.drivers.base import PathNotFound
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(600)]
 
@@ -191,7 +191,7 @@ def test_delete_and_garbage_collect(
     )
     assert done.returncode == 0, (done.stdout, done.stderr)
 
-    driver = CheckedDriver(RadosDriver(RadosParameters(rados_params)))
+    driver = rados_driver(rados_params)
 
     async def present(digest: str) -> bool:
         try:

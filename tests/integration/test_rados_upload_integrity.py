@@ -32,10 +32,10 @@ from tests.support.api import (
     upload_range,
     with_query,
 )
+from tests.support.ceph import rados_driver
 from tests.support.redis import RedisServer
 
-from dockyard.storage.drivers.base import CheckedDriver, PathNotFound
-from dockyard.storage.drivers.rados import RadosDriver, RadosParameters
+from dockyard.storage.drivers.base import PathNotFound
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(600)]
 
@@ -46,7 +46,7 @@ def assert_pool_blobs_consistent(params: dict[str, Any]) -> int:
     """Every file under blobs/ is ``<alg>/<hh>/<hex>/data`` holding exactly that content."""
 
     async def check() -> int:
-        driver = CheckedDriver(RadosDriver(RadosParameters(params)))
+        driver = rados_driver(params)
         count = 0
         try:
             infos = [i async for i in driver.walk(BLOBS) if not i.is_dir]

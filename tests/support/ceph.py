@@ -55,6 +55,9 @@ __all__ = [
     "RgwServer",
     "ceph_cluster",
     "ceph_unavailable",
+    "close_rados_clients",
+    "rados_driver",
+    "rados_ioctx",
     "rados_pythonpath",
     "shared_ceph",
 ]
@@ -377,6 +380,45 @@ class RgwServer:
         name = f"{prefix}-{uuid.uuid4().hex[:12]}"
         self.client().create_bucket(Bucket=name)
         return name
+
+
+# The librados clients tests open, closed after each test (tests/conftest.py): left to
+# the interpreter's exit, librados' destructors now and then abort it (boost::bad_get).
+_CLIENTS: list[Any] = []
+
+
+def rados_driver(params: Mapping[str, Any]) -> Any:
+    """A checked rados driver on ``params``, closed after the test that opened it."""
+    from dockyard.storage.drivers.base import CheckedDriver
+    from dockyard.storage.drivers.rados import RadosDriver, RadosParameters
+
+    driver = RadosDriver(RadosParameters(dict(params)))
+    _CLIENTS.append(driver)
+    return CheckedDriver(driver)
+
+
+def rados_ioctx(params: Mapping[str, Any]) -> Any:
+    """A librados ioctx on ``params``' pool and namespace, to look at the objects
+    themselves; its connection is shut down after the test."""
+    import rados
+
+    cluster = rados.Rados(conffile=str(params.get("conffile") or ""))
+    cluster.connect(timeout=10)
+    _CLIENTS.append(cluster)
+    ioctx = cluster.open_ioctx(params["poolname"])
+    if params.get("namespace"):
+        ioctx.set_namespace(params["namespace"])
+    return ioctx
+
+
+def close_rados_clients() -> None:
+    """Close what :func:`rados_driver` and :func:`rados_ioctx` opened, newest first."""
+    while _CLIENTS:
+        client = _CLIENTS.pop()
+        if hasattr(client, "aclose"):
+            asyncio.run(client.aclose())
+        else:
+            client.shutdown()
 
 
 class RadosFiles:

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +28,8 @@ __all__ = [
     "StorageRegistryProcess",
     "deep_merge",
     "process_env",
+    "started_since",
+    "starts_mark",
 ]
 
 Kind = Literal["dockyard", "distribution"]
@@ -37,6 +40,26 @@ SRC_DIR = Path(__file__).resolve().parents[2] / "src"
 STARTUP_DEADLINE = 15.0
 STOP_TIMEOUT = 10.0
 LOG_TAIL_LINES = 60
+
+
+# Every start in this test process, in order, so that a failing test's report can carry
+# the logs of the servers it started (tests/conftest.py); weak, to keep none alive.
+_STARTS: list[weakref.ref[RegistryProcess]] = []
+
+
+def started_since(mark: int) -> list[RegistryProcess]:
+    """The processes started since ``mark`` (from :func:`starts_mark`), each once."""
+    seen: dict[int, RegistryProcess] = {}
+    for ref in _STARTS[mark:]:
+        process = ref()
+        if process is not None:
+            seen.setdefault(id(process), process)
+    return list(seen.values())
+
+
+def starts_mark() -> int:
+    """A mark for :func:`started_since`: the number of starts so far."""
+    return len(_STARTS)
 
 
 class RegistryStartError(RuntimeError):
@@ -154,6 +177,7 @@ class RegistryProcess:
         if self.running:
             return
         env = process_env(self.env, source=self.kind == "dockyard")
+        _STARTS.append(weakref.ref(self))
         with self.log_path.open("ab") as log:
             log.write(f"=== start {' '.join(self.command())}\n".encode())
         # Own process group: kill() takes worker processes down with the parent.

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from tests.support import ceph as fixtures
-from tests.support.ceph import CephCluster
+from tests.support.ceph import CephCluster, rados_driver, rados_ioctx
 from tests.unit.test_driver_contract import contract, read_all, run, write_file
 
 from dockyard.storage.drivers.base import (
@@ -49,23 +49,12 @@ def params(ceph_cluster: CephCluster) -> dict[str, Any]:
 
 @pytest.fixture
 def driver(params: dict[str, Any]) -> CheckedDriver:
-    return CheckedDriver(RadosDriver(RadosParameters(params)))
+    return rados_driver(params)
 
 
 def test_satisfies_the_protocol(driver: CheckedDriver) -> None:
     assert isinstance(driver.inner, StorageDriver)
     assert driver.name == "rados"
-
-
-def rados_ioctx(params: dict[str, Any]) -> Any:
-    """A librados ioctx on the test's namespace, to look at the objects themselves."""
-    import rados
-
-    cluster = rados.Rados(conffile=params["conffile"])
-    cluster.connect(timeout=10)
-    ioctx = cluster.open_ioctx(params["poolname"])
-    ioctx.set_namespace(params["namespace"])
-    return ioctx
 
 
 def omap(ioctx: Any, obj: str) -> dict[str, str]:
@@ -223,11 +212,11 @@ def test_a_write_killed_anywhere_then_done_again_is_listed(
     source, path = "/v2/uploads/u/data", "/v2/blobs/ab/abcdef/data"
     for writes in range(100):
         space = {**params, "namespace": f"{params['namespace']}-{writes}"}
-        setup = CheckedDriver(RadosDriver(RadosParameters(space)))
+        setup = rados_driver(space)
         run(setup.put_content("/v2/blobs/00/0011/data", b"x"))  # the tree above exists
         if operation == "move":
             run(setup.put_content(source, data))
-        killed = RadosDriver(RadosParameters(space))
+        killed = rados_driver(space).inner
         connect = killed._connect
         monkeypatch.setattr(killed, "_connect", lambda c=connect, n=writes: KilledAfter(c(), n))
         try:
@@ -240,7 +229,7 @@ def test_a_write_killed_anywhere_then_done_again_is_listed(
         else:
             assert writes > 2  # every point was tried, until one too many to kill at
             break
-        again = CheckedDriver(RadosDriver(RadosParameters(space)))
+        again = rados_driver(space)
         if operation == "put_content":
             run(again.put_content(path, data))
         elif source in run(walked_files(again)):
@@ -276,10 +265,10 @@ def test_a_removal_killed_anywhere_leaves_each_file_whole_or_gone(
     }
     for writes in range(100):
         space = {**params, "namespace": f"{params['namespace']}-{writes}"}
-        setup = CheckedDriver(RadosDriver(RadosParameters(space)))
+        setup = rados_driver(space)
         for path, data in files.items():
             run(setup.put_content(path, data))
-        killed = RadosDriver(RadosParameters(space))
+        killed = rados_driver(space).inner
         connect = killed._connect
         monkeypatch.setattr(killed, "_connect", lambda c=connect, n=writes: KilledAfter(c(), n))
         try:
@@ -290,7 +279,7 @@ def test_a_removal_killed_anywhere_leaves_each_file_whole_or_gone(
             assert writes > 2  # every point was tried
             break
         assert dangling_names(rados_ioctx(space)) == [], f"killed after {writes} writes"
-        again = CheckedDriver(RadosDriver(RadosParameters(space)))
+        again = rados_driver(space)
         for path, data in files.items():
             with contextlib.suppress(PathNotFound):
                 assert run(again.get_content(path)) == data
@@ -328,8 +317,8 @@ def test_a_name_left_on_removed_stripes_is_not_found(
 def test_upload_continues_in_another_instance(params: dict[str, Any]) -> None:
     """What one instance closed, another continues; bytes a killed request wrote past
     the saved size do not count and are overwritten."""
-    first = CheckedDriver(RadosDriver(RadosParameters(params)))
-    second = CheckedDriver(RadosDriver(RadosParameters(params)))
+    first = rados_driver(params)
+    second = rados_driver(params)
     head, junk, tail = os.urandom(CHUNK + 10), os.urandom(CHUNK + 5), os.urandom(3 * CHUNK)
 
     async def scenario() -> None:
@@ -364,8 +353,8 @@ def test_cut_back_removes_stripes(driver: CheckedDriver, params: dict[str, Any])
 def test_files_keep_their_stripe_size(params: dict[str, Any]) -> None:
     """A file written with one chunksize reads back under another."""
     data = os.urandom(3 * CHUNK + 7)
-    run(CheckedDriver(RadosDriver(RadosParameters(params))).put_content("/f", data))
-    other = CheckedDriver(RadosDriver(RadosParameters({**params, "chunksize": 2 * CHUNK})))
+    run(rados_driver(params).put_content("/f", data))
+    other = rados_driver({**params, "chunksize": 2 * CHUNK})
     assert run(other.get_content("/f")) == data
     assert run(write_file(other, "/f", b"!", offset=len(data))) == len(data) + 1
     assert run(other.get_content("/f")) == data + b"!"
@@ -406,7 +395,7 @@ def test_an_unreachable_pool_is_a_storage_error(params: dict[str, Any]) -> None:
 def test_racing_writers_leave_no_stray_stripes(params: dict[str, Any]) -> None:
     """Two instances writing one name at once, a new name included: every replaced file's
     stripes are removed (an omap compare-and-set decides who replaced whom)."""
-    drivers = [CheckedDriver(RadosDriver(RadosParameters(params))) for _ in range(2)]
+    drivers = [rados_driver(params) for _ in range(2)]
     versions = [os.urandom(CHUNK + i) for i in range(6)]
 
     async def scenario() -> None:
