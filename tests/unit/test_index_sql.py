@@ -187,6 +187,27 @@ def test_a_large_tag_list_kept_in_memory_follows_other_processes(tmp_path: Path)
     asyncio.run(run())
 
 
+def test_concurrent_listings_of_a_list_that_cannot_catch_up_both_read_it_whole(
+    tmp_path: Path,
+) -> None:
+    """Two listings at once find the kept list unable to catch up (another process
+    removed a tag): each drops it and reads the list, neither fails (the second drop
+    used to raise KeyError, a 500)."""
+
+    async def run() -> None:
+        one, two = _two_processes(tmp_path)
+        await one.migrate()
+        tags = await _seed_tags(two, "big", 1500)
+        assert (await one.tags("big", None, "")).entries == tags  # now kept
+        await two.tag_deleted("big", "t00000")
+        pages = await asyncio.gather(*(one.tags("big", None, "") for _ in range(3)))
+        assert [page.entries for page in pages] == [tags[1:]] * 3
+        await one.aclose()
+        await two.aclose()
+
+    asyncio.run(run())
+
+
 def test_a_whole_tag_list_carries_a_version_that_every_tag_write_changes(
     tmp_path: Path,
 ) -> None:
