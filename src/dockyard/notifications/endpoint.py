@@ -27,7 +27,8 @@ log = logging.getLogger("dockyard.notifications")
 
 #: Events per POST when a backlog has built up.
 BATCH = 500
-#: Seconds a woken delivery task waits for more events to send in the same envelope.
+#: Seconds a woken delivery task waits for more events to send in the same envelope
+#: (less once a full envelope, :data:`BATCH` events, is queued).
 LINGER = 0.25
 
 
@@ -82,6 +83,7 @@ class Endpoint:
         self.filters = bool(self._ignored_media_types or self._ignored_actions)
         """False when :meth:`accepts` takes every event (no need to ask it)."""
         self._wake = asyncio.Event()
+        self._full = asyncio.Event()  # a full envelope is queued: stop lingering
         self._failures = 0  # in a row, across batches (reset by a success)
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -105,6 +107,8 @@ class Endpoint:
             )
         self._count_pending()
         self._wake.set()
+        if self.metrics.pending >= BATCH:
+            self._full.set()
 
     def _count_pending(self) -> None:
         self.metrics.pending = sum(s.pending for s in self._spools)
@@ -145,7 +149,14 @@ class Endpoint:
                 return
             self._wake.clear()
             await self._wake.wait()
-            await asyncio.sleep(LINGER)  # let a burst of events share the envelope
+            # Let a burst of events share the envelope, but not past a full one: under
+            # a steady stream, lingering the whole time would let the spool's memory
+            # of recent events overflow, and each envelope be read back from disk.
+            self._full.clear()
+            if spool.pending < BATCH:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(LINGER):
+                        await self._full.wait()
             return
         lines, position = await asyncio.to_thread(spool.peek, BATCH)
         if not lines:  # counted, but not readable yet (or dropped meanwhile)
