@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import os
 import pickle
@@ -75,6 +76,9 @@ def serve(
     the start with a ConfigError.
     """
     setup_logging(config.log.level, config.log.formatter, config.log.fields)
+    # A crash in native code (SIGSEGV, SIGBUS, an abort in a library) then leaves every
+    # thread's Python stack on stderr, beside the log, rather than a silent exit.
+    faulthandler.enable()
     for warning in warnings:
         log.warning("config: %s", warning)
     for warning in unsupported_features(config):

@@ -6,6 +6,7 @@ Each test runs the real command (``python -m dockyard serve``) as a process on l
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -25,7 +26,7 @@ from tests.support.api import (
     upload_range,
     with_query,
 )
-from tests.support.net import child_pids
+from tests.support.net import child_pids, wait_until
 from tests.support.servers import RegistryProcess, process_env
 
 pytestmark = pytest.mark.skipif(TARGET == "distribution", reason="dockyard's serve command")
@@ -174,5 +175,30 @@ def test_inmemory_driver_defaults_to_one_worker(tmp_path: Path) -> None:
     try:
         assert server.pid is not None and child_pids(server.pid) == []
         assert "with 1 worker" in server.log_text()
+    finally:
+        server.stop()
+
+
+def test_a_worker_that_crashes_leaves_its_stacks_in_the_log_and_is_replaced(
+    tmp_path: Path,
+) -> None:
+    """A fatal signal in a worker (a crash in native code) prints every thread's Python
+    stack to the log (faulthandler) and the supervisor starts another worker."""
+    server = RegistryProcess(tmp_path, workers=2)
+    server.start()
+    try:
+        assert server.pid is not None
+        crashed = child_pids(server.pid)[0]
+        os.kill(crashed, signal.SIGSEGV)
+        wait_until(lambda: "restarting" in server.log_text(), deadline=15,
+                   what="the supervisor to restart the worker")
+        log = server.log_text()
+        assert "Fatal Python error: Segmentation fault" in log
+        assert "Current thread" in log or "Thread 0x" in log  # the stacks follow
+        assert f"(pid {crashed}) exited" in log
+        wait_until(lambda: len(child_pids(server.pid or 0)) == 2, deadline=15,
+                   what="two workers again")
+        with make_client(server.url) as client:
+            assert client.get("/v2/").status_code == 200
     finally:
         server.stop()
