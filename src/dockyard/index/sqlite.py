@@ -33,6 +33,7 @@ import fcntl
 import mmap
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -62,19 +63,30 @@ class _WalState:
     salts when the WAL restarts); a writer writes the second copy, then the first, and a
     reader that finds them different looked during a write (SQLite's readers do the
     same: ``walIndexTryHdr``).
+
+    The descriptor the mapping is made from stays open until this process's last
+    connection to the database has closed (:func:`_share_wal` counts them): closing a
+    descriptor of a file drops every POSIX lock the process holds on it, SQLite's too.
+    Among those is the one that marks the database in use; without it the next process
+    to open the database (a command, a new worker) truncates ``-shm`` under this one's
+    mapping, and SQLite here died of SIGBUS at a later commit.
     """
 
     def __init__(self, path: str) -> None:
-        fd = os.open(path + "-shm", os.O_RDONLY | os.O_CLOEXEC)
+        # Looked at before opening: a descriptor opened is never closed early (above).
+        if os.stat(path + "-shm").st_size < 2 * _WAL_HEADER:
+            raise OSError(f"{path}-shm: no WAL index yet")
+        self._fd = os.open(path + "-shm", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            if os.fstat(fd).st_size < 2 * _WAL_HEADER:
-                raise OSError(f"{path}-shm: no WAL index yet")
-            self._map = mmap.mmap(fd, 2 * _WAL_HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
-        finally:
-            os.close(fd)
+            self._map: mmap.mmap | None = mmap.mmap(
+                self._fd, 2 * _WAL_HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
+        except (OSError, ValueError):
+            self._map = None  # kept unmapped (and open) until released
 
     def read(self) -> bytes | None:
         """The header; None while a writer changes it or before it was initialised."""
+        if self._map is None:
+            return None
         first = self._map[:_WAL_HEADER]
         second = self._map[_WAL_HEADER : 2 * _WAL_HEADER]
         if first != second or not first[12]:  # isInit
@@ -82,7 +94,45 @@ class _WalState:
         return first
 
     def close(self) -> None:
-        self._map.close()
+        """Unmap and close: only once no connection of this process uses the database."""
+        if self._map is not None:
+            self._map.close()
+        os.close(self._fd)
+
+
+# This process's WAL index mappings by database path, with how many of its open
+# connections use each; replaced, never closed, in a forked child (see _share_wal).
+_wal_shares: dict[str, tuple[_WalState, int]] = {}
+_wal_pid = os.getpid()
+_wal_lock = threading.Lock()  # connections open and close in threads of their own
+
+
+def _share_wal(path: str, add: int) -> _WalState | None:
+    """With ``add`` 1, the WAL index of ``path`` for one more connection (OSError while
+    there is none yet); with -1, one connection fewer, closing it after the last.
+
+    A child of ``fork()`` starts afresh and leaves its parent's descriptors open: the
+    child's own connections lock the files, and closing a descriptor would drop those.
+    """
+    global _wal_shares, _wal_pid
+    key = os.path.realpath(path)
+    with _wal_lock:
+        if _wal_pid != os.getpid():
+            _wal_shares, _wal_pid = {}, os.getpid()
+        state, users = _wal_shares.get(key, (None, 0))
+        if add > 0:
+            if state is None:
+                state = _WalState(path)
+            _wal_shares[key] = (state, users + 1)
+            return state
+        if state is None:
+            return None
+        if users > 1:
+            _wal_shares[key] = (state, users - 1)
+        else:
+            del _wal_shares[key]
+            state.close()
+        return None
 
 
 class SqliteDatabase:
@@ -128,8 +178,8 @@ class SqliteDatabase:
     def _map_wal(self) -> None:
         """Map the WAL index if there is one yet (in the database's thread)."""
         if self._wal is None and self.path != MEMORY and self._conn is not None:
-            with contextlib.suppress(OSError, ValueError):
-                self._wal = _WalState(self.path)
+            with contextlib.suppress(OSError):
+                self._wal = _share_wal(self.path, 1)
 
     def state(self) -> object | None:
         if self.path == MEMORY:
@@ -254,12 +304,12 @@ class SqliteDatabase:
             return
         if self._commits:  # queued writes are committed, not dropped
             await asyncio.gather(*self._commits, return_exceptions=True)
-        conn = self._conn
-        if self._wal is not None:
-            self._wal.close()
-            self._wal = None
+        conn, wal = self._conn, self._wal
+        self._wal = None  # state() no longer reads it
         if conn is not None:
             await self._run(lambda c: c.close())
+        if wal is not None:  # after the connection: see _WalState
+            _share_wal(self.path, -1)
         self._executor.shutdown(wait=True)
         self._conn, self._executor = None, None
         if self._writer_lock >= 0:
