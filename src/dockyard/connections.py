@@ -51,6 +51,7 @@ from aiohttp.http import RawRequestMessage
 from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
 from aiohttp.streams import StreamReader
 from aiohttp.web import BaseRequest, RequestHandler
+from aiohttp.web_protocol import _ErrInfo
 
 from dockyard.clientaddr import CONNECTION
 from dockyard.config import HTTPLimitsConfig
@@ -83,6 +84,7 @@ class _Handler(RequestHandler):
         self._guard = manager
         # Bytes of the body of the request last parsed that have not arrived yet.
         self._body_left = 0
+        self._body: StreamReader | None = None  # the body of the request last parsed
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -132,11 +134,26 @@ class _Handler(RequestHandler):
         if self._request_count == parsed or not self._messages:
             return
         message, payload = self._messages[-1]
+        if isinstance(message, _ErrInfo):
+            self._end_body(message.exc)
+            return
+        self._body = payload if isinstance(payload, StreamReader) else None
         if not isinstance(message, RawRequestMessage) or message.chunked or message.compression:
             return
         length = message.headers.get("Content-Length", "")
         if length.isdigit() and isinstance(payload, StreamReader):
             self._body_left = max(int(length) - payload.total_bytes, 0)
+
+    def _end_body(self, error: BaseException) -> None:
+        """A framing error (a bad chunk size) in the body of the request last parsed:
+        its handler's next read raises ``error`` (a 400), and aiohttp's reading of an
+        unread rest, after the handler answered, ends. aiohttp's parser tells the body
+        neither: the handler waited for the rest until ``http.limits.bodytimeout``, and
+        the reading of a body nobody read lasted its 10 s."""
+        body, self._body = self._body, None
+        if body is not None and not body.is_eof():
+            body.set_exception(error)
+            body.feed_eof()  # reads raise the error first; the discarding stops
 
     def waiting(self) -> bool:
         """Between requests or still reading a request head: nothing is lost by closing.
