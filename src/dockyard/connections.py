@@ -48,7 +48,12 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http import RawRequestMessage
-from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
+from aiohttp.http_exceptions import (
+    BadHttpMessage,
+    ContentLengthError,
+    HttpProcessingError,
+    LineTooLong,
+)
 from aiohttp.streams import StreamReader
 from aiohttp.web import BaseRequest, RequestHandler
 from aiohttp.web_protocol import _ErrInfo
@@ -155,6 +160,22 @@ class _Handler(RequestHandler):
             body.set_exception(error)
             body.feed_eof()  # reads raise the error first; the discarding stops
 
+    def eof_received(self) -> bool:  # type: ignore[override]
+        """The client closed its side of the connection. Idle, the connection closes,
+        as aiohttp's does. Otherwise it stays open for the answers to what came (Go's
+        server does the same; aiohttp's closed at once, and they were never sent), then
+        closes; a body cut short ends in an error its handler answers (400)."""
+        body, self._body = self._body, None
+        open_body = body is not None and not body.is_eof()
+        if not (open_body or self._request_in_progress or self._messages):
+            return False
+        if body is not None and open_body:
+            body.set_exception(ContentLengthError(
+                "the client closed the connection before the end of the body"))
+            body.feed_eof()
+        self._keepalive_timeout = 0.0  # closed as soon as it is idle
+        return True
+
     def waiting(self) -> bool:
         """Between requests or still reading a request head: nothing is lost by closing.
 
@@ -232,8 +253,8 @@ class _Receiver(asyncio.BufferedProtocol):
         # Copied out before the loop reads again: every connection reads into the buffer.
         self.handler.data_received(self._shared[:nbytes].tobytes())
 
-    def eof_received(self) -> None:
-        self.handler.eof_received()
+    def eof_received(self) -> bool:
+        return self.handler.eof_received()
 
 
 class _Server(web.Server):
