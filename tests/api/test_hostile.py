@@ -416,6 +416,21 @@ def test_trickling_body_is_cut_off_and_the_upload_resumes(
     assert_no_traceback(server)
 
 
+def test_a_client_that_closes_its_side_gets_its_answers(
+    hostile_registry: RegistryProcess,
+) -> None:
+    """Requests sent whole, then the client's side of the connection closed (as ``nc
+    -N`` does): each is answered, then the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", hostile_registry.port),
+                                  timeout=DEADLINE) as sock:
+        sock.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert statuses(received) == [200, 200], received[:300]
+
+
 @deviates_on_distribution("a chunked PATCH body with a bad chunk size is a 500")
 def test_a_bad_chunk_in_an_upload_body_is_a_400_and_the_upload_resumes(
     hostile_registry: RegistryProcess,
