@@ -167,13 +167,16 @@ class _Handler(RequestHandler):
         closes; a body cut short ends in an error its handler answers (400)."""
         body, self._body = self._body, None
         open_body = body is not None and not body.is_eof()
-        if not (open_body or self._request_in_progress or self._messages):
+        if not open_body and not self._messages and self.waiting():
             return False
         if body is not None and open_body:
             body.set_exception(ContentLengthError(
                 "the client closed the connection before the end of the body"))
             body.feed_eof()
-        self._keepalive_timeout = 0.0  # closed as soon as it is idle
+        if not self._messages:
+            self.close()  # aiohttp closes it once the request in hand is answered
+        # (Requests queued behind it are answered too; the connection then closes when
+        # its keep-alive ends, as an idle one: aiohttp would drop them after a close().)
         return True
 
     def waiting(self) -> bool:
