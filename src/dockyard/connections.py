@@ -150,11 +150,11 @@ class _Handler(RequestHandler):
             self._body_left = max(int(length) - payload.total_bytes, 0)
 
     def _end_body(self, error: BaseException) -> None:
-        """A framing error (a bad chunk size) in the body of the request last parsed:
-        its handler's next read raises ``error`` (a 400), and aiohttp's reading of an
-        unread rest, after the handler answered, ends. aiohttp's parser tells the body
-        neither: the handler waited for the rest until ``http.limits.bodytimeout``, and
-        the reading of a body nobody read lasted its 10 s."""
+        """The body of the request last parsed cannot go on (a framing error, or the
+        client closed its side): its handler's next read raises ``error`` (a 400), and
+        aiohttp's reading of an unread rest, after the handler answered, ends. aiohttp
+        tells the body neither: the handler waited for the rest until
+        ``http.limits.bodytimeout``, and the reading of a body nobody read lasted 10 s."""
         body, self._body = self._body, None
         if body is not None and not body.is_eof():
             body.set_exception(error)
@@ -165,14 +165,11 @@ class _Handler(RequestHandler):
         as aiohttp's does. Otherwise it stays open for the answers to what came (Go's
         server does the same; aiohttp's closed at once, and they were never sent), then
         closes; a body cut short ends in an error its handler answers (400)."""
-        body, self._body = self._body, None
-        open_body = body is not None and not body.is_eof()
-        if not open_body and not self._messages and self.waiting():
+        body = self._body
+        if (body is None or body.is_eof()) and not self._messages and self.waiting():
             return False
-        if body is not None and open_body:
-            body.set_exception(ContentLengthError(
-                "the client closed the connection before the end of the body"))
-            body.feed_eof()
+        self._end_body(ContentLengthError(
+            "the client closed the connection before the end of the body"))
         if not self._messages:
             self.close()  # aiohttp closes it once the request in hand is answered
         # (Requests queued behind it are answered too; the connection then closes when
