@@ -356,6 +356,27 @@ def test_stalled_body_is_abandoned(registry_factory: RegistryFactory) -> None:
     assert_no_traceback(server)
 
 
+def upload_first_100(client: httpx.Client, repo: str, data: bytes) -> str:
+    """An upload to ``repo`` holding the first 100 bytes of ``data``; its location."""
+    first = patch_chunk(client, start_upload(client, repo), data[:100], start=0)
+    assert first.status_code == 202, first.text
+    return follow(client, first.headers["Location"])
+
+
+def assert_upload_resumes_at_100(
+    client: httpx.Client, repo: str, location: str, data: bytes
+) -> None:
+    """Nothing past the first 100 bytes was committed: the upload goes on from there and
+    ends in ``data``."""
+    status = client.get(location)
+    assert status.status_code == 204 and status.headers["Range"] == "0-99", status.headers
+    rest = patch_chunk(client, follow(client, status.headers["Location"]), data[100:], start=100)
+    assert rest.status_code == 202, rest.text
+    done = client.put(with_query(follow(client, rest.headers["Location"]), digest=digest_of(data)))
+    assert done.status_code == 201, done.text
+    assert client.get(blob_path(repo, digest_of(data))).content == data
+
+
 @dockyard_only
 def test_trickling_body_is_cut_off_and_the_upload_resumes(
     registry_factory: RegistryFactory,
@@ -367,9 +388,7 @@ def test_trickling_body_is_cut_off_and_the_upload_resumes(
     )
     client = httpx.Client(base_url=server.url, timeout=DEADLINE)
     repo, data = random_repo(), bytes(range(256)) * 8
-    first = patch_chunk(client, start_upload(client, repo), data[:100], start=0)
-    assert first.status_code == 202, first.text
-    location = follow(client, first.headers["Location"])
+    location = upload_first_100(client, repo, data)
     head = (
         f"PATCH {httpx.URL(location).raw_path.decode()} HTTP/1.1\r\nHost: x\r\n"
         f"Content-Length: {len(data) - 100}\r\nContent-Range: 100-{len(data) - 1}\r\n"
@@ -406,13 +425,7 @@ def test_trickling_body_is_cut_off_and_the_upload_resumes(
     assert b"BLOB_UPLOAD_INVALID" in answer and b"minbodyrate" in answer, answer
     assert closed, f"the trickling connection was still open after {DEADLINE}s"
     # Nothing of the trickled chunk was committed: the upload resumes at 100.
-    status = client.get(location)
-    assert status.status_code == 204 and status.headers["Range"] == "0-99", status.headers
-    rest = patch_chunk(client, follow(client, status.headers["Location"]), data[100:], start=100)
-    assert rest.status_code == 202, rest.text
-    done = client.put(with_query(follow(client, rest.headers["Location"]), digest=digest_of(data)))
-    assert done.status_code == 201, done.text
-    assert client.get(blob_path(repo, digest_of(data))).content == data
+    assert_upload_resumes_at_100(client, repo, location, data)
     assert_no_traceback(server)
 
 
@@ -461,9 +474,7 @@ def test_a_bad_chunk_in_an_upload_body_is_a_400_and_the_upload_resumes(
     of the broken request is committed, and the upload goes on from where it was."""
     client = httpx.Client(base_url=hostile_registry.url, timeout=DEADLINE)
     repo, data = random_repo(), bytes(range(256)) * 4
-    first = patch_chunk(client, start_upload(client, repo), data[:100], start=0)
-    assert first.status_code == 202, first.text
-    location = follow(client, first.headers["Location"])
+    location = upload_first_100(client, repo, data)
     broken = (
         f"PATCH {httpx.URL(location).raw_path.decode()} HTTP/1.1\r\nHost: x\r\n"
         "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -471,13 +482,7 @@ def test_a_bad_chunk_in_an_upload_body_is_a_400_and_the_upload_resumes(
     ).encode()
     codes = statuses(exchange(hostile_registry, broken))
     assert codes and all(400 <= code < 500 for code in codes), codes
-    status = client.get(location)
-    assert status.status_code == 204 and status.headers["Range"] == "0-99", status.headers
-    rest = patch_chunk(client, follow(client, status.headers["Location"]), data[100:], start=100)
-    assert rest.status_code == 202, rest.text
-    done = client.put(with_query(follow(client, rest.headers["Location"]), digest=digest_of(data)))
-    assert done.status_code == 201, done.text
-    assert client.get(blob_path(repo, digest_of(data))).content == data
+    assert_upload_resumes_at_100(client, repo, location, data)
 
 
 @dockyard_only
