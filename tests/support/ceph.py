@@ -429,17 +429,11 @@ class RadosFiles:
     def __init__(self, params: Mapping[str, Any]) -> None:
         self.params = dict(params)
 
-    def _driver(self) -> Any:
-        from dockyard.storage.drivers.base import CheckedDriver
-        from dockyard.storage.drivers.rados import RadosDriver, RadosParameters
-
-        return CheckedDriver(RadosDriver(RadosParameters(self.params)))
-
     def paths(self) -> Iterator[str]:
         from dockyard.storage.drivers.base import PathNotFound
 
         async def walk() -> list[str]:
-            driver = self._driver()
+            driver = rados_driver(self.params)
             try:
                 return [i.path async for i in driver.walk(f"/{V2}") if not i.is_dir]
             except PathNotFound:
@@ -452,7 +446,7 @@ class RadosFiles:
 
     def read(self, key: str) -> bytes:
         async def get() -> bytes:
-            driver = self._driver()
+            driver = rados_driver(self.params)
             try:
                 data: bytes = await driver.get_content(f"/{V2}/{key}")
                 return data
@@ -466,21 +460,9 @@ class RadosFiles:
         parent does not list (below it, files are served by path but never walked; the
         links of a hidden ``_layers`` would go unchecked), and a name whose first stripe
         is gone. Each is looked at twice, so a removal in progress is not reported."""
-        import rados
-
-        cluster = rados.Rados(conffile=str(self.params.get("conffile") or ""))
-        cluster.connect(timeout=10)
-        try:
-            ioctx = cluster.open_ioctx(self.params["poolname"])
-            if self.params.get("namespace"):
-                ioctx.set_namespace(self.params["namespace"])
-            try:
-                found = self._hierarchy_problems(ioctx)
-                return [p for p in found if p in self._hierarchy_problems(ioctx)]
-            finally:
-                ioctx.close()
-        finally:
-            cluster.shutdown()
+        ioctx = rados_ioctx(self.params)
+        found = self._hierarchy_problems(ioctx)
+        return [p for p in found if p in self._hierarchy_problems(ioctx)]
 
     @staticmethod
     def _hierarchy_problems(ioctx: Any) -> list[str]:

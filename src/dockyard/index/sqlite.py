@@ -65,7 +65,7 @@ class _WalState:
     same: ``walIndexTryHdr``).
 
     The descriptor the mapping is made from stays open until this process's last
-    connection to the database has closed (:func:`_share_wal` counts them): closing a
+    connection to the database has closed (:func:`_acquire_wal` counts them): closing a
     descriptor of a file drops every POSIX lock the process holds on it, SQLite's too.
     Among those is the one that marks the database in use; without it the next process
     to open the database (a command, a new worker) truncates ``-shm`` under this one's
@@ -101,38 +101,42 @@ class _WalState:
 
 
 # This process's WAL index mappings by database path, with how many of its open
-# connections use each; replaced, never closed, in a forked child (see _share_wal).
-_wal_shares: dict[str, tuple[_WalState, int]] = {}
-_wal_pid = os.getpid()
-_wal_lock = threading.Lock()  # connections open and close in threads of their own
+# connections use each; forgotten, never closed, in a forked child (see _wal_shares).
+_shares: dict[str, tuple[_WalState, int]] = {}
+_shares_pid = os.getpid()
+_shares_lock = threading.Lock()  # connections open and close in threads of their own
 
 
-def _share_wal(path: str, add: int) -> _WalState | None:
-    """With ``add`` 1, the WAL index of ``path`` for one more connection (OSError while
-    there is none yet); with -1, one connection fewer, closing it after the last.
+def _wal_shares() -> dict[str, tuple[_WalState, int]]:
+    """This process's shares (call with ``_shares_lock`` held). A child of ``fork()``
+    starts afresh and leaves its parent's descriptors open: the child's own connections
+    lock the files, and closing a descriptor would drop those locks."""
+    global _shares, _shares_pid
+    if _shares_pid != os.getpid():
+        _shares, _shares_pid = {}, os.getpid()
+    return _shares
 
-    A child of ``fork()`` starts afresh and leaves its parent's descriptors open: the
-    child's own connections lock the files, and closing a descriptor would drop those.
-    """
-    global _wal_shares, _wal_pid
+
+def _acquire_wal(path: str) -> _WalState:
+    """The WAL index of ``path`` for one more connection; OSError while there is none."""
     key = os.path.realpath(path)
-    with _wal_lock:
-        if _wal_pid != os.getpid():
-            _wal_shares, _wal_pid = {}, os.getpid()
-        state, users = _wal_shares.get(key, (None, 0))
-        if add > 0:
-            if state is None:
-                state = _WalState(path)
-            _wal_shares[key] = (state, users + 1)
-            return state
-        if state is None:
-            return None
+    with _shares_lock:
+        shares = _wal_shares()
+        state, users = shares.get(key) or (_WalState(path), 0)
+        shares[key] = (state, users + 1)
+        return state
+
+
+def _release_wal(path: str) -> None:
+    """One connection fewer uses the WAL index of ``path``; closed after the last."""
+    key = os.path.realpath(path)
+    with _shares_lock:
+        shares = _wal_shares()
+        state, users = shares.pop(key)
         if users > 1:
-            _wal_shares[key] = (state, users - 1)
+            shares[key] = (state, users - 1)
         else:
-            del _wal_shares[key]
             state.close()
-        return None
 
 
 class SqliteDatabase:
@@ -179,7 +183,7 @@ class SqliteDatabase:
         """Map the WAL index if there is one yet (in the database's thread)."""
         if self._wal is None and self.path != MEMORY and self._conn is not None:
             with contextlib.suppress(OSError):
-                self._wal = _share_wal(self.path, 1)
+                self._wal = _acquire_wal(self.path)
 
     def state(self) -> object | None:
         if self.path == MEMORY:
@@ -304,12 +308,12 @@ class SqliteDatabase:
             return
         if self._commits:  # queued writes are committed, not dropped
             await asyncio.gather(*self._commits, return_exceptions=True)
-        conn, wal = self._conn, self._wal
+        conn, mapped = self._conn, self._wal is not None
         self._wal = None  # state() no longer reads it
         if conn is not None:
             await self._run(lambda c: c.close())
-        if wal is not None:  # after the connection: see _WalState
-            _share_wal(self.path, -1)
+        if mapped:  # after the connection: see _WalState
+            _release_wal(self.path)
         self._executor.shutdown(wait=True)
         self._conn, self._executor = None, None
         if self._writer_lock >= 0:
