@@ -26,7 +26,47 @@ LABELS = ("dockyard", "docker-registry")
 
 
 def process_group(pgid: int) -> list[int]:
-    """Every live process in the group ``pgid`` (a server and the workers it forked)."""
+    """Every live process in the group ``pgid``: a server started in a session of its own
+    and the processes it forked (dockyard's workers).
+
+    Found by following ``/proc/<pid>/task/<tid>/children`` from the leader, a read or two
+    per process of the server. Scanning all of ``/proc`` cost a read per process of the
+    machine (1.5 ms with 70 processes), and the rows that time single requests measure
+    around them (the fresh tags/list row read it between the tag push and the listing,
+    which left the server idle for that long). Without the ``children`` files (a kernel
+    built without them) ``/proc`` is scanned.
+    """
+    if not os.path.exists(f"/proc/{pgid}/task/{pgid}/children"):
+        return _scan_process_group(pgid)
+    pids = []
+    todo = [pgid]
+    while todo:
+        pid = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue  # gone meanwhile
+        pids.append(pid)
+        for tid in tasks:
+            try:
+                children = _read_proc(f"/proc/{pid}/task/{tid}/children")
+            except OSError:
+                continue
+            todo.extend(int(child) for child in children.split())
+    return pids
+
+
+def _read_proc(path: str) -> str:
+    """A small /proc file, read in two system calls (``Path.read_text`` took three
+    times as long: a few reads make a measurement)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 65536).decode()
+    finally:
+        os.close(fd)
+
+
+def _scan_process_group(pgid: int) -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -48,7 +88,7 @@ def group_cpu_seconds(pgid: int | None) -> float:
     ticks = 0
     for pid in process_group(pgid):
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
+            stat = _read_proc(f"/proc/{pid}/stat")
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
