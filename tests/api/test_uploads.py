@@ -201,6 +201,58 @@ def test_mount_without_from_unknown_blob(client: httpx.Client) -> None:
     assert_upload_response(client, response, 202, target, 0)
 
 
+# -- ?digest-algorithm= (OCI end-4c) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ["sha512", "sha256"])
+def test_an_upload_started_for_an_algorithm_is_finished_with_it(
+    client: httpx.Client, algorithm: str
+) -> None:
+    repo = random_repo()
+    data = os.urandom(5000)
+    response = client.post(uploads_path(repo), params={"digest-algorithm": algorithm})
+    location = assert_upload_response(client, response, 202, repo, 0)
+    for start in range(0, len(data), 2048):
+        response = patch_chunk(client, location, data[start : start + 2048], start=start)
+        location = assert_upload_response(client, response, 202, repo, min(start + 2048, 5000))
+    digest = digest_of(data, algorithm)
+    response = client.put(with_query(location, digest=digest))
+    assert response.status_code == 201, response.text
+    assert client.get(blob_path(repo, digest)).content == data
+
+
+@deviates_on_distribution("docker-registry 2.8 ignores digest-algorithm: 202 for any")
+@pytest.mark.parametrize("algorithm", ["md5", "unknown", "SHA256", "sha384", ""])
+def test_an_unsupported_digest_algorithm_is_refused_before_any_data(
+    client: httpx.Client, algorithm: str
+) -> None:
+    repo = random_repo()
+    response = client.post(uploads_path(repo), params={"digest-algorithm": algorithm})
+    assert_error(response, 400, "DIGEST_INVALID")
+    # A monolithic POST with it stores nothing either.
+    response = client.post(
+        uploads_path(repo), params={"digest-algorithm": algorithm, "digest": digest_of(DATA)},
+        content=DATA, headers={"Content-Type": "application/octet-stream"})
+    assert_error(response, 400, "DIGEST_INVALID")
+    assert_blob_absent(client, repo, digest_of(DATA))
+
+
+@deviates_on_distribution("POST ?digest= and digest-algorithm are ignored (202)")
+def test_a_monolithic_post_whose_digest_is_of_another_algorithm_is_refused(
+    client: httpx.Client,
+) -> None:
+    repo = random_repo()
+    response = client.post(
+        uploads_path(repo), params={"digest-algorithm": "sha512", "digest": digest_of(DATA)},
+        content=DATA, headers={"Content-Type": "application/octet-stream"})
+    assert_error(response, 400, "DIGEST_INVALID")
+    assert_blob_absent(client, repo, digest_of(DATA))
+    response = client.post(
+        uploads_path(repo), params={"digest-algorithm": "sha256", "digest": digest_of(DATA)},
+        content=DATA, headers={"Content-Type": "application/octet-stream"})
+    assert_blob_created(client, response, repo, DATA)
+
+
 # -- PATCH ---------------------------------------------------------------------------------
 
 

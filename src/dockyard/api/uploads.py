@@ -23,6 +23,7 @@ from dockyard.errors import (
     RangeInvalid,
     SizeInvalid,
 )
+from dockyard.hashstate import SUPPORTED_ALGORITHMS
 from dockyard.registry.namespace import Repository
 from dockyard.types import BlobDescriptor, UploadStatus
 
@@ -80,9 +81,19 @@ def _chunk_bounds(request: web.Request) -> tuple[int | None, int | None]:
 
 
 async def start_upload(request: web.Request) -> web.Response:
-    """POST: a new upload, a monolithic upload (``?digest=``), or a mount (``?mount=``)."""
+    """POST: a new upload, a monolithic upload (``?digest=``), or a mount (``?mount=``).
+
+    ``?digest-algorithm=`` (OCI end-4c) names the algorithm of the digest that will
+    finish the upload, so that a registry hashes its chunks with it. dockyard keeps
+    the state of every algorithm it supports for every chunk (DESIGN contract 6), so
+    the name is only checked: one it does not support is refused before any data is
+    sent, and it must agree with ``?digest=`` when both are given.
+    """
     repo = repository(request)
     query = request.query
+    algorithm = query.get("digest-algorithm")
+    if algorithm is not None and algorithm not in SUPPORTED_ALGORITHMS:
+        raise DigestInvalid(f"unsupported digest algorithm {algorithm[:50]!r}")
     if "mount" in query:
         digest = parse_digest(query["mount"])
         source: Repository | None = None
@@ -102,6 +113,8 @@ async def start_upload(request: web.Request) -> web.Response:
                 return _created(request, repo, desc)
     if "digest" in query:
         digest = parse_digest(query["digest"])
+        if algorithm is not None and digest.algorithm != algorithm:
+            raise DigestInvalid(f"digest {digest} is not a {algorithm} digest (digest-algorithm)")
         desc = await repo.push_blob(digest, body_stream(request), content_length(request))
         return _created(request, repo, desc)
     status = await repo.start_upload()
