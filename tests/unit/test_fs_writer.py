@@ -1,5 +1,6 @@
 """The filesystem writer gathers the pieces it is given and writes them with pwritev,
-at their offsets, whatever their number and however short the kernel's writes."""
+at their offsets, whatever their number and however short the kernel's writes, each
+write at most WRITE_MAX bytes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.storage.drivers import filesystem
+from dockyard import filewrite
+from dockyard.filewrite import WRITE_MAX
 from dockyard.storage.drivers.filesystem import FilesystemDriver
 
 PATH = "/docker/registry/v2/repositories/a/_uploads/u/data"
@@ -63,6 +65,29 @@ def test_short_writes_go_on_inside_the_piece_they_ended_in(
                 break
         return pwritev(fd, taken, offset)
 
-    monkeypatch.setattr(filesystem.os, "pwritev", short)
+    monkeypatch.setattr(filewrite.os, "pwritev", short)
     chunks = [[os.urandom(n) for n in (1, 999, 1500, 70_000, 3)] * 20, [os.urandom(4096)]]
     assert _write(tmp_path, chunks) == b"".join(b"".join(c) for c in chunks)
+
+
+def test_no_write_takes_more_than_write_max(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large pieces are written in slices (the page cache gives a write folios as large
+    as the write), small ones gathered up to the same size."""
+    pwritev = os.pwritev
+    calls: list[tuple[int, int]] = []  # (bytes, buffers) of each call
+
+    def recording(fd: int, buffers: list[bytes], offset: int) -> int:
+        calls.append((sum(map(len, buffers)), len(buffers)))
+        return pwritev(fd, buffers, offset)
+
+    monkeypatch.setattr(filewrite.os, "pwritev", recording)
+    chunks = [[os.urandom(1 << 20), os.urandom(300_000), os.urandom(5)],
+              [os.urandom(3) for _ in range(5000)] + [os.urandom(WRITE_MAX + 1)]]
+    assert _write(tmp_path, chunks) == b"".join(b"".join(c) for c in chunks)
+    assert max(size for size, _ in calls) == WRITE_MAX
+    assert max(count for _, count in calls) <= os.sysconf("SC_IOV_MAX")
+    # The 1 MiB piece alone fills eight whole writes.
+    assert sum(1 for size, _ in calls if size == WRITE_MAX) >= 8
+    assert sum(size for size, _ in calls) == sum(len(p) for c in chunks for p in c)

@@ -69,6 +69,7 @@ LAYER_OF = {
     "dockyard.hashstate": "root",
     "dockyard.serial": "root",
     "dockyard.nowait": "root",
+    "dockyard.filewrite": "root",
     "dockyard.clientaddr": "root",
 }
 

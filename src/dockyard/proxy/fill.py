@@ -37,6 +37,7 @@ from typing import Any
 
 from dockyard.digest import Digest
 from dockyard.errors import BackendUnavailable, DigestInvalid, StorageError
+from dockyard.filewrite import pwrite_all
 from dockyard.registry.namespace import BlobContent
 from dockyard.serial import SerialLane
 from dockyard.storage.drivers.base import PathNotFound, StorageDriver
@@ -164,10 +165,7 @@ class BlobFill:
 
 
 def _write_all(spool: _Spool, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(spool.fd, view, offset)
-        view, offset = view[written:], offset + written
+    pwrite_all(spool.fd, (data,), offset)
 
 
 async def _spooled(written: asyncio.Future[None]) -> None:

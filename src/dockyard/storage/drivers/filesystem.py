@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, TypeVar
 
+from dockyard.filewrite import pwrite_all
 from dockyard.nowait import read_cached
 from dockyard.serial import SerialLane
 from dockyard.storage.drivers.base import (
@@ -47,12 +48,11 @@ _NOT_FOUND = {errno.ENOENT, errno.ENOTDIR}
 # 0.6 ms of this disk (8 MiB was 2.5 ms).
 _WRITEBACK_EVERY = 2 << 20
 # A writer gathers the pieces it is given to this size, then writes them in one
-# system call (``pwritev``: the pieces are never joined, which was a copy of each byte).
+# system call or a few (``pwritev``: the pieces are never joined, which was a copy of each
+# byte; see dockyard.filewrite for the size of a write).
 _WRITE_BATCH = 1 << 20
 # Writes of one writer queued to its thread at once (each a batch of about 1 MiB).
 _WRITES_QUEUED = 2
-# Pieces one pwritev takes at most (Linux's IOV_MAX).
-_IOV_MAX = os.sysconf("SC_IOV_MAX")
 # Listings of directories this big are cached (a few hundred of them at most).
 _CACHED_LISTING_MIN = 512
 _CACHED_LISTINGS = 256
@@ -360,23 +360,6 @@ def _lock(fd: int, path: str, driver: str) -> None:
             time.sleep(0.005)
 
 
-def _pwrite_all(fd: int, pieces: Sequence[bytes], offset: int) -> int:
-    """Write ``pieces`` one after the other at ``offset``, in as few system calls as
-    the kernel takes them; the offset where they end."""
-    left: list[bytes | memoryview] = list(pieces)
-    while left:
-        written = os.pwritev(fd, left[:_IOV_MAX], offset)
-        offset += written
-        done = 0
-        while done < len(left) and written >= len(left[done]):
-            written -= len(left[done])
-            done += 1
-        del left[:done]
-        if written:  # a short write ended inside this piece
-            left[0] = memoryview(left[0])[written:]
-    return offset
-
-
 class _FileWriter:
     """Writes behind: pieces are gathered to :data:`_WRITE_BATCH` bytes and each batch
     queued to a thread while the caller reads on.
@@ -400,7 +383,7 @@ class _FileWriter:
 
     def _write(self, pieces: list[bytes], start: int) -> None:
         """Runs in a worker thread: write, and kick off write-back every few MiB."""
-        end = _pwrite_all(self._file.fileno(), pieces, start)
+        end = pwrite_all(self._file.fileno(), pieces, start)
         if start_writeback is not None and end - self._flushed >= _WRITEBACK_EVERY:
             start_writeback(self._file.fileno(), self._flushed, end - self._flushed)
             self._flushed = end
