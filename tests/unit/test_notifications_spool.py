@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from dockyard import filewrite
 from dockyard.notifications import DiskSpool, MemorySpool, Spool, SpoolBusy
 from dockyard.notifications import spool as spool_module
 
@@ -138,3 +140,28 @@ def test_peeks_from_memory_what_the_disk_holds(
     assert kept == sorted(set(kept), key=appended.index)  # in order, none twice
     assert rest == appended[-len(rest):]  # the newest are never dropped
     assert (served_from_memory > 0) == (mirror > 0)
+
+
+def test_a_short_write_goes_on_where_it_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel may take less than a write asked (a signal, a nearly full disk): the
+    rest follows, and a restart reads every event whole."""
+    pwritev, write = os.pwritev, os.write
+
+    def short_pwritev(fd: int, buffers: list[bytes], offset: int) -> int:
+        return pwritev(fd, [memoryview(buffers[0])[:1000]], offset)
+
+    def short_write(fd: int, data: bytes) -> int:
+        return write(fd, memoryview(data)[:1000])
+
+    # Whichever call the spool makes takes at most 1,000 bytes.
+    monkeypatch.setattr(filewrite.os, "pwritev", short_pwritev)
+    monkeypatch.setattr(filewrite.os, "write", short_write)
+    events = [b'{"n":%d,"pad":"%s"}' % (i, b"x" * 300) for i in range(500)]
+    spool = DiskSpool(tmp_path / "s", 1000)
+    spool.append(events)
+    spool.close()
+    again = DiskSpool(tmp_path / "s", 1000)
+    assert again.pending == 500
+    assert drain(again, 200) == events

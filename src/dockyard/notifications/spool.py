@@ -33,6 +33,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from dockyard.filewrite import pwrite_all
+
 __all__ = ["DiskSpool", "MemorySpool", "Position", "Spool", "SpoolBusy"]
 
 Position = tuple[int, int]
@@ -191,7 +193,8 @@ class DiskSpool(Spool):
                 self._rotate()
                 size = 0
             assert self._writer is not None
-            os.write(self._writer, data)
+            # Whole, in writes the page cache serves from small folios (dockyard.filewrite).
+            pwrite_all(self._writer, (data,), size)
             self._remember(lines, size)
             self.pending += len(lines)
             over = self.pending - self._max
