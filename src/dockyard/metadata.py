@@ -26,6 +26,12 @@ class Page:
     """A whole tag list (no ``n``, no ``last``) served by an index: a token that changes
     whenever the repository's tags do, so its encoded body can be reused while it
     holds (None: not known, encode every time)."""
+    since: str | None = None
+    """With ``version``: the version whose list this one is with the names ``added``
+    inserted, and nothing else changed (None: not known), so that a body encoded for
+    that version can be brought up to this one instead of encoded again."""
+    added: tuple[str, ...] = ()
+    """The names inserted since ``since``, sorted (none of them in that list)."""
 
 
 class MetadataIndex(Protocol):

@@ -434,6 +434,41 @@ def test_a_tag_written_here_updates_the_kept_list_without_a_query(tmp_path: Path
     asyncio.run(run())
 
 
+def test_a_whole_list_says_which_names_were_inserted_since_the_version_before(
+    tmp_path: Path,
+) -> None:
+    """So that the API can insert them into the body it encoded for that version: a tag
+    pushed here or caught up from another process; a moved tag inserts nothing; after
+    a removal nothing is said."""
+    record = _record()
+
+    async def run() -> None:
+        one, two = _two_processes(tmp_path)
+        await one.migrate()
+        await _seed_tags(two, "big", 1200)
+        first = await one.tags("big", None, "")
+        assert first.since is None and first.added == ()
+        await one.manifest_put("big", record, "t00500x")
+        pushed = await one.tags("big", None, "")
+        assert (pushed.since, pushed.added) == (first.version, ("t00500x",))
+        await one.manifest_put("big", record, "t00001")  # moved, not added
+        moved = await one.tags("big", None, "")
+        assert (moved.since, moved.added) == (pushed.version, ())
+        assert moved.version != pushed.version
+        for tag in ("zz-new", "a-new"):
+            await two.manifest_put("big", record, tag)
+        caught_up = await one.tags("big", None, "")
+        assert (caught_up.since, caught_up.added) == (moved.version, ("a-new", "zz-new"))
+        assert (await one.tags("big", None, "")).since == moved.version  # unchanged since
+        await two.tag_deleted("big", "a-new")
+        reread = await one.tags("big", None, "")
+        assert reread.since is None and reread.added == ()
+        await one.aclose()
+        await two.aclose()
+
+    asyncio.run(run())
+
+
 def test_tag_writes_that_share_a_transaction_keep_the_list_exact(tmp_path: Path) -> None:
     """Concurrent tag pushes and deletions through one process (group commit) never
     leave a kept list that misses one of them."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections import OrderedDict
 from urllib.parse import urlencode
@@ -57,18 +58,61 @@ def tags_json(name: str, tags: list[str]) -> bytes:
     as they are when none needs escaping (tags are ``[A-Za-z0-9_.-]``, but an index
     rebuilt from storage reads whatever directory names it finds): a fifth of the cost
     of ``json.dumps`` on a long list."""
+    body = _plain_tags_json(name, tags)
+    return json.dumps({"name": name, "tags": tags}).encode() if body is None else body
+
+
+def _plain_tags_json(name: str, tags: list[str]) -> bytes | None:
+    """:func:`tags_json` when every tag is written as it is (none to escape), else None."""
     joined = '", "'.join(tags)
     if tags and joined.isascii():
         raw = joined.encode()
         # Once every plain character is taken out, only the separators' quotes are left.
         if raw.translate(None, _PLAIN) == b'"' * (2 * len(tags) - 2):
             return b'{"name": %s, "tags": ["%s"]}' % (json.dumps(name).encode(), raw)
-    return json.dumps({"name": name, "tags": tags}).encode()
+    return None
+
+
+_TAG_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+"""What a valid tag is made of (the spec's grammar)."""
+
+
+def _with_inserted(body: bytes, name: str, tags: list[str], added: tuple[str, ...]) -> bytes | None:
+    """``body``, a plain :func:`tags_json` of ``tags`` without ``added``, with them
+    inserted where they sort; None when that cannot be done safely (a name that is not
+    a valid tag, or not where ``tags`` says).
+
+    Each goes in before the name that follows it, found as the quoted element it is
+    (a valid tag holds no quote, comma or space, so ``"name"`` matches one whole
+    element only), the last ones first, so that the name that follows is always one
+    already in the body.
+    """
+    start = len(b'{"name": %s, "tags": [' % json.dumps(name).encode())
+    for tag in reversed(added):
+        at = bisect.bisect_left(tags, tag)
+        if at == len(tags) or tags[at] != tag or not _valid_tag(tag):
+            return None
+        if at + 1 < len(tags):
+            following = tags[at + 1]
+            where = body.find(b'"%s"' % following.encode(), start) if _valid_tag(following) else -1
+            if where < 0:
+                return None
+            view = memoryview(body)  # one copy of the body, by the join
+            body = b"".join((view[:where], b'"%s", ' % tag.encode(), view[where:]))
+        else:
+            body = b"".join((memoryview(body)[:-2], b', "%s"]}' % tag.encode()))
+    return body
+
+
+def _valid_tag(tag: str) -> bool:
+    return bool(tag) and tag.isascii() and not tag.encode().translate(None, _TAG_CHARS)
 
 
 class _EncodedTagLists:
     """Whole ``tags/list`` bodies of large repositories, reused while the index's tag
-    version holds (the encoding, not the lookup, is most of a large list's cost).
+    version holds (the encoding, not the lookup, is most of a large list's cost), and
+    brought up to date by inserting the new names when the index says those are the
+    only change (a tag push: 3,000 names took 35 us to encode, an insertion 5).
 
     Per process; least recently used dropped first beyond ``limit`` bytes.
     """
@@ -77,7 +121,8 @@ class _EncodedTagLists:
         self.limit = limit
         self.smallest = smallest
         self.size = 0
-        self.bodies: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self.bodies: OrderedDict[str, tuple[str, bytes, bool]] = OrderedDict()
+        """By repository: the version, its body, whether that is plain (no escapes)."""
 
     def body(self, name: str, page: Page) -> bytes:
         """The encoded ``{"name", "tags"}`` of ``page``, a whole list."""
@@ -85,14 +130,23 @@ class _EncodedTagLists:
         if cached is not None and cached[0] == page.version:
             self.bodies.move_to_end(name)
             return cached[1]
-        body = tags_json(name, page.entries)
+        body = None
+        if cached is not None and cached[2] and page.since is not None \
+                and cached[0] == page.since:
+            body = _with_inserted(cached[1], name, page.entries, page.added)
+        plain = body is not None
+        if body is None:
+            body = _plain_tags_json(name, page.entries)
+            plain = body is not None
+            if body is None:
+                body = json.dumps({"name": name, "tags": page.entries}).encode()
         if page.version is not None and len(page.entries) >= self.smallest:
             if cached is not None:
                 self.size -= len(cached[1])
-            self.bodies[name] = (page.version, body)
+            self.bodies[name] = (page.version, body, plain)
             self.size += len(body)
             while self.size > self.limit:
-                _, (_, dropped) = self.bodies.popitem(last=False)
+                _, (_, dropped, _) = self.bodies.popitem(last=False)
                 self.size -= len(dropped)
         return body
 

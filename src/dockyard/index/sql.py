@@ -194,6 +194,9 @@ class _TagList:
     """Sorted; never changed in place (pages of it are served as they are)."""
     seen: object | None
     """:meth:`Database.state` when the version was last known current (None: ask)."""
+    since: int | None = None
+    """The version this list was made from by inserting :attr:`added` (None: read whole)."""
+    added: tuple[str, ...] = ()
 
 
 class SqlIndex:
@@ -252,7 +255,8 @@ class SqlIndex:
         if whole:
             # The kept list itself, not a copy (100,000 tags: a copy cost more than the
             # rest of the request); pages are read, never changed.
-            return Page(cached.tags, False, str(cached.version))
+            since = None if cached.since is None else str(cached.since)
+            return Page(cached.tags, False, str(cached.version), since, cached.added)
         return _page_of(cached.tags, n, last)
 
     async def _current(
@@ -278,7 +282,8 @@ class SqlIndex:
             self._tag_lists.pop(repository, None)
             return None
         new = (tag for (_, _, tag) in since if tag is not None)
-        caught_up = _TagList(version, _with_tags(cached.tags, new), seen)
+        tags, added = _with_tags(cached.tags, new)
+        caught_up = _TagList(version, tags, seen, cached.version, added)
         self._tag_lists[repository] = caught_up
         return caught_up
 
@@ -338,7 +343,8 @@ class SqlIndex:
         if cached is None:
             return
         if cached.version == version - 1:
-            self._tag_lists[repository] = _TagList(version, _with_tags(cached.tags, (tag,)), state)
+            tags, added = _with_tags(cached.tags, (tag,))
+            self._tag_lists[repository] = _TagList(version, tags, state, cached.version, added)
         elif not _can_catch_up(cached.version, version):
             del self._tag_lists[repository]
 
@@ -552,15 +558,16 @@ class SqlIndex:
         await self.db.write(stmts)
 
 
-def _with_tags(tags: list[str], new: Iterable[str]) -> list[str]:
-    """The sorted ``tags`` with the ``new`` ones: ``tags`` itself if it holds them all,
-    else a new list made in one merge (kept lists are never changed in place)."""
+def _with_tags(tags: list[str], new: Iterable[str]) -> tuple[list[str], tuple[str, ...]]:
+    """The sorted ``tags`` with the ``new`` ones (``tags`` itself if it holds them all,
+    else a new list made in one merge: kept lists are never changed in place), and
+    the names it did not hold, sorted."""
     added = sorted({tag for tag in new if not _holds(tags, tag)})
     if not added:
-        return tags
+        return tags, ()
     merged = tags + added
     merged.sort()  # two sorted runs: one merge pass in C
-    return merged
+    return merged, tuple(added)
 
 
 def _holds(tags: list[str], tag: str) -> bool:
