@@ -60,6 +60,15 @@ def _two_processes(tmp_path: Path) -> tuple[SqlIndex, SqlIndex]:
     return SqlIndex(SqliteDatabase(path)), SqlIndex(SqliteDatabase(path))
 
 
+async def _seeded_pair(tmp_path: Path, count: int = 1200) -> tuple[SqlIndex, SqlIndex]:
+    """Two processes on one file (migrated), ``count`` tags of ``big`` pushed through
+    the second."""
+    one, two = _two_processes(tmp_path)
+    await one.migrate()
+    await _seed_tags(two, "big", count)
+    return one, two
+
+
 def _count_queries(index: SqlIndex) -> list[str]:
     """The SQL of every query ``index`` reads with from now on (one trip to the
     database each)."""
@@ -215,9 +224,7 @@ def test_a_whole_tag_list_carries_a_version_that_every_tag_write_changes(
     record = _record()
 
     async def run() -> None:
-        one, two = _two_processes(tmp_path)
-        await one.migrate()
-        await _seed_tags(two, "big", 1200)
+        one, two = await _seeded_pair(tmp_path)
         first = await one.tags("big", None, "")
         again = await one.tags("big", None, "")  # from memory
         assert first.version is not None and again.version == first.version
@@ -443,9 +450,7 @@ def test_a_whole_list_says_which_names_were_inserted_since_the_version_before(
     record = _record()
 
     async def run() -> None:
-        one, two = _two_processes(tmp_path)
-        await one.migrate()
-        await _seed_tags(two, "big", 1200)
+        one, two = await _seeded_pair(tmp_path)
         first = await one.tags("big", None, "")
         assert first.since is None and first.added == ()
         await one.manifest_put("big", record, "t00500x")
