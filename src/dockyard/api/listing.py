@@ -15,6 +15,7 @@ from dockyard.api.params import parse_count, parse_digest, repository
 from dockyard.api.urls import v2_url
 from dockyard.manifest import OCI_INDEX
 from dockyard.metadata import Page
+from dockyard.names import is_valid_tag
 
 __all__ = ["catalog", "page_size", "referrers", "tags_json", "tags_list"]
 
@@ -73,10 +74,6 @@ def _plain_tags_json(name: str, tags: list[str]) -> bytes | None:
     return None
 
 
-_TAG_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
-"""What a valid tag is made of (the spec's grammar)."""
-
-
 def _with_inserted(body: bytes, name: str, tags: list[str], added: tuple[str, ...]) -> bytes | None:
     """``body``, a plain :func:`tags_json` of ``tags`` without ``added``, with them
     inserted where they sort; None when that cannot be done safely (a name that is not
@@ -90,11 +87,13 @@ def _with_inserted(body: bytes, name: str, tags: list[str], added: tuple[str, ..
     start = len(b'{"name": %s, "tags": [' % json.dumps(name).encode())
     for tag in reversed(added):
         at = bisect.bisect_left(tags, tag)
-        if at == len(tags) or tags[at] != tag or not _valid_tag(tag):
+        if at == len(tags) or tags[at] != tag or not is_valid_tag(tag):
             return None
         if at + 1 < len(tags):
             following = tags[at + 1]
-            where = body.find(b'"%s"' % following.encode(), start) if _valid_tag(following) else -1
+            if not is_valid_tag(following):
+                return None
+            where = body.find(b'"%s"' % following.encode(), start)
             if where < 0:
                 return None
             view = memoryview(body)  # one copy of the body, by the join
@@ -102,10 +101,6 @@ def _with_inserted(body: bytes, name: str, tags: list[str], added: tuple[str, ..
         else:
             body = b"".join((memoryview(body)[:-2], b', "%s"]}' % tag.encode()))
     return body
-
-
-def _valid_tag(tag: str) -> bool:
-    return bool(tag) and tag.isascii() and not tag.encode().translate(None, _TAG_CHARS)
 
 
 class _EncodedTagLists:

@@ -10,6 +10,8 @@ import os
 import random
 from collections.abc import Callable
 
+from dockyard.filewrite import pwrite_all
+
 __all__ = [
     "READ_CHUNK",
     "SMALL_READ",
@@ -51,7 +53,7 @@ def atomic_write(target: str, data: bytes, *, sync: bool = True) -> None:
     fd, tmp = _create_temporary(os.path.dirname(target))
     try:
         try:
-            _write_all(fd, data)
+            pwrite_all(fd, (data,), 0)
             if sync:
                 os.fsync(fd)
         finally:
@@ -91,12 +93,6 @@ def _open_temporary(directory: str) -> tuple[int, str]:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644), tmp
         except FileExistsError:
             continue
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def read_small(target: str) -> bytes:
@@ -193,7 +189,7 @@ def _write_temporaries(
                 continue
             fd, tmp = _create_temporary(directory)
             pending.append((fd, tmp, target))
-            _write_all(fd, data)
+            pwrite_all(fd, (data,), 0)
             if writeback and start_writeback is not None:
                 start_writeback(fd, 0, len(data))
     except BaseException:
