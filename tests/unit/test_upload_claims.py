@@ -76,3 +76,21 @@ def test_a_fresh_claim_from_another_host_blocks() -> None:
             await ChunkClaim(driver, CLAIMS).acquire()
 
     asyncio.run(run())
+
+
+def test_an_upload_removed_while_claiming_is_no_storage_fault() -> None:
+    """The final PUT (or a cancel) removes the upload between this claim's stamp and its
+    look at the others: no claim is left to judge, and the caller finds the upload gone
+    (on S3 the listing of the removed prefix raised PathNotFound: a 503)."""
+
+    class RemovedMeanwhile(InMemoryDriver):
+        async def list(self, path: str) -> list[str]:
+            await self.delete("/docker/registry/v2/repositories/r/_uploads/u")
+            return await super().list(path)
+
+    async def run() -> None:
+        claim = ChunkClaim(CheckedDriver(RemovedMeanwhile()), CLAIMS)
+        assert await claim.acquire() is False
+        await claim.finish()
+
+    asyncio.run(run())

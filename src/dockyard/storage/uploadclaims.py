@@ -139,8 +139,14 @@ class ChunkClaim:
     async def _try(self) -> bool:
         _RUNNING.add(self.path)
         await self._stamp()
+        try:
+            others = await self.driver.list(self.directory)
+        except PathNotFound:
+            # Removed with this claim in it: the upload was finished or cancelled
+            # meanwhile, which the caller's check of the upload under the claim finds.
+            others = []
         lost = False
-        for other in await self.driver.list(self.directory):
+        for other in others:
             if other == self.path:
                 continue
             try:
