@@ -51,8 +51,10 @@ _WRITEBACK_EVERY = 2 << 20
 # system call or a few (``pwritev``: the pieces are never joined, which was a copy of each
 # byte; see dockyard.filewrite for the size of a write).
 _WRITE_BATCH = 1 << 20
-# Writes of one writer queued to its thread at once (each a batch of about 1 MiB).
-_WRITES_QUEUED = 2
+# Writes of one writer queued to its thread at once (each a batch of about 1 MiB): as
+# many as the upload's hash batches in flight (dockyard.storage.bodies.DEPTH), so that
+# neither queue stalls the event loop while the other still has room.
+_WRITES_QUEUED = 4
 # Listings of directories this big are cached (a few hundred of them at most).
 _CACHED_LISTING_MIN = 512
 _CACHED_LISTINGS = 256
