@@ -25,9 +25,9 @@ INLINE = 64 << 10
 # Batches queued per algorithm: the thread hashing one goes straight on to the next,
 # without a round trip through the event loop (SHA-512 bounds a chunked upload). On
 # 2 cores an upload's event loop, hash thread and write thread (and the client) take
-# turns: with 2 batches queued each stage was 40-55% busy while the others waited, with
-# 4 a 1 GiB monolithic push went 641-657 -> 770-782 MB/s (the pieces are shared with the
-# writer's queue: about 4 MiB held per upload instead of 2).
+# turns: with 2 batches queued each stage was 40-55% busy while the others waited; with
+# 4, large monolithic pushes are some 5-7% faster (benchmarks/README.md). The pieces are
+# shared with the writer's queue: about 4 MiB held per upload instead of 2.
 DEPTH = 4
 
 
