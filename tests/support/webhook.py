@@ -17,6 +17,7 @@ Run as a script (``python tests/support/webhook.py PORT FILE``) it serves:
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -82,6 +83,9 @@ class WebhookReceiver(LoopbackServer):  # type: ignore[misc,valid-type]
     what = "webhook receiver"
     log_name = "webhook.log"
     deadline = 15.0
+    # What received() has parsed of the file so far, and where it stopped.
+    _parsed: tuple[dict[str, Any], ...] = ()
+    _offset = 0
 
     @property
     def pid(self) -> int | None:
@@ -109,13 +113,26 @@ class WebhookReceiver(LoopbackServer):  # type: ignore[misc,valid-type]
         return int(httpx.get(f"{self.url}/attempts", timeout=5).json())
 
     def received(self) -> list[dict[str, Any]]:
-        """Accepted envelopes with their headers (read from the file: works while stopped)."""
-        if not self.file.exists():
+        """Accepted envelopes with their headers (read from the file: works while stopped).
+
+        Parsed once: each call reads only the lines appended since the last (a benchmark's
+        file reaches hundreds of MB, and :meth:`wait_events` polls).
+        """
+        parsed, offset = self._parsed, self._offset
+        try:
+            with self.file.open("rb") as f:
+                if os.fstat(f.fileno()).st_size < offset:  # a new file: start again
+                    parsed, offset = (), 0
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
             return []
-        text = self.file.read_text()
         # Only whole lines: the receiver may be writing the last one now (a line longer
         # than its file buffer goes out in several writes), read it next time.
-        return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines()]
+        whole = data[:data.rfind(b"\n") + 1]
+        parsed += tuple(json.loads(line) for line in whole.splitlines())
+        self._parsed, self._offset = parsed, offset + len(whole)
+        return list(parsed)
 
     def events(self) -> list[dict[str, Any]]:
         """Every event accepted so far, in order."""
