@@ -23,6 +23,7 @@ then what the features cost at that load.
     python3 benchmarks/features.py                    # 20,000 requests a row, 3 repetitions
     python3 benchmarks/features.py --requests 5000 --repeat 1   # a quick look
     python3 benchmarks/features.py --workers 1 --rate 5000     # CPU at a given load
+    python3 benchmarks/features.py --features metrics          # one part's share
 """
 
 from __future__ import annotations
@@ -72,13 +73,22 @@ BASE: dict[str, Any] = {
 }
 
 
-def features_on(receiver: WebhookReceiver, debug_port: int) -> dict[str, Any]:
-    """The configuration that turns the features on (extend it as features are added)."""
-    return {
-        "http": {"debug": {"addr": f"127.0.0.1:{debug_port}", "prometheus": {"enabled": True}}},
-        "notifications": {"endpoints": [
-            {"name": "bench", "url": receiver.hook_url, "timeout": "5s"}]},
-    }
+#: What ``--features`` may turn on: each part alone, or all of them.
+PARTS = ("metrics", "notifications")
+
+
+def features_on(
+    receiver: WebhookReceiver, debug_port: int, parts: tuple[str, ...] = PARTS
+) -> dict[str, Any]:
+    """The configuration that turns ``parts`` on (extend it as features are added)."""
+    config: dict[str, Any] = {}
+    if "metrics" in parts:
+        config["http"] = {"debug": {"addr": f"127.0.0.1:{debug_port}",
+                                    "prometheus": {"enabled": True}}}
+    if "notifications" in parts:
+        config["notifications"] = {"endpoints": [
+            {"name": "bench", "url": receiver.hook_url, "timeout": "5s"}]}
+    return config
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -131,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="open loop: send each row's requests at this many per second "
                              "(the same offered load for both servers: compare their CPU "
                              "per request) instead of as fast as they are answered")
+    parser.add_argument("--features", choices=("all", *PARTS), default="all",
+                        help="what 'on' turns on: every feature (the default, issue 11's "
+                             "rows) or one part alone, to see its share")
     parser.add_argument("--control", action="store_true",
                         help="A/A run: 'on' gets the same configuration as 'off' (what the "
                              "ratio looks like with no difference: the noise)")
@@ -153,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
             receiver_pid = receiver.pid
             servers = {}
             debug_port = free_port()
-            on = {} if args.control else features_on(receiver, debug_port)
+            parts = () if args.control else PARTS if args.features == "all" else (args.features,)
+            metrics, notifications = "metrics" in parts, "notifications" in parts
+            on = features_on(receiver, debug_port, parts)
             for label, extra in (("off", {}), ("on", on)):
                 proc = RegistryProcess(
                     workdir / label, secret=secret, log_level="warn",
@@ -162,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                 proc.start()
                 runner.run(seed(proc.port, layer, config, manifest))
                 servers[label] = Server(label, proc)
-            seeded = 0 if args.control else len(receiver.wait_events(3))
-            counted = 0.0 if args.control else scraped_requests(debug_port)
+            seeded = len(receiver.wait_events(3)) if notifications else 0
+            counted = scraped_requests(debug_port) if metrics else 0.0
             for rep in range(args.repeat):
                 # Row by row, off and on back to back: both see the same moment of a
                 # shared machine; which goes first alternates (the second of a pair was
@@ -188,12 +203,13 @@ def main(argv: list[str] | None = None) -> int:
                         log(f"rep {rep + 1} {label:3} {row:12} {rate:8,.0f} req/s, "
                             f"server CPU {cpu:.0f} µs / request, receiver "
                             f"{m.backend_cpu / args.requests * 1e6:.0f}")
-            expected = 0 if args.control else seeded + args.repeat * 2 * args.requests
-            t0 = time.monotonic()
-            events = len(receiver.wait_events(expected, timeout=600))
-            log(f"receiver: {events:,} events ({expected:,} expected), the last "
-                f"{time.monotonic() - t0:.1f} s after the runs")
-            if not args.control:
+            if notifications:
+                expected = seeded + args.repeat * 2 * args.requests
+                t0 = time.monotonic()
+                events = len(receiver.wait_events(expected, timeout=600))
+                log(f"receiver: {events:,} events ({expected:,} expected), the last "
+                    f"{time.monotonic() - t0:.1f} s after the runs")
+            if metrics:
                 time.sleep(1.5)  # other workers' counts reach a scrape within a second
                 sent = args.repeat * 2 * args.requests
                 counted = scraped_requests(debug_port) - counted
@@ -211,9 +227,13 @@ def report(results: dict[str, dict[str, list[tuple[float, float]]]],
     load = f"at {args.rate:,.0f} req/s" if args.rate else f"concurrency {args.concurrency}"
     titles = {"head": f"blob HEAD x {args.requests:,}, {load}",
               "manifest_get": f"manifest GET by tag x {args.requests:,}, {load}"}
+    on = {"all": "Prometheus metrics and one notification endpoint",
+          "metrics": "Prometheus metrics alone",
+          "notifications": "one notification endpoint alone"}[args.features]
+    if args.control:
+        on = "the same as off (A/A)"
     lines = [
-        f"dockyard --workers {args.workers}, median of {args.repeat}; on = Prometheus metrics "
-        "and one notification endpoint"
+        f"dockyard --workers {args.workers}, median of {args.repeat}; on = {on}"
         + ("; open loop: compare the CPU per request" if args.rate else ""),
         "",
         "| row | off req/s | on req/s | on / off | off CPU µs/req | on CPU µs/req | CPU on / off |",
