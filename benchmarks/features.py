@@ -39,7 +39,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +52,7 @@ from tests.support.servers import RegistryProcess  # noqa: E402
 from tests.support.webhook import WebhookReceiver  # noqa: E402
 
 from bench_client import Connection, ProtocolError, expect, heads, run_pool  # noqa: E402
-from bench_core import Measure, Server, fmt, log  # noqa: E402
+from bench_core import Measure, Server, client_loop_factory, fmt, log  # noqa: E402
 from bench_manifests import (  # noqa: E402
     MANIFEST_ACCEPT,
     make_config,
@@ -89,15 +88,6 @@ def features_on(
         config["notifications"] = {"endpoints": [
             {"name": "bench", "url": receiver.hook_url, "timeout": "5s"}]}
     return config
-
-
-def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop for the client when installed (run.py's choice), else asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 def scraped_requests(debug_port: int) -> float:
@@ -158,9 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     receiver = WebhookReceiver(workdir / "receiver")
     results: dict[str, dict[str, list[tuple[float, float]]]] = {"off": {}, "on": {}}
     try:
-        # The client on uvloop, as run.py's: the stdlib loop cost it more CPU per
-        # request, which it took from the servers on the same cores.
-        with contextlib.ExitStack() as stack, asyncio.Runner(loop_factory=loop_factory()) as runner:
+        with contextlib.ExitStack() as stack, \
+                asyncio.Runner(loop_factory=client_loop_factory()) as runner:
             receiver.start()
             stack.callback(receiver.stop)
             receiver_pid = receiver.pid

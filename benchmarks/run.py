@@ -59,6 +59,7 @@ from bench_core import (  # noqa: E402
     PssSampler,
     Row,
     Sample,
+    client_loop_factory,
     describe_workers,
     fmt,
     log,
@@ -321,13 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     done: list[Group] = []
     group: Group | None = None
     try:
-        import uvloop
-        loop_factory = uvloop.new_event_loop
-    except ImportError:
-        loop_factory = None
-    try:
         with ThreadPoolExecutor(max_workers=1) as pool, \
-                asyncio.Runner(loop_factory=loop_factory) as runner:
+                asyncio.Runner(loop_factory=client_loop_factory()) as runner:
             for name in args.only:
                 group = current = make_group(name, args, workdir, secret, pool)
                 with contextlib.ExitStack() as stack:  # stops this group's servers

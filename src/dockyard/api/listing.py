@@ -59,8 +59,15 @@ def tags_json(name: str, tags: list[str]) -> bytes:
     as they are when none needs escaping (tags are ``[A-Za-z0-9_.-]``, but an index
     rebuilt from storage reads whatever directory names it finds): a fifth of the cost
     of ``json.dumps`` on a long list."""
+    return _encoded(name, tags)[0]
+
+
+def _encoded(name: str, tags: list[str]) -> tuple[bytes, bool]:
+    """:func:`tags_json`, and whether every tag went in as it is (nothing escaped)."""
     body = _plain_tags_json(name, tags)
-    return json.dumps({"name": name, "tags": tags}).encode() if body is None else body
+    if body is None:
+        return json.dumps({"name": name, "tags": tags}).encode(), False
+    return body, True
 
 
 def _plain_tags_json(name: str, tags: list[str]) -> bytes | None:
@@ -125,14 +132,11 @@ class _EncodedTagLists:
         if cached is not None and cached[0] == page.version:
             self.bodies.move_to_end(name)
             return cached[1]
-        body = None
+        inserted = None
         if cached is not None and cached[2] and cached[0] == page.since:
-            body = _with_inserted(cached[1], name, page.entries, page.added)
-        if body is None:
-            body = _plain_tags_json(name, page.entries)
-        plain = body is not None
-        if body is None:
-            body = json.dumps({"name": name, "tags": page.entries}).encode()
+            inserted = _with_inserted(cached[1], name, page.entries, page.added)
+        # An insertion keeps a plain body plain (only valid tags are inserted).
+        body, plain = (inserted, True) if inserted is not None else _encoded(name, page.entries)
         if page.version is not None and len(page.entries) >= self.smallest:
             if cached is not None:
                 self.size -= len(cached[1])
