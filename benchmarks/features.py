@@ -8,10 +8,14 @@ only by ``features_on()``: Prometheus metrics on the debug listener
 (``http.debug.prometheus``) and one notification endpoint (a webhook receiver process
 of the test suite, ``tests/support/webhook.py``, that accepts everything). Each repetition
 runs each row against ``off`` and ``on`` back to back (alternating which goes first);
-the report gives the medians, the ratio (on / off, > 0.90 is the goal) and the server
-CPU per request (from /proc, so it counts every thread of the server's processes). At
-the end every request of ``on`` must have reached the receiver as an event and been
-counted in a scrape of ``/metrics`` (checked, not timed).
+the report gives the medians, the ratio (on / off, > 0.90 is the goal), the median of
+each repetition's own ratio, and the server CPU per request (from /proc, so it counts
+every thread of the server's processes). Both servers are started afresh for each
+repetition (``--no-restart`` keeps them): a server process keeps its own speed for its
+whole life, and two identical ones differed by up to 17% over a whole run (A/A,
+``--control``), so only the median over fresh pairs measures the features. At the end
+every request of ``on`` must have reached the receiver as an event and been counted in
+a scrape of ``/metrics`` (checked, not timed).
 
 As fast as the servers answer (the default) the rows show capacity: on 2 cores the
 client, the server and the receiver share the CPU, and a server's CPU per request
@@ -134,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--features", choices=("all", *PARTS), default="all",
                         help="what 'on' turns on: every feature (the default, issue 11's "
                              "rows) or one part alone, to see its share")
+    parser.add_argument("--restart", action=argparse.BooleanOptionalAction, default=True,
+                        help="start both servers afresh for each repetition (the default): "
+                             "a server process keeps its own speed for its whole life, "
+                             "up to 17%% off an identical one in A/A runs, so the median "
+                             "of fresh pairs measures the features, not two processes")
     parser.add_argument("--control", action="store_true",
                         help="A/A run: 'on' gets the same configuration as 'off' (what the "
                              "ratio looks like with no difference: the noise)")
@@ -147,28 +156,57 @@ def main(argv: list[str] | None = None) -> int:
     manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
     receiver = WebhookReceiver(workdir / "receiver")
     results: dict[str, dict[str, list[tuple[float, float]]]] = {"off": {}, "on": {}}
+    parts = () if args.control else PARTS if args.features == "all" else (args.features,)
+    metrics, notifications = "metrics" in parts, "notifications" in parts
     try:
         with contextlib.ExitStack() as stack, \
                 asyncio.Runner(loop_factory=client_loop_factory()) as runner:
             receiver.start()
             stack.callback(receiver.stop)
             receiver_pid = receiver.pid
-            servers = {}
-            debug_port = free_port()
-            parts = () if args.control else PARTS if args.features == "all" else (args.features,)
-            metrics, notifications = "metrics" in parts, "notifications" in parts
-            on = features_on(receiver, debug_port, parts)
-            for label, extra in (("off", {}), ("on", on)):
-                proc = RegistryProcess(
-                    workdir / label, secret=secret, log_level="warn",
-                    overrides={**BASE, **extra}, extra_args=["--workers", str(args.workers)])
-                stack.callback(proc.stop)
-                proc.start()
-                runner.run(seed(proc.port, layer, config, manifest))
-                servers[label] = Server(label, proc)
-            seeded = len(receiver.wait_events(3)) if notifications else 0
-            counted = scraped_requests(debug_port) if metrics else 0.0
+            events = 0  # expected at the receiver so far
+            counted = 0.0  # requests counted by the scrapes of the servers stopped so far
+            servers: dict[str, Server] = {}
+            debug_port = 0
+            baseline = 0.0  # the running "on" server's count after its seed
+
+            def start(generation: int) -> None:
+                nonlocal events, debug_port, baseline
+                debug_port = free_port()
+                on = features_on(receiver, debug_port, parts)
+                for label, extra in (("off", {}), ("on", on)):
+                    proc = RegistryProcess(
+                        workdir / f"{label}-{generation}", secret=secret, log_level="warn",
+                        overrides={**BASE, **extra},
+                        extra_args=["--workers", str(args.workers)])
+                    stack.callback(proc.stop)
+                    proc.start()
+                    runner.run(seed(proc.port, layer, config, manifest))
+                    servers[label] = Server(label, proc)
+                if notifications:  # the seed's pushes: the blobs and the manifest
+                    events = len(receiver.wait_events(events + 3))
+                if metrics:
+                    time.sleep(1.5)  # the seed's counts in every worker's snapshot
+                    baseline = scraped_requests(debug_port)
+
+            def stop() -> None:
+                """Stop both servers once the receiver has every event of this pair (an
+                event still in the stopped server's spool would never be sent) and the
+                scrape has counted its requests."""
+                nonlocal counted
+                if notifications:
+                    receiver.wait_events(events, timeout=600)
+                if metrics:
+                    time.sleep(1.5)  # other workers' counts reach a scrape within a second
+                    counted += scraped_requests(debug_port) - baseline
+                for server in servers.values():
+                    server.proc.stop()
+
+            start(0)
             for rep in range(args.repeat):
+                if rep and args.restart:
+                    stop()
+                    start(rep)
                 # Row by row, off and on back to back: both see the same moment of a
                 # shared machine; which goes first alternates (the second of a pair was
                 # measured up to 20% dearer in A/A runs, --control).
@@ -192,16 +230,15 @@ def main(argv: list[str] | None = None) -> int:
                         log(f"rep {rep + 1} {label:3} {row:12} {rate:8,.0f} req/s, "
                             f"server CPU {cpu:.0f} µs / request, receiver "
                             f"{m.backend_cpu / args.requests * 1e6:.0f}")
+                events += 2 * args.requests if notifications else 0
             if notifications:
-                expected = seeded + args.repeat * 2 * args.requests
                 t0 = time.monotonic()
-                events = len(receiver.wait_events(expected, timeout=600))
-                log(f"receiver: {events:,} events ({expected:,} expected), the last "
+                received = len(receiver.wait_events(events, timeout=600))
+                log(f"receiver: {received:,} events ({events:,} expected), the last "
                     f"{time.monotonic() - t0:.1f} s after the runs")
             if metrics:
-                time.sleep(1.5)  # other workers' counts reach a scrape within a second
+                stop()
                 sent = args.repeat * 2 * args.requests
-                counted = scraped_requests(debug_port) - counted
                 log(f"/metrics: {counted:,.0f} requests counted ({sent:,} sent)")
                 if counted < sent:
                     raise ProtocolError(f"/metrics counted {counted:,.0f} of {sent:,} requests")
@@ -225,8 +262,9 @@ def report(results: dict[str, dict[str, list[tuple[float, float]]]],
         f"dockyard --workers {args.workers}, median of {args.repeat}; on = {on}"
         + ("; open loop: compare the CPU per request" if args.rate else ""),
         "",
-        "| row | off req/s | on req/s | on / off | off CPU µs/req | on CPU µs/req | CPU on / off |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| row | off req/s | on req/s | on / off | on / off by pair | off CPU µs/req "
+        "| on CPU µs/req | CPU on / off |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row, title in titles.items():
         off = results["off"][row]
@@ -235,8 +273,10 @@ def report(results: dict[str, dict[str, list[tuple[float, float]]]],
         r_on = statistics.median(r for r, _ in on)
         c_off = statistics.median(c for _, c in off)
         c_on = statistics.median(c for _, c in on)
+        # The median of each repetition's own ratio: a pair measured back to back.
+        paired = statistics.median(a[0] / b[0] for a, b in zip(on, off, strict=True))
         lines.append(f"| {title} | {fmt(r_off)} | {fmt(r_on)} | {r_on / r_off:.2f} | "
-                     f"{c_off:.0f} | {c_on:.0f} | {c_on / c_off:.2f} |")
+                     f"{paired:.2f} | {c_off:.0f} | {c_on:.0f} | {c_on / c_off:.2f} |")
     return "\n".join(lines) + "\n\n" + json.dumps(results)
 
 
