@@ -157,65 +157,27 @@ def main(argv: list[str] | None = None) -> int:
     receiver = WebhookReceiver(workdir / "receiver")
     results: dict[str, dict[str, list[tuple[float, float]]]] = {"off": {}, "on": {}}
     parts = () if args.control else PARTS if args.features == "all" else (args.features,)
-    metrics, notifications = "metrics" in parts, "notifications" in parts
     try:
         with contextlib.ExitStack() as stack, \
                 asyncio.Runner(loop_factory=client_loop_factory()) as runner:
             receiver.start()
             stack.callback(receiver.stop)
-            receiver_pid = receiver.pid
-            events = 0  # expected at the receiver so far
-            counted = 0.0  # requests counted by the scrapes of the servers stopped so far
-            servers: dict[str, Server] = {}
-            debug_port = 0
-            baseline = 0.0  # the running "on" server's count after its seed
-
-            def start(generation: int) -> None:
-                nonlocal events, debug_port, baseline
-                debug_port = free_port()
-                on = features_on(receiver, debug_port, parts)
-                for label, extra in (("off", {}), ("on", on)):
-                    proc = RegistryProcess(
-                        workdir / f"{label}-{generation}", secret=secret, log_level="warn",
-                        overrides={**BASE, **extra},
-                        extra_args=["--workers", str(args.workers)])
-                    stack.callback(proc.stop)
-                    proc.start()
-                    runner.run(seed(proc.port, layer, config, manifest))
-                    servers[label] = Server(label, proc)
-                if notifications:  # the seed's pushes: the blobs and the manifest
-                    events = len(receiver.wait_events(events + 3))
-                if metrics:
-                    time.sleep(1.5)  # the seed's counts in every worker's snapshot
-                    baseline = scraped_requests(debug_port)
-
-            def stop() -> None:
-                """Stop both servers once the receiver has every event of this pair (an
-                event still in the stopped server's spool would never be sent) and the
-                scrape has counted its requests."""
-                nonlocal counted
-                if notifications:
-                    receiver.wait_events(events, timeout=600)
-                if metrics:
-                    time.sleep(1.5)  # other workers' counts reach a scrape within a second
-                    counted += scraped_requests(debug_port) - baseline
-                for server in servers.values():
-                    server.proc.stop()
-
-            start(0)
+            pairs = Pairs(stack, runner, receiver, workdir, secret, args.workers, parts,
+                          (layer, config, manifest))
+            pairs.start()
             for rep in range(args.repeat):
                 if rep and args.restart:
-                    stop()
-                    start(rep)
+                    pairs.finish()
+                    pairs.start()
                 # Row by row, off and on back to back: both see the same moment of a
                 # shared machine; which goes first alternates (the second of a pair was
                 # measured up to 20% dearer in A/A runs, --control).
-                order = list(servers.items())
+                order = list(pairs.servers.items())
                 if rep % 2:
                     order.reverse()
                 for row in ("head", "manifest_get"):
                     for label, server in order:
-                        with Measure(server, backend=receiver_pid) as m:
+                        with Measure(server, backend=receiver.pid) as m:
                             if row == "head":
                                 seconds = runner.run(heads(
                                     server.port, REPO, blob_digests, args.requests,
@@ -230,22 +192,89 @@ def main(argv: list[str] | None = None) -> int:
                         log(f"rep {rep + 1} {label:3} {row:12} {rate:8,.0f} req/s, "
                             f"server CPU {cpu:.0f} µs / request, receiver "
                             f"{m.backend_cpu / args.requests * 1e6:.0f}")
-                events += 2 * args.requests if notifications else 0
-            if notifications:
-                t0 = time.monotonic()
-                received = len(receiver.wait_events(events, timeout=600))
-                log(f"receiver: {received:,} events ({events:,} expected), the last "
-                    f"{time.monotonic() - t0:.1f} s after the runs")
-            if metrics:
-                stop()
+                pairs.sent(2 * args.requests)
+            pairs.finish()
+            if pairs.notifications:
+                log(f"receiver: {pairs.received:,} events ({pairs.events:,} expected), the "
+                    f"last {pairs.waited:.1f} s after the runs")
+            if pairs.metrics:
                 sent = args.repeat * 2 * args.requests
-                log(f"/metrics: {counted:,.0f} requests counted ({sent:,} sent)")
-                if counted < sent:
-                    raise ProtocolError(f"/metrics counted {counted:,.0f} of {sent:,} requests")
+                log(f"/metrics: {pairs.counted:,.0f} requests counted ({sent:,} sent)")
+                if pairs.counted < sent:
+                    raise ProtocolError(
+                        f"/metrics counted {pairs.counted:,.0f} of {sent:,} requests")
         print(report(results, args))
         return 0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+class Pairs:
+    """The "off" and "on" servers, started afresh as often as asked, and what the "on"
+    ones must have delivered: every event at the receiver, every request in a scrape."""
+
+    def __init__(
+        self, stack: contextlib.ExitStack, runner: asyncio.Runner,
+        receiver: WebhookReceiver, workdir: Path, secret: str, workers: int,
+        parts: tuple[str, ...], content: tuple[bytes, bytes, bytes],
+    ) -> None:
+        self._stack, self._runner, self._receiver = stack, runner, receiver
+        self._workdir, self._secret = workdir, secret
+        self._workers, self._parts = workers, parts
+        self._content = content  # layer, config, manifest: the seed
+        self.metrics, self.notifications = "metrics" in parts, "notifications" in parts
+        self.servers: dict[str, Server] = {}
+        self.events = 0
+        """Events expected at the receiver so far."""
+        self.counted = 0.0
+        """Requests counted by the scrapes of the "on" servers finished so far."""
+        self.received = 0
+        """Events at the receiver when the last :meth:`finish` found every expected one."""
+        self.waited = 0.0
+        """Seconds the last :meth:`finish` waited for them."""
+        self._generation = 0
+        self._debug_port = 0
+        self._baseline = 0.0  # the running "on" server's count after its seed
+
+    def start(self) -> None:
+        """A new pair, seeded."""
+        self._debug_port = free_port()
+        on = features_on(self._receiver, self._debug_port, self._parts)
+        for label, extra in (("off", {}), ("on", on)):
+            proc = RegistryProcess(
+                self._workdir / f"{label}-{self._generation}", secret=self._secret,
+                log_level="warn", overrides={**BASE, **extra},
+                extra_args=["--workers", str(self._workers)])
+            self._stack.callback(proc.stop)
+            proc.start()
+            self._runner.run(seed(proc.port, *self._content))
+            self.servers[label] = Server(label, proc)
+        self._generation += 1
+        if self.notifications:  # the seed's pushes: the blobs and the manifest
+            self.events = len(self._receiver.wait_events(self.events + 3))
+        if self.metrics:
+            self._baseline = self._scrape()
+
+    def sent(self, requests: int) -> None:
+        """``requests`` more went to each server of the pair: as many events expected."""
+        if self.notifications:
+            self.events += requests
+
+    def finish(self) -> None:
+        """Stop the pair once the receiver has every event (one left in a stopped
+        server's spool would never be sent) and its requests are counted."""
+        t0 = time.monotonic()
+        if self.notifications:
+            self.received = len(self._receiver.wait_events(self.events, timeout=600))
+        self.waited = time.monotonic() - t0
+        if self.metrics:
+            self.counted += self._scrape() - self._baseline
+        for server in self.servers.values():
+            server.proc.stop()
+
+    def _scrape(self) -> float:
+        time.sleep(1.5)  # every worker's counts reach a scrape within a second
+        return scraped_requests(self._debug_port)
 
 
 def report(results: dict[str, dict[str, list[tuple[float, float]]]],
@@ -253,13 +282,13 @@ def report(results: dict[str, dict[str, list[tuple[float, float]]]],
     load = f"at {args.rate:,.0f} req/s" if args.rate else f"concurrency {args.concurrency}"
     titles = {"head": f"blob HEAD x {args.requests:,}, {load}",
               "manifest_get": f"manifest GET by tag x {args.requests:,}, {load}"}
-    on = {"all": "Prometheus metrics and one notification endpoint",
-          "metrics": "Prometheus metrics alone",
-          "notifications": "one notification endpoint alone"}[args.features]
+    described = {"all": "Prometheus metrics and one notification endpoint",
+                 "metrics": "Prometheus metrics alone",
+                 "notifications": "one notification endpoint alone"}[args.features]
     if args.control:
-        on = "the same as off (A/A)"
+        described = "the same as off (A/A)"
     lines = [
-        f"dockyard --workers {args.workers}, median of {args.repeat}; on = {on}"
+        f"dockyard --workers {args.workers}, median of {args.repeat}; on = {described}"
         + ("; open loop: compare the CPU per request" if args.rate else ""),
         "",
         "| row | off req/s | on req/s | on / off | on / off by pair | off CPU µs/req "
