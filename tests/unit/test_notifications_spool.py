@@ -165,3 +165,69 @@ def test_a_short_write_goes_on_where_it_ended(
     again = DiskSpool(tmp_path / "s", 1000)
     assert again.pending == 500
     assert drain(again, 200) == events
+
+
+def test_a_failed_write_leaves_whole_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails part way (a full disk) may leave part of a line: the next
+    append goes to a new segment, so every event a restart reads is whole."""
+    spool = DiskSpool(tmp_path / "s", 100)
+    spool.append(lines(2))
+    pwritev = os.pwritev
+
+    def failing_pwritev(fd: int, buffers: list[bytes], offset: int) -> int:
+        pwritev(fd, [memoryview(buffers[0])[:3]], offset)  # part of the first line
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(filewrite.os, "pwritev", failing_pwritev)
+    with pytest.raises(OSError):
+        spool.append(lines(1, 2))
+    monkeypatch.setattr(filewrite.os, "pwritev", pwritev)
+    spool.append(lines(2, 3))
+    assert len(list((tmp_path / "s").glob("*.events"))) == 2
+    spool.close()
+    assert drain(DiskSpool(tmp_path / "s", 100)) == lines(2) + lines(2, 3)
+
+
+def test_reads_the_cursor_of_an_earlier_version(tmp_path: Path) -> None:
+    """Versions before the fixed-length record replaced ``cursor`` by rename, its numbers
+    unpadded: a spool they left resumes where they stopped, and the record written over
+    theirs reads back whole."""
+    spool = DiskSpool(tmp_path / "s", 100)
+    spool.append(lines(5))
+    spool.close()
+    segment = next((tmp_path / "s").glob("*.events"))
+    offset = sum(len(line) + 1 for line in lines(2))
+    (tmp_path / "s" / "cursor").write_text(f"{int(segment.stem)} {offset}\n")
+    again = DiskSpool(tmp_path / "s", 100)
+    assert again.pending == 3
+    got, position = again.peek(1)
+    assert got == lines(1, 2)
+    again.ack(position, 1)
+    again.close()
+    record = (tmp_path / "s" / "cursor").read_bytes()
+    assert record.count(b"\n") == 1 and len(record.split()) == 2  # nothing of the old left
+    assert drain(DiskSpool(tmp_path / "s", 100)) == lines(2, 3)
+
+
+@pytest.mark.parametrize("kind", ["disk", "memory"])
+def test_peek_nowait_answers_from_memory_or_not_at_all(tmp_path: Path, kind: str) -> None:
+    """What an event loop may take without a thread: the same events as :meth:`peek`
+    while the spool has them in memory; None when they must be read from disk, or a
+    thread holds the spool (it may be waiting for the disk)."""
+    spool: Spool = DiskSpool(tmp_path / "s", 100) if kind == "disk" else MemorySpool(100)
+    assert spool.blocking == (kind == "disk")
+    spool.append(lines(4))
+    assert spool.peek_nowait(3) == spool.peek(3)
+    got = spool.peek_nowait(3)
+    assert got is not None
+    spool.ack(got[1], 3)
+    assert spool.peek_nowait(3) == (lines(1, 3), spool.peek(3)[1])
+    if isinstance(spool, DiskSpool):
+        with spool._lock:
+            assert spool.peek_nowait(3) is None
+        spool.close()
+        again = DiskSpool(tmp_path / "s", 100)  # a new process: nothing in memory
+        assert again.peek_nowait(3) is None
+        assert again.peek(3)[0] == lines(1, 3)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -22,6 +23,8 @@ from dockyard.notifications.events import ENVELOPE_MEDIA_TYPE, EventRecord
 from dockyard.notifications.spool import Spool
 
 __all__ = ["Endpoint", "EndpointMetrics"]
+
+T = TypeVar("T")
 
 log = logging.getLogger("dockyard.notifications")
 
@@ -96,8 +99,9 @@ class Endpoint:
         return not (record.media_type and record.media_type in self._ignored_media_types)
 
     async def add(self, lines: Sequence[bytes]) -> None:
-        """Queue serialized events (in a thread: the spool writes to disk)."""
-        dropped = await asyncio.to_thread(self._spools[-1].append, lines)
+        """Queue serialized events (in a thread when the spool writes to disk)."""
+        spool = self._spools[-1]
+        dropped = await _call(spool, spool.append, lines)
         self.metrics.events += len(lines)
         if dropped:
             self.metrics.dropped += dropped
@@ -127,7 +131,7 @@ class Endpoint:
         if self._session is not None:
             await self._session.close()
         for spool in self._spools:
-            await asyncio.to_thread(spool.close)
+            await _call(spool, spool.close)
 
     async def _run(self) -> None:
         while True:
@@ -145,7 +149,7 @@ class Endpoint:
         if spool.pending == 0:
             if len(self._spools) > 1:
                 self._spools.pop(0)
-                await asyncio.to_thread(spool.close)
+                await _call(spool, spool.close)
                 return
             self._wake.clear()
             await self._wake.wait()
@@ -158,7 +162,11 @@ class Endpoint:
                     async with asyncio.timeout(LINGER):
                         await self._full.wait()
             return
-        lines, position = await asyncio.to_thread(spool.peek, BATCH)
+        # From the spool's memory when it has them: a thread hop (two hand-overs of the
+        # GIL) per envelope cost more than the rest of taking them.
+        found = spool.peek_nowait(BATCH)
+        lines, position = found if found is not None else await asyncio.to_thread(
+            spool.peek, BATCH)
         if not lines:  # counted, but not readable yet (or dropped meanwhile)
             self._count_pending()
             self._wake.clear()
@@ -172,7 +180,7 @@ class Endpoint:
         lines[-1] += b"]}"
         body = b",".join(lines)
         if await self._deliver(body, count, spool):
-            await asyncio.to_thread(spool.ack, position, count)
+            await _call(spool, spool.ack, position, count)
         self._count_pending()
 
     async def _deliver(self, body: bytes, count: int, spool: Spool) -> bool:
@@ -219,3 +227,10 @@ class Endpoint:
         self.metrics.failures += count
         log.warning("notifications: endpoint %s answered %s", self.name, status)
         return False
+
+
+async def _call(spool: Spool, method: Callable[..., T], *args: Any) -> T:
+    """``method(*args)`` of ``spool``: in a thread if the spool may block, else at once."""
+    if spool.blocking:
+        return await asyncio.to_thread(method, *args)
+    return method(*args)

@@ -10,16 +10,21 @@ the same event::
         00000001.events            one JSON event per line, appended in order
         00000002.events            a new segment every few MiB
 
-The cursor is replaced atomically after each delivery, so a restart resumes at the
-first undelivered event (an event whose POST succeeded just before a crash, before
-its cursor was written, is sent again: at least once, exactly once otherwise).
+The cursor is rewritten after each delivery, in place: one write of a record of fixed
+length at the start of the file, so it is always whole (one system call instead of the
+five of a replacement by rename, each a hand-over of the GIL in the delivery thread).
+A restart resumes at the first undelivered event (an event whose POST succeeded just
+before a crash, before its cursor was written, is sent again: at least once, exactly
+once otherwise).
 Segments behind the cursor are deleted. A bound on queued events drops the oldest
 (counted, for the metrics and the log). The events this process appended are also kept
 in memory (up to ``_MIRROR_EVENTS``, then it reads them back from disk), so delivery
-does not read and split again what it has just written. Every method blocks: call them
-in a thread.
+does not read and split again what it has just written, and takes them without a
+thread hop (:meth:`Spool.peek_nowait`). The other methods block when ``blocking`` says
+so: call them in a thread then.
 
-:class:`MemorySpool` has the same interface for an endpoint without a directory.
+:class:`MemorySpool` has the same interface for an endpoint without a directory; none
+of its methods blocks.
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ _READ_BYTES = 256 << 10
 #: Events kept in memory past the disk; a larger backlog is read back from the disk.
 _MIRROR_EVENTS = 2000
 _SUFFIX = ".events"
+#: The cursor's record: both numbers zero-padded to one width, so every record has the
+#: same length and a new one covers the old whole.
+_CURSOR_FORMAT = "{:020d} {:020d}\n"
 
 
 class SpoolBusy(OSError):
@@ -57,6 +65,9 @@ class Spool:
     pending: int = 0
     drops: int = 0
     """Events dropped by the bound so far (a batch being retried may be among them)."""
+    blocking = True
+    """Whether :meth:`append`, :meth:`peek` and :meth:`ack` may wait for the disk (the
+    caller on an event loop runs them in a thread then)."""
 
     def append(self, lines: Sequence[bytes]) -> int:
         """Queue events (one JSON line each); returns how many old ones were dropped."""
@@ -66,6 +77,10 @@ class Spool:
         """Up to ``limit`` of the oldest events (a new list: the caller's to change), and
         the position after them."""
         raise NotImplementedError
+
+    def peek_nowait(self, limit: int) -> tuple[list[bytes], Position] | None:
+        """:meth:`peek`, but None rather than waiting: for an event loop's thread."""
+        return self.peek(limit) if not self.blocking else None
 
     def ack(self, position: Position, count: int) -> None:
         """The ``count`` events before ``position`` (from :meth:`peek`) were delivered."""
@@ -77,6 +92,8 @@ class Spool:
 
 class MemorySpool(Spool):
     """Events in memory: lost on restart (no spool directory configured)."""
+
+    blocking = False
 
     def __init__(self, max_events: int) -> None:
         self._events: deque[bytes] = deque()
@@ -126,9 +143,11 @@ class DiskSpool(Spool):
             os.close(self._lock_fd)
             raise SpoolBusy(f"{path} is owned by another process") from None
         segments = self._segments()
+        self._cursor_fd = os.open(path / "cursor", os.O_RDWR | os.O_CREAT, 0o600)
         self._cursor = self._read_cursor(segments)
         self._tail = segments[-1] if segments else self._cursor[0]
         self._writer: int | None = None
+        self._size = 0  # of the tail segment, once this process writes it
         self._peeked_from = self._cursor
         # (start, end, lines) of the latest batches appended, contiguous up to the end
         # of the spool: peeked from here when the cursor is at the first one's start.
@@ -151,10 +170,13 @@ class DiskSpool(Spool):
         return sorted(found)
 
     def _read_cursor(self, segments: list[int]) -> Position:
+        # Also the record of earlier versions ("<segment> <offset>" unpadded, replaced
+        # by rename): the first write of this version covers it whole.
+        record = os.pread(self._cursor_fd, 128, 0)
         try:
-            segment, offset = (self.path / "cursor").read_text().split()
+            segment, offset = record.split()
             cursor = (int(segment), int(offset))
-        except (FileNotFoundError, ValueError):
+        except ValueError:  # none written yet
             cursor = (segments[0] if segments else 1, 0)
         # The cursor's segment was deleted (a crash after the delete, before the
         # cursor moved on): continue at the next one that exists.
@@ -164,9 +186,9 @@ class DiskSpool(Spool):
         return cursor
 
     def _write_cursor(self, cursor: Position) -> None:
-        partial = self.path / "cursor.tmp"
-        partial.write_text(f"{cursor[0]} {cursor[1]}\n")
-        os.replace(partial, self.path / "cursor")
+        record = _CURSOR_FORMAT.format(*cursor).encode()
+        if os.pwrite(self._cursor_fd, record, 0) != len(record):
+            raise OSError(f"{self.path / 'cursor'}: short write")
 
     def _count(self) -> int:
         total = 0
@@ -188,13 +210,15 @@ class DiskSpool(Spool):
         # One copy of the batch (a concatenation after the join would copy it again).
         data = b"\n".join([*lines, b""])
         with self._lock:
-            size = -1 if self._writer is None else os.fstat(self._writer).st_size
-            if size < 0 or size >= _SEGMENT_BYTES:
+            if self._writer is None or self._size >= _SEGMENT_BYTES:
                 self._rotate()
-                size = 0
             assert self._writer is not None
+            size = self._size
             # Whole, in writes the page cache serves from small folios (dockyard.filewrite).
-            pwrite_all(self._writer, (data,), size)
+            # A failed write may have written part: the next append starts a new segment
+            # (lines stay whole) rather than guess where this one ended.
+            self._size = _SEGMENT_BYTES
+            self._size = pwrite_all(self._writer, (data,), size)
             self._remember(lines, size)
             self.pending += len(lines)
             over = self.pending - self._max
@@ -241,27 +265,45 @@ class DiskSpool(Spool):
         self._writer = os.open(
             self._segment_path(self._tail), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
         )
+        self._size = 0
 
     def peek(self, limit: int) -> tuple[list[bytes], Position]:
         with self._lock:
-            self._peeked_from = self._cursor
-            mirror = self._mirror
-            if mirror and mirror[0][0] == self._cursor:
-                taken: list[bytes] = []
-                position = self._cursor
-                for start, end, lines in mirror:
-                    room = limit - len(taken)
-                    if len(lines) <= room:
-                        taken.extend(lines)
-                        position = end
-                    else:  # the batch's first ``room`` lines, and where they end
-                        part = lines[:room]
-                        taken.extend(part)
-                        position = (start[0], start[1] + sum(map(len, part)) + room)
-                    if len(taken) >= limit:
-                        break
-                return taken, position
-            return self._read(limit)
+            found = self._peek_mirror(limit)
+            if found is None:
+                self._peeked_from = self._cursor
+                found = self._read(limit)
+            return found
+
+    def peek_nowait(self, limit: int) -> tuple[list[bytes], Position] | None:
+        # Not while a thread holds the lock: it may be waiting for the disk.
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self._peek_mirror(limit)
+        finally:
+            self._lock.release()
+
+    def _peek_mirror(self, limit: int) -> tuple[list[bytes], Position] | None:
+        """:meth:`peek` from the mirror; None when the oldest events are not in it."""
+        mirror = self._mirror
+        if not (mirror and mirror[0][0] == self._cursor):
+            return None
+        self._peeked_from = self._cursor
+        taken: list[bytes] = []
+        position = self._cursor
+        for start, end, lines in mirror:
+            room = limit - len(taken)
+            if len(lines) <= room:
+                taken.extend(lines)
+                position = end
+            else:  # the batch's first ``room`` lines, and where they end
+                part = lines[:room]
+                taken.extend(part)
+                position = (start[0], start[1] + sum(map(len, part)) + room)
+            if len(taken) >= limit:
+                break
+        return taken, position
 
     def _read(self, limit: int, start: Position | None = None) -> tuple[list[bytes], Position]:
         lines: list[bytes] = []
@@ -332,6 +374,9 @@ class DiskSpool(Spool):
             if self._writer is not None:
                 os.close(self._writer)
                 self._writer = None
+            if self._cursor_fd >= 0:
+                os.close(self._cursor_fd)
+                self._cursor_fd = -1
             if self._lock_fd >= 0:
                 os.close(self._lock_fd)  # releases the flock
                 self._lock_fd = -1
