@@ -231,3 +231,13 @@ def test_peek_nowait_answers_from_memory_or_not_at_all(tmp_path: Path, kind: str
         again = DiskSpool(tmp_path / "s", 100)  # a new process: nothing in memory
         assert again.peek_nowait(3) is None
         assert again.peek(3)[0] == lines(1, 3)
+
+
+def test_a_spool_that_fails_to_open_is_not_left_owned(tmp_path: Path) -> None:
+    """An error while opening (here the cursor cannot be opened) releases the lock, so a
+    later attempt, once the cause is gone, owns the spool instead of finding it busy."""
+    (tmp_path / "s" / "cursor").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError):
+        DiskSpool(tmp_path / "s", 10)
+    (tmp_path / "s" / "cursor").rmdir()
+    DiskSpool(tmp_path / "s", 10).close()

@@ -142,11 +142,17 @@ class DiskSpool(Spool):
         except BlockingIOError:
             os.close(self._lock_fd)
             raise SpoolBusy(f"{path} is owned by another process") from None
-        segments = self._segments()
-        self._cursor_fd = os.open(path / "cursor", os.O_RDWR | os.O_CREAT, 0o600)
-        self._cursor = self._read_cursor(segments)
-        self._tail = segments[-1] if segments else self._cursor[0]
         self._writer: int | None = None
+        self._cursor_fd = -1
+        try:
+            segments = self._segments()
+            self._cursor_fd = os.open(path / "cursor", os.O_RDWR | os.O_CREAT, 0o600)
+            self._cursor = self._read_cursor(segments)
+            self.pending = self._count()
+        except BaseException:
+            self.close()  # the lock too: a later attempt must not find the spool owned
+            raise
+        self._tail = segments[-1] if segments else self._cursor[0]
         self._size = 0  # of the tail segment, once this process writes it
         self._peeked_from = self._cursor
         # (start, end, lines) of the latest batches appended, contiguous up to the end
@@ -155,7 +161,6 @@ class DiskSpool(Spool):
         # the rest of queueing an event.
         self._mirror: deque[tuple[Position, Position, Sequence[bytes]]] = deque()
         self._mirrored = 0  # lines in the mirror
-        self.pending = self._count()
 
     # -- layout ----------------------------------------------------------------------
 
