@@ -220,10 +220,13 @@ class DiskSpool(Spool):
             assert self._writer is not None
             size = self._size
             # Whole, in writes the page cache serves from small folios (dockyard.filewrite).
-            # A failed write may have written part: the next append starts a new segment
-            # (lines stay whole) rather than guess where this one ended.
-            self._size = _SEGMENT_BYTES
-            self._size = pwrite_all(self._writer, (data,), size)
+            try:
+                self._size = pwrite_all(self._writer, (data,), size)
+            except BaseException:
+                # It may have written part: the next append starts a new segment (lines
+                # stay whole) rather than guess where this one ended.
+                self._size = _SEGMENT_BYTES
+                raise
             self._remember(lines, size)
             self.pending += len(lines)
             over = self.pending - self._max
