@@ -9,6 +9,7 @@ Part of benchmarks/run.py; see benchmarks/README.md.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hashlib
 import os
 import secrets
@@ -22,13 +23,14 @@ from urllib.parse import quote, urlsplit
 
 BLOCK = 4 << 20  # the pre-generated random buffer that every big body repeats
 READ_CHUNK = 1 << 20  # receive buffer of a pull, hashed while the other one fills
+PAGE = 4096  # receive buffers start on a page boundary (see _receive_buffers)
 # A pull's receiving thread is woken once this much has arrived, not for every segment.
 RECEIVE_LOWAT = 256 << 10
 RECEIVE_BUFFER = 4 << 20  # SO_RCVBUF of a pull (the kernel doubles it; at most rmem_max)
 BIG_TIMEOUT = 900.0  # seconds for one request moving a big blob
 SMALL_TIMEOUT = 60.0  # seconds for any other request
 LOOPBACK = "127.0.0.1"
-_RECEIVE = threading.local()  # each receiving thread's two READ_CHUNK buffers, kept
+_RECEIVE = threading.local()  # each receiving thread's two page-aligned buffers, kept
 
 
 # --------------------------------------------------------------------------- HTTP client
@@ -215,8 +217,8 @@ def fetch_hashed(
         pending: Future[None] | None = None
         turn = 0
         while received < length:
-            raw = buffers[turn]
-            buf = memoryview(raw)
+            raw, start = buffers[turn]
+            buf = memoryview(raw)[start:start + READ_CHUNK]
             want = min(len(buf), length - received)
             got = 0
             while got < want:
@@ -230,7 +232,7 @@ def fetch_hashed(
                     raise ProtocolError(f"GET {target}: connection closed at {received + got}")
                 got += n
             if blob is not None:
-                same = same and _same(blob, received, raw, got)
+                same = same and _same(blob, received, raw, got, start)
             else:
                 if pending is not None:
                     pending.result()
@@ -245,23 +247,42 @@ def fetch_hashed(
     return status, received, "sha256:" + h.hexdigest() if verify else ""
 
 
-def _receive_buffers() -> list[bytearray]:
-    """The calling thread's two receive buffers, made once: a fresh 8 MiB ``bytearray``
-    per pull costs a page fault per 4 KiB it fills (and on this VM a host fault when
-    the page was handed back), client CPU that grew with the number of pulls, not bytes."""
-    buffers: list[bytearray] | None = getattr(_RECEIVE, "buffers", None)
+def _receive_buffers() -> list[tuple[bytearray, int]]:
+    """The calling thread's two receive buffers, made once, each as ``(bytearray, start)``:
+    READ_CHUNK bytes from ``start``, which is on a page boundary.
+
+    Made once because a fresh 8 MiB ``bytearray`` per pull costs a page fault per 4 KiB
+    it fills (and on this VM a host fault when the page was handed back), client CPU
+    that grew with the number of pulls, not bytes. Page-aligned because glibc puts a
+    1 MiB ``bytearray`` 16 bytes past a page boundary, and on this AMD EPYC the kernel's
+    copy into user memory (``rep movsb``) runs about five times slower when the
+    destination is a few bytes past the source's offset in its page: a body sent from
+    the page cache (``sendfile``, page-aligned) then cost the client 0.8 CPU-s a GB
+    instead of 0.15 (benchmarks/README.md, "The pull row and the client's buffer").
+    A Go client's 32 KiB buffers are page-aligned too.
+    """
+    buffers: list[tuple[bytearray, int]] | None = getattr(_RECEIVE, "buffers", None)
     if buffers is None:
-        buffers = _RECEIVE.buffers = [bytearray(READ_CHUNK) for _ in range(2)]
+        buffers = []
+        for _ in range(2):
+            raw = bytearray(READ_CHUNK + PAGE)
+            address = ctypes.addressof(ctypes.c_char.from_buffer(raw))
+            buffers.append((raw, -address % PAGE))
+        _RECEIVE.buffers = buffers
     return buffers
 
 
-def _same(blob: BigBlob, offset: int, data: bytes | bytearray, count: int | None = None) -> bool:
-    """Whether the first ``count`` bytes of ``data`` (all by default) are ``blob``'s from
-    ``offset`` (memcmp by ``startswith``, where comparing memoryviews goes item by item)."""
-    end = offset + (len(data) if count is None else count)
+def _same(
+    blob: BigBlob, offset: int, data: bytes | bytearray, count: int | None = None,
+    start: int = 0,
+) -> bool:
+    """Whether ``count`` bytes of ``data`` from ``start`` (all after it by default) are
+    ``blob``'s from ``offset`` (memcmp by ``startswith``, where comparing memoryviews
+    goes item by item)."""
+    end = offset + (len(data) - start if count is None else count)
     if end > blob.size:
         return False
-    pos = 0
+    pos = start
     for piece in blob.pieces(offset, end):
         if not data.startswith(piece, pos):
             return False
