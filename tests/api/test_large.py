@@ -233,11 +233,20 @@ def sendfile_trace(pids: list[int], out: Path) -> Iterator[dict[str, int] | None
         tracer.terminate()
         tracer.wait(30)
         text = out.read_text() if out.exists() else ""
-        result["sendfile"] = sum(int(n) for n in re.findall(r"\bsendfile\(.*\) = (\d+)", text))
-        result["read"] = sum(
-            int(n) for n in re.findall(r"\b(?:p?readv?2?|splice|copy_file_range)\(.*\) = (\d+)",
-                                       text)
-        )
+        result["sendfile"] = _syscall_bytes(text, "sendfile")
+        result["read"] = _syscall_bytes(
+            text, "read|pread64|readv|preadv|preadv2|splice|copy_file_range")
+
+
+def _syscall_bytes(text: str, names: str) -> int:
+    """Sum the results of the named calls in strace output.
+
+    With several traced threads a call that another thread's call interrupts is printed
+    in two lines, ``sendfile(... <unfinished ...>`` and ``<... sendfile resumed> ...) = N``;
+    the result is on the second.
+    """
+    pattern = rf"^\d+ +(?:(?:{names})\(|<\.\.\. (?:{names}) resumed>).*\) += (\d+)$"
+    return sum(int(n) for n in re.findall(pattern, text, re.MULTILINE))
 
 
 def check_pull(server: RegistryProcess, repo: str, digest: str, tmp_path: Path,
