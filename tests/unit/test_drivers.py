@@ -15,10 +15,12 @@ import pytest
 from tests.unit.test_driver_contract import run, walk_all, write_file
 
 from dockyard import nowait
+from dockyard.storage import paths
 from dockyard.storage.drivers.base import (
     CheckedDriver,
     FileInfo,
     InvalidPath,
+    PathNotFound,
     StorageError,
 )
 from dockyard.storage.drivers.factory import DriverConfigError, create_driver
@@ -300,3 +302,33 @@ def test_filesystem_temporary_name_drawn_again_on_a_clash(
     assert clash.read_bytes() == b"another process's temporary file"
     assert sorted(p.name for p in (tmp_path / "new/dir").iterdir()) == [
         clash.name, "first", "second"]
+
+
+def test_filesystem_delete_of_a_tree_survives_entries_removed_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finished upload's directory is removed after the response while the request
+    withdraws its claim inside it: the claim's file may be gone by the time the removal
+    reaches it. The tree still goes, whole, and that is no "not found" (which left the
+    directory behind, unreported, until upload purging).
+    """
+    driver = CheckedDriver(FilesystemDriver(str(tmp_path)))
+    claim = f"{paths.upload_claims_path('a/b', 'u1', 1000)}/c0ffee"
+    for path in (claim, paths.upload_startedat_path("a/b", "u1"),
+                 paths.upload_hashstate_path("a/b", "u1", "sha256", 1000)):
+        run(driver.put_content(path, b"x"))
+    real_unlink = os.unlink
+    raced: list[str] = []
+
+    def unlink(name: Any, *args: Any, **kwargs: Any) -> None:
+        if os.fspath(name).endswith("c0ffee") and not raced:
+            real_unlink(name, *args, **kwargs)  # the claim's request got there first
+            raced.append(os.fspath(name))
+        real_unlink(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    run(driver.delete(paths.upload_path("a/b", "u1")))
+    assert raced, "the removal never reached the claim"
+    assert not (tmp_path / paths.upload_path("a/b", "u1").lstrip("/")).exists()
+    with pytest.raises(PathNotFound):  # the tree itself missing is still "not found"
+        run(driver.delete(paths.upload_path("a/b", "u1")))

@@ -11,6 +11,7 @@ import fcntl
 import os
 import shutil
 import stat as statmod
+import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -78,6 +79,22 @@ def _children(base: str, names: list[str]) -> list[str]:
     del names[bisect.bisect_left(names, ".tmp-"):bisect.bisect_left(names, ".tmp.")]
     prefix = base + "/"
     return [prefix + n for n in names]
+
+
+def _remove_tree(target: str) -> None:
+    """``shutil.rmtree(target)``, but an entry that vanishes meanwhile is no error: another
+    request may remove a file of the tree concurrently (a final PUT withdraws its claim
+    while its finished upload's directory is removed after the response). Only the
+    tree itself missing is "not found"; an entry added meanwhile still fails it."""
+
+    def vanished(function: object, name: str, exc: BaseException) -> None:
+        if name == target or not isinstance(exc, FileNotFoundError):
+            raise exc
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(target, onexc=vanished)
+    else:
+        shutil.rmtree(target, onerror=lambda fn, name, info: vanished(fn, name, info[1]))
 
 
 class FilesystemDriver:
@@ -289,7 +306,7 @@ class FilesystemDriver:
         def delete() -> None:
             target = self._os(path)
             if os.path.isdir(target) and not os.path.islink(target):
-                shutil.rmtree(target)
+                _remove_tree(target)
             else:
                 os.unlink(target)
 
