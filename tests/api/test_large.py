@@ -245,7 +245,7 @@ def _syscall_bytes(text: str, names: str) -> int:
     in two lines, ``sendfile(... <unfinished ...>`` and ``<... sendfile resumed> ...) = N``;
     the result is on the second.
     """
-    pattern = rf"^\d+ +(?:(?:{names})\(|<\.\.\. (?:{names}) resumed>).*\) += (\d+)$"
+    pattern = rf"^(?:\d+ +)?(?:(?:{names})\(|<\.\.\. (?:{names}) resumed>).*\) += (\d+)$"
     return sum(int(n) for n in re.findall(pattern, text, re.MULTILINE))
 
 
