@@ -44,8 +44,14 @@ def pool() -> Iterator[ThreadPoolExecutor]:
         yield executor
 
 
-def _fetch(tmp_path: Path, content: bytes, blob: BigBlob, pool: ThreadPoolExecutor,
-           ) -> tuple[int, int, str]:
+def _content(blob: BigBlob) -> bytes:
+    """The blob's bytes, whole."""
+    return b"".join(bytes(p) for p in blob.pieces(0, blob.size))
+
+
+def _fetch(
+    tmp_path: Path, content: bytes, blob: BigBlob, pool: ThreadPoolExecutor
+) -> tuple[int, int, str]:
     path = tmp_path / "blob"
     path.write_bytes(content)
     with socket.create_server(("127.0.0.1", 0)) as listener:
@@ -75,14 +81,13 @@ def test_receive_buffers_start_on_a_page_boundary() -> None:
 def test_a_body_sent_by_sendfile_matches_its_blob(
     tmp_path: Path, blob: BigBlob, pool: ThreadPoolExecutor
 ) -> None:
-    content = b"".join(bytes(p) for p in blob.pieces(0, blob.size))
-    assert _fetch(tmp_path, content, blob, pool) == (200, SIZE, blob.digest)
+    assert _fetch(tmp_path, _content(blob), blob, pool) == (200, SIZE, blob.digest)
 
 
 @pytest.mark.parametrize("where", [0, READ_CHUNK - 1, READ_CHUNK, 2 * READ_CHUNK + 7, SIZE - 1])
 def test_one_wrong_byte_anywhere_fails_the_compare(
     tmp_path: Path, blob: BigBlob, pool: ThreadPoolExecutor, where: int
 ) -> None:
-    content = bytearray(b"".join(bytes(p) for p in blob.pieces(0, blob.size)))
+    content = bytearray(_content(blob))
     content[where] ^= 0xFF
     assert _fetch(tmp_path, bytes(content), blob, pool) == (200, SIZE, "")
