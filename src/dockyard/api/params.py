@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import re
 import time
 from collections.abc import AsyncIterator
@@ -19,7 +18,7 @@ from dockyard.api.urls import base_url_from
 from dockyard.clientaddr import CONNECTION, remote_ip
 from dockyard.digest import Digest, InvalidDigest
 from dockyard.errors import BlobUploadInvalid, DigestInvalid, SizeInvalid
-from dockyard.notifications import NotifyingRepository, RequestRecord, lazy_request
+from dockyard.notifications import NotifyingRepository, RequestRecord
 from dockyard.registry.namespace import Repository
 
 __all__ = [
@@ -87,7 +86,7 @@ def repository(request: web.Request) -> Repository:
                get(_USER_AGENT, ""), get(_FORWARDED_FOR, ""), get(_REAL_IP, ""),
                get(_FORWARDED_PROTO, ""), get(_FORWARDED_HOST, ""))
         repo = NotifyingRepository(repo, ctx.notifier,
-                                   lazy_request((current_request_id.get(), _client_record, key)))
+                                   (current_request_id.get(), _client_record, key))
     return repo
 
 
@@ -96,11 +95,29 @@ ClientKey = tuple[
 """What a request's client record is made from (:func:`repository`)."""
 
 
-@functools.lru_cache(maxsize=1024)
+#: The latest client record of each connection, by its ``(scheme, peer)``: with its
+#: key, which keeps that tuple alive, so a new connection never meets a closed one's.
+_CLIENTS: dict[tuple[str, object], tuple[ClientKey, RequestRecord]] = {}
+_MAX_CLIENTS = 1024
+
+
 def _client_record(key: ClientKey) -> RequestRecord:
     """``request`` (but its id) and ``actor`` of a request's events, as distribution fills
-    them: made once for every request of a client that sends the same (its keep-alive
-    connection's requests, typically); the record is shared, so never changed."""
+    them: made once for the requests of a connection while they send the same; the
+    record is shared, so never changed.
+
+    Found by the connection, then checked by comparing the keys: an LRU cache of the
+    keys hashed the new strings of every request's headers, at twice the cost.
+    """
+    entry = _CLIENTS.get(key[2])
+    if entry is None or entry[0] != key:
+        if len(_CLIENTS) >= _MAX_CLIENTS:
+            _CLIENTS.clear()
+        entry = _CLIENTS[key[2]] = (key, _new_client_record(key))
+    return entry[1]
+
+
+def _new_client_record(key: ClientKey) -> RequestRecord:
     (method, host, (scheme, peer), actor, urls, useragent, forwarded_for, real_ip,
      forwarded_proto, forwarded_host) = key
     forwarded = {"X-Forwarded-Proto": forwarded_proto, "X-Forwarded-Host": forwarded_host}

@@ -14,13 +14,13 @@ from __future__ import annotations
 from dockyard.notifications.endpoint import Endpoint, EndpointMetrics
 from dockyard.notifications.events import (
     ENVELOPE_MEDIA_TYPE,
+    Event,
     EventRecord,
+    Lazy,
     LazyRequest,
     RequestRecord,
     SourceRecord,
     event_lines,
-    lazy_request,
-    new_event,
 )
 from dockyard.notifications.notifier import Notifier, open_spools
 from dockyard.notifications.repository import NotifyingRepository
@@ -31,7 +31,9 @@ __all__ = [
     "DiskSpool",
     "Endpoint",
     "EndpointMetrics",
+    "Event",
     "EventRecord",
+    "Lazy",
     "LazyRequest",
     "MemorySpool",
     "Notifier",
@@ -41,7 +43,5 @@ __all__ = [
     "Spool",
     "SpoolBusy",
     "event_lines",
-    "lazy_request",
-    "new_event",
     "open_spools",
 ]

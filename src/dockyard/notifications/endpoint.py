@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from dockyard.notifications.events import ENVELOPE_MEDIA_TYPE, EventRecord
+from dockyard.notifications.events import ENVELOPE_MEDIA_TYPE, Event
 from dockyard.notifications.spool import Spool
 
 __all__ = ["Endpoint", "EndpointMetrics"]
@@ -92,11 +92,12 @@ class Endpoint:
         self._session: aiohttp.ClientSession | None = None
         self.metrics.pending = sum(s.pending for s in self._spools)
 
-    def accepts(self, record: EventRecord) -> bool:
+    def accepts(self, record: Event) -> bool:
         """False when an ``ignore`` filter (or ``ignoredmediatypes``) drops the event."""
-        if record.action in self._ignored_actions:
+        action, media_type = record[0], record[6]  # EventRecord's action and media_type
+        if action in self._ignored_actions:
             return False
-        return not (record.media_type and record.media_type in self._ignored_media_types)
+        return not (media_type and media_type in self._ignored_media_types)
 
     async def add(self, lines: Sequence[bytes]) -> None:
         """Queue serialized events (in a thread when the spool writes to disk)."""

@@ -31,14 +31,14 @@ from typing import Any, NamedTuple
 __all__ = [
     "ACTIONS",
     "ENVELOPE_MEDIA_TYPE",
+    "Event",
     "EventIds",
     "EventRecord",
+    "Lazy",
     "LazyRequest",
     "RequestRecord",
     "SourceRecord",
     "event_lines",
-    "lazy_request",
-    "new_event",
     "source_json",
 ]
 
@@ -75,8 +75,8 @@ class LazyRequest(NamedTuple):
     method, user agent, actor, base URL): a :class:`RequestRecord` whose ``id`` is not
     this request's (the API shares one such record between a client's requests).
     ``key`` holds what the record is made from, taken from the request (plain values:
-    the request itself is not kept alive until the notifier runs). Made on the request
-    path by :data:`lazy_request`.
+    the request itself is not kept alive until the notifier runs). The request path
+    makes a plain tuple of this layout (:data:`Lazy`), as it does events.
     """
 
     id: str
@@ -101,7 +101,7 @@ class SourceRecord:
 class EventRecord(NamedTuple):
     """One event as a request records it: cheap to make, formatted later.
 
-    A tuple, made on the request path by :data:`new_event` (no Python call at all).
+    The layout of an :data:`Event`, which the request path makes as a plain tuple.
     ``kind`` is ``blob`` or ``manifest`` (a ``delete`` of a tag has ``tag`` and no
     digest); the references of a manifest are found in ``payload`` when sent.
     """
@@ -121,17 +121,19 @@ class EventRecord(NamedTuple):
     """When, in nanoseconds since the epoch (``time.time_ns()``)."""
 
 
-#: ``new_event((action, repository, request, kind, digest, size, media_type, tag,
-#: from_repository, payload, timestamp))``: an :class:`EventRecord` of every field,
-#: made in C (the class's own constructor is a Python function, a call per event).
-new_event: Callable[[tuple[Any, ...]], EventRecord] = functools.partial(
-    tuple.__new__, EventRecord)
-#: ``lazy_request((id, make, key))``: a :class:`LazyRequest`, made in C as :data:`new_event`.
-lazy_request: Callable[[tuple[Any, ...]], LazyRequest] = functools.partial(
-    tuple.__new__, LazyRequest)
+#: ``(id, make, key)``: a :class:`LazyRequest` as the request path makes it.
+Lazy = tuple[str, Callable[[Any], RequestRecord], Any]
+
+#: ``(action, repository, request, kind, digest, size, media_type, tag, from_repository,
+#: payload, timestamp)``: an :class:`EventRecord`, or a plain tuple of its layout as the
+#: request path makes them. A tuple display costs no call, and its memory comes from the
+#: interpreter's free list, which the garbage collector does not count; every
+#: NamedTuple was counted, so events queued for a tenth of a second set off young
+#: collections (55 in 30,000 pulls; none with plain tuples).
+Event = tuple[str, str, RequestRecord | Lazy, str, str, int, str, str, str, bytes | None, int]
 
 
-_ZEROS = "000000000"  # the nine digits of a fraction of a second, padded from here
+_NO_KEY = object()  # no lazy request's key: not a key a request can have
 
 #: The last two hex digits of an id, ready made ("00" to "ff").
 _LOW_DIGITS = [f"{n:02x}" for n in range(256)]
@@ -177,13 +179,13 @@ def source_json(source: SourceRecord) -> str:
     return f'{{"addr":{_q(source.addr)},"instanceID":{_q(source.instance_id)}}}'
 
 
-def _no_references(record: EventRecord) -> str | None:
+def _no_references(record: Event) -> str | None:
     return None
 
 
 def event_lines(
-    records: Iterable[EventRecord], source: str, ids: Iterable[str],
-    references: Callable[[EventRecord], str | None] = _no_references,
+    records: Iterable[Event], source: str, ids: Iterable[str],
+    references: Callable[[Event], str | None] = _no_references,
 ) -> list[bytes]:
     """Each event as distribution writes it (``omitempty`` fields left out), as JSON
     text in UTF-8; ``references(record)`` gives the ``references`` of an event with a
@@ -200,20 +202,22 @@ def event_lines(
     tags, HTTP methods) and hold no character JSON would escape.
     """
     lines = []
-    last_key: Any = None
+    last_key: Any = _NO_KEY
     client: Any = None
     second, second_text = -1, ""
     for record, event_id in zip(records, ids, strict=True):
         (action, repository, req, kind, digest, size, media_type, tag, from_repository,
          payload, ts) = record
-        if not isinstance(req, LazyRequest):
+        if isinstance(req, RequestRecord):
             client = req
-            last_key = None
-        elif req.key != last_key or last_key is None:
-            # LazyRequest.get, inlined; consecutive events of a client (most) share its
-            # record, found without hashing the key again.
-            client = req.make(req.key)
-            last_key = req.key
+            rid = req.id
+            last_key = _NO_KEY
+        else:
+            rid = req[0]
+            if req[2] is not last_key:
+                # LazyRequest.get, inlined; the events of one request share its key.
+                last_key = req[2]
+                client = req[1](last_key)
         middle = _action_target(
             action, kind, repository, digest, size, media_type, tag, from_repository,
             client.base_url, None if payload is None else references(record))
@@ -230,7 +234,6 @@ def event_lines(
             second_text = time.strftime("%Y-%m-%dT%H:%M:%S",
                                         time.gmtime(second // 1_000_000_000))
         fraction = ("%09d" % nanos).rstrip("0")  # noqa: UP031 (f"{nanos:09}" costs 3x)
-        rid = req.id
         if '"' in rid or "\\" in rid:
             rid = _q(rid)[1:-1]  # rare: dockyard's ids are hex, a client's printable ASCII
         lines.append(f'{{"id":"{event_id}","timestamp":"{second_text}'

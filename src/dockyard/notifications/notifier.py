@@ -1,6 +1,6 @@
 """The notifier of one worker process: takes events from requests, hands them to endpoints.
 
-A request only appends an :class:`~.events.EventRecord` to a list and sets a flag
+A request only appends an :data:`~.events.Event` (a tuple) to a list and sets a flag
 (:meth:`Notifier.emit`, or inline: :attr:`Notifier.queue`); the notifier's task then
 formats the events (ids, timestamps, JSON: the costly part, off the request path),
 writes them to each endpoint's spool and wakes the endpoint's delivery task. A slow or
@@ -23,6 +23,7 @@ from pathlib import Path
 from dockyard.manifest import parse_manifest
 from dockyard.notifications.endpoint import Endpoint, EndpointMetrics
 from dockyard.notifications.events import (
+    Event,
     EventIds,
     EventRecord,
     SourceRecord,
@@ -107,7 +108,7 @@ class Notifier:
         self.endpoints = list(endpoints)
         self.source = source
         self.include_references = include_references
-        self.queue: list[EventRecord] = []
+        self.queue: list[Event] = []
         """Events not yet spooled: :meth:`emit` appends to it. Read it anew for each
         event (the notifier replaces it), and :meth:`wake` it before adding to it empty."""
         self._ready = asyncio.Event()
@@ -119,7 +120,7 @@ class Notifier:
         """Each endpoint's counters by endpoint name (this worker's; read, don't change)."""
         return {e.name: e.metrics for e in self.endpoints}
 
-    def emit(self, record: EventRecord) -> None:
+    def emit(self, record: Event) -> None:
         """Queue an event (on the event loop's thread; returns at once)."""
         if not self.queue:  # the feeder empties the queue as it clears the flag
             self._ready.set()
@@ -172,13 +173,14 @@ class Notifier:
             if accepted:
                 await endpoint.add(accepted)
 
-    def _references(self, record: EventRecord) -> str | None:
+    def _references(self, record: Event) -> str | None:
         """The references of a manifest's event (its ``payload``), as JSON text."""
-        if record.payload is None:
+        event = EventRecord._make(record)
+        if event.payload is None:
             return None
         try:
-            return json.dumps(references(record.media_type, record.payload),
+            return json.dumps(references(event.media_type, event.payload),
                               separators=(",", ":"))
         except Exception as exc:  # stored manifests parse; never lose the event anyway
-            log.warning("notifications: no references for %s: %s", record.digest, exc)
+            log.warning("notifications: no references for %s: %s", event.digest, exc)
             return None

@@ -15,7 +15,7 @@ from dockyard.digest import Digest
 from dockyard.index.base import RepositoryUsage
 from dockyard.manifest import Manifest
 from dockyard.metadata import Page
-from dockyard.notifications.events import LazyRequest, RequestRecord, new_event
+from dockyard.notifications.events import Lazy, RequestRecord
 from dockyard.notifications.notifier import Notifier
 from dockyard.registry.namespace import BlobContent, Repository
 from dockyard.types import BlobDescriptor, StoredManifest, UploadStatus
@@ -28,7 +28,7 @@ class NotifyingRepository(Repository):
 
     # Repository.__init__ is not called: the wrapped repository's stores do the work.
     def __init__(  # pylint: disable=super-init-not-called
-        self, inner: Repository, notifier: Notifier, request: RequestRecord | LazyRequest
+        self, inner: Repository, notifier: Notifier, request: RequestRecord | Lazy
     ) -> None:
         self._inner = inner
         self._notifier = notifier
@@ -49,19 +49,19 @@ class NotifyingRepository(Repository):
         from_repository: str = "",
         payload: bytes | None = None,
     ) -> None:
-        self._notifier.emit(new_event((action, self.name, self._request, kind, digest, size,
-                                       media_type, tag, from_repository, payload,
-                                       time.time_ns())))
+        self._notifier.emit((action, self.name, self._request, kind, digest, size,
+                             media_type, tag, from_repository, payload, time.time_ns()))
 
     def _blob(self, action: str, desc: BlobDescriptor, from_repository: str = "") -> None:
-        self._notifier.emit(new_event((action, self.name, self._request, "blob", str(desc.digest),
-                                       desc.size, desc.media_type, "", from_repository, None,
-                                       time.time_ns())))
+        self._notifier.emit((action, self.name, self._request, "blob", str(desc.digest),
+                             desc.size, desc.media_type, "", from_repository, None,
+                             time.time_ns()))
 
     # -- blobs ------------------------------------------------------------------------
 
     # Pulls, the most frequent requests, queue their event here, inline
     # (Notifier.emit's work), rather than through _blob and emit: two calls fewer.
+    # Events are plain tuples of EventRecord's layout (dockyard.notifications.events.Event).
 
     async def stat_blob(self, digest: Digest) -> BlobDescriptor:
         # The API stats a blob only to answer a HEAD, which distribution counts as a pull.
@@ -70,8 +70,8 @@ class NotifyingRepository(Repository):
         queue = notifier.queue
         if not queue:
             notifier.wake()
-        queue.append(new_event(("pull", self.name, self._request, "blob", str(desc.digest),
-                                desc.size, desc.media_type, "", "", None, time.time_ns())))
+        queue.append(("pull", self.name, self._request, "blob", str(desc.digest),
+                      desc.size, desc.media_type, "", "", None, time.time_ns()))
         return desc
 
     async def open_blob(self, digest: Digest) -> BlobContent:
@@ -81,8 +81,8 @@ class NotifyingRepository(Repository):
         queue = notifier.queue
         if not queue:
             notifier.wake()
-        queue.append(new_event(("pull", self.name, self._request, "blob", str(desc.digest),
-                                desc.size, desc.media_type, "", "", None, time.time_ns())))
+        queue.append(("pull", self.name, self._request, "blob", str(desc.digest),
+                      desc.size, desc.media_type, "", "", None, time.time_ns()))
         return content
 
     async def delete_blob(self, digest: Digest) -> None:
@@ -148,10 +148,10 @@ class NotifyingRepository(Repository):
         queue = notifier.queue
         if not queue:
             notifier.wake()
-        queue.append(new_event((
+        queue.append((
             "pull", self.name, self._request, "manifest", stored.digest_text, len(stored.body),
             stored.media_type, "" if ":" in reference else reference, "",
-            stored.body if notifier.include_references else None, time.time_ns())))
+            stored.body if notifier.include_references else None, time.time_ns()))
         return stored
 
     async def put_manifest(
@@ -164,10 +164,10 @@ class NotifyingRepository(Repository):
     def _manifest(
         self, action: str, digest: Digest, media_type: str, payload: bytes, reference: str
     ) -> None:
-        self._notifier.emit(new_event((
+        self._notifier.emit((
             action, self.name, self._request, "manifest", str(digest), len(payload), media_type,
             "" if ":" in reference else reference, "",
-            payload if self._notifier.include_references else None, time.time_ns())))
+            payload if self._notifier.include_references else None, time.time_ns()))
 
     async def delete_manifest(self, reference: str) -> tuple[str, ...]:
         tags = await self._inner.delete_manifest(reference)
