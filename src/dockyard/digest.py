@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["CANONICAL_ALGORITHM", "Digest", "InvalidDigest", "UnsupportedAlgorithm"]
 
@@ -32,6 +32,12 @@ class Digest:
 
     algorithm: str
     hex: str
+    _text: str = field(init=False, repr=False, compare=False)
+    """``algorithm:hex``, made once: a digest's text is taken several times a request
+    (headers, paths, events), and the same string each time keeps its hash with it."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_text", f"{self.algorithm}:{self.hex}")
 
     @classmethod
     def parse(cls, text: str) -> Digest:
@@ -58,7 +64,7 @@ class Digest:
         return cls(algorithm, hashlib.new(algorithm, data).hexdigest())
 
     def __str__(self) -> str:
-        return f"{self.algorithm}:{self.hex}"
+        return self._text
 
 
 # Failures are not cached (lru_cache keeps only returned values). An entry costs
