@@ -7,7 +7,7 @@ import re
 import uuid
 from typing import Any
 
-from dockyard.notifications import EventRecord, LazyRequest, RequestRecord
+from dockyard.notifications import EventRecord, Lazy, RequestRecord
 from dockyard.notifications.events import EventIds, event_lines
 
 SOURCE = '{"addr":"here:5000","instanceID":"i"}'
@@ -30,7 +30,7 @@ def test_event_ids_are_version_4_uuids_and_unique() -> None:
                             text)
 
 
-def _event(request: RequestRecord | LazyRequest, digest: str, tag: str = "") -> dict[str, Any]:
+def _event(request: RequestRecord | Lazy, digest: str, tag: str = "") -> dict[str, Any]:
     record = EventRecord("pull", "a/b", request, "manifest", digest, 7,
                          "application/vnd.oci.image.manifest.v1+json", tag, timestamp=1_500_000_000)
     parsed: dict[str, Any] = json.loads(event_line(record, SOURCE, "id-1"))
@@ -53,8 +53,8 @@ def test_repeated_pieces_follow_each_event() -> None:
 
 def test_a_lazy_request_keeps_its_own_id() -> None:
     shared = RequestRecord("", "10.0.0.1:1", "reg", "GET", "ua", None, "https://reg")
-    first = _event(LazyRequest("one", lambda _: shared, None), "sha256:" + "3" * 64)
-    second = _event(LazyRequest("two", lambda _: shared, None), "sha256:" + "3" * 64)
+    first = _event(("one", lambda _: shared, None), "sha256:" + "3" * 64)
+    second = _event(("two", lambda _: shared, None), "sha256:" + "3" * 64)
     assert first["request"] == {"id": "one", "addr": "10.0.0.1:1", "host": "reg",
                                 "method": "GET", "useragent": "ua"}
     assert second["request"]["id"] == "two"
@@ -63,7 +63,7 @@ def test_a_lazy_request_keeps_its_own_id() -> None:
 def test_a_shared_record_follows_the_source() -> None:
     """The request part kept in a shared record is made again for another source."""
     shared = RequestRecord("", "10.0.0.1:1", "reg", "GET", "ua", None, "https://reg")
-    record = EventRecord("pull", "a/b", LazyRequest("one", lambda _: shared, None), "blob",
+    record = EventRecord("pull", "a/b", ("one", lambda _: shared, None), "blob",
                          "sha256:" + "4" * 64, 7, "application/octet-stream",
                          timestamp=1_000_000_000)
     other = '{"addr":"there:5000","instanceID":"j"}'
@@ -91,5 +91,5 @@ def test_a_request_id_with_json_specials_is_escaped() -> None:
     """A client's X-Request-Id is printable ASCII, so may hold a quote or a backslash."""
     shared = RequestRecord("", "10.0.0.1:1", "reg", "GET", "ua", None, "https://reg")
     for rid in ('say "hi"', "back\\slash", "plain-7"):
-        event = _event(LazyRequest(rid, lambda _: shared, None), "sha256:" + "5" * 64)
+        event = _event((rid, lambda _: shared, None), "sha256:" + "5" * 64)
         assert event["request"]["id"] == rid

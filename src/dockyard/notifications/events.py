@@ -35,7 +35,6 @@ __all__ = [
     "EventIds",
     "EventRecord",
     "Lazy",
-    "LazyRequest",
     "RequestRecord",
     "SourceRecord",
     "event_lines",
@@ -54,7 +53,7 @@ class RequestRecord:
     """The request that caused events (distribution's ``RequestRecord``) and its actor."""
 
     id: str
-    """Printable ASCII, as :attr:`LazyRequest.id`."""
+    """Printable ASCII, as a lazy request's id (:data:`Lazy`)."""
     addr: str
     host: str
     method: str
@@ -68,26 +67,15 @@ class RequestRecord:
     requests: once for them all) and kept here."""
 
 
-class LazyRequest(NamedTuple):
-    """A request's ``id`` now, the rest of its record when the notifier formats its events.
-
-    ``make(key)`` gives what is the same for every request of a client (address, host,
-    method, user agent, actor, base URL): a :class:`RequestRecord` whose ``id`` is not
-    this request's (the API shares one such record between a client's requests).
-    ``key`` holds what the record is made from, taken from the request (plain values:
-    the request itself is not kept alive until the notifier runs). The request path
-    makes a plain tuple of this layout (:data:`Lazy`), as it does events.
-    """
-
-    id: str
-    """Printable ASCII, as :mod:`dockyard.api.requestid` gives them (only ``"`` and ``\\``
-    are escaped in events)."""
-    make: Callable[[Any], RequestRecord]
-    key: Any
-
-    def get(self) -> RequestRecord:
-        """The client's part of the record (its ``id`` is not this request's)."""
-        return self.make(self.key)
+#: ``(id, make, key)``: a request's ``id`` now, the rest of its record when the notifier
+#: formats its events. ``make(key)`` gives what is the same for every request of a
+#: client (address, host, method, user agent, actor, base URL): a :class:`RequestRecord`
+#: whose ``id`` is not this request's (the API shares one such record between a
+#: client's requests). ``key`` holds what the record is made from, taken from the
+#: request (plain values: the request itself is not kept alive until the notifier runs).
+#: The id is printable ASCII, as :mod:`dockyard.api.requestid` gives them (only ``"``
+#: and ``\`` are escaped in events).
+Lazy = tuple[str, Callable[[Any], RequestRecord], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +96,7 @@ class EventRecord(NamedTuple):
 
     action: str
     repository: str
-    request: RequestRecord | LazyRequest
+    request: RequestRecord | Lazy
     kind: str = "blob"
     digest: str = ""
     size: int = -1
@@ -120,9 +108,6 @@ class EventRecord(NamedTuple):
     timestamp: int = 0
     """When, in nanoseconds since the epoch (``time.time_ns()``)."""
 
-
-#: ``(id, make, key)``: a :class:`LazyRequest` as the request path makes it.
-Lazy = tuple[str, Callable[[Any], RequestRecord], Any]
 
 #: ``(action, repository, request, kind, digest, size, media_type, tag, from_repository,
 #: payload, timestamp)``: an :class:`EventRecord`, or a plain tuple of its layout as the
@@ -215,7 +200,7 @@ def event_lines(
         else:
             rid = req[0]
             if req[2] is not last_key:
-                # LazyRequest.get, inlined; the events of one request share its key.
+                # The record made at most once a request: its events share its key.
                 last_key = req[2]
                 client = req[1](last_key)
         middle = _action_target(
